@@ -1,0 +1,78 @@
+//! The one error type of the domain layer. Each error has a kind (mapped to an HTTP
+//! status by the server, in one place) and a client-safe message that never contains
+//! personal data, keys or tokens.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed or invalid input.
+    BadRequest,
+    /// No credentials were given.
+    Unauthenticated,
+    /// Credentials were given but do not allow this.
+    Forbidden,
+    NotFound,
+    /// The request conflicts with existing data (duplicate index).
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// Something failed inside Strongbox; details go to the log, not the client.
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// An internal failure: logs the detail (which must hold no personal data) and
+    /// returns an error whose message says nothing internal.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        tracing::error!(detail = %detail, "internal error");
+        Self::new(ErrorKind::Internal, "internal error")
+    }
+}
+
+impl From<strongbox_store::StoreError> for Error {
+    fn from(e: strongbox_store::StoreError) -> Self {
+        use strongbox_store::StoreError as S;
+        match e {
+            S::Duplicate(name) => {
+                Error::new(ErrorKind::Conflict, format!("duplicate index: {name}"))
+            }
+            other => Error::internal(other),
+        }
+    }
+}
+
+impl From<strongbox_crypto::CryptoError> for Error {
+    fn from(e: strongbox_crypto::CryptoError) -> Self {
+        Error::internal(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,148 @@
+//! Normalization of lookup values before they are blind-indexed, so that equivalent
+//! spellings find the same subject. The same functions run on create, update and
+//! lookup.
+
+use phonenumber::country;
+use serde_json::Value;
+
+/// The lookup indexes of a user profile, in the order Databunker checks them.
+pub const USER_INDEXES: [&str; 4] = ["login", "email", "phone", "custom"];
+
+/// Settings that change normalization.
+#[derive(Clone, Copy, Debug)]
+pub struct Normalizer {
+    /// Region used for phone numbers written without a `+country` prefix.
+    pub default_country: country::Id,
+}
+
+impl Default for Normalizer {
+    fn default() -> Self {
+        Normalizer {
+            default_country: country::Id::GB,
+        }
+    }
+}
+
+/// Parses a two-letter region code such as `GB` or `us`.
+pub fn parse_country(code: &str) -> Option<country::Id> {
+    code.trim().to_ascii_uppercase().parse().ok()
+}
+
+impl Normalizer {
+    /// Normalizes `raw` for index `index`; `None` means "not indexable".
+    pub fn normalize(&self, index: &str, raw: &str) -> Option<String> {
+        let v = raw.trim();
+        if v.is_empty() {
+            return None;
+        }
+        match index {
+            "email" => Some(v.to_lowercase()),
+            "phone" => self.phone(v),
+            _ => Some(v.to_string()),
+        }
+    }
+
+    /// E.164 form (`+447911123456`), or `None` if the text is not a phone number.
+    fn phone(&self, v: &str) -> Option<String> {
+        let parsed = phonenumber::parse(Some(self.default_country), v).ok()?;
+        let out = phonenumber::format(&parsed)
+            .mode(phonenumber::Mode::E164)
+            .to_string();
+        (out.len() > 1).then_some(out)
+    }
+
+    /// The index value of a profile field: strings as they are, numbers as integer
+    /// text (`1.9` → `"1"`, as Databunker does); anything else is not indexed.
+    pub fn field(&self, index: &str, value: Option<&Value>) -> Option<String> {
+        let text = match value? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => i.to_string(),
+                (_, Some(u), _) => u.to_string(),
+                (_, _, Some(f)) if f.is_finite() => format!("{}", f.trunc() as i64),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        self.normalize(index, &text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn email_is_trimmed_and_case_insensitive() {
+        let n = Normalizer::default();
+        assert_eq!(
+            n.normalize("email", "  John@Example.COM "),
+            Some("john@example.com".into())
+        );
+        // No URL-unescaping: `+` stays a plus.
+        assert_eq!(n.normalize("email", "a+b@x.com"), Some("a+b@x.com".into()));
+        assert_eq!(n.normalize("email", "   "), None);
+    }
+
+    #[test]
+    fn phones_become_e164() {
+        let n = Normalizer::default();
+        for p in [
+            "07911 123456",
+            "07911123456",
+            "+447911123456",
+            " +44 7911 123456 ",
+        ] {
+            assert_eq!(n.normalize("phone", p), Some("+447911123456".into()), "{p}");
+        }
+        let us = Normalizer {
+            default_country: parse_country("us").unwrap(),
+        };
+        assert_eq!(
+            us.normalize("phone", "(415) 555-2671"),
+            Some("+14155552671".into())
+        );
+        assert_eq!(n.normalize("phone", "not a phone"), None);
+    }
+
+    #[test]
+    fn fields_follow_databunker_rules() {
+        let n = Normalizer::default();
+        assert_eq!(n.field("login", Some(&json!(" bob "))), Some("bob".into()));
+        assert_eq!(n.field("login", Some(&json!(1.9))), Some("1".into()));
+        assert_eq!(n.field("custom", Some(&json!(42))), Some("42".into()));
+        assert_eq!(n.field("login", Some(&json!(true))), None);
+        assert_eq!(n.field("login", Some(&json!({"a": 1}))), None);
+        assert_eq!(n.field("login", Some(&Value::Null)), None);
+        assert_eq!(n.field("login", None), None);
+    }
+
+    proptest! {
+        #[test]
+        fn normalization_is_idempotent(s in "\\PC{0,40}", idx in 0usize..4) {
+            let n = Normalizer::default();
+            let index = USER_INDEXES[idx];
+            if let Some(once) = n.normalize(index, &s) {
+                prop_assert_eq!(n.normalize(index, &once), Some(once.clone()));
+            }
+        }
+
+        #[test]
+        fn email_case_never_matters(local in "[a-zA-Z0-9._]{1,20}", domain in "[a-zA-Z]{1,10}") {
+            let n = Normalizer::default();
+            let e = format!("{local}@{domain}.com");
+            prop_assert_eq!(n.normalize("email", &e.to_uppercase()), n.normalize("email", &e.to_lowercase()));
+        }
+
+        #[test]
+        fn uk_mobile_spellings_agree(d in "[0-9]{6}") {
+            let n = Normalizer::default();
+            let a = n.normalize("phone", &format!("07911 {d}"));
+            let b = n.normalize("phone", &format!("+44 7911{d}"));
+            prop_assert!(a.is_some());
+            prop_assert_eq!(a, b);
+        }
+    }
+}

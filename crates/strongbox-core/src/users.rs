@@ -1,0 +1,315 @@
+//! User records: create, look up, change and erase data subjects' profiles.
+//!
+//! A profile is the JSON object the application submitted, encrypted under the
+//! subject's own DEK. Its `login`, `email`, `phone` and `custom` fields are also kept
+//! as blind indexes so that the subject can be found by them.
+
+use serde_json::{Map, Value};
+use strongbox_crypto::{Aad, Dek, new_record_token, parse_record_token};
+use strongbox_store::{IndexEntry, StoreError, UserRow, WriteOp};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::normalize::USER_INDEXES;
+use crate::vault::{Principal, Vault, audit_event, now};
+
+/// How many times a change is retried when the record changed under it.
+const MAX_UPDATE_ATTEMPTS: usize = 8;
+
+/// How a user is addressed in a path: `/v1/user/{mode}/{identity}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Token,
+    Login,
+    Email,
+    Phone,
+    Custom,
+}
+
+impl Mode {
+    /// Parses a mode name (case-insensitive, as in Databunker).
+    pub fn parse(s: &str) -> Result<Mode> {
+        match s.to_ascii_lowercase().as_str() {
+            "token" => Ok(Mode::Token),
+            "login" => Ok(Mode::Login),
+            "email" => Ok(Mode::Email),
+            "phone" => Ok(Mode::Phone),
+            "custom" => Ok(Mode::Custom),
+            _ => Err(Error::bad_request("bad mode")),
+        }
+    }
+
+    fn index(self) -> Option<&'static str> {
+        match self {
+            Mode::Token => None,
+            Mode::Login => Some("login"),
+            Mode::Email => Some("email"),
+            Mode::Phone => Some("phone"),
+            Mode::Custom => Some("custom"),
+        }
+    }
+}
+
+/// A looked-up user: the token, and the profile JSON (`None` once erased).
+pub struct UserView {
+    pub token: String,
+    pub profile: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// A change to a profile, as sent with `PUT`.
+pub enum Change {
+    /// RFC 7386 merge patch: an object whose `null` values remove keys.
+    Merge(Map<String, Value>),
+    /// RFC 6902 JSON Patch operations.
+    Patch(json_patch::Patch),
+}
+
+impl Change {
+    /// Interprets a `PUT` body: an object is a merge patch, an array is a JSON Patch.
+    pub fn from_json(body: Value) -> Result<Change> {
+        match body {
+            Value::Object(m) if m.is_empty() => Err(Error::bad_request("empty request body")),
+            Value::Object(m) => Ok(Change::Merge(m)),
+            Value::Array(a) if a.is_empty() => Err(Error::bad_request("empty request body")),
+            v @ Value::Array(_) => serde_json::from_value(v).map(Change::Patch).map_err(|_| {
+                Error::bad_request("failed to decode request body: invalid JSON Patch")
+            }),
+            _ => Err(Error::bad_request(
+                "failed to decode request body: expected a JSON object or a JSON Patch array",
+            )),
+        }
+    }
+}
+
+impl Vault {
+    fn profile_aad(&self, token: &str) -> Aad {
+        Aad::new(&self.tenant, "user", token, "profile")
+    }
+
+    /// Blind-index entries of a profile, in Databunker's order.
+    fn indexes_of(&self, profile: &Map<String, Value>) -> Vec<(&'static str, String)> {
+        USER_INDEXES
+            .iter()
+            .filter_map(|&name| {
+                self.config
+                    .normalizer
+                    .field(name, profile.get(name))
+                    .map(|v| (name, v))
+            })
+            .collect()
+    }
+
+    fn index_entry(&self, name: &'static str, normalized: &str) -> IndexEntry {
+        IndexEntry {
+            name,
+            digest: self.keys.index.index_key(name).digest(normalized).to_vec(),
+            key_version: self.keys.index.version,
+        }
+    }
+
+    fn dek_of(&self, row: &UserRow) -> Result<Option<Dek>> {
+        let (Some(version), Some(wrapped)) = (row.kek_version, row.wrapped_dek.as_ref()) else {
+            return Ok(None);
+        };
+        let kek = self
+            .keys
+            .keks
+            .get(&version)
+            .ok_or_else(|| Error::internal("a DEK is wrapped by an unknown KEK version"))?;
+        Ok(Some(kek.unwrap_dek(&self.tenant, &row.token, wrapped)?))
+    }
+
+    /// Creates a user from a profile object and returns its new token.
+    pub async fn create_user(
+        &self,
+        who: &Principal,
+        profile: Map<String, Value>,
+    ) -> Result<String> {
+        if profile.is_empty() {
+            return Err(Error::bad_request("empty request body"));
+        }
+        let indexes = self.indexes_of(&profile);
+        if indexes.is_empty() {
+            return Err(Error::bad_request(
+                "failed to create user, all user lookup fields are missing",
+            ));
+        }
+        let token = new_record_token();
+        let kek = self
+            .keys
+            .keks
+            .get(&self.keys.current_kek)
+            .ok_or_else(|| Error::internal("the current KEK is missing"))?;
+        let dek = Dek::generate()?;
+        let plaintext =
+            Zeroizing::new(serde_json::to_vec(&Value::Object(profile)).map_err(Error::internal)?);
+        let data = dek.seal(&self.profile_aad(&token), &plaintext)?;
+        let now = now();
+        let op = WriteOp::CreateUser {
+            tenant: self.tenant.clone(),
+            user: UserRow {
+                token: token.clone(),
+                kek_version: Some(kek.version),
+                wrapped_dek: Some(kek.wrap_dek(&self.tenant, &token, &dek)?),
+                data: Some(data),
+                version: 1,
+                created: now,
+                updated: now,
+                erased: None,
+            },
+            indexes: indexes
+                .iter()
+                .map(|(name, v)| self.index_entry(name, v))
+                .collect(),
+            audit: audit_event(who, "create user record", Some(&token), "ok"),
+        };
+        self.store.write(op).await?;
+        Ok(token)
+    }
+
+    /// Finds the user a `{mode}/{identity}` pair names. `None` if there is none.
+    async fn resolve(&self, mode: Mode, identity: &str) -> Result<Option<UserRow>> {
+        let token = match mode.index() {
+            None => {
+                Some(parse_record_token(identity).ok_or_else(|| Error::bad_request("bad uuid"))?)
+            }
+            Some(name) => match self.config.normalizer.normalize(name, identity) {
+                None => None,
+                Some(v) => {
+                    let entry = self.index_entry(name, &v);
+                    self.store.lookup(&self.tenant, name, &entry.digest).await?
+                }
+            },
+        };
+        match token {
+            Some(t) => Ok(self.store.user(&self.tenant, &t).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Resolves or answers "not found", auditing the miss.
+    async fn resolve_or_404(
+        &self,
+        who: &Principal,
+        action: &str,
+        mode: Mode,
+        identity: &str,
+    ) -> Result<UserRow> {
+        match self.resolve(mode, identity).await? {
+            Some(row) => Ok(row),
+            None => {
+                self.audit(audit_event(who, action, None, "not-found"))
+                    .await?;
+                Err(Error::not_found("not found"))
+            }
+        }
+    }
+
+    fn decrypt_profile(&self, row: &UserRow, dek: &Dek) -> Result<Zeroizing<Vec<u8>>> {
+        let data = row
+            .data
+            .as_ref()
+            .ok_or_else(|| Error::internal("a live user row has no data"))?;
+        Ok(dek.open(&self.profile_aad(&row.token), data)?)
+    }
+
+    /// Reads a user's profile. The read is audited durably before it is returned.
+    pub async fn get_user(&self, who: &Principal, mode: Mode, identity: &str) -> Result<UserView> {
+        const ACTION: &str = "get user record";
+        let row = self.resolve_or_404(who, ACTION, mode, identity).await?;
+        let profile = match self.dek_of(&row)? {
+            Some(dek) => Some(self.decrypt_profile(&row, &dek)?),
+            None => None,
+        };
+        self.audit(audit_event(who, ACTION, Some(&row.token), "ok"))
+            .await?;
+        Ok(UserView {
+            token: row.token,
+            profile,
+        })
+    }
+
+    /// Applies a change to a user's profile; lookup indexes follow the data.
+    pub async fn update_user(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+        change: Change,
+    ) -> Result<String> {
+        const ACTION: &str = "change user record";
+        let mut row = self.resolve_or_404(who, ACTION, mode, identity).await?;
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let Some(dek) = self.dek_of(&row)? else {
+                return Err(Error::not_found("user record not found"));
+            };
+            let old_plain = self.decrypt_profile(&row, &dek)?;
+            let old: Map<String, Value> =
+                serde_json::from_slice(&old_plain).map_err(Error::internal)?;
+            let mut doc = Value::Object(old.clone());
+            match &change {
+                Change::Merge(m) => json_patch::merge(&mut doc, &Value::Object(m.clone())),
+                Change::Patch(p) => json_patch::patch(&mut doc, p)
+                    .map_err(|e| Error::bad_request(format!("error updating user: {e}")))?,
+            }
+            let Value::Object(new) = doc else {
+                return Err(Error::bad_request(
+                    "error updating user: the profile must stay a JSON object",
+                ));
+            };
+            let (old_idx, new_idx) = (self.indexes_of(&old), self.indexes_of(&new));
+            let mut drop_indexes = Vec::new();
+            let mut add_indexes = Vec::new();
+            for name in USER_INDEXES {
+                let before = old_idx.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+                let after = new_idx.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+                if before != after {
+                    if before.is_some() {
+                        drop_indexes.push(name);
+                    }
+                    if let Some(v) = after {
+                        add_indexes.push(self.index_entry(name, v));
+                    }
+                }
+            }
+            let plaintext =
+                Zeroizing::new(serde_json::to_vec(&Value::Object(new)).map_err(Error::internal)?);
+            let op = WriteOp::UpdateUser {
+                tenant: self.tenant.clone(),
+                token: row.token.clone(),
+                expected_version: row.version,
+                data: dek.seal(&self.profile_aad(&row.token), &plaintext)?,
+                drop_indexes,
+                add_indexes,
+                audit: audit_event(who, ACTION, Some(&row.token), "ok"),
+            };
+            match self.store.write(op).await {
+                Ok(()) => return Ok(row.token),
+                Err(StoreError::Stale) => {
+                    row = self
+                        .store
+                        .user(&self.tenant, &row.token)
+                        .await?
+                        .ok_or_else(|| Error::not_found("user record not found"))?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::internal("update retried too often under contention"))
+    }
+
+    /// Erases a user by crypto-shredding: the wrapped DEK, the ciphertext and the
+    /// index entries are destroyed; the token remains as a tombstone.
+    pub async fn delete_user(&self, who: &Principal, mode: Mode, identity: &str) -> Result<String> {
+        const ACTION: &str = "forget user record";
+        let row = self.resolve_or_404(who, ACTION, mode, identity).await?;
+        self.store
+            .write(WriteOp::EraseUser {
+                tenant: self.tenant.clone(),
+                token: row.token.clone(),
+                audit: audit_event(who, ACTION, Some(&row.token), "ok"),
+            })
+            .await?;
+        Ok(row.token)
+    }
+}

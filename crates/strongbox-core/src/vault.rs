@@ -1,0 +1,245 @@
+//! The vault: an opened store plus the unwrapped key ring, and authorization.
+
+use std::collections::HashMap;
+
+use strongbox_crypto::{
+    IndexSecret, Kek, KeyRingEntry, RootKey, SecretKey, TokenHasher, new_record_token,
+};
+use strongbox_store::{AuditEvent, InitData, KeyRow, Store, StoreError, WriteOp};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::normalize::Normalizer;
+
+/// The tenant of the v1 API (Databunker's open-source edition has one).
+pub const DEFAULT_TENANT: &str = "default";
+
+const KIND_KEK: &str = "kek";
+const KIND_INDEX: &str = "index";
+
+/// Settings of the domain layer.
+#[derive(Clone, Debug, Default)]
+pub struct VaultConfig {
+    pub normalizer: Normalizer,
+    /// Databunker's `create_user_without_access_token`: off by default.
+    pub create_user_without_access_token: bool,
+}
+
+/// Why a vault could not be opened. Messages are for the operator's terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the root key does not match this store (the stored canary did not verify)")]
+    WrongRootKey,
+    #[error("the store is not initialized: run `strongbox init` first")]
+    NotInitialized,
+    #[error("the store is already initialized; refusing to initialize it again")]
+    AlreadyInitialized,
+    #[error("the key ring is damaged: {0}")]
+    KeyRing(&'static str),
+    #[error("{0}")]
+    Store(StoreError),
+    #[error("{0}")]
+    Crypto(#[from] strongbox_crypto::CryptoError),
+}
+
+impl From<StoreError> for OpenError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotInitialized => OpenError::NotInitialized,
+            StoreError::AlreadyInitialized => OpenError::AlreadyInitialized,
+            other => OpenError::Store(other),
+        }
+    }
+}
+
+/// Who is making a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// The root access token.
+    Root,
+    /// No token, where the configuration allows it (user creation only).
+    Anonymous,
+}
+
+impl Principal {
+    /// The label recorded in audit events.
+    pub fn audit_label(&self) -> &'static str {
+        match self {
+            Principal::Root => "root",
+            Principal::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// The unwrapped keys of one tenant.
+pub(crate) struct KeyRing {
+    pub current_kek: i64,
+    pub keks: HashMap<i64, Kek>,
+    pub index: IndexSecret,
+}
+
+pub struct Vault {
+    pub(crate) store: Store,
+    pub(crate) keys: KeyRing,
+    pub(crate) tenant: String,
+    pub(crate) config: VaultConfig,
+    token_hasher: TokenHasher,
+    root_token_hash: Vec<u8>,
+}
+
+impl Vault {
+    /// Initializes an empty store: a first KEK and index secret (wrapped by the root
+    /// key), the root-key canary and the root token's hash.
+    pub async fn initialize(
+        store: &Store,
+        root: &RootKey,
+        root_token: &str,
+    ) -> std::result::Result<(), OpenError> {
+        let tenant = DEFAULT_TENANT;
+        let now = now();
+        let mut keys = Vec::new();
+        for kind in [KIND_KEK, KIND_INDEX] {
+            let entry = KeyRingEntry {
+                tenant,
+                kind,
+                version: 1,
+            };
+            keys.push(KeyRow {
+                kind: kind.to_string(),
+                version: 1,
+                wrapped: root.wrap(&entry, &SecretKey::generate()?)?,
+                created: now,
+            });
+        }
+        store
+            .initialize(InitData {
+                tenant: tenant.to_string(),
+                canary: root.make_canary()?,
+                root_token_hash: root.token_hasher().hash(root_token).to_vec(),
+                keys,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Opens an initialized store with `root`, refusing a wrong key (checked against
+    /// the stored canary before anything else is unwrapped).
+    pub async fn open(
+        store: Store,
+        root: &RootKey,
+        config: VaultConfig,
+    ) -> std::result::Result<Vault, OpenError> {
+        let meta = store.meta().await?;
+        if !root.check_canary(&meta.canary) {
+            return Err(OpenError::WrongRootKey);
+        }
+        let tenant = DEFAULT_TENANT.to_string();
+        let mut keks = HashMap::new();
+        let mut index = None;
+        for row in store.keys(&tenant).await? {
+            let entry = KeyRingEntry {
+                tenant: &tenant,
+                kind: &row.kind,
+                version: row.version,
+            };
+            let key = root.unwrap(&entry, &row.wrapped)?;
+            match row.kind.as_str() {
+                KIND_KEK => {
+                    keks.insert(row.version, Kek::new(row.version, key));
+                }
+                KIND_INDEX => {
+                    if index
+                        .as_ref()
+                        .is_none_or(|s: &IndexSecret| s.version < row.version)
+                    {
+                        index = Some(IndexSecret::new(row.version, key));
+                    }
+                }
+                _ => return Err(OpenError::KeyRing("unknown key kind")),
+            }
+        }
+        let current_kek = keks
+            .keys()
+            .copied()
+            .max()
+            .ok_or(OpenError::KeyRing("no KEK"))?;
+        let index = index.ok_or(OpenError::KeyRing("no index secret"))?;
+        Ok(Vault {
+            store,
+            keys: KeyRing {
+                current_kek,
+                keks,
+                index,
+            },
+            tenant,
+            config,
+            token_hasher: root.token_hasher(),
+            root_token_hash: meta.root_token_hash,
+        })
+    }
+
+    pub fn config(&self) -> &VaultConfig {
+        &self.config
+    }
+
+    /// Resolves an access token. A missing token is `Unauthenticated`; a token that
+    /// matches nothing is `Forbidden`. Comparison is constant-time on keyed hashes.
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Principal> {
+        match token {
+            None => Err(Error::new(
+                ErrorKind::Unauthenticated,
+                "missing access token",
+            )),
+            Some(t) if self.token_hasher.verify(t, &self.root_token_hash) => Ok(Principal::Root),
+            Some(_) => Err(Error::new(ErrorKind::Forbidden, "access denied")),
+        }
+    }
+
+    /// Authorization for creating a user: root, or anyone when the configuration
+    /// allows creation without a token.
+    pub fn authenticate_create(&self, token: Option<&str>) -> Result<Principal> {
+        match token {
+            None if self.config.create_user_without_access_token => Ok(Principal::Anonymous),
+            other => self.authenticate(other),
+        }
+    }
+
+    /// Cheap health check of the store.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Records an audit event on its own, durably.
+    pub(crate) async fn audit(&self, event: AuditEvent) -> Result<()> {
+        self.store
+            .write(WriteOp::Audit {
+                tenant: self.tenant.clone(),
+                audit: event,
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// A new audit event for `principal` doing `action` on `record`.
+pub(crate) fn audit_event(
+    principal: &Principal,
+    action: &str,
+    record: Option<&str>,
+    status: &str,
+) -> AuditEvent {
+    AuditEvent {
+        atoken: new_record_token(),
+        at: now(),
+        actor: principal.audit_label().to_string(),
+        action: action.to_string(),
+        record: record.map(str::to_string),
+        status: status.to_string(),
+    }
+}
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

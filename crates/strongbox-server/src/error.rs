@@ -1,0 +1,46 @@
+//! The one place where domain errors become HTTP responses. The body keeps
+//! Databunker's shape, `{"status":"error","message":"…"}`; the status code fits the
+//! error instead of Databunker's blanket 405.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use strongbox_core::{Error, ErrorKind};
+
+use crate::v1::json_response;
+
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An error response with Databunker's JSON body.
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    // Field order as Databunker writes it; the message is escaped by serde_json.
+    let message = serde_json::Value::from(message);
+    json_response(
+        status,
+        format!(r#"{{"status":"error","message":{message}}}"#).into_bytes(),
+    )
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(status_of(self.0.kind), &self.0.message)
+    }
+}

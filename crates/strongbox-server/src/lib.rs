@@ -1,0 +1,56 @@
+//! The HTTP layer of Strongbox: Databunker's v1 REST API as a thin adapter over
+//! `strongbox-core`. Handlers authenticate first, then parse, then call one core
+//! function; errors map to HTTP in one place ([`error`]).
+
+mod body;
+mod error;
+mod middleware;
+mod v1;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use strongbox_core::Vault;
+use tokio::net::TcpListener;
+
+pub use body::MAX_JSON_DEPTH;
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub vault: Arc<Vault>,
+    pub http: HttpConfig,
+}
+
+/// The full application router.
+pub fn router(vault: Arc<Vault>, http: HttpConfig) -> Router {
+    v1::routes()
+        .layer(axum::middleware::from_fn(middleware::access_log))
+        .with_state(AppState { vault, http })
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,295 @@
+//! Storage for Strongbox: one interface ([`Store`]) over SQLite, PostgreSQL and
+//! MySQL/MariaDB.
+//!
+//! The store knows rows and transactions, never plaintext or keys: every value that
+//! could carry personal data arrives here already encrypted (profiles, wrapped keys)
+//! or as a keyed digest (blind indexes). Writes are [`WriteOp`]s; each one commits
+//! atomically together with its audit event, and is acknowledged only once durable.
+
+mod schema;
+mod sql;
+mod sqlite;
+mod sqlx_store;
+
+use std::path::PathBuf;
+
+pub use sqlite::{Durability, SqliteStore};
+pub use sqlx_store::SqlxStore;
+
+/// A data subject's row. `data` and `wrapped_dek` are `None` once erased.
+#[derive(Clone)]
+pub struct UserRow {
+    pub token: String,
+    pub kek_version: Option<i64>,
+    pub wrapped_dek: Option<Vec<u8>>,
+    pub data: Option<Vec<u8>>,
+    /// Optimistic-concurrency version; incremented by every change.
+    pub version: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub erased: Option<i64>,
+}
+
+/// One blind-index entry: (index name, keyed digest of the normalized value).
+#[derive(Clone, Debug)]
+pub struct IndexEntry {
+    pub name: &'static str,
+    pub digest: Vec<u8>,
+    pub key_version: i64,
+}
+
+/// One audit event. Holds no plaintext personal data: who (principal label), what
+/// (action), which record (random token), when, and the result.
+#[derive(Clone, Debug)]
+pub struct AuditEvent {
+    pub atoken: String,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub record: Option<String>,
+    pub status: String,
+}
+
+/// A wrapped key-ring entry (a KEK or an index secret).
+#[derive(Clone)]
+pub struct KeyRow {
+    pub kind: String,
+    pub version: i64,
+    pub wrapped: Vec<u8>,
+    pub created: i64,
+}
+
+/// What `strongbox init` writes.
+pub struct InitData {
+    pub tenant: String,
+    pub canary: Vec<u8>,
+    pub root_token_hash: Vec<u8>,
+    pub keys: Vec<KeyRow>,
+}
+
+/// What an initialized store holds about itself.
+pub struct StoreMeta {
+    pub canary: Vec<u8>,
+    pub root_token_hash: Vec<u8>,
+}
+
+/// A change that commits atomically with its audit event.
+pub enum WriteOp {
+    CreateUser {
+        tenant: String,
+        user: UserRow,
+        /// Inserted in order; the first one taken by another subject is reported.
+        indexes: Vec<IndexEntry>,
+        audit: AuditEvent,
+    },
+    UpdateUser {
+        tenant: String,
+        token: String,
+        expected_version: i64,
+        data: Vec<u8>,
+        /// Index names whose entries for this subject are removed first.
+        drop_indexes: Vec<&'static str>,
+        add_indexes: Vec<IndexEntry>,
+        audit: AuditEvent,
+    },
+    /// Crypto-shredding: the wrapped DEK, the ciphertext and the index entries go;
+    /// the token row stays as a tombstone.
+    EraseUser {
+        tenant: String,
+        token: String,
+        audit: AuditEvent,
+    },
+    /// An audit event on its own (a read of personal data, a refused request).
+    Audit { tenant: String, audit: AuditEvent },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique blind index is held by another subject.
+    #[error("duplicate index: {0}")]
+    Duplicate(&'static str),
+    /// The row changed since it was read (optimistic concurrency), or is gone.
+    #[error("record changed concurrently")]
+    Stale,
+    #[error("the store is already initialized")]
+    AlreadyInitialized,
+    #[error("the store is not initialized (run `strongbox init` first)")]
+    NotInitialized,
+    #[error("unsupported database URL: {0}")]
+    BadUrl(String),
+    /// Anything the database or the driver reported. The text comes from the driver
+    /// and never contains bound values (they are ciphertext or digests anyway).
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Where the data lives.
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// An SQLite database file.
+    Sqlite(PathBuf),
+    /// A `postgres://` or `mysql://` URL.
+    Server(String),
+}
+
+impl Location {
+    /// Picks the backend from a URL scheme. Unknown schemes are refused rather than
+    /// silently creating a new SQLite file.
+    pub fn from_url(url: &str) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() {
+                return Err(StoreError::BadUrl("sqlite:// needs a file path".into()));
+            }
+            return Ok(Location::Sqlite(PathBuf::from(path)));
+        }
+        for scheme in ["postgres://", "postgresql://", "mysql://", "mariadb://"] {
+            if url.starts_with(scheme) {
+                let url = match url.strip_prefix("mariadb://") {
+                    Some(rest) => format!("mysql://{rest}"),
+                    None => url.to_string(),
+                };
+                return Ok(Location::Server(url));
+            }
+        }
+        let scheme = url.split("://").next().unwrap_or("");
+        Err(StoreError::BadUrl(format!(
+            "scheme `{scheme}` (use sqlite://, postgres:// or mysql://)"
+        )))
+    }
+
+    /// The SQLite file inside a data directory.
+    pub fn data_dir(dir: impl Into<PathBuf>) -> Self {
+        Location::Sqlite(dir.into().join("strongbox.sqlite3"))
+    }
+
+    /// A description safe to print (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(p) => format!("sqlite file {}", p.display()),
+            Location::Server(url) => {
+                let scheme = url.split("://").next().unwrap_or("");
+                let host = url
+                    .split("://")
+                    .nth(1)
+                    .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
+                    .unwrap_or("");
+                format!("{scheme}://{host}")
+            }
+        }
+    }
+}
+
+/// Options for opening a store.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// Create the database (file) and schema if missing; only `init` does this.
+    pub create: bool,
+    pub durability: Durability,
+}
+
+/// The one storage interface the rest of Strongbox sees.
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Sqlx(SqlxStore),
+}
+
+impl Store {
+    pub async fn open(location: &Location, opts: &OpenOptions) -> Result<Store> {
+        match location {
+            Location::Sqlite(path) => SqliteStore::open(path, opts).await.map(Store::Sqlite),
+            Location::Server(url) => SqlxStore::open(url, opts).await.map(Store::Sqlx),
+        }
+    }
+
+    /// Writes the initial meta rows and key ring; refuses if already initialized.
+    pub async fn initialize(&self, init: InitData) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.initialize(init).await,
+            Store::Sqlx(s) => s.initialize(init).await,
+        }
+    }
+
+    pub async fn meta(&self) -> Result<StoreMeta> {
+        match self {
+            Store::Sqlite(s) => s.meta().await,
+            Store::Sqlx(s) => s.meta().await,
+        }
+    }
+
+    pub async fn keys(&self, tenant: &str) -> Result<Vec<KeyRow>> {
+        match self {
+            Store::Sqlite(s) => s.keys(tenant).await,
+            Store::Sqlx(s) => s.keys(tenant).await,
+        }
+    }
+
+    pub async fn user(&self, tenant: &str, token: &str) -> Result<Option<UserRow>> {
+        match self {
+            Store::Sqlite(s) => s.user(tenant, token).await,
+            Store::Sqlx(s) => s.user(tenant, token).await,
+        }
+    }
+
+    /// The token that holds `digest` in index `name`, if any.
+    pub async fn lookup(&self, tenant: &str, name: &str, digest: &[u8]) -> Result<Option<String>> {
+        match self {
+            Store::Sqlite(s) => s.lookup(tenant, name, digest).await,
+            Store::Sqlx(s) => s.lookup(tenant, name, digest).await,
+        }
+    }
+
+    /// Commits `op` durably (with its audit event) before returning.
+    pub async fn write(&self, op: WriteOp) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.write(op).await,
+            Store::Sqlx(s) => s.write(op).await,
+        }
+    }
+
+    /// Cheap liveness probe.
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+            Store::Sqlx(s) => s.ping().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_backends() {
+        assert!(
+            matches!(Location::from_url("sqlite:///tmp/x.db"), Ok(Location::Sqlite(p)) if p == std::path::Path::new("/tmp/x.db"))
+        );
+        assert!(matches!(
+            Location::from_url("postgres://u@h/db"),
+            Ok(Location::Server(_))
+        ));
+        assert!(
+            matches!(Location::from_url("mariadb://u@h/db"), Ok(Location::Server(u)) if u == "mysql://u@h/db")
+        );
+        assert!(Location::from_url("redis://h").is_err());
+        assert!(Location::from_url("sqlite://").is_err());
+    }
+
+    #[test]
+    fn describe_hides_password() {
+        let l = Location::from_url("postgres://user:s3cret@db.example:5432/vault").unwrap();
+        assert_eq!(l.describe(), "postgres://db.example:5432/vault");
+    }
+}

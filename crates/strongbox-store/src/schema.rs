@@ -1,0 +1,84 @@
+//! The schema, one migration list per dialect. The logical schema is the same on every
+//! backend; only column types differ. Applied migrations are recorded in
+//! `strongbox_migrations` and never edited: add a new version instead.
+//!
+//! No column holds plaintext personal data: `users.data` and `users.wrapped_dek` are
+//! AEAD ciphertext, `user_index.digest` is an HMAC, tokens are random.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS strongbox_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)";
+
+/// (version, statements) for a dialect.
+pub fn migrations(dialect: Dialect) -> &'static [(i64, &'static [&'static str])] {
+    match dialect {
+        Dialect::Sqlite => SQLITE,
+        Dialect::Postgres => POSTGRES,
+        Dialect::Mysql => MYSQL,
+    }
+}
+
+const SQLITE: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+        "CREATE TABLE key_ring (tenant TEXT NOT NULL, kind TEXT NOT NULL, version INTEGER NOT NULL, \
+         wrapped BLOB NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (tenant, kind, version))",
+        "CREATE TABLE users (tenant TEXT NOT NULL, token TEXT NOT NULL, kek_version INTEGER, \
+         wrapped_dek BLOB, data BLOB, version INTEGER NOT NULL, created INTEGER NOT NULL, \
+         updated INTEGER NOT NULL, erased INTEGER, PRIMARY KEY (tenant, token))",
+        "CREATE TABLE user_index (tenant TEXT NOT NULL, name TEXT NOT NULL, digest BLOB NOT NULL, \
+         token TEXT NOT NULL, key_version INTEGER NOT NULL, PRIMARY KEY (tenant, name, digest))",
+        "CREATE INDEX user_index_token ON user_index (tenant, token)",
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, atoken TEXT NOT NULL UNIQUE, \
+         tenant TEXT NOT NULL, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, \
+         record TEXT, status TEXT NOT NULL)",
+        "CREATE INDEX audit_record ON audit (tenant, record)",
+    ],
+)];
+
+const POSTGRES: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE meta (name VARCHAR(64) PRIMARY KEY, value BYTEA NOT NULL)",
+        "CREATE TABLE key_ring (tenant VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, version BIGINT NOT NULL, \
+         wrapped BYTEA NOT NULL, created BIGINT NOT NULL, PRIMARY KEY (tenant, kind, version))",
+        "CREATE TABLE users (tenant VARCHAR(64) NOT NULL, token VARCHAR(36) NOT NULL, kek_version BIGINT, \
+         wrapped_dek BYTEA, data BYTEA, version BIGINT NOT NULL, created BIGINT NOT NULL, \
+         updated BIGINT NOT NULL, erased BIGINT, PRIMARY KEY (tenant, token))",
+        "CREATE TABLE user_index (tenant VARCHAR(64) NOT NULL, name VARCHAR(16) NOT NULL, digest BYTEA NOT NULL, \
+         token VARCHAR(36) NOT NULL, key_version BIGINT NOT NULL, PRIMARY KEY (tenant, name, digest))",
+        "CREATE INDEX user_index_token ON user_index (tenant, token)",
+        "CREATE TABLE audit (id BIGSERIAL PRIMARY KEY, atoken VARCHAR(36) NOT NULL UNIQUE, \
+         tenant VARCHAR(64) NOT NULL, at BIGINT NOT NULL, actor VARCHAR(64) NOT NULL, action VARCHAR(64) NOT NULL, \
+         record VARCHAR(36), status VARCHAR(16) NOT NULL)",
+        "CREATE INDEX audit_record ON audit (tenant, record)",
+    ],
+)];
+
+const MYSQL: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE meta (name VARCHAR(64) PRIMARY KEY, value LONGBLOB NOT NULL) \
+         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE key_ring (tenant VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, version BIGINT NOT NULL, \
+         wrapped BLOB NOT NULL, created BIGINT NOT NULL, PRIMARY KEY (tenant, kind, version)) \
+         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE users (tenant VARCHAR(64) NOT NULL, token VARCHAR(36) NOT NULL, kek_version BIGINT, \
+         wrapped_dek BLOB, data LONGBLOB, version BIGINT NOT NULL, created BIGINT NOT NULL, \
+         updated BIGINT NOT NULL, erased BIGINT, PRIMARY KEY (tenant, token)) \
+         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE user_index (tenant VARCHAR(64) NOT NULL, name VARCHAR(16) NOT NULL, digest VARBINARY(32) NOT NULL, \
+         token VARCHAR(36) NOT NULL, key_version BIGINT NOT NULL, PRIMARY KEY (tenant, name, digest), \
+         KEY user_index_token (tenant, token)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, atoken VARCHAR(36) NOT NULL UNIQUE, \
+         tenant VARCHAR(64) NOT NULL, at BIGINT NOT NULL, actor VARCHAR(64) NOT NULL, action VARCHAR(64) NOT NULL, \
+         record VARCHAR(36), status VARCHAR(16) NOT NULL, KEY audit_record (tenant, record)) \
+         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    ],
+)];

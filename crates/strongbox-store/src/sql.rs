@@ -1,0 +1,57 @@
+//! Statements shared by every backend, written with `?` placeholders. PostgreSQL's
+//! `$n` form is derived once by [`numbered`]. Every value is bound, never spliced.
+
+pub const META_GET: &str = "SELECT value FROM meta WHERE name = ?";
+pub const META_PUT: &str = "INSERT INTO meta (name, value) VALUES (?, ?)";
+pub const KEYS_GET: &str =
+    "SELECT kind, version, wrapped, created FROM key_ring WHERE tenant = ? ORDER BY kind, version";
+pub const KEY_PUT: &str =
+    "INSERT INTO key_ring (tenant, kind, version, wrapped, created) VALUES (?, ?, ?, ?, ?)";
+
+pub const USER_GET: &str = "SELECT token, kek_version, wrapped_dek, data, version, created, updated, erased \
+     FROM users WHERE tenant = ? AND token = ?";
+pub const USER_INSERT: &str = "INSERT INTO users (tenant, token, kek_version, wrapped_dek, data, version, created, updated, erased) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+pub const USER_UPDATE: &str = "UPDATE users SET data = ?, version = version + 1, updated = ? \
+     WHERE tenant = ? AND token = ? AND version = ? AND erased IS NULL";
+pub const USER_ERASE: &str = "UPDATE users SET data = NULL, wrapped_dek = NULL, kek_version = NULL, \
+     erased = ?, updated = ?, version = version + 1 WHERE tenant = ? AND token = ?";
+
+pub const INDEX_LOOKUP: &str =
+    "SELECT token FROM user_index WHERE tenant = ? AND name = ? AND digest = ?";
+pub const INDEX_INSERT: &str =
+    "INSERT INTO user_index (tenant, name, digest, token, key_version) VALUES (?, ?, ?, ?, ?)";
+pub const INDEX_DROP_ONE: &str =
+    "DELETE FROM user_index WHERE tenant = ? AND token = ? AND name = ?";
+pub const INDEX_DROP_ALL: &str = "DELETE FROM user_index WHERE tenant = ? AND token = ?";
+
+pub const AUDIT_INSERT: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status) \
+     VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+pub const META_CANARY: &str = "canary";
+pub const META_ROOT_TOKEN: &str = "root_token_hash";
+
+/// Rewrites `?` placeholders as `$1, $2, …` for PostgreSQL. The statements above have
+/// no `?` inside literals, so a plain scan is exact.
+pub fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbered_placeholders() {
+        assert_eq!(super::numbered("a = ? AND b = ?"), "a = $1 AND b = $2");
+    }
+}

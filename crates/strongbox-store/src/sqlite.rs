@@ -1,0 +1,446 @@
+//! SQLite backend (rusqlite, bundled SQLite, WAL mode).
+//!
+//! SQLite has one writer, so all writes go through one writer thread that drains
+//! every pending request, applies each inside its own savepoint, commits the whole
+//! batch in one transaction (group commit) and only then answers each request. Reads
+//! run on tokio's blocking pool over a small pool of read connections, which WAL lets
+//! proceed while the writer commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::now;
+use crate::schema::{self, Dialect};
+use crate::{InitData, KeyRow, OpenOptions, Result, StoreError, StoreMeta, UserRow, WriteOp, sql};
+
+/// How hard SQLite works to keep a commit through a power loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: a commit is on stable storage before it is acknowledged.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL` (opt-in): survives a process crash, but the last commits
+    /// before a power loss or kernel crash may be lost although acknowledged.
+    Normal,
+}
+
+/// Largest number of requests committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Read connections kept open when idle.
+const MAX_IDLE_READERS: usize = 8;
+
+// Jobs move once through a channel; boxing the common case would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    Write(WriteOp),
+    Init(InitData),
+}
+
+type Reply = oneshot::Sender<Result<()>>;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    writer: Sender<(Job, Reply)>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
+        let path = path.to_path_buf();
+        let opts = opts.clone();
+        let (tx, rx) = channel();
+        let writer_path = path.clone();
+        // Open the writer and migrate on a blocking thread, then hand it to its own thread.
+        let conn = tokio::task::spawn_blocking(move || open_writer(&writer_path, &opts))
+            .await
+            .map_err(backend)??;
+        std::thread::Builder::new()
+            .name("strongbox-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                readers: Mutex::new(Vec::new()),
+                writer: tx,
+            }),
+        })
+    }
+
+    async fn submit(&self, job: Job) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .send((job, tx))
+            .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?
+    }
+
+    pub async fn initialize(&self, init: InitData) -> Result<()> {
+        self.submit(Job::Init(init)).await
+    }
+
+    pub async fn write(&self, op: WriteOp) -> Result<()> {
+        self.submit(Job::Write(op)).await
+    }
+
+    /// Runs `f` with a pooled read connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut v| v.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_reader(&inner.path)?,
+            };
+            let out = f(&conn).map_err(backend);
+            if let Ok(mut v) = inner.readers.lock()
+                && v.len() < MAX_IDLE_READERS
+            {
+                v.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    pub async fn meta(&self) -> Result<StoreMeta> {
+        let (canary, token) = self
+            .read(|c| {
+                let get = |name: &str| -> rusqlite::Result<Option<Vec<u8>>> {
+                    c.prepare_cached(sql::META_GET)?
+                        .query_row([name], |r| r.get(0))
+                        .optional()
+                };
+                Ok((get(sql::META_CANARY)?, get(sql::META_ROOT_TOKEN)?))
+            })
+            .await?;
+        match (canary, token) {
+            (Some(canary), Some(root_token_hash)) => Ok(StoreMeta {
+                canary,
+                root_token_hash,
+            }),
+            _ => Err(StoreError::NotInitialized),
+        }
+    }
+
+    pub async fn keys(&self, tenant: &str) -> Result<Vec<KeyRow>> {
+        let tenant = tenant.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(sql::KEYS_GET)?;
+            let rows = st.query_map([tenant], |r| {
+                Ok(KeyRow {
+                    kind: r.get(0)?,
+                    version: r.get(1)?,
+                    wrapped: r.get(2)?,
+                    created: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn user(&self, tenant: &str, token: &str) -> Result<Option<UserRow>> {
+        let (tenant, token) = (tenant.to_string(), token.to_string());
+        self.read(move |c| {
+            c.prepare_cached(sql::USER_GET)?
+                .query_row(params![tenant, token], |r| {
+                    Ok(UserRow {
+                        token: r.get(0)?,
+                        kek_version: r.get(1)?,
+                        wrapped_dek: r.get(2)?,
+                        data: r.get(3)?,
+                        version: r.get(4)?,
+                        created: r.get(5)?,
+                        updated: r.get(6)?,
+                        erased: r.get(7)?,
+                    })
+                })
+                .optional()
+        })
+        .await
+    }
+
+    pub async fn lookup(&self, tenant: &str, name: &str, digest: &[u8]) -> Result<Option<String>> {
+        let (tenant, name, digest) = (tenant.to_string(), name.to_string(), digest.to_vec());
+        self.read(move |c| {
+            c.prepare_cached(sql::INDEX_LOOKUP)?
+                .query_row(params![tenant, name, digest], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}
+
+fn configure(conn: &Connection, durability: Durability) -> Result<()> {
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; \
+         PRAGMA foreign_keys=ON;"
+    ))
+    .map_err(backend)
+}
+
+fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Connection> {
+    if !opts.create && !path.exists() {
+        return Err(StoreError::NotInitialized);
+    }
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(backend)?;
+    }
+    let conn = Connection::open(path).map_err(backend)?;
+    configure(&conn, opts.durability)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(backend)?;
+    conn.execute_batch("PRAGMA busy_timeout=5000; PRAGMA query_only=1;")
+        .map_err(backend)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    conn.execute_batch(schema::MIGRATIONS_TABLE)
+        .map_err(backend)?;
+    for (version, statements) in schema::migrations(Dialect::Sqlite) {
+        let applied: Option<i64> = conn
+            .query_row(
+                "SELECT version FROM strongbox_migrations WHERE version = ?",
+                [version],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        if applied.is_some() {
+            continue;
+        }
+        let tx = conn.unchecked_transaction().map_err(backend)?;
+        for st in *statements {
+            tx.execute_batch(st).map_err(backend)?;
+        }
+        tx.execute(
+            "INSERT INTO strongbox_migrations (version, applied) VALUES (?, ?)",
+            params![version, now()],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn writer_loop(conn: Connection, rx: Receiver<(Job, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        commit_batch(&conn, &mut batch);
+    }
+}
+
+/// One transaction for the whole batch; each job in its own savepoint so that one
+/// refused job (a duplicate index, a stale version) does not undo the others.
+fn commit_batch(conn: &Connection, batch: &mut Vec<(Job, Reply)>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let msg = e.to_string();
+        for (_, reply) in batch.drain(..) {
+            let _ = reply.send(Err(StoreError::Backend(msg.clone())));
+        }
+        return;
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for (job, _) in batch.iter() {
+        let r = conn
+            .execute_batch("SAVEPOINT job")
+            .map_err(backend)
+            .and_then(|()| apply(conn, job));
+        let end = if r.is_ok() {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        let r = r.and_then(|()| conn.execute_batch(end).map_err(backend));
+        if r.is_err() {
+            // Even a failed release must not leave the savepoint open.
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+        }
+        results.push(r);
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            for ((_, reply), r) in batch.drain(..).zip(results) {
+                let _ = reply.send(r);
+            }
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "SQLite group commit failed");
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(StoreError::Backend(msg.clone())));
+            }
+        }
+    }
+}
+
+fn apply(c: &Connection, job: &Job) -> Result<()> {
+    match job {
+        Job::Init(init) => {
+            let exists: Option<Vec<u8>> = c
+                .prepare_cached(sql::META_GET)
+                .and_then(|mut s| s.query_row([sql::META_CANARY], |r| r.get(0)).optional())
+                .map_err(backend)?;
+            if exists.is_some() {
+                return Err(StoreError::AlreadyInitialized);
+            }
+            let mut put = c.prepare_cached(sql::META_PUT).map_err(backend)?;
+            put.execute(params![sql::META_CANARY, init.canary])
+                .map_err(backend)?;
+            put.execute(params![sql::META_ROOT_TOKEN, init.root_token_hash])
+                .map_err(backend)?;
+            let mut key = c.prepare_cached(sql::KEY_PUT).map_err(backend)?;
+            for k in &init.keys {
+                key.execute(params![
+                    init.tenant,
+                    k.kind,
+                    k.version,
+                    k.wrapped,
+                    k.created
+                ])
+                .map_err(backend)?;
+            }
+            Ok(())
+        }
+        Job::Write(op) => apply_op(c, op),
+    }
+}
+
+fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
+    let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<usize> {
+        c.prepare_cached(sql)
+            .and_then(|mut s| s.execute(p))
+            .map_err(backend)
+    };
+    let insert_indexes = |tenant: &str, token: &str, idx: &[crate::IndexEntry]| -> Result<()> {
+        for e in idx {
+            let r = c.prepare_cached(sql::INDEX_INSERT).and_then(|mut s| {
+                s.execute(params![tenant, e.name, e.digest, token, e.key_version])
+            });
+            match r {
+                Ok(_) => {}
+                Err(err) if is_unique_violation(&err) => return Err(StoreError::Duplicate(e.name)),
+                Err(err) => return Err(backend(err)),
+            }
+        }
+        Ok(())
+    };
+    let audit = |tenant: &str, a: &crate::AuditEvent| -> Result<()> {
+        exec(
+            sql::AUDIT_INSERT,
+            params![
+                a.atoken, tenant, a.at, a.actor, a.action, a.record, a.status
+            ],
+        )
+        .map(|_| ())
+    };
+    match op {
+        WriteOp::CreateUser {
+            tenant,
+            user: u,
+            indexes,
+            audit: a,
+        } => {
+            exec(
+                sql::USER_INSERT,
+                params![
+                    tenant,
+                    u.token,
+                    u.kek_version,
+                    u.wrapped_dek,
+                    u.data,
+                    u.version,
+                    u.created,
+                    u.updated,
+                    u.erased
+                ],
+            )?;
+            insert_indexes(tenant, &u.token, indexes)?;
+            audit(tenant, a)
+        }
+        WriteOp::UpdateUser {
+            tenant,
+            token,
+            expected_version,
+            data,
+            drop_indexes,
+            add_indexes,
+            audit: a,
+        } => {
+            let n = exec(
+                sql::USER_UPDATE,
+                params![data, a.at, tenant, token, expected_version],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Stale);
+            }
+            for name in drop_indexes {
+                exec(sql::INDEX_DROP_ONE, params![tenant, token, name])?;
+            }
+            insert_indexes(tenant, token, add_indexes)?;
+            audit(tenant, a)
+        }
+        WriteOp::EraseUser {
+            tenant,
+            token,
+            audit: a,
+        } => {
+            exec(sql::USER_ERASE, params![a.at, a.at, tenant, token])?;
+            exec(sql::INDEX_DROP_ALL, params![tenant, token])?;
+            audit(tenant, a)
+        }
+        WriteOp::Audit { tenant, audit: a } => audit(tenant, a),
+    }
+}

@@ -1,0 +1,369 @@
+//! PostgreSQL and MySQL/MariaDB backend, through sqlx's `Any` driver over a connection
+//! pool. Statements are prepared once per connection and cached by sqlx. Each write
+//! runs in its own transaction; concurrent commits share WAL/redo-log flushes in the
+//! server. Uniqueness of blind indexes is enforced by the database's primary key, so
+//! any number of Strongbox nodes can share one database.
+
+use std::borrow::Cow;
+use std::sync::Once;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
+
+use crate::now;
+use crate::schema::{self, Dialect};
+use crate::{
+    AuditEvent, IndexEntry, InitData, KeyRow, OpenOptions, Result, StoreError, StoreMeta, UserRow,
+    WriteOp, sql,
+};
+
+#[derive(Clone)]
+pub struct SqlxStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+type Tx = Transaction<'static, Any>;
+
+impl SqlxStore {
+    pub async fn open(url: &str, opts: &OpenOptions) -> Result<Self> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let dialect = if url.starts_with("mysql://") {
+            Dialect::Mysql
+        } else {
+            Dialect::Postgres
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .min_connections(1)
+            .connect(url)
+            .await
+            .map_err(backend)?;
+        let store = SqlxStore { pool, dialect };
+        if !opts.create && !store.has_schema().await? {
+            return Err(StoreError::NotInitialized);
+        }
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The statement in this dialect's placeholder syntax.
+    fn q(&self, s: &'static str) -> AssertSqlSafe<Cow<'static, str>> {
+        AssertSqlSafe(match self.dialect {
+            Dialect::Postgres => Cow::Owned(sql::numbered(s)),
+            _ => Cow::Borrowed(s),
+        })
+    }
+
+    async fn has_schema(&self) -> Result<bool> {
+        let probe = match self.dialect {
+            Dialect::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'meta'"
+            }
+            _ => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND table_name = 'meta'"
+            }
+        };
+        let row = sqlx::query(probe)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        let n: i64 = row.try_get(0).map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::query(schema::MIGRATIONS_TABLE)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        for (version, statements) in schema::migrations(self.dialect) {
+            let applied =
+                sqlx::query(self.q("SELECT version FROM strongbox_migrations WHERE version = ?"))
+                    .bind(*version)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend)?;
+            if applied.is_some() {
+                continue;
+            }
+            // PostgreSQL runs DDL transactionally; MySQL commits DDL implicitly, so a
+            // crash mid-migration there needs the operator (documented in operations.md).
+            let mut tx = self.pool.begin().await.map_err(backend)?;
+            for st in *statements {
+                sqlx::query(AssertSqlSafe(*st))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            sqlx::query(
+                self.q("INSERT INTO strongbox_migrations (version, applied) VALUES (?, ?)"),
+            )
+            .bind(*version)
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    pub async fn initialize(&self, init: InitData) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let exists = sqlx::query(self.q(sql::META_GET))
+            .bind(sql::META_CANARY)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if exists.is_some() {
+            return Err(StoreError::AlreadyInitialized);
+        }
+        for (name, value) in [
+            (sql::META_CANARY, &init.canary),
+            (sql::META_ROOT_TOKEN, &init.root_token_hash),
+        ] {
+            let r = sqlx::query(self.q(sql::META_PUT))
+                .bind(name)
+                .bind(value.clone())
+                .execute(&mut *tx)
+                .await;
+            match r {
+                Ok(_) => {}
+                // Two concurrent `init`s: the loser sees the winner's row.
+                Err(e) if unique_violation(&e) => return Err(StoreError::AlreadyInitialized),
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        for k in &init.keys {
+            sqlx::query(self.q(sql::KEY_PUT))
+                .bind(init.tenant.clone())
+                .bind(k.kind.clone())
+                .bind(k.version)
+                .bind(k.wrapped.clone())
+                .bind(k.created)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    pub async fn meta(&self) -> Result<StoreMeta> {
+        let get = async |name: &str| -> Result<Option<Vec<u8>>> {
+            let row = sqlx::query(self.q(sql::META_GET))
+                .bind(name.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+            row.map(|r| r.try_get::<Vec<u8>, _>(0).map_err(backend))
+                .transpose()
+        };
+        let canary = get(sql::META_CANARY).await?;
+        let token = get(sql::META_ROOT_TOKEN).await?;
+        match (canary, token) {
+            (Some(canary), Some(root_token_hash)) => Ok(StoreMeta {
+                canary,
+                root_token_hash,
+            }),
+            _ => Err(StoreError::NotInitialized),
+        }
+    }
+
+    pub async fn keys(&self, tenant: &str) -> Result<Vec<KeyRow>> {
+        let rows = sqlx::query(self.q(sql::KEYS_GET))
+            .bind(tenant.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRow {
+                    kind: r.try_get(0).map_err(backend)?,
+                    version: r.try_get(1).map_err(backend)?,
+                    wrapped: r.try_get(2).map_err(backend)?,
+                    created: r.try_get(3).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn user(&self, tenant: &str, token: &str) -> Result<Option<UserRow>> {
+        let row = sqlx::query(self.q(sql::USER_GET))
+            .bind(tenant.to_string())
+            .bind(token.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| user_row(&r)).transpose()
+    }
+
+    pub async fn lookup(&self, tenant: &str, name: &str, digest: &[u8]) -> Result<Option<String>> {
+        let row = sqlx::query(self.q(sql::INDEX_LOOKUP))
+            .bind(tenant.to_string())
+            .bind(name.to_string())
+            .bind(digest.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| r.try_get::<String, _>(0).map_err(backend))
+            .transpose()
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend)
+    }
+
+    pub async fn write(&self, op: WriteOp) -> Result<()> {
+        let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
+        self.apply(&mut tx, &op).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn exec(
+        &self,
+        tx: &mut Tx,
+        q: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    ) -> Result<u64> {
+        q.execute(&mut **tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(backend)
+    }
+
+    async fn insert_indexes(
+        &self,
+        tx: &mut Tx,
+        tenant: &str,
+        token: &str,
+        idx: &[IndexEntry],
+    ) -> Result<()> {
+        for e in idx {
+            let r = sqlx::query(self.q(sql::INDEX_INSERT))
+                .bind(tenant.to_string())
+                .bind(e.name)
+                .bind(e.digest.clone())
+                .bind(token.to_string())
+                .bind(e.key_version)
+                .execute(&mut **tx)
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(err) if unique_violation(&err) => return Err(StoreError::Duplicate(e.name)),
+                Err(err) => return Err(backend(err)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn audit(&self, tx: &mut Tx, tenant: &str, a: &AuditEvent) -> Result<()> {
+        let q = sqlx::query(self.q(sql::AUDIT_INSERT))
+            .bind(a.atoken.clone())
+            .bind(tenant.to_string())
+            .bind(a.at)
+            .bind(a.actor.clone())
+            .bind(a.action.clone())
+            .bind(a.record.clone())
+            .bind(a.status.clone());
+        self.exec(tx, q).await.map(|_| ())
+    }
+
+    async fn apply(&self, tx: &mut Tx, op: &WriteOp) -> Result<()> {
+        match op {
+            WriteOp::CreateUser {
+                tenant,
+                user: u,
+                indexes,
+                audit,
+            } => {
+                let q = sqlx::query(self.q(sql::USER_INSERT))
+                    .bind(tenant.clone())
+                    .bind(u.token.clone())
+                    .bind(u.kek_version)
+                    .bind(u.wrapped_dek.clone())
+                    .bind(u.data.clone())
+                    .bind(u.version)
+                    .bind(u.created)
+                    .bind(u.updated)
+                    .bind(u.erased);
+                self.exec(tx, q).await?;
+                self.insert_indexes(tx, tenant, &u.token, indexes).await?;
+                self.audit(tx, tenant, audit).await
+            }
+            WriteOp::UpdateUser {
+                tenant,
+                token,
+                expected_version,
+                data,
+                drop_indexes,
+                add_indexes,
+                audit,
+            } => {
+                let q = sqlx::query(self.q(sql::USER_UPDATE))
+                    .bind(data.clone())
+                    .bind(audit.at)
+                    .bind(tenant.clone())
+                    .bind(token.clone())
+                    .bind(*expected_version);
+                if self.exec(tx, q).await? == 0 {
+                    return Err(StoreError::Stale);
+                }
+                for name in drop_indexes {
+                    let q = sqlx::query(self.q(sql::INDEX_DROP_ONE))
+                        .bind(tenant.clone())
+                        .bind(token.clone())
+                        .bind(*name);
+                    self.exec(tx, q).await?;
+                }
+                self.insert_indexes(tx, tenant, token, add_indexes).await?;
+                self.audit(tx, tenant, audit).await
+            }
+            WriteOp::EraseUser {
+                tenant,
+                token,
+                audit,
+            } => {
+                let q = sqlx::query(self.q(sql::USER_ERASE))
+                    .bind(audit.at)
+                    .bind(audit.at)
+                    .bind(tenant.clone())
+                    .bind(token.clone());
+                self.exec(tx, q).await?;
+                let q = sqlx::query(self.q(sql::INDEX_DROP_ALL))
+                    .bind(tenant.clone())
+                    .bind(token.clone());
+                self.exec(tx, q).await?;
+                self.audit(tx, tenant, audit).await
+            }
+            WriteOp::Audit { tenant, audit } => self.audit(tx, tenant, audit).await,
+        }
+    }
+}
+
+fn user_row(r: &AnyRow) -> Result<UserRow> {
+    Ok(UserRow {
+        token: r.try_get(0).map_err(backend)?,
+        kek_version: r.try_get(1).map_err(backend)?,
+        wrapped_dek: r.try_get(2).map_err(backend)?,
+        data: r.try_get(3).map_err(backend)?,
+        version: r.try_get(4).map_err(backend)?,
+        created: r.try_get(5).map_err(backend)?,
+        updated: r.try_get(6).map_err(backend)?,
+        erased: r.try_get(7).map_err(backend)?,
+    })
+}

@@ -1,0 +1,175 @@
+//! Configuration: defaults < TOML file (`--config`) < `STRONGBOX_*` environment < flags.
+//!
+//! clap handles the environment and the flags; the file fills whatever neither set.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+use strongbox_store::{Durability, Location};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+pub const DEFAULT_DATA_DIR: &str = "./strongbox-data";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "strongbox",
+    version,
+    about = "Strongbox: a self-hosted privacy vault, compatible with Databunker's API",
+    long_about = "Strongbox keeps personal data (PII, PHI, KYC, PCI) out of your application's \
+                  database: records are encrypted under per-person keys, found through blind \
+                  indexes, and every access is audited.\n\n\
+                  Configuration comes from defaults, then the TOML file given by --config, then \
+                  STRONGBOX_* environment variables, then flags (each later source wins)."
+)]
+pub struct Cli {
+    /// TOML configuration file; its keys are the long flag names with `_` for `-`
+    /// (e.g. `data_dir = "/var/lib/strongbox"`).
+    #[arg(long, global = true, env = "STRONGBOX_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter (e.g. `info`, `warn`, `strongbox::access=off,info`). File key: `log`.
+    #[arg(long, global = true, env = "STRONGBOX_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a throw-away vault: temporary SQLite store, root token DEMO, nothing kept.
+    Demo {
+        /// Address to listen on [default: 127.0.0.1:3000]. File key: `listen`.
+        #[arg(long, env = "STRONGBOX_LISTEN", value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        #[command(flatten)]
+        vault: VaultArgs,
+    },
+    /// Initialize an empty store; prints the new root key and root token once.
+    ///
+    /// STRONGBOX_ROOT_KEY (64 hex chars) and STRONGBOX_ROOT_TOKEN (a UUID) in the
+    /// environment supply them instead of generating new ones.
+    Init {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Serve the vault over HTTP. The root key comes from STRONGBOX_ROOT_KEY or
+    /// --root-key-file.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:3000]. File key: `listen`.
+        #[arg(long, env = "STRONGBOX_LISTEN", value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// File holding the root key (64 hex chars). File key: `root_key_file`.
+        #[arg(long, env = "STRONGBOX_ROOT_KEY_FILE", value_name = "FILE")]
+        root_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        vault: VaultArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct StoreArgs {
+    /// Directory of the embedded SQLite store [default: ./strongbox-data]. File key: `data_dir`.
+    #[arg(long, env = "STRONGBOX_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://FILE, postgres://… or mysql://… File key: `database_url`.
+    #[arg(long, env = "STRONGBOX_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// SQLite durability: `full` (default: every acknowledged write survives power
+    /// loss) or `normal` (faster; survives a crash of Strongbox but not of the
+    /// machine). File key: `sqlite_durability`.
+    #[arg(long, env = "STRONGBOX_SQLITE_DURABILITY", value_name = "MODE")]
+    pub sqlite_durability: Option<DurabilityArg>,
+}
+
+#[derive(Args, Debug)]
+pub struct VaultArgs {
+    /// Largest request body in bytes [default: 1048576]. File key: `max_body_bytes`.
+    #[arg(long, env = "STRONGBOX_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Region for phone numbers without a +country prefix [default: GB]. File key:
+    /// `default_country`.
+    #[arg(long, env = "STRONGBOX_DEFAULT_COUNTRY", value_name = "CC")]
+    pub default_country: Option<String>,
+    /// Allow POST /v1/user without an access token [default: false]. File key:
+    /// `create_user_without_access_token`.
+    #[arg(
+        long,
+        env = "STRONGBOX_CREATE_USER_WITHOUT_ACCESS_TOKEN",
+        value_name = "BOOL"
+    )]
+    pub create_user_without_access_token: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityArg {
+    Full,
+    Normal,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(d: DurabilityArg) -> Self {
+        match d {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Normal => Durability::Normal,
+        }
+    }
+}
+
+/// The TOML file. Unknown keys are an error, so a typo never goes unnoticed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub sqlite_durability: Option<DurabilityArg>,
+    pub root_key_file: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub default_country: Option<String>,
+    pub create_user_without_access_token: Option<bool>,
+    pub log: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<Self, String> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+}
+
+impl StoreArgs {
+    /// Where the store is, after merging with the file. Both a directory and a URL is
+    /// an error rather than a guess.
+    pub fn location(&self, file: &FileConfig) -> Result<Location, String> {
+        let dir = self.data_dir.clone().or_else(|| file.data_dir.clone());
+        let url = self
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone());
+        match (dir, url) {
+            (Some(_), Some(_)) => {
+                Err("give either a data directory or a database URL, not both".into())
+            }
+            (None, Some(url)) => Location::from_url(&url).map_err(|e| e.to_string()),
+            (Some(dir), None) => Ok(Location::data_dir(dir)),
+            (None, None) => Ok(Location::data_dir(DEFAULT_DATA_DIR)),
+        }
+    }
+
+    pub fn durability(&self, file: &FileConfig) -> Durability {
+        self.sqlite_durability
+            .or(file.sqlite_durability)
+            .map(Durability::from)
+            .unwrap_or_default()
+    }
+}

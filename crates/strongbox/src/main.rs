@@ -1,0 +1,259 @@
+//! The `strongbox` binary: `demo`, `init` and `serve`.
+
+mod config;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use strongbox_core::{Normalizer, Vault, VaultConfig, parse_country};
+use strongbox_crypto::{RootKey, parse_record_token};
+use strongbox_server::HttpConfig;
+use strongbox_store::{Location, OpenOptions, Store};
+use zeroize::Zeroizing;
+
+use crate::config::{Cli, Command, DEFAULT_LISTEN, FileConfig, VaultArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let file = match FileConfig::load(cli.config.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return fail(&e),
+    };
+    let filter = cli
+        .log
+        .clone()
+        .or_else(|| file.log.clone())
+        .unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(true)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run(cli.command, file)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+async fn run(command: Command, file: FileConfig) -> Result<(), String> {
+    match command {
+        Command::Demo { listen, vault } => demo(listen, &vault, &file).await,
+        Command::Init { store } => {
+            let location = store.location(&file)?;
+            init(&location, &store.durability(&file)).await
+        }
+        Command::Serve {
+            listen,
+            root_key_file,
+            store,
+            vault: args,
+        } => {
+            let location = store.location(&file)?;
+            let root = root_key(root_key_file.as_deref().or(file.root_key_file.as_deref()))?;
+            let opts = OpenOptions {
+                create: false,
+                durability: store.durability(&file),
+            };
+            let store = Store::open(&location, &opts)
+                .await
+                .map_err(|e| e.to_string())?;
+            let vault = Vault::open(store, &root, vault_config(&args, &file)?)
+                .await
+                .map_err(|e| e.to_string())?;
+            drop(root);
+            tracing::info!(store = %location.describe(), "vault opened");
+            let addr = listen.or(file.listen).unwrap_or(default_listen());
+            serve(vault, addr, http_config(&args, &file)).await
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000)))
+}
+
+fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, String> {
+    let country = args
+        .default_country
+        .clone()
+        .or_else(|| file.default_country.clone());
+    let normalizer = match country {
+        None => Normalizer::default(),
+        Some(c) => Normalizer {
+            default_country: parse_country(&c).ok_or_else(|| {
+                format!("unknown default country `{c}` (use a two-letter region code such as GB)")
+            })?,
+        },
+    };
+    Ok(VaultConfig {
+        normalizer,
+        create_user_without_access_token: args
+            .create_user_without_access_token
+            .or(file.create_user_without_access_token)
+            .unwrap_or(false),
+    })
+}
+
+fn http_config(args: &VaultArgs, file: &FileConfig) -> HttpConfig {
+    let mut http = HttpConfig::default();
+    if let Some(n) = args.max_body_bytes.or(file.max_body_bytes) {
+        http.max_body_bytes = n;
+    }
+    http
+}
+
+/// The root key from STRONGBOX_ROOT_KEY or a key file.
+fn root_key(file: Option<&Path>) -> Result<RootKey, String> {
+    let text = match (std::env::var("STRONGBOX_ROOT_KEY").ok(), file) {
+        (Some(k), _) => Zeroizing::new(k),
+        (None, Some(path)) => Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read root key file {}: {e}", path.display()))?,
+        ),
+        (None, None) => {
+            return Err("no root key: set STRONGBOX_ROOT_KEY or pass --root-key-file".into());
+        }
+    };
+    RootKey::from_hex(&text).map_err(|e| format!("invalid root key: {e}"))
+}
+
+async fn init(location: &Location, durability: &strongbox_store::Durability) -> Result<(), String> {
+    let (root, generated_key) = match std::env::var("STRONGBOX_ROOT_KEY") {
+        Ok(k) => (
+            RootKey::from_hex(&Zeroizing::new(k))
+                .map_err(|e| format!("invalid STRONGBOX_ROOT_KEY: {e}"))?,
+            false,
+        ),
+        Err(_) => (RootKey::generate().map_err(|e| e.to_string())?, true),
+    };
+    let (token, generated_token) = match std::env::var("STRONGBOX_ROOT_TOKEN") {
+        Ok(t) => (
+            parse_record_token(&Zeroizing::new(t))
+                .ok_or("invalid STRONGBOX_ROOT_TOKEN: it must be a UUID (8-4-4-4-12 hex digits)")?,
+            false,
+        ),
+        Err(_) => (strongbox_crypto::new_record_token(), true),
+    };
+    let opts = OpenOptions {
+        create: true,
+        durability: *durability,
+    };
+    let store = Store::open(location, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    Vault::initialize(&store, &root, &token)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Strongbox initialized: {}", location.describe());
+    if generated_key {
+        let _ = writeln!(out, "Root key: {}", root.to_hex().as_str());
+    } else {
+        let _ = writeln!(out, "Root key: (supplied by STRONGBOX_ROOT_KEY, not shown)");
+    }
+    if generated_token {
+        let _ = writeln!(out, "Root token: {token}");
+    } else {
+        let _ = writeln!(
+            out,
+            "Root token: (supplied by STRONGBOX_ROOT_TOKEN, not shown)"
+        );
+    }
+    if generated_key || generated_token {
+        let _ = writeln!(
+            out,
+            "These are shown once and stored nowhere in readable form: keep them in a secret manager."
+        );
+    }
+    Ok(())
+}
+
+async fn demo(
+    listen: Option<std::net::SocketAddr>,
+    args: &VaultArgs,
+    file: &FileConfig,
+) -> Result<(), String> {
+    let dir = tempfile::Builder::new()
+        .prefix("strongbox-demo-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let location = Location::data_dir(dir.path());
+    let root = RootKey::generate().map_err(|e| e.to_string())?;
+    let opts = OpenOptions {
+        create: true,
+        durability: Default::default(),
+    };
+    let store = Store::open(&location, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    Vault::initialize(&store, &root, "DEMO")
+        .await
+        .map_err(|e| e.to_string())?;
+    let vault = Vault::open(store, &root, vault_config(args, file)?)
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "WARNING: demo mode. Data lives in a temporary store that is deleted on exit; \
+         the root token is DEMO and the root key is random and never shown. \
+         Do not put real personal data here."
+    );
+    let addr = listen.or(file.listen).unwrap_or(default_listen());
+    let result = serve(vault, addr, http_config(args, file)).await;
+    drop(dir);
+    result
+}
+
+async fn serve(vault: Vault, addr: SocketAddr, http: HttpConfig) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let router = strongbox_server::router(Arc::new(vault), http);
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "Strongbox listening on http://{local}");
+        let _ = out.flush();
+    }
+    tracing::info!(%local, "listening");
+    strongbox_server::serve(listener, router, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
