@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 use crate::normalize::USER_INDEXES;
 use crate::vault::{Principal, Vault, audit_event, now};
 
-/// How many times a change is retried when the record changed under it.
-const MAX_UPDATE_ATTEMPTS: usize = 8;
+/// How many times a change is retried when the record changed under it. Each retry
+/// means another writer's change to the same record committed first, so this bounds
+/// the number of concurrent writers to one record that are served without error.
+const MAX_UPDATE_ATTEMPTS: usize = 64;
 
 /// How a user is addressed in a path: `/v1/user/{mode}/{identity}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
