@@ -127,6 +127,45 @@ impl Vault {
         who: &Principal,
         profile: Map<String, Value>,
     ) -> Result<String> {
+        let (token, op) = self.new_user_op(who, profile)?;
+        self.store.write(op).await?;
+        Ok(token)
+    }
+
+    /// Creates many users at once (bulk import). Each profile succeeds or fails on its
+    /// own; results are in input order.
+    pub async fn import_users(
+        &self,
+        who: &Principal,
+        profiles: Vec<Map<String, Value>>,
+    ) -> Result<Vec<Result<String>>> {
+        let mut out: Vec<Result<String>> = Vec::with_capacity(profiles.len());
+        let mut ops = Vec::with_capacity(profiles.len());
+        let mut slots = Vec::with_capacity(profiles.len());
+        for profile in profiles {
+            match self.new_user_op(who, profile) {
+                Ok((token, op)) => {
+                    slots.push(out.len());
+                    out.push(Ok(token));
+                    ops.push(op);
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        for (slot, r) in slots.into_iter().zip(self.store.write_batch(ops).await?) {
+            if let Err(e) = r {
+                out[slot] = Err(e.into());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Validates a profile and builds the encrypted row, index entries and audit event.
+    fn new_user_op(
+        &self,
+        who: &Principal,
+        profile: Map<String, Value>,
+    ) -> Result<(String, WriteOp)> {
         if profile.is_empty() {
             return Err(Error::bad_request("empty request body"));
         }
@@ -165,8 +204,14 @@ impl Vault {
                 .collect(),
             audit: audit_event(who, "create user record", Some(&token), "ok"),
         };
-        self.store.write(op).await?;
-        Ok(token)
+        Ok((token, op))
+    }
+
+    /// Reference point for benchmarks: a primary-key read of a user row with no
+    /// decryption and no audit event. Served only when bench endpoints are enabled.
+    pub async fn probe_user_row(&self, token: &str) -> Result<bool> {
+        let token = parse_record_token(token).ok_or_else(|| Error::bad_request("bad uuid"))?;
+        Ok(self.store.user(&self.tenant, &token).await?.is_some())
     }
 
     /// Finds the user a `{mode}/{identity}` pair names. `None` if there is none.

@@ -21,12 +21,16 @@ pub use body::MAX_JSON_DEPTH;
 pub struct HttpConfig {
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Serve the benchmark reference endpoint `GET /bench/lookup/{token}` (root token
+    /// required): a user-row read with no decryption and no audit event.
+    pub bench_endpoints: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_body_bytes: 1024 * 1024,
+            bench_endpoints: false,
         }
     }
 }
@@ -39,7 +43,11 @@ pub(crate) struct AppState {
 
 /// The full application router.
 pub fn router(vault: Arc<Vault>, http: HttpConfig) -> Router {
-    v1::routes()
+    let mut routes = v1::routes();
+    if http.bench_endpoints {
+        routes = routes.merge(v1::bench_routes());
+    }
+    routes
         .layer(axum::middleware::from_fn(middleware::access_log))
         .with_state(AppState { vault, http })
 }

@@ -34,6 +34,24 @@ pub fn routes() -> Router<AppState> {
         })
 }
 
+/// Reference endpoints for the load benchmark (off unless configured).
+pub fn bench_routes() -> Router<AppState> {
+    Router::new().route("/bench/lookup/{token}", get(bench_lookup))
+}
+
+async fn bench_lookup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> std::result::Result<Response, ApiError> {
+    principal(&state, &headers)?;
+    if state.vault.probe_user_row(&token).await? {
+        Ok(ok_json("result", "found"))
+    } else {
+        Err(Error::not_found("not found").into())
+    }
+}
+
 /// A JSON response with Databunker's content type.
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();

@@ -258,6 +258,15 @@ impl Store {
         }
     }
 
+    /// Commits many independent ops (bulk import): each succeeds or fails on its own,
+    /// all are durable when this returns. Results are in the order of `ops`.
+    pub async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<()>>> {
+        match self {
+            Store::Sqlite(s) => s.write_batch(ops).await,
+            Store::Sqlx(s) => s.write_batch(ops).await,
+        }
+    }
+
     /// Cheap liveness probe.
     pub async fn ping(&self) -> Result<()> {
         match self {

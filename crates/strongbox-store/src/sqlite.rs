@@ -102,6 +102,28 @@ impl SqliteStore {
         self.submit(Job::Write(op)).await
     }
 
+    /// Queues every op at once, so the writer commits them in as few transactions as
+    /// its batch size allows.
+    pub async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<()>>> {
+        let mut pending = Vec::with_capacity(ops.len());
+        for op in ops {
+            let (tx, rx) = oneshot::channel();
+            self.inner
+                .writer
+                .send((Job::Write(op), tx))
+                .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
+            pending.push(rx);
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for rx in pending {
+            out.push(
+                rx.await
+                    .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?,
+            );
+        }
+        Ok(out)
+    }
+
     /// Runs `f` with a pooled read connection on the blocking pool.
     async fn read<T, F>(&self, f: F) -> Result<T>
     where

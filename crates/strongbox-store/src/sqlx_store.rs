@@ -235,6 +235,29 @@ impl SqlxStore {
         tx.commit().await.map_err(backend)
     }
 
+    /// All ops in one transaction, each in its own savepoint so that a refused op
+    /// (duplicate index) does not undo the others.
+    pub async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<()>>> {
+        let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
+        let mut out = Vec::with_capacity(ops.len());
+        for op in &ops {
+            sqlx::query("SAVEPOINT op")
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let r = self.apply(&mut tx, op).await;
+            let end = if r.is_ok() {
+                "RELEASE SAVEPOINT op"
+            } else {
+                "ROLLBACK TO SAVEPOINT op"
+            };
+            sqlx::query(end).execute(&mut *tx).await.map_err(backend)?;
+            out.push(r);
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(out)
+    }
+
     async fn exec(
         &self,
         tx: &mut Tx,

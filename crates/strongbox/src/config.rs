@@ -64,6 +64,31 @@ pub enum Command {
         /// File holding the root key (64 hex chars). File key: `root_key_file`.
         #[arg(long, env = "STRONGBOX_ROOT_KEY_FILE", value_name = "FILE")]
         root_key_file: Option<PathBuf>,
+        /// Serve the benchmark reference endpoint GET /bench/lookup/{token} (a user-row
+        /// read without decryption or audit) [default: false]. File key: `bench_endpoints`.
+        #[arg(long, env = "STRONGBOX_BENCH_ENDPOINTS", value_name = "BOOL")]
+        bench_endpoints: Option<bool>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        vault: VaultArgs,
+    },
+    /// Bulk-create users from JSON lines on stdin (one profile object per line); prints
+    /// one line per input line to stdout: the new token, or `error: <message>`.
+    ///
+    /// Writes directly to the store (the root key comes from STRONGBOX_ROOT_KEY or
+    /// --root-key-file); each user is audited like a POST /v1/user. Exits non-zero if
+    /// any line was refused.
+    Import {
+        /// File holding the root key (64 hex chars). File key: `root_key_file`.
+        #[arg(long, env = "STRONGBOX_ROOT_KEY_FILE", value_name = "FILE")]
+        root_key_file: Option<PathBuf>,
+        /// Users per transaction.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        batch_size: usize,
+        /// Transactions written concurrently.
+        #[arg(long, default_value_t = 4, value_name = "N")]
+        jobs: usize,
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
@@ -133,6 +158,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub default_country: Option<String>,
     pub create_user_without_access_token: Option<bool>,
+    pub bench_endpoints: Option<bool>,
     pub log: Option<String>,
 }
 

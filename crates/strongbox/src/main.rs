@@ -1,6 +1,7 @@
 //! The `strongbox` binary: `demo`, `init` and `serve`.
 
 mod config;
+mod import;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use strongbox_server::HttpConfig;
 use strongbox_store::{Location, OpenOptions, Store};
 use zeroize::Zeroizing;
 
-use crate::config::{Cli, Command, DEFAULT_LISTEN, FileConfig, VaultArgs};
+use crate::config::{Cli, Command, DEFAULT_LISTEN, FileConfig, StoreArgs, VaultArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -62,27 +63,50 @@ async fn run(command: Command, file: FileConfig) -> Result<(), String> {
         Command::Serve {
             listen,
             root_key_file,
+            bench_endpoints,
             store,
             vault: args,
         } => {
-            let location = store.location(&file)?;
-            let root = root_key(root_key_file.as_deref().or(file.root_key_file.as_deref()))?;
-            let opts = OpenOptions {
-                create: false,
-                durability: store.durability(&file),
-            };
-            let store = Store::open(&location, &opts)
-                .await
-                .map_err(|e| e.to_string())?;
-            let vault = Vault::open(store, &root, vault_config(&args, &file)?)
-                .await
-                .map_err(|e| e.to_string())?;
-            drop(root);
-            tracing::info!(store = %location.describe(), "vault opened");
+            let vault = open_vault(&store, root_key_file.as_deref(), &args, &file).await?;
             let addr = listen.or(file.listen).unwrap_or(default_listen());
-            serve(vault, addr, http_config(&args, &file)).await
+            let mut http = http_config(&args, &file);
+            http.bench_endpoints = bench_endpoints.or(file.bench_endpoints).unwrap_or(false);
+            serve(vault, addr, http).await
+        }
+        Command::Import {
+            root_key_file,
+            batch_size,
+            jobs,
+            store,
+            vault: args,
+        } => {
+            let vault = open_vault(&store, root_key_file.as_deref(), &args, &file).await?;
+            import::run(Arc::new(vault), batch_size.max(1), jobs.max(1)).await
         }
     }
+}
+
+/// Opens an initialized store with the root key (checked against the canary).
+async fn open_vault(
+    store: &StoreArgs,
+    root_key_file: Option<&Path>,
+    args: &VaultArgs,
+    file: &FileConfig,
+) -> Result<Vault, String> {
+    let location = store.location(file)?;
+    let root = root_key(root_key_file.or(file.root_key_file.as_deref()))?;
+    let opts = OpenOptions {
+        create: false,
+        durability: store.durability(file),
+    };
+    let db = Store::open(&location, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    let vault = Vault::open(db, &root, vault_config(args, file)?)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(store = %location.describe(), "vault opened");
+    Ok(vault)
 }
 
 fn default_listen() -> SocketAddr {

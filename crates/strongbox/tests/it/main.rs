@@ -5,5 +5,6 @@ mod harness;
 
 mod cli;
 mod hostile;
+mod import;
 mod security;
 mod users;

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Strongbox load benchmark.
+
+Builds the release binary, and for each backend (SQLite always; PostgreSQL and
+MySQL/MariaDB when their URLs are given) initializes a fresh store, bulk-loads N users
+with `strongbox import`, starts `strongbox serve`, and drives each scenario with wrk
+at several connection counts. Reports req/s, p50/p99 latency, non-2xx responses,
+server CPU and peak RSS, and writes the tables to docs/benchmarks.md.
+
+    python3 bench/run.py                                  # SQLite, 10,000 users
+    python3 bench/run.py --users 1000000 --duration 20
+    python3 bench/run.py --postgres-url postgres://postgres@127.0.0.1:5432/test \\
+                         --mysql-url mysql://root@127.0.0.1:3306/test
+
+The two ceiling rows are the same server answering `GET /v1/status` (no store, no
+crypto) and `GET /bench/lookup/{token}` (a primary-key read with no decryption and no
+audit event); each vault operation is shown as a fraction of the point-lookup ceiling.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk.lua")
+SCENARIOS = ["status", "probe", "get_token", "get_email", "post", "put"]
+LABELS = {
+    "status": "ceiling: GET /v1/status",
+    "probe": "ceiling: point lookup, no crypto",
+    "get_token": "GET /v1/user/token/{t}",
+    "get_email": "GET /v1/user/email/{e}",
+    "post": "POST /v1/user",
+    "put": "PUT /v1/user/token/{t}",
+}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def ensure_wrk():
+    if shutil.which("wrk"):
+        return
+    log("installing wrk from Debian's packages")
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, stdout=subprocess.DEVNULL)
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "update"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, stdout=subprocess.DEVNULL)
+
+
+def build():
+    log("building the release binary")
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "strongbox"], cwd=ROOT, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release", "strongbox")
+
+
+def with_database(url, db):
+    scheme, rest = url.split("://", 1)
+    host = rest.split("?", 1)[0].split("/", 1)[0]
+    return f"{scheme}://{host}/{db}"
+
+
+def mysql_args(url):
+    rest = url.split("://", 1)[1]
+    auth, hostpart = rest.rsplit("@", 1) if "@" in rest else ("root", rest)
+    hostport = hostpart.split("/", 1)[0]
+    user, _, password = auth.partition(":")
+    host, _, port = hostport.partition(":")
+    args = [f"-h{host}", f"-P{port or 3306}", f"-u{user}"]
+    if password:
+        args.append(f"-p{password}")
+    return args
+
+
+class Store:
+    """A fresh store on one backend."""
+
+    def __init__(self, backend, admin_url, workdir):
+        self.backend, self.admin_url, self.db = backend, admin_url, None
+        if backend == "sqlite":
+            self.args = ["--data-dir", os.path.join(workdir, "data")]
+        else:
+            self.db = f"sbbench_{int(time.time())}_{os.getpid()}"
+            if backend == "postgres":
+                subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {self.db}"], check=True)
+            else:
+                subprocess.run(["mariadb", *mysql_args(admin_url), "-e", f"CREATE DATABASE {self.db}"], check=True)
+            self.args = ["--database-url", with_database(admin_url, self.db)]
+
+    def drop(self):
+        if self.backend == "postgres":
+            subprocess.run(["psql", self.admin_url, "-qc", f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)"], check=False)
+        elif self.backend == "mysql":
+            subprocess.run(["mariadb", *mysql_args(self.admin_url), "-e", f"DROP DATABASE IF EXISTS {self.db}"], check=False)
+
+
+def proc_stat(pid):
+    """(cpu seconds, rss MB, peak rss MB) of a process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    rss = hwm = 0.0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+    return cpu, rss, hwm
+
+
+def reset_peak_rss(pid):
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def wrk(base, scenario, conns, duration, env):
+    threads = min(conns, 2)
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "10s", "-s", WRK_SCRIPT, base]
+    out = subprocess.run(cmd, env={**os.environ, **env, "BENCH_SCENARIO": scenario},
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"BENCH_RESULT (\{.*\})", out)
+    if not m:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    return json.loads(m.group(1))
+
+
+def run_backend(binary, backend, admin_url, args):
+    workdir = tempfile.mkdtemp(prefix=f"strongbox-bench-{backend}-")
+    store = Store(backend, admin_url, workdir)
+    key, token = secrets.token_hex(32), str(uuid.uuid4())
+    env = {**os.environ, "STRONGBOX_ROOT_KEY": key, "STRONGBOX_ROOT_TOKEN": token, "STRONGBOX_LOG": args.log}
+    server = None
+    try:
+        subprocess.run([binary, "init", *store.args], env=env, check=True, stdout=subprocess.DEVNULL)
+        log(f"[{backend}] importing {args.users} users")
+        users_file = os.path.join(workdir, "users.jsonl")
+        with open(users_file, "w") as f:
+            for i in range(args.users):
+                f.write(json.dumps({"login": f"bench{i}", "email": f"bench{i}@bench.example",
+                                    "name": f"Bench User {i}", "address": {"city": "York", "zip": "YO1 7HH"}}))
+                f.write("\n")
+        tokens_file = os.path.join(workdir, "tokens.txt")
+        started = time.monotonic()
+        with open(users_file) as fin, open(tokens_file, "w") as fout:
+            subprocess.run([binary, "import", *store.args], env=env, stdin=fin, stdout=fout, check=True)
+        import_secs = time.monotonic() - started
+        log(f"[{backend}] imported in {import_secs:.1f} s ({args.users / import_secs:.0f} users/s)")
+
+        server_log = open(os.path.join(workdir, "server.log"), "w")
+        server = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--bench-endpoints", "true", *store.args],
+                                  env=env, stdout=subprocess.PIPE, stderr=server_log, text=True)
+        line = server.stdout.readline()
+        m = re.match(r"Strongbox listening on (\S+)", line)
+        if not m:
+            raise RuntimeError(f"server did not start: {line!r}")
+        base = m.group(1)
+        time.sleep(1)
+        _, idle_rss, _ = proc_stat(server.pid)
+        wrk_env = {"BENCH_ROOT_TOKEN": token, "BENCH_TOKENS": tokens_file}
+        results = []
+        for scenario in args.scenarios:
+            for conns in args.connections:
+                reset_peak_rss(server.pid)
+                cpu0, _, _ = proc_stat(server.pid)
+                t0 = time.monotonic()
+                r = wrk(base, scenario, conns, args.duration, {**wrk_env, "BENCH_RUN": f"{backend}{conns}{int(t0)}"})
+                wall = time.monotonic() - t0
+                cpu1, _, peak = proc_stat(server.pid)
+                r.update(scenario=scenario, conns=conns, rps=r["requests"] / (r["duration_us"] / 1e6),
+                         cpu=(cpu1 - cpu0) / wall * 100, peak_rss=peak)
+                log(f"[{backend}] {LABELS[scenario]:<34} c={conns:<3} {r['rps']:>9.0f} req/s  "
+                    f"p50 {r['p50_us'] / 1000:.2f} ms  p99 {r['p99_us'] / 1000:.2f} ms  "
+                    f"non-2xx {r['non2xx'] + r['socket_errors']}  cpu {r['cpu']:.0f}%  peak {peak:.0f} MB")
+                results.append(r)
+        return {"backend": backend, "users": args.users, "import_secs": import_secs,
+                "idle_rss": idle_rss, "results": results}
+    finally:
+        if server:
+            server.terminate()
+            server.wait(timeout=30)
+        store.drop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def machine():
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_gb = int(f.readline().split()[1]) / 1024 / 1024
+    return f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GiB RAM, Linux {platform.release()}"
+
+
+def markdown(runs):
+    out = []
+    for run in runs:
+        out += [f"### {run['backend']}: {run['users']:,} users "
+                f"(bulk import {run['users'] / run['import_secs']:,.0f} users/s; idle RSS {run['idle_rss']:.0f} MB)", "",
+                "| scenario | conns | req/s | of point-lookup ceiling | p50 ms | p99 ms | non-2xx | server CPU | peak RSS MB |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        ceiling = {r["conns"]: r["rps"] for r in run["results"] if r["scenario"] == "probe"}
+        for r in run["results"]:
+            frac = "—"
+            if r["conns"] in ceiling and r["scenario"] not in ("probe", "status"):
+                frac = f"{r['rps'] / ceiling[r['conns']] * 100:.0f} %"
+            out.append(f"| {LABELS[r['scenario']]} | {r['conns']} | {r['rps']:,.0f} | {frac} | "
+                       f"{r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['non2xx'] + r['socket_errors']} | "
+                       f"{r['cpu']:.0f} % | {r['peak_rss']:.0f} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--users", type=int, default=10_000)
+    p.add_argument("--duration", type=int, default=20, help="seconds per run")
+    p.add_argument("--connections", default="2,16,64")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS))
+    p.add_argument("--postgres-url", default=os.environ.get("STRONGBOX_BENCH_POSTGRES_URL"))
+    p.add_argument("--mysql-url", default=os.environ.get("STRONGBOX_BENCH_MYSQL_URL"))
+    p.add_argument("--log", default="info", help="server log filter (the log goes to a file)")
+    p.add_argument("--output", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    p.add_argument("--no-write", action="store_true", help="print the tables, do not touch docs/")
+    args = p.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",")]
+    args.scenarios = args.scenarios.split(",")
+    ensure_wrk()
+    binary = build()
+    backends = [("sqlite", None)]
+    if args.postgres_url:
+        backends.append(("postgres", args.postgres_url))
+    if args.mysql_url:
+        backends.append(("mysql", args.mysql_url))
+    runs = [run_backend(binary, b, url, args) for b, url in backends]
+    table = markdown(runs)
+    header = (f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; load generator wrk on the same machine, "
+              f"{args.duration} s per run, server log at `{args.log}` to a file, default durability "
+              f"(SQLite `synchronous=FULL`).\n\nCommand: `python3 bench/run.py {' '.join(sys.argv[1:])}`\n")
+    print(header)
+    print(table)
+    if not args.no_write:
+        write_results(args.output, header + "\n" + table)
+
+
+def write_results(path, section):
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    text = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    pre, rest = text.split(begin, 1)
+    post = rest.split(end, 1)[1]
+    with open(path, "w") as f:
+        f.write(f"{pre}{begin}\n{section}\n{end}{post}")
+    log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+-- wrk script for the Strongbox benchmark. The scenario comes from BENCH_SCENARIO:
+--   status      GET /v1/status                       (ceiling: no store, no crypto)
+--   probe       GET /bench/lookup/{token}            (ceiling: point read, no crypto, no audit)
+--   get_token   GET /v1/user/token/{token}
+--   get_email   GET /v1/user/email/{email}
+--   post        POST /v1/user with a unique body
+--   put         PUT /v1/user/token/{token}
+-- BENCH_TOKENS names a file with one user token per line (user i on line i+1);
+-- users were created as bench{i}@bench.example. BENCH_RUN makes new logins unique.
+
+local scenario = os.getenv("BENCH_SCENARIO")
+local root = os.getenv("BENCH_ROOT_TOKEN")
+local run = os.getenv("BENCH_RUN") or "0"
+local tokens = {}
+local n = 0
+local counter = 0
+local thread_id = 0
+
+local threads = {}
+local next_id = 0
+function setup(thread)
+  thread:set("tid", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  thread_id = tid or 0
+  local path = os.getenv("BENCH_TOKENS")
+  if path then
+    for line in io.lines(path) do
+      n = n + 1
+      tokens[n] = line
+    end
+  end
+  math.randomseed(os.time() + thread_id * 7919)
+  counter = math.random(math.max(n, 1))
+  wrk.headers["X-Bunker-Token"] = root
+  if scenario == "post" or scenario == "put" then
+    wrk.headers["Content-Type"] = "application/json"
+  end
+end
+
+local function pick()
+  counter = counter % n + 1
+  return counter
+end
+
+request = function()
+  if scenario == "status" then
+    return wrk.format("GET", "/v1/status")
+  elseif scenario == "probe" then
+    return wrk.format("GET", "/bench/lookup/" .. tokens[pick()])
+  elseif scenario == "get_token" then
+    return wrk.format("GET", "/v1/user/token/" .. tokens[pick()])
+  elseif scenario == "get_email" then
+    return wrk.format("GET", "/v1/user/email/bench" .. (pick() - 1) .. "@bench.example")
+  elseif scenario == "post" then
+    counter = counter + 1
+    local id = run .. "-" .. thread_id .. "-" .. counter
+    local body = '{"login":"new-' .. id .. '","email":"new-' .. id .. '@bench.example",' ..
+      '"name":"New User ' .. id .. '","address":{"city":"Leeds","zip":"LS1 4AP"}}'
+    return wrk.format("POST", "/v1/user", nil, body)
+  elseif scenario == "put" then
+    local i = pick()
+    return wrk.format("PUT", "/v1/user/token/" .. tokens[i], nil, '{"visits":' .. counter .. '}')
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"non2xx":%d,"socket_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end

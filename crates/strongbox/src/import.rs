@@ -1,0 +1,110 @@
+//! `strongbox import`: bulk creation of users from JSON lines on stdin.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+use strongbox_core::{Principal, Vault};
+
+/// One input line: a profile, or why the line is unusable.
+type Line = Result<Map<String, Value>, String>;
+
+pub async fn run(vault: Arc<Vault>, batch_size: usize, jobs: usize) -> Result<(), String> {
+    let started = Instant::now();
+    let (mut created, mut refused) = (0u64, 0u64);
+    let mut lines = std::io::stdin().lock().lines();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    loop {
+        // Read one wave of `jobs` batches, write them concurrently, print in order.
+        let mut wave: Vec<Vec<Line>> = Vec::with_capacity(jobs);
+        'read: for _ in 0..jobs {
+            let mut batch = Vec::with_capacity(batch_size);
+            while batch.len() < batch_size {
+                match lines.next() {
+                    Some(Ok(line)) => batch.push(parse(&line)),
+                    Some(Err(e)) => return Err(format!("cannot read stdin: {e}")),
+                    None => {
+                        if !batch.is_empty() {
+                            wave.push(batch);
+                        }
+                        break 'read;
+                    }
+                }
+            }
+            wave.push(batch);
+        }
+        if wave.is_empty() {
+            break;
+        }
+        let handles: Vec<_> = wave
+            .into_iter()
+            .map(|batch| {
+                let vault = vault.clone();
+                tokio::spawn(async move { import_batch(&vault, batch).await })
+            })
+            .collect();
+        for h in handles {
+            let results = h.await.map_err(|e| format!("import task failed: {e}"))??;
+            for r in results {
+                let line = match r {
+                    Ok(token) => {
+                        created += 1;
+                        token
+                    }
+                    Err(message) => {
+                        refused += 1;
+                        format!("error: {message}")
+                    }
+                };
+                writeln!(out, "{line}").map_err(|e| format!("cannot write stdout: {e}"))?;
+            }
+        }
+    }
+    out.flush()
+        .map_err(|e| format!("cannot write stdout: {e}"))?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "imported {created} users in {secs:.1} s ({:.0}/s); {refused} refused",
+        created as f64 / secs.max(1e-9)
+    );
+    if refused > 0 {
+        return Err(format!("{refused} input lines were refused"));
+    }
+    Ok(())
+}
+
+fn parse(line: &str) -> Line {
+    match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err("expected a JSON object".into()),
+        Err(e) => Err(format!("invalid JSON at column {}", e.column())),
+    }
+}
+
+async fn import_batch(
+    vault: &Vault,
+    batch: Vec<Line>,
+) -> Result<Vec<Result<String, String>>, String> {
+    let mut out: Vec<Result<String, String>> = Vec::with_capacity(batch.len());
+    let mut profiles = Vec::new();
+    let mut slots = Vec::new();
+    for line in batch {
+        match line {
+            Ok(p) => {
+                slots.push(out.len());
+                out.push(Ok(String::new()));
+                profiles.push(p);
+            }
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    let results = vault
+        .import_users(&Principal::Root, profiles)
+        .await
+        .map_err(|e| e.message)?;
+    for (slot, r) in slots.into_iter().zip(results) {
+        out[slot] = r.map_err(|e| e.message);
+    }
+    Ok(out)
+}
