@@ -162,7 +162,7 @@ def run_backend(binary, backend, admin_url, args):
         log(f"[{backend}] imported in {import_secs:.1f} s ({args.users / import_secs:.0f} users/s)")
 
         server_log = open(os.path.join(workdir, "server.log"), "w")
-        server = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--bench-endpoints", "true", *store.args],
+        server = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--bench-endpoints", "true", *store.args, *args.serve_args],
                                   env=env, stdout=subprocess.PIPE, stderr=server_log, text=True)
         line = server.stdout.readline()
         m = re.match(r"Strongbox listening on (\S+)", line)
@@ -238,6 +238,8 @@ def main():
     p.add_argument("--mysql-url", default=os.environ.get("STRONGBOX_BENCH_MYSQL_URL"))
     p.add_argument("--log", default="info", help="server log filter (the log goes to a file)")
     p.add_argument("--output", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    p.add_argument("--serve-arg", dest="serve_args", action="append", default=[],
+                   help="extra argument for `strongbox serve` (repeatable), e.g. --serve-arg=--sqlite-durability=normal")
     p.add_argument("--no-write", action="store_true", help="print the tables, do not touch docs/")
     args = p.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
