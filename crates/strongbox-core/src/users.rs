@@ -216,21 +216,22 @@ impl Vault {
 
     /// Finds the user a `{mode}/{identity}` pair names. `None` if there is none.
     async fn resolve(&self, mode: Mode, identity: &str) -> Result<Option<UserRow>> {
-        let token = match mode.index() {
+        match mode.index() {
             None => {
-                Some(parse_record_token(identity).ok_or_else(|| Error::bad_request("bad uuid"))?)
+                let token =
+                    parse_record_token(identity).ok_or_else(|| Error::bad_request("bad uuid"))?;
+                Ok(self.store.user(&self.tenant, &token).await?)
             }
             Some(name) => match self.config.normalizer.normalize(name, identity) {
-                None => None,
+                None => Ok(None),
                 Some(v) => {
                     let entry = self.index_entry(name, &v);
-                    self.store.lookup(&self.tenant, name, &entry.digest).await?
+                    Ok(self
+                        .store
+                        .user_by_index(&self.tenant, name, &entry.digest)
+                        .await?)
                 }
             },
-        };
-        match token {
-            Some(t) => Ok(self.store.user(&self.tenant, &t).await?),
-            None => Ok(None),
         }
     }
 

@@ -242,11 +242,16 @@ impl Store {
         }
     }
 
-    /// The token that holds `digest` in index `name`, if any.
-    pub async fn lookup(&self, tenant: &str, name: &str, digest: &[u8]) -> Result<Option<String>> {
+    /// The user that holds `digest` in index `name`, if any.
+    pub async fn user_by_index(
+        &self,
+        tenant: &str,
+        name: &str,
+        digest: &[u8],
+    ) -> Result<Option<UserRow>> {
         match self {
-            Store::Sqlite(s) => s.lookup(tenant, name, digest).await,
-            Store::Sqlx(s) => s.lookup(tenant, name, digest).await,
+            Store::Sqlite(s) => s.user_by_index(tenant, name, digest).await,
+            Store::Sqlx(s) => s.user_by_index(tenant, name, digest).await,
         }
     }
 

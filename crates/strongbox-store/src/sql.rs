@@ -17,8 +17,10 @@ pub const USER_UPDATE: &str = "UPDATE users SET data = ?, version = version + 1,
 pub const USER_ERASE: &str = "UPDATE users SET data = NULL, wrapped_dek = NULL, kek_version = NULL, \
      erased = ?, updated = ?, version = version + 1 WHERE tenant = ? AND token = ?";
 
-pub const INDEX_LOOKUP: &str =
-    "SELECT token FROM user_index WHERE tenant = ? AND name = ? AND digest = ?";
+/// The user holding a blind index, in one round trip.
+pub const USER_BY_INDEX: &str = "SELECT u.token, u.kek_version, u.wrapped_dek, u.data, u.version, u.created, u.updated, u.erased \
+     FROM user_index i JOIN users u ON u.tenant = i.tenant AND u.token = i.token \
+     WHERE i.tenant = ? AND i.name = ? AND i.digest = ?";
 pub const INDEX_INSERT: &str =
     "INSERT INTO user_index (tenant, name, digest, token, key_version) VALUES (?, ?, ?, ?, ?)";
 pub const INDEX_DROP_ONE: &str =

@@ -196,31 +196,23 @@ impl SqliteStore {
     }
 
     pub async fn user(&self, tenant: &str, token: &str) -> Result<Option<UserRow>> {
-        let (tenant, token) = (tenant.to_string(), token.to_string());
-        self.read(move |c| {
+        self.read(|c| {
             c.prepare_cached(sql::USER_GET)?
-                .query_row(params![tenant, token], |r| {
-                    Ok(UserRow {
-                        token: r.get(0)?,
-                        kek_version: r.get(1)?,
-                        wrapped_dek: r.get(2)?,
-                        data: r.get(3)?,
-                        version: r.get(4)?,
-                        created: r.get(5)?,
-                        updated: r.get(6)?,
-                        erased: r.get(7)?,
-                    })
-                })
+                .query_row(params![tenant, token], user_row)
                 .optional()
         })
         .await
     }
 
-    pub async fn lookup(&self, tenant: &str, name: &str, digest: &[u8]) -> Result<Option<String>> {
-        let (tenant, name, digest) = (tenant.to_string(), name.to_string(), digest.to_vec());
-        self.read(move |c| {
-            c.prepare_cached(sql::INDEX_LOOKUP)?
-                .query_row(params![tenant, name, digest], |r| r.get(0))
+    pub async fn user_by_index(
+        &self,
+        tenant: &str,
+        name: &str,
+        digest: &[u8],
+    ) -> Result<Option<UserRow>> {
+        self.read(|c| {
+            c.prepare_cached(sql::USER_BY_INDEX)?
+                .query_row(params![tenant, name, digest], user_row)
                 .optional()
         })
         .await
@@ -229,6 +221,19 @@ impl SqliteStore {
     pub async fn ping(&self) -> Result<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
+}
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        token: r.get(0)?,
+        kek_version: r.get(1)?,
+        wrapped_dek: r.get(2)?,
+        data: r.get(3)?,
+        version: r.get(4)?,
+        created: r.get(5)?,
+        updated: r.get(6)?,
+        erased: r.get(7)?,
+    })
 }
 
 fn configure(conn: &Connection, durability: Durability) -> Result<()> {

@@ -5,7 +5,9 @@
 //! any number of Strongbox nodes can share one database.
 
 use std::borrow::Cow;
-use std::sync::Once;
+use std::sync::{Arc, Once};
+
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
@@ -21,7 +23,16 @@ use crate::{
 pub struct SqlxStore {
     pool: AnyPool,
     dialect: Dialect,
+    audit: mpsc::Sender<AuditJob>,
 }
+
+/// A lone audit event waiting for the batcher, with where to send the outcome.
+type AuditJob = (String, AuditEvent, oneshot::Sender<Result<()>>);
+
+/// Largest number of audit events written by one multi-row INSERT.
+const MAX_AUDIT_BATCH: usize = 64;
+/// Batches in flight at once (each on its own pooled connection).
+const AUDIT_BATCHERS: usize = 2;
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -48,7 +59,16 @@ impl SqlxStore {
             .connect(url)
             .await
             .map_err(backend)?;
-        let store = SqlxStore { pool, dialect };
+        let (audit, rx) = mpsc::channel(4096);
+        let store = SqlxStore {
+            pool,
+            dialect,
+            audit,
+        };
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..AUDIT_BATCHERS {
+            tokio::spawn(store.clone().audit_batcher(rx.clone()));
+        }
         if !opts.create && !store.has_schema().await? {
             return Err(StoreError::NotInitialized);
         }
@@ -209,16 +229,20 @@ impl SqlxStore {
         row.map(|r| user_row(&r)).transpose()
     }
 
-    pub async fn lookup(&self, tenant: &str, name: &str, digest: &[u8]) -> Result<Option<String>> {
-        let row = sqlx::query(self.q(sql::INDEX_LOOKUP))
+    pub async fn user_by_index(
+        &self,
+        tenant: &str,
+        name: &str,
+        digest: &[u8],
+    ) -> Result<Option<UserRow>> {
+        let row = sqlx::query(self.q(sql::USER_BY_INDEX))
             .bind(tenant.to_string())
             .bind(name.to_string())
             .bind(digest.to_vec())
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.map(|r| r.try_get::<String, _>(0).map_err(backend))
-            .transpose()
+        row.map(|r| user_row(&r)).transpose()
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -230,9 +254,74 @@ impl SqlxStore {
     }
 
     pub async fn write(&self, op: WriteOp) -> Result<()> {
+        if let WriteOp::Audit { tenant, audit } = op {
+            let (tx, rx) = oneshot::channel();
+            let stopped = || StoreError::Backend("the audit writer has stopped".into());
+            self.audit
+                .send((tenant, audit, tx))
+                .await
+                .map_err(|_| stopped())?;
+            return rx.await.map_err(|_| stopped())?;
+        }
         let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
         self.apply(&mut tx, &op).await?;
         tx.commit().await.map_err(backend)
+    }
+
+    /// Group commit for lone audit events (one per read of personal data): every event
+    /// queued while the previous batch was being written goes into one multi-row
+    /// INSERT — a single atomic statement, one round trip and one commit — and each
+    /// caller is answered after that commit.
+    async fn audit_batcher(self, rx: Arc<Mutex<mpsc::Receiver<AuditJob>>>) {
+        let mut batch: Vec<AuditJob> = Vec::with_capacity(MAX_AUDIT_BATCH);
+        loop {
+            {
+                let mut rx = rx.lock().await;
+                match rx.recv().await {
+                    Some(job) => batch.push(job),
+                    None => return,
+                }
+                while batch.len() < MAX_AUDIT_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let mut sql = String::from(
+                "INSERT INTO audit (atoken, tenant, at, actor, action, record, status) VALUES ",
+            );
+            for i in 0..batch.len() {
+                sql.push_str(if i == 0 {
+                    "(?, ?, ?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?, ?, ?)"
+                });
+            }
+            let sql = match self.dialect {
+                Dialect::Postgres => sql::numbered(&sql),
+                _ => sql,
+            };
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (tenant, a, _) in &batch {
+                q = q
+                    .bind(a.atoken.clone())
+                    .bind(tenant.clone())
+                    .bind(a.at)
+                    .bind(a.actor.clone())
+                    .bind(a.action.clone())
+                    .bind(a.record.clone())
+                    .bind(a.status.clone());
+            }
+            let r = q.execute(&self.pool).await.map(|_| ()).map_err(backend);
+            for (_, _, reply) in batch.drain(..) {
+                let _ = reply.send(
+                    r.as_ref()
+                        .map(|_| ())
+                        .map_err(|e| StoreError::Backend(e.to_string())),
+                );
+            }
+        }
     }
 
     /// All ops in one transaction, each in its own savepoint so that a refused op

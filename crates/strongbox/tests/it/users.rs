@@ -15,6 +15,7 @@ backend_tests!(
     erased_user_is_a_tombstone,
     concurrent_creates_of_one_login,
     concurrent_updates_lose_nothing,
+    every_access_is_audited_before_the_answer,
 );
 
 fn lifecycle_matches_databunker(b: &Backend) {
@@ -351,4 +352,62 @@ fn concurrent_updates_lose_nothing(b: &Backend) {
         assert_eq!(data[format!("k{i}")], json!(i), "update {i} lost: {data}");
     }
     assert_eq!(data["login"], "henry");
+}
+
+fn every_access_is_audited_before_the_answer(b: &Backend) {
+    let s = Server::start(b);
+    let t = s.create_user(json!({"login": "ivy", "email": "ivy@example.com"}));
+    std::thread::scope(|scope| {
+        for i in 0..24 {
+            let (s, t) = (&s, &t);
+            scope.spawn(move || {
+                let (mode, id) = if i % 2 == 0 {
+                    ("token", t.as_str())
+                } else {
+                    ("email", "ivy@example.com")
+                };
+                s.get_user(mode, id).expect(200);
+            });
+        }
+    });
+    s.get_user("login", "nobody").expect(404);
+    s.call("PUT", "/v1/user/login/ivy", Body::Json(json!({"x": 1})))
+        .expect(200);
+    s.call("DELETE", "/v1/user/login/ivy", Body::None)
+        .expect(200);
+    // Every acknowledged request is already in the audit table: no waiting, no flush.
+    let count = |cond: &str| {
+        s.store
+            .sql(&format!("SELECT COUNT(*) FROM audit WHERE {cond}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        count(&format!(
+            "action = 'create user record' AND record = '{t}' AND actor = 'root'"
+        )),
+        "1"
+    );
+    assert_eq!(
+        count(&format!(
+            "action = 'get user record' AND record = '{t}' AND status = 'ok'"
+        )),
+        "24"
+    );
+    assert_eq!(
+        count("action = 'get user record' AND record IS NULL AND status = 'not-found'"),
+        "1"
+    );
+    assert_eq!(
+        count(&format!("action = 'change user record' AND record = '{t}'")),
+        "1"
+    );
+    assert_eq!(
+        count(&format!("action = 'forget user record' AND record = '{t}'")),
+        "1"
+    );
+    // Refused requests never reach the vault, so they leave no event.
+    s.call_as(None, "GET", &format!("/v1/user/token/{t}"), Body::None)
+        .expect(401);
+    assert_eq!(count("1 = 1"), "28");
 }
