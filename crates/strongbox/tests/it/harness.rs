@@ -397,6 +397,18 @@ impl Server {
     }
 
     pub fn call_as(&self, token: Option<&str>, method: &str, path: &str, body: Body) -> Reply {
+        self.try_call_as(token, method, path, body).unwrap()
+    }
+
+    /// Like [`Server::call_as`], but a connection failure is `None` instead of a panic
+    /// (for requests racing a crash).
+    pub fn try_call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Body,
+    ) -> Option<Reply> {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
@@ -416,7 +428,7 @@ impl Server {
                 bytes
             }
         };
-        let mut resp = self.agent.run(req.body(bytes).unwrap()).unwrap();
+        let mut resp = self.agent.run(req.body(bytes).unwrap()).ok()?;
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()
@@ -424,13 +436,13 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let text = resp.body_mut().read_to_string().unwrap();
+        let text = resp.body_mut().read_to_string().ok()?;
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply {
+        Some(Reply {
             status,
             json,
             content_type,
-        }
+        })
     }
 
     pub fn create_user(&self, profile: Value) -> String {
@@ -452,8 +464,19 @@ impl Server {
     /// SIGKILL, no chance to flush anything.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
+            let _ = c.kill();
             c.wait().unwrap();
+        }
+    }
+
+    /// Sends SIGKILL while other threads may be using the server.
+    pub fn sigkill(&self) {
+        if let Some(c) = &self.child {
+            let status = Command::new("kill")
+                .args(["-9", &c.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
         }
     }
 

@@ -12,6 +12,7 @@ backend_tests!(
     no_plaintext_in_store_or_log,
     ciphertext_moved_to_another_row_fails,
     restart_and_sigkill_keep_acknowledged_writes,
+    sigkill_under_create_load_loses_nothing_acknowledged,
     wrong_or_missing_root_key_is_refused,
     init_refuses_to_run_twice,
     init_takes_key_and_token_from_environment,
@@ -245,4 +246,90 @@ fn init_takes_key_and_token_from_environment(b: &Backend) {
     let s = Server::serve(store, key, token.into(), vec![]);
     s.create_user(json!({"login": "env"}));
     assert_eq!(s.get_user("login", "env").status, 200);
+}
+
+fn sigkill_under_create_load_loses_nothing_acknowledged(b: &Backend) {
+    let mut s = Server::start(b);
+    let mut acked: Vec<(String, String)> = Vec::new();
+    for round in 0..3 {
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let got: Vec<(String, String)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..6)
+                .map(|w| {
+                    let (s, stop) = (&s, &stop);
+                    scope.spawn(move || {
+                        let mut mine = Vec::new();
+                        for i in 0.. {
+                            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                break;
+                            }
+                            let login = format!("r{round}-w{w}-{i}");
+                            let body = json!({"login": login, "email": format!("{login}@example.com"), "i": i});
+                            match s.try_call_as(Some(&s.token), "POST", "/v1/user", Body::Json(body)) {
+                                Some(r) if r.status == 200 => {
+                                    mine.push((login, r.json["token"].as_str().unwrap().to_string()));
+                                }
+                                Some(r) => panic!("unexpected answer under load: {} {}", r.status, r.json),
+                                // The server died under us: this request was never acknowledged.
+                                None => break,
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            s.sigkill();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            workers
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert!(!got.is_empty(), "round {round} acknowledged nothing");
+        acked.extend(got);
+        s = s.crash_and_restart();
+        for (login, token) in &acked {
+            let v = s.get_user("login", login).expect(200);
+            assert_eq!(v["token"], token.as_str(), "{login} lost after SIGKILL");
+            assert_eq!(v["data"]["login"], login.as_str());
+            let v = s
+                .get_user("email", &format!("{login}@example.com"))
+                .expect(200);
+            assert_eq!(
+                v["token"],
+                token.as_str(),
+                "email index disagrees for {login}"
+            );
+        }
+    }
+    // Indexes agree with records: every index row points at a live user, and every
+    // live user has exactly its login and email entries.
+    let orphans = s.store.sql(
+        "SELECT COUNT(*) FROM user_index i LEFT JOIN users u ON u.tenant = i.tenant AND u.token = i.token \
+         WHERE u.token IS NULL OR u.erased IS NOT NULL",
+    );
+    assert_eq!(orphans.trim(), "0");
+    let users: usize = s
+        .store
+        .sql("SELECT COUNT(*) FROM users")
+        .trim()
+        .parse()
+        .unwrap();
+    let entries: usize = s
+        .store
+        .sql("SELECT COUNT(*) FROM user_index")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        users >= acked.len(),
+        "{users} rows for {} acknowledged creates",
+        acked.len()
+    );
+    assert_eq!(
+        entries,
+        2 * users,
+        "each user has a login and an email entry"
+    );
 }
