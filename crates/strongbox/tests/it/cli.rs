@@ -1,11 +1,10 @@
 //! The program contract: `demo`, `--help`, the config file and environment variables.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-use crate::harness::{BIN, Backend, Body, Server, StoreLoc, init};
+use crate::harness::{BIN, Backend, Body, Server, StoreLoc, agent, init, wait_listening};
 
 #[test]
 fn demo_serves_with_token_demo_and_warns() {
@@ -15,19 +14,8 @@ fn demo_serves_with_token_demo_and_warns() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = BufReader::new(stdout)
-        .lines()
-        .map(|l| l.unwrap())
-        .find(|l| l.starts_with("Strongbox listening on "))
-        .unwrap();
-    let base = line
-        .trim_start_matches("Strongbox listening on ")
-        .to_string();
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let base = wait_listening(&mut child);
+    let agent = agent();
     let mut resp = agent
         .post(format!("{base}/v1/user"))
         .header("X-Bunker-Token", "DEMO")
@@ -117,18 +105,8 @@ fn config_file_and_environment_layer_under_flags() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let line = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map(|l| l.unwrap())
-        .find(|l| l.starts_with("Strongbox listening on "))
-        .unwrap();
-    let base = line
-        .trim_start_matches("Strongbox listening on ")
-        .to_string();
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let base = wait_listening(&mut child);
+    let agent = agent();
     let body = json!({"phone": "(415) 555-2671", "pad": "p".repeat(500)}).to_string();
     let resp = agent
         .post(format!("{base}/v1/user"))

@@ -354,31 +354,16 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(addr) = line.strip_prefix("Strongbox listening on ") {
-                        break addr.trim().to_string();
-                    }
-                }
-                _ => {
-                    let _ = child.wait();
-                    panic!(
-                        "server did not start: {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .new_agent();
+        let started =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait_listening(&mut child)));
+        let base = started.unwrap_or_else(|_| {
+            let _ = child.wait();
+            panic!(
+                "server did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+        let agent = agent();
         Server {
             child: Some(child),
             base,
@@ -496,21 +481,19 @@ impl Server {
         }
     }
 
-    /// Stops the process and starts a new one on the same store.
+    /// Stops the process (SIGTERM) and starts a new one on the same store.
     pub fn restart(mut self) -> Server {
         self.stop();
-        let store = std::mem::replace(&mut self.store, StoreLoc::placeholder());
-        Server::serve(
-            store,
-            self.root_key.clone(),
-            self.token.clone(),
-            self.extra_args.clone(),
-        )
+        self.respawn()
     }
 
     /// Kills the process with SIGKILL and starts a new one on the same store.
     pub fn crash_and_restart(mut self) -> Server {
         self.kill9();
+        self.respawn()
+    }
+
+    fn respawn(mut self) -> Server {
         let store = std::mem::replace(&mut self.store, StoreLoc::placeholder());
         Server::serve(
             store,
@@ -542,6 +525,32 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Waits for a spawned `strongbox` to print its listening line; returns its base URL.
+pub fn wait_listening(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| {
+            l.strip_prefix("Strongbox listening on ")
+                .map(str::to_string)
+        })
+        .expect("the server exited before listening");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    base
+}
+
+/// An HTTP agent that returns 4xx/5xx answers instead of failing on them.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .new_agent()
 }
 
 /// Percent-encodes a path segment.
