@@ -263,9 +263,87 @@ impl SqlxStore {
                 .map_err(|_| stopped())?;
             return rx.await.map_err(|_| stopped())?;
         }
+        if self.dialect == Dialect::Postgres
+            && let WriteOp::CreateUser {
+                tenant,
+                user,
+                indexes,
+                audit,
+            } = &op
+        {
+            match self.create_user_pg(tenant, user, indexes, audit).await {
+                // A taken index: the transaction below finds out which one, in order.
+                Err(StoreError::Duplicate(_)) => {}
+                other => return other,
+            }
+        }
         let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
         self.apply(&mut tx, &op).await?;
         tx.commit().await.map_err(backend)
+    }
+
+    /// A create on PostgreSQL in one round trip: the user row, its index entries and
+    /// its audit event as data-modifying CTEs of one statement, which commits or fails
+    /// as a whole. A unique violation is reported as `Duplicate` without saying which
+    /// index; the caller then replays the create statement by statement to name it.
+    async fn create_user_pg(
+        &self,
+        tenant: &str,
+        u: &UserRow,
+        indexes: &[IndexEntry],
+        a: &AuditEvent,
+    ) -> Result<()> {
+        let mut sql = String::from(
+            "WITH u AS (INSERT INTO users (tenant, token, kek_version, wrapped_dek, data, version, created, updated, erased) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?))",
+        );
+        if !indexes.is_empty() {
+            sql.push_str(
+                ", i AS (INSERT INTO user_index (tenant, name, digest, token, key_version) VALUES ",
+            );
+            for n in 0..indexes.len() {
+                sql.push_str(if n == 0 {
+                    "(?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?)"
+                });
+            }
+            sql.push(')');
+        }
+        sql.push_str(
+            " INSERT INTO audit (atoken, tenant, at, actor, action, record, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql::numbered(&sql)))
+            .bind(tenant.to_string())
+            .bind(u.token.clone())
+            .bind(u.kek_version)
+            .bind(u.wrapped_dek.clone())
+            .bind(u.data.clone())
+            .bind(u.version)
+            .bind(u.created)
+            .bind(u.updated)
+            .bind(u.erased);
+        for e in indexes {
+            q = q
+                .bind(tenant.to_string())
+                .bind(e.name)
+                .bind(e.digest.clone())
+                .bind(u.token.clone())
+                .bind(e.key_version);
+        }
+        q = q
+            .bind(a.atoken.clone())
+            .bind(tenant.to_string())
+            .bind(a.at)
+            .bind(a.actor.clone())
+            .bind(a.action.clone())
+            .bind(a.record.clone())
+            .bind(a.status.clone());
+        match q.execute(&self.pool).await {
+            Ok(_) => Ok(()),
+            Err(e) if unique_violation(&e) => Err(StoreError::Duplicate("")),
+            Err(e) => Err(backend(e)),
+        }
     }
 
     /// Group commit for lone audit events (one per read of personal data): every event
