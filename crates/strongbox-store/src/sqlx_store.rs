@@ -313,16 +313,7 @@ impl SqlxStore {
         sql.push_str(
             " INSERT INTO audit (atoken, tenant, at, actor, action, record, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql::numbered(&sql)))
-            .bind(tenant.to_string())
-            .bind(u.token.clone())
-            .bind(u.kek_version)
-            .bind(u.wrapped_dek.clone())
-            .bind(u.data.clone())
-            .bind(u.version)
-            .bind(u.created)
-            .bind(u.updated)
-            .bind(u.erased);
+        let mut q = bind_user(sqlx::query(AssertSqlSafe(sql::numbered(&sql))), tenant, u);
         for e in indexes {
             q = q
                 .bind(tenant.to_string())
@@ -331,15 +322,7 @@ impl SqlxStore {
                 .bind(u.token.clone())
                 .bind(e.key_version);
         }
-        q = q
-            .bind(a.atoken.clone())
-            .bind(tenant.to_string())
-            .bind(a.at)
-            .bind(a.actor.clone())
-            .bind(a.action.clone())
-            .bind(a.record.clone())
-            .bind(a.status.clone());
-        match q.execute(&self.pool).await {
+        match bind_audit(q, tenant, a).execute(&self.pool).await {
             Ok(_) => Ok(()),
             Err(e) if unique_violation(&e) => Err(StoreError::Duplicate("")),
             Err(e) => Err(backend(e)),
@@ -382,14 +365,7 @@ impl SqlxStore {
             };
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (tenant, a, _) in &batch {
-                q = q
-                    .bind(a.atoken.clone())
-                    .bind(tenant.clone())
-                    .bind(a.at)
-                    .bind(a.actor.clone())
-                    .bind(a.action.clone())
-                    .bind(a.record.clone())
-                    .bind(a.status.clone());
+                q = bind_audit(q, tenant, a);
             }
             let r = q.execute(&self.pool).await.map(|_| ()).map_err(backend);
             for (_, _, reply) in batch.drain(..) {
@@ -462,14 +438,7 @@ impl SqlxStore {
     }
 
     async fn audit(&self, tx: &mut Tx, tenant: &str, a: &AuditEvent) -> Result<()> {
-        let q = sqlx::query(self.q(sql::AUDIT_INSERT))
-            .bind(a.atoken.clone())
-            .bind(tenant.to_string())
-            .bind(a.at)
-            .bind(a.actor.clone())
-            .bind(a.action.clone())
-            .bind(a.record.clone())
-            .bind(a.status.clone());
+        let q = bind_audit(sqlx::query(self.q(sql::AUDIT_INSERT)), tenant, a);
         self.exec(tx, q).await.map(|_| ())
     }
 
@@ -481,16 +450,7 @@ impl SqlxStore {
                 indexes,
                 audit,
             } => {
-                let q = sqlx::query(self.q(sql::USER_INSERT))
-                    .bind(tenant.clone())
-                    .bind(u.token.clone())
-                    .bind(u.kek_version)
-                    .bind(u.wrapped_dek.clone())
-                    .bind(u.data.clone())
-                    .bind(u.version)
-                    .bind(u.created)
-                    .bind(u.updated)
-                    .bind(u.erased);
+                let q = bind_user(sqlx::query(self.q(sql::USER_INSERT)), tenant, u);
                 self.exec(tx, q).await?;
                 self.insert_indexes(tx, tenant, &u.token, indexes).await?;
                 self.audit(tx, tenant, audit).await
@@ -543,6 +503,32 @@ impl SqlxStore {
             WriteOp::Audit { tenant, audit } => self.audit(tx, tenant, audit).await,
         }
     }
+}
+
+type Q<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Binds a user row in the column order of `sql::USER_INSERT`.
+fn bind_user<'q>(q: Q<'q>, tenant: &str, u: &UserRow) -> Q<'q> {
+    q.bind(tenant.to_string())
+        .bind(u.token.clone())
+        .bind(u.kek_version)
+        .bind(u.wrapped_dek.clone())
+        .bind(u.data.clone())
+        .bind(u.version)
+        .bind(u.created)
+        .bind(u.updated)
+        .bind(u.erased)
+}
+
+/// Binds an audit event in the column order of `sql::AUDIT_INSERT`.
+fn bind_audit<'q>(q: Q<'q>, tenant: &str, a: &AuditEvent) -> Q<'q> {
+    q.bind(a.atoken.clone())
+        .bind(tenant.to_string())
+        .bind(a.at)
+        .bind(a.actor.clone())
+        .bind(a.action.clone())
+        .bind(a.record.clone())
+        .bind(a.status.clone())
 }
 
 fn user_row(r: &AnyRow) -> Result<UserRow> {
