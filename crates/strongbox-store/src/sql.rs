@@ -33,6 +33,13 @@ pub const AUDIT_INSERT: &str = "INSERT INTO audit (atoken, tenant, at, actor, ac
 pub const META_CANARY: &str = "canary";
 pub const META_ROOT_TOKEN: &str = "root_token_hash";
 
+/// `rows` comma-separated tuples of `width` placeholders, for multi-row VALUES lists:
+/// `values_list(2, 3)` is `(?, ?, ?), (?, ?, ?)`.
+pub fn values_list(rows: usize, width: usize) -> String {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    vec![tuple; rows].join(", ")
+}
+
 /// Rewrites `?` placeholders as `$1, $2, …` for PostgreSQL. The statements above have
 /// no `?` inside literals, so a plain scan is exact.
 pub fn numbered(sql: &str) -> String {
@@ -52,6 +59,12 @@ pub fn numbered(sql: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn values_lists() {
+        assert_eq!(super::values_list(2, 3), "(?, ?, ?), (?, ?, ?)");
+        assert_eq!(super::values_list(1, 1), "(?)");
+    }
+
     #[test]
     fn numbered_placeholders() {
         assert_eq!(super::numbered("a = ? AND b = ?"), "a = $1 AND b = $2");

@@ -301,13 +301,7 @@ impl SqlxStore {
             sql.push_str(
                 ", i AS (INSERT INTO user_index (tenant, name, digest, token, key_version) VALUES ",
             );
-            for n in 0..indexes.len() {
-                sql.push_str(if n == 0 {
-                    "(?, ?, ?, ?, ?)"
-                } else {
-                    ", (?, ?, ?, ?, ?)"
-                });
-            }
+            sql.push_str(&sql::values_list(indexes.len(), 5));
             sql.push(')');
         }
         sql.push_str(
@@ -352,13 +346,7 @@ impl SqlxStore {
             let mut sql = String::from(
                 "INSERT INTO audit (atoken, tenant, at, actor, action, record, status) VALUES ",
             );
-            for i in 0..batch.len() {
-                sql.push_str(if i == 0 {
-                    "(?, ?, ?, ?, ?, ?, ?)"
-                } else {
-                    ", (?, ?, ?, ?, ?, ?, ?)"
-                });
-            }
+            sql.push_str(&sql::values_list(batch.len(), 7));
             let sql = match self.dialect {
                 Dialect::Postgres => sql::numbered(&sql),
                 _ => sql,

@@ -122,29 +122,18 @@ impl StoreLoc {
                 db: None,
                 url: None,
             },
-            Backend::Postgres(admin) => {
+            Backend::Postgres(admin) | Backend::Mysql(admin) => {
                 let db = unique_name();
-                run_ok(Command::new("psql").args([
-                    admin.as_str(),
-                    "-qc",
-                    &format!("CREATE DATABASE {db}"),
-                ]));
-                let url = with_database(admin, &db);
-                StoreLoc {
-                    backend: backend.clone(),
-                    args: vec!["--database-url".into(), url.clone()],
-                    dir,
-                    db: Some(db),
-                    url: Some(url),
+                let create = format!("CREATE DATABASE {db}");
+                if matches!(backend, Backend::Postgres(_)) {
+                    run_ok(Command::new("psql").args([admin.as_str(), "-qc", &create]));
+                } else {
+                    run_ok(
+                        Command::new("mariadb")
+                            .args(mysql_client_args(admin))
+                            .args(["-e", &create]),
+                    );
                 }
-            }
-            Backend::Mysql(admin) => {
-                let db = unique_name();
-                run_ok(
-                    Command::new("mariadb")
-                        .args(mysql_client_args(admin))
-                        .args(["-e", &format!("CREATE DATABASE {db}")]),
-                );
                 let url = with_database(admin, &db);
                 StoreLoc {
                     backend: backend.clone(),
