@@ -1,12 +1,18 @@
 //! Domain services of Strongbox. Everything here is independent of HTTP: the v1 REST
 //! API (and later the v2 RPC API) are thin adapters over these functions.
 
+pub mod apps;
 pub mod error;
+pub mod expiry;
 pub mod normalize;
+mod records;
+pub mod sessions;
 pub mod users;
 pub mod vault;
 
 pub use error::{Error, ErrorKind, Result};
+pub use expiry::Page;
 pub use normalize::{Normalizer, parse_country};
+pub use sessions::SessionView;
 pub use users::{Change, Mode, UserView};
-pub use vault::{OpenError, Principal, Vault, VaultConfig};
+pub use vault::{OpenError, Policy, Principal, Vault, VaultConfig};

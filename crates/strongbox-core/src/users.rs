@@ -41,7 +41,18 @@ impl Mode {
         }
     }
 
-    fn index(self) -> Option<&'static str> {
+    /// The mode's name in paths and audit titles.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Token => "token",
+            Mode::Login => "login",
+            Mode::Email => "email",
+            Mode::Phone => "phone",
+            Mode::Custom => "custom",
+        }
+    }
+
+    pub(crate) fn index(self) -> Option<&'static str> {
         match self {
             Mode::Token => None,
             Mode::Login => Some("login"),
@@ -56,6 +67,12 @@ impl Mode {
 pub struct UserView {
     pub token: String,
     pub profile: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// A live user reached through a path, with the key to its records.
+pub(crate) struct Subject {
+    pub token: String,
+    pub dek: Dek,
 }
 
 /// A change to a profile, as sent with `PUT`.
@@ -83,6 +100,29 @@ impl Change {
     }
 }
 
+impl Change {
+    /// The document after this change. `context` names what is changed in errors
+    /// ("error updating user"). The result must still be a JSON object.
+    pub(crate) fn apply_to(
+        &self,
+        old: Map<String, Value>,
+        context: &str,
+    ) -> Result<Map<String, Value>> {
+        let mut doc = Value::Object(old);
+        match self {
+            Change::Merge(m) => json_patch::merge(&mut doc, &Value::Object(m.clone())),
+            Change::Patch(p) => json_patch::patch(&mut doc, p)
+                .map_err(|e| Error::bad_request(format!("{context}: {e}")))?,
+        }
+        match doc {
+            Value::Object(new) => Ok(new),
+            _ => Err(Error::bad_request(format!(
+                "{context}: the document must stay a JSON object"
+            ))),
+        }
+    }
+}
+
 impl Vault {
     fn profile_aad(&self, token: &str) -> Aad {
         Aad::new(&self.tenant, "user", token, "profile")
@@ -101,7 +141,7 @@ impl Vault {
             .collect()
     }
 
-    fn index_entry(&self, name: &'static str, normalized: &str) -> IndexEntry {
+    pub(crate) fn index_entry(&self, name: &'static str, normalized: &str) -> IndexEntry {
         IndexEntry {
             name,
             digest: self.keys.index.index_key(name).digest(normalized).to_vec(),
@@ -109,7 +149,7 @@ impl Vault {
         }
     }
 
-    fn dek_of(&self, row: &UserRow) -> Result<Option<Dek>> {
+    pub(crate) fn dek_of(&self, row: &UserRow) -> Result<Option<Dek>> {
         let (Some(version), Some(wrapped)) = (row.kek_version, row.wrapped_dek.as_ref()) else {
             return Ok(None);
         };
@@ -176,11 +216,7 @@ impl Vault {
             ));
         }
         let token = new_record_token();
-        let kek = self
-            .keys
-            .keks
-            .get(&self.keys.current_kek)
-            .ok_or_else(|| Error::internal("the current KEK is missing"))?;
+        let kek = self.current_kek()?;
         let dek = Dek::generate()?;
         let plaintext =
             Zeroizing::new(serde_json::to_vec(&Value::Object(profile)).map_err(Error::internal)?);
@@ -215,7 +251,7 @@ impl Vault {
     }
 
     /// Finds the user a `{mode}/{identity}` pair names. `None` if there is none.
-    async fn resolve(&self, mode: Mode, identity: &str) -> Result<Option<UserRow>> {
+    pub(crate) async fn resolve(&self, mode: Mode, identity: &str) -> Result<Option<UserRow>> {
         match mode.index() {
             None => {
                 let token =
@@ -250,6 +286,26 @@ impl Vault {
                     .await?;
                 Err(Error::not_found("not found"))
             }
+        }
+    }
+
+    /// The live user `{mode}/{identity}` names, once `who` is allowed to reach it:
+    /// "not found" (audited) when there is none, "user record not found" once erased.
+    pub(crate) async fn subject(
+        &self,
+        who: &Principal,
+        action: &str,
+        mode: Mode,
+        identity: &str,
+    ) -> Result<Subject> {
+        let row = self.resolve_or_404(who, action, mode, identity).await?;
+        who.may_access(&row.token)?;
+        match self.dek_of(&row)? {
+            Some(dek) => Ok(Subject {
+                token: row.token,
+                dek,
+            }),
+            None => Err(Error::not_found("user record not found")),
         }
     }
 
@@ -294,17 +350,7 @@ impl Vault {
             let old_plain = self.decrypt_profile(&row, &dek)?;
             let old: Map<String, Value> =
                 serde_json::from_slice(&old_plain).map_err(Error::internal)?;
-            let mut doc = Value::Object(old.clone());
-            match &change {
-                Change::Merge(m) => json_patch::merge(&mut doc, &Value::Object(m.clone())),
-                Change::Patch(p) => json_patch::patch(&mut doc, p)
-                    .map_err(|e| Error::bad_request(format!("error updating user: {e}")))?,
-            }
-            let Value::Object(new) = doc else {
-                return Err(Error::bad_request(
-                    "error updating user: the profile must stay a JSON object",
-                ));
-            };
+            let new = change.apply_to(old.clone(), "error updating user")?;
             let (old_idx, new_idx) = (self.indexes_of(&old), self.indexes_of(&new));
             let mut drop_indexes = Vec::new();
             let mut add_indexes = Vec::new();

@@ -22,6 +22,22 @@ pub struct VaultConfig {
     pub normalizer: Normalizer,
     /// Databunker's `create_user_without_access_token`: off by default.
     pub create_user_without_access_token: bool,
+    pub policy: Policy,
+}
+
+/// Retention limits, in seconds (Databunker's `policy` section).
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Longest lifetime of a session (`max_session_retention_period`, default 1h).
+    pub max_session_retention: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_session_retention: 3600,
+        }
+    }
 }
 
 /// Why a vault could not be opened. Messages are for the operator's terminal.
@@ -61,6 +77,22 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// May this principal read and change the records of user `token`?
+    pub fn may_access(&self, _token: &str) -> Result<()> {
+        match self {
+            Principal::Root => Ok(()),
+            Principal::Anonymous => Err(Error::new(ErrorKind::Forbidden, "access denied")),
+        }
+    }
+
+    /// Is this the root principal? (Administrative routes.)
+    pub fn require_root(&self) -> Result<()> {
+        match self {
+            Principal::Root => Ok(()),
+            Principal::Anonymous => Err(Error::new(ErrorKind::Forbidden, "access denied")),
+        }
+    }
+
     /// The label recorded in audit events.
     pub fn audit_label(&self) -> &'static str {
         match self {
@@ -181,6 +213,14 @@ impl Vault {
         &self.config
     }
 
+    /// The KEK that wraps new DEKs.
+    pub(crate) fn current_kek(&self) -> Result<&Kek> {
+        self.keys
+            .keks
+            .get(&self.keys.current_kek)
+            .ok_or_else(|| Error::internal("the current KEK is missing"))
+    }
+
     /// Resolves an access token. A missing token is `Unauthenticated`; a token that
     /// matches nothing is `Forbidden`. Comparison is constant-time on keyed hashes.
     pub fn authenticate(&self, token: Option<&str>) -> Result<Principal> {
@@ -201,6 +241,11 @@ impl Vault {
             None if self.config.create_user_without_access_token => Ok(Principal::Anonymous),
             other => self.authenticate(other),
         }
+    }
+
+    /// Periodic housekeeping: deletes what has expired.
+    pub async fn sweep(&self) -> Result<()> {
+        self.purge_expired_sessions().await
     }
 
     /// Cheap health check of the store.

@@ -50,6 +50,32 @@ pub struct AuditEvent {
     pub status: String,
 }
 
+/// A document of some kind other than a user profile: app data, a session, a
+/// consent, a legal basis, …  `meta` is plaintext and must never hold personal data;
+/// `body` is AEAD ciphertext, sealed under the owner's DEK or, for a record with no
+/// owner, under its own DEK (`wrapped_dek`, wrapped by KEK `kek_version`).
+#[derive(Clone, Debug, Default)]
+pub struct RecordRow {
+    pub kind: String,
+    /// Key within the kind (unique per tenant and kind).
+    pub id: String,
+    /// The subject it belongs to: a user token, or a pseudonymous placeholder (a
+    /// keyed digest) for a person not in the vault yet. Erasing the user deletes it.
+    pub owner: Option<String>,
+    /// The one secondary lookup of the kind (an app name, a consent's brief, …).
+    pub label: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+    /// Unix seconds after which the record is expired (and may be purged).
+    pub expires: Option<i64>,
+    /// Optimistic-concurrency version; 1 on insert, incremented by every update.
+    pub version: i64,
+    pub meta: Option<Vec<u8>>,
+    pub body: Option<Vec<u8>>,
+    pub kek_version: Option<i64>,
+    pub wrapped_dek: Option<Vec<u8>>,
+}
+
 /// A wrapped key-ring entry (a KEK or an index secret).
 #[derive(Clone)]
 pub struct KeyRow {
@@ -92,8 +118,8 @@ pub enum WriteOp {
         add_indexes: Vec<IndexEntry>,
         audit: AuditEvent,
     },
-    /// Crypto-shredding: the wrapped DEK, the ciphertext and the index entries go;
-    /// the token row stays as a tombstone.
+    /// Crypto-shredding: the wrapped DEK, the ciphertext and the index entries go, and
+    /// so do all records the user owns; the token row stays as a tombstone.
     EraseUser {
         tenant: String,
         token: String,
@@ -101,6 +127,29 @@ pub enum WriteOp {
     },
     /// An audit event on its own (a read of personal data, a refused request).
     Audit { tenant: String, audit: AuditEvent },
+    /// Inserts a record (`expected_version: None`; `Duplicate("record")` if its key is
+    /// taken) or replaces one whose version is still `expected_version` (`Stale`
+    /// otherwise, also when it is gone).
+    PutRecord {
+        tenant: String,
+        record: RecordRow,
+        expected_version: Option<i64>,
+    },
+    /// Deletes one record; deleting a missing record is not an error.
+    DeleteRecord {
+        tenant: String,
+        kind: String,
+        id: String,
+    },
+    /// Deletes the records of `kind` whose expiry is at or before `now`.
+    DeleteExpired {
+        tenant: String,
+        kind: String,
+        now: i64,
+    },
+    /// Several ops that commit or fail together (a change with its audit event, a
+    /// user creation that also adopts the consents given before it).
+    Atomic(Vec<WriteOp>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +304,61 @@ impl Store {
         }
     }
 
+    pub async fn record(&self, tenant: &str, kind: &str, id: &str) -> Result<Option<RecordRow>> {
+        match self {
+            Store::Sqlite(s) => s
+                .records(sql::RECORD_GET, &[tenant, kind, id])
+                .await
+                .map(first),
+            Store::Sqlx(s) => s
+                .records(sql::RECORD_GET, &[tenant, kind, id])
+                .await
+                .map(first),
+        }
+    }
+
+    /// The records of `kind` owned by `owner`, by key.
+    pub async fn records_of(
+        &self,
+        tenant: &str,
+        owner: &str,
+        kind: &str,
+    ) -> Result<Vec<RecordRow>> {
+        self.select(sql::RECORDS_OF_OWNER, &[tenant, owner, kind])
+            .await
+    }
+
+    /// Every record of `kind`, by key.
+    pub async fn records_of_kind(&self, tenant: &str, kind: &str) -> Result<Vec<RecordRow>> {
+        self.select(sql::RECORDS_OF_KIND, &[tenant, kind]).await
+    }
+
+    /// The records of `kind` with `label`, by key.
+    pub async fn records_by_label(
+        &self,
+        tenant: &str,
+        kind: &str,
+        label: &str,
+    ) -> Result<Vec<RecordRow>> {
+        self.select(sql::RECORDS_BY_LABEL, &[tenant, kind, label])
+            .await
+    }
+
+    /// The distinct labels used by records of `kind`, sorted.
+    pub async fn record_labels(&self, tenant: &str, kind: &str) -> Result<Vec<String>> {
+        match self {
+            Store::Sqlite(s) => s.strings(sql::RECORD_LABELS, &[tenant, kind]).await,
+            Store::Sqlx(s) => s.strings(sql::RECORD_LABELS, &[tenant, kind]).await,
+        }
+    }
+
+    async fn select(&self, statement: &'static str, args: &[&str]) -> Result<Vec<RecordRow>> {
+        match self {
+            Store::Sqlite(s) => s.records(statement, args).await,
+            Store::Sqlx(s) => s.records(statement, args).await,
+        }
+    }
+
     /// Commits `op` durably (with its audit event) before returning.
     pub async fn write(&self, op: WriteOp) -> Result<()> {
         match self {
@@ -279,6 +383,10 @@ impl Store {
             Store::Sqlx(s) => s.ping().await,
         }
     }
+}
+
+fn first(rows: Vec<RecordRow>) -> Option<RecordRow> {
+    rows.into_iter().next()
 }
 
 #[cfg(test)]

@@ -29,60 +29,98 @@ pub fn migrations(dialect: Dialect) -> &'static [(i64, &'static [&'static str])]
     }
 }
 
-const SQLITE: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
-        "CREATE TABLE key_ring (tenant TEXT NOT NULL, kind TEXT NOT NULL, version INTEGER NOT NULL, \
+const SQLITE: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+            "CREATE TABLE key_ring (tenant TEXT NOT NULL, kind TEXT NOT NULL, version INTEGER NOT NULL, \
          wrapped BLOB NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (tenant, kind, version))",
-        "CREATE TABLE users (tenant TEXT NOT NULL, token TEXT NOT NULL, kek_version INTEGER, \
+            "CREATE TABLE users (tenant TEXT NOT NULL, token TEXT NOT NULL, kek_version INTEGER, \
          wrapped_dek BLOB, data BLOB, version INTEGER NOT NULL, created INTEGER NOT NULL, \
          updated INTEGER NOT NULL, erased INTEGER, PRIMARY KEY (tenant, token))",
-        "CREATE TABLE user_index (tenant TEXT NOT NULL, name TEXT NOT NULL, digest BLOB NOT NULL, \
+            "CREATE TABLE user_index (tenant TEXT NOT NULL, name TEXT NOT NULL, digest BLOB NOT NULL, \
          token TEXT NOT NULL, key_version INTEGER NOT NULL, PRIMARY KEY (tenant, name, digest))",
-        "CREATE INDEX user_index_token ON user_index (tenant, token)",
-        "CREATE TABLE audit (id INTEGER PRIMARY KEY, atoken TEXT NOT NULL, \
+            "CREATE INDEX user_index_token ON user_index (tenant, token)",
+            "CREATE TABLE audit (id INTEGER PRIMARY KEY, atoken TEXT NOT NULL, \
          tenant TEXT NOT NULL, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, \
          record TEXT, status TEXT NOT NULL)",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            "CREATE TABLE records (tenant TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, \
+             owner TEXT, label TEXT, created INTEGER NOT NULL, updated INTEGER NOT NULL, \
+             expires INTEGER, version INTEGER NOT NULL, meta BLOB, body BLOB, kek_version INTEGER, \
+             wrapped_dek BLOB, PRIMARY KEY (tenant, kind, id))",
+            "CREATE INDEX records_owner ON records (tenant, owner, kind)",
+            "CREATE INDEX records_label ON records (tenant, kind, label)",
+        ],
+    ),
+];
 
-const POSTGRES: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE meta (name VARCHAR(64) PRIMARY KEY, value BYTEA NOT NULL)",
-        "CREATE TABLE key_ring (tenant VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, version BIGINT NOT NULL, \
+const POSTGRES: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE meta (name VARCHAR(64) PRIMARY KEY, value BYTEA NOT NULL)",
+            "CREATE TABLE key_ring (tenant VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, version BIGINT NOT NULL, \
          wrapped BYTEA NOT NULL, created BIGINT NOT NULL, PRIMARY KEY (tenant, kind, version))",
-        "CREATE TABLE users (tenant VARCHAR(64) NOT NULL, token VARCHAR(36) NOT NULL, kek_version BIGINT, \
+            "CREATE TABLE users (tenant VARCHAR(64) NOT NULL, token VARCHAR(36) NOT NULL, kek_version BIGINT, \
          wrapped_dek BYTEA, data BYTEA, version BIGINT NOT NULL, created BIGINT NOT NULL, \
          updated BIGINT NOT NULL, erased BIGINT, PRIMARY KEY (tenant, token))",
-        "CREATE TABLE user_index (tenant VARCHAR(64) NOT NULL, name VARCHAR(16) NOT NULL, digest BYTEA NOT NULL, \
+            "CREATE TABLE user_index (tenant VARCHAR(64) NOT NULL, name VARCHAR(16) NOT NULL, digest BYTEA NOT NULL, \
          token VARCHAR(36) NOT NULL, key_version BIGINT NOT NULL, PRIMARY KEY (tenant, name, digest))",
-        "CREATE INDEX user_index_token ON user_index (tenant, token)",
-        "CREATE TABLE audit (id BIGSERIAL PRIMARY KEY, atoken VARCHAR(36) NOT NULL, \
+            "CREATE INDEX user_index_token ON user_index (tenant, token)",
+            "CREATE TABLE audit (id BIGSERIAL PRIMARY KEY, atoken VARCHAR(36) NOT NULL, \
          tenant VARCHAR(64) NOT NULL, at BIGINT NOT NULL, actor VARCHAR(64) NOT NULL, action VARCHAR(64) NOT NULL, \
          record VARCHAR(36), status VARCHAR(16) NOT NULL)",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            "CREATE TABLE records (tenant VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, id VARCHAR(200) NOT NULL, \
+             owner VARCHAR(80), label VARCHAR(80), created BIGINT NOT NULL, updated BIGINT NOT NULL, \
+             expires BIGINT, version BIGINT NOT NULL, meta BYTEA, body BYTEA, kek_version BIGINT, \
+             wrapped_dek BYTEA, PRIMARY KEY (tenant, kind, id))",
+            "CREATE INDEX records_owner ON records (tenant, owner, kind)",
+            "CREATE INDEX records_label ON records (tenant, kind, label)",
+        ],
+    ),
+];
 
-const MYSQL: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE meta (name VARCHAR(64) PRIMARY KEY, value LONGBLOB NOT NULL) \
+const MYSQL: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE meta (name VARCHAR(64) PRIMARY KEY, value LONGBLOB NOT NULL) \
          ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        "CREATE TABLE key_ring (tenant VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, version BIGINT NOT NULL, \
+            "CREATE TABLE key_ring (tenant VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, version BIGINT NOT NULL, \
          wrapped BLOB NOT NULL, created BIGINT NOT NULL, PRIMARY KEY (tenant, kind, version)) \
          ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        "CREATE TABLE users (tenant VARCHAR(64) NOT NULL, token VARCHAR(36) NOT NULL, kek_version BIGINT, \
+            "CREATE TABLE users (tenant VARCHAR(64) NOT NULL, token VARCHAR(36) NOT NULL, kek_version BIGINT, \
          wrapped_dek BLOB, data LONGBLOB, version BIGINT NOT NULL, created BIGINT NOT NULL, \
          updated BIGINT NOT NULL, erased BIGINT, PRIMARY KEY (tenant, token)) \
          ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        "CREATE TABLE user_index (tenant VARCHAR(64) NOT NULL, name VARCHAR(16) NOT NULL, digest VARBINARY(32) NOT NULL, \
+            "CREATE TABLE user_index (tenant VARCHAR(64) NOT NULL, name VARCHAR(16) NOT NULL, digest VARBINARY(32) NOT NULL, \
          token VARCHAR(36) NOT NULL, key_version BIGINT NOT NULL, PRIMARY KEY (tenant, name, digest), \
          KEY user_index_token (tenant, token)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        "CREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, atoken VARCHAR(36) NOT NULL, \
+            "CREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, atoken VARCHAR(36) NOT NULL, \
          tenant VARCHAR(64) NOT NULL, at BIGINT NOT NULL, actor VARCHAR(64) NOT NULL, action VARCHAR(64) NOT NULL, \
          record VARCHAR(36), status VARCHAR(16) NOT NULL) \
          ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            "CREATE TABLE records (tenant VARCHAR(64) NOT NULL, kind VARCHAR(16) NOT NULL, id VARCHAR(200) NOT NULL, \
+             owner VARCHAR(80), label VARCHAR(80), created BIGINT NOT NULL, updated BIGINT NOT NULL, \
+             expires BIGINT, version BIGINT NOT NULL, meta LONGBLOB, body LONGBLOB, kek_version BIGINT, \
+             wrapped_dek BLOB, PRIMARY KEY (tenant, kind, id), KEY records_owner (tenant, owner, kind), \
+             KEY records_label (tenant, kind, label)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
+    ),
+];

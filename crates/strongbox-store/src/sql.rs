@@ -30,6 +30,34 @@ pub const INDEX_DROP_ALL: &str = "DELETE FROM user_index WHERE tenant = ? AND to
 pub const AUDIT_INSERT: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status) \
      VALUES (?, ?, ?, ?, ?, ?, ?)";
 
+/// `SELECT` of a whole record row, in the column order `record_row` reads.
+macro_rules! select_records {
+    ($rest:literal) => {
+        concat!(
+            "SELECT kind, id, owner, label, created, updated, expires, version, meta, body, \
+             kek_version, wrapped_dek FROM records ",
+            $rest
+        )
+    };
+}
+
+pub const RECORD_GET: &str = select_records!("WHERE tenant = ? AND kind = ? AND id = ?");
+pub const RECORDS_OF_OWNER: &str =
+    select_records!("WHERE tenant = ? AND owner = ? AND kind = ? ORDER BY id");
+pub const RECORDS_OF_KIND: &str = select_records!("WHERE tenant = ? AND kind = ? ORDER BY id");
+pub const RECORDS_BY_LABEL: &str =
+    select_records!("WHERE tenant = ? AND kind = ? AND label = ? ORDER BY id");
+pub const RECORD_LABELS: &str = "SELECT DISTINCT label FROM records WHERE tenant = ? AND kind = ? AND label IS NOT NULL ORDER BY label";
+pub const RECORD_INSERT: &str = "INSERT INTO records (tenant, kind, id, owner, label, created, updated, expires, version, meta, body, kek_version, wrapped_dek) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/// Replaces a record's mutable columns if its version is still the one read.
+pub const RECORD_UPDATE: &str = "UPDATE records SET owner = ?, label = ?, updated = ?, expires = ?, version = version + 1, \
+     meta = ?, body = ?, kek_version = ?, wrapped_dek = ? WHERE tenant = ? AND kind = ? AND id = ? AND version = ?";
+pub const RECORD_DELETE: &str = "DELETE FROM records WHERE tenant = ? AND kind = ? AND id = ?";
+pub const RECORDS_DELETE_OWNER: &str = "DELETE FROM records WHERE tenant = ? AND owner = ?";
+pub const RECORDS_DELETE_EXPIRED: &str =
+    "DELETE FROM records WHERE tenant = ? AND kind = ? AND expires IS NOT NULL AND expires <= ?";
+
 pub const META_CANARY: &str = "canary";
 pub const META_ROOT_TOKEN: &str = "root_token_hash";
 

@@ -21,7 +21,9 @@ use tokio::sync::oneshot;
 
 use crate::now;
 use crate::schema::{self, Dialect};
-use crate::{InitData, KeyRow, OpenOptions, Result, StoreError, StoreMeta, UserRow, WriteOp, sql};
+use crate::{
+    InitData, KeyRow, OpenOptions, RecordRow, Result, StoreError, StoreMeta, UserRow, WriteOp, sql,
+};
 
 /// How hard SQLite works to keep a commit through a power loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -223,6 +225,43 @@ impl SqliteStore {
     pub async fn ping(&self) -> Result<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
+
+    /// Record rows selected by `statement` (one of `sql::RECORD*`) with text arguments.
+    pub(crate) async fn records(&self, statement: &str, args: &[&str]) -> Result<Vec<RecordRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(statement)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), record_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// A single text column selected by `statement`.
+    pub(crate) async fn strings(&self, statement: &str, args: &[&str]) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(statement)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
+    Ok(RecordRow {
+        kind: r.get(0)?,
+        id: r.get(1)?,
+        owner: r.get(2)?,
+        label: r.get(3)?,
+        created: r.get(4)?,
+        updated: r.get(5)?,
+        expires: r.get(6)?,
+        version: r.get(7)?,
+        meta: r.get(8)?,
+        body: r.get(9)?,
+        kek_version: r.get(10)?,
+        wrapped_dek: r.get(11)?,
+    })
 }
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
@@ -581,8 +620,71 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
         } => {
             exec(sql::USER_ERASE, params![a.at, a.at, tenant, token])?;
             exec(sql::INDEX_DROP_ALL, params![tenant, token])?;
+            exec(sql::RECORDS_DELETE_OWNER, params![tenant, token])?;
             audit(tenant, a)
         }
         WriteOp::Audit { tenant, audit: a } => audit(tenant, a),
+        WriteOp::PutRecord {
+            tenant,
+            record: r,
+            expected_version: None,
+        } => {
+            let res = c.prepare_cached(sql::RECORD_INSERT).and_then(|mut s| {
+                s.execute(params![
+                    tenant,
+                    r.kind,
+                    r.id,
+                    r.owner,
+                    r.label,
+                    r.created,
+                    r.updated,
+                    r.expires,
+                    r.version,
+                    r.meta,
+                    r.body,
+                    r.kek_version,
+                    r.wrapped_dek
+                ])
+            });
+            match res {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("record")),
+                Err(e) => Err(backend(e)),
+            }
+        }
+        WriteOp::PutRecord {
+            tenant,
+            record: r,
+            expected_version: Some(v),
+        } => {
+            let n = exec(
+                sql::RECORD_UPDATE,
+                params![
+                    r.owner,
+                    r.label,
+                    r.updated,
+                    r.expires,
+                    r.meta,
+                    r.body,
+                    r.kek_version,
+                    r.wrapped_dek,
+                    tenant,
+                    r.kind,
+                    r.id,
+                    v
+                ],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Stale);
+            }
+            Ok(())
+        }
+        WriteOp::DeleteRecord { tenant, kind, id } => {
+            exec(sql::RECORD_DELETE, params![tenant, kind, id]).map(|_| ())
+        }
+        WriteOp::DeleteExpired { tenant, kind, now } => {
+            exec(sql::RECORDS_DELETE_EXPIRED, params![tenant, kind, now]).map(|_| ())
+        }
+        WriteOp::Atomic(ops) => ops.iter().try_for_each(|op| apply_op(c, op)),
     }
 }

@@ -15,8 +15,8 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use crate::now;
 use crate::schema::{self, Dialect};
 use crate::{
-    AuditEvent, IndexEntry, InitData, KeyRow, OpenOptions, Result, StoreError, StoreMeta, UserRow,
-    WriteOp, sql,
+    AuditEvent, IndexEntry, InitData, KeyRow, OpenOptions, RecordRow, Result, StoreError,
+    StoreMeta, UserRow, WriteOp, sql,
 };
 
 #[derive(Clone)]
@@ -243,6 +243,34 @@ impl SqlxStore {
             .await
             .map_err(backend)?;
         row.map(|r| user_row(&r)).transpose()
+    }
+
+    /// Record rows selected by `statement` (one of `sql::RECORD*`) with text arguments.
+    pub(crate) async fn records(
+        &self,
+        statement: &'static str,
+        args: &[&str],
+    ) -> Result<Vec<RecordRow>> {
+        let mut q = sqlx::query(self.q(statement));
+        for a in args {
+            q = q.bind(a.to_string());
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(backend)?;
+        rows.iter().map(record_row).collect()
+    }
+
+    /// A single text column selected by `statement`.
+    pub(crate) async fn strings(
+        &self,
+        statement: &'static str,
+        args: &[&str],
+    ) -> Result<Vec<String>> {
+        let mut q = sqlx::query(self.q(statement));
+        for a in args {
+            q = q.bind(a.to_string());
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(backend)?;
+        rows.iter().map(|r| r.try_get(0).map_err(backend)).collect()
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -486,9 +514,81 @@ impl SqlxStore {
                     .bind(tenant.clone())
                     .bind(token.clone());
                 self.exec(tx, q).await?;
+                let q = sqlx::query(self.q(sql::RECORDS_DELETE_OWNER))
+                    .bind(tenant.clone())
+                    .bind(token.clone());
+                self.exec(tx, q).await?;
                 self.audit(tx, tenant, audit).await
             }
             WriteOp::Audit { tenant, audit } => self.audit(tx, tenant, audit).await,
+            WriteOp::PutRecord {
+                tenant,
+                record: r,
+                expected_version: None,
+            } => {
+                let q = sqlx::query(self.q(sql::RECORD_INSERT))
+                    .bind(tenant.clone())
+                    .bind(r.kind.clone())
+                    .bind(r.id.clone())
+                    .bind(r.owner.clone())
+                    .bind(r.label.clone())
+                    .bind(r.created)
+                    .bind(r.updated)
+                    .bind(r.expires)
+                    .bind(r.version)
+                    .bind(r.meta.clone())
+                    .bind(r.body.clone())
+                    .bind(r.kek_version)
+                    .bind(r.wrapped_dek.clone());
+                match q.execute(&mut **tx).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if unique_violation(&e) => Err(StoreError::Duplicate("record")),
+                    Err(e) => Err(backend(e)),
+                }
+            }
+            WriteOp::PutRecord {
+                tenant,
+                record: r,
+                expected_version: Some(v),
+            } => {
+                let q = sqlx::query(self.q(sql::RECORD_UPDATE))
+                    .bind(r.owner.clone())
+                    .bind(r.label.clone())
+                    .bind(r.updated)
+                    .bind(r.expires)
+                    .bind(r.meta.clone())
+                    .bind(r.body.clone())
+                    .bind(r.kek_version)
+                    .bind(r.wrapped_dek.clone())
+                    .bind(tenant.clone())
+                    .bind(r.kind.clone())
+                    .bind(r.id.clone())
+                    .bind(*v);
+                if self.exec(tx, q).await? == 0 {
+                    return Err(StoreError::Stale);
+                }
+                Ok(())
+            }
+            WriteOp::DeleteRecord { tenant, kind, id } => {
+                let q = sqlx::query(self.q(sql::RECORD_DELETE))
+                    .bind(tenant.clone())
+                    .bind(kind.clone())
+                    .bind(id.clone());
+                self.exec(tx, q).await.map(|_| ())
+            }
+            WriteOp::DeleteExpired { tenant, kind, now } => {
+                let q = sqlx::query(self.q(sql::RECORDS_DELETE_EXPIRED))
+                    .bind(tenant.clone())
+                    .bind(kind.clone())
+                    .bind(*now);
+                self.exec(tx, q).await.map(|_| ())
+            }
+            WriteOp::Atomic(ops) => {
+                for op in ops {
+                    Box::pin(self.apply(tx, op)).await?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -517,6 +617,23 @@ fn bind_audit<'q>(q: Q<'q>, tenant: &str, a: &AuditEvent) -> Q<'q> {
         .bind(a.action.clone())
         .bind(a.record.clone())
         .bind(a.status.clone())
+}
+
+fn record_row(r: &AnyRow) -> Result<RecordRow> {
+    Ok(RecordRow {
+        kind: r.try_get(0).map_err(backend)?,
+        id: r.try_get(1).map_err(backend)?,
+        owner: r.try_get(2).map_err(backend)?,
+        label: r.try_get(3).map_err(backend)?,
+        created: r.try_get(4).map_err(backend)?,
+        updated: r.try_get(5).map_err(backend)?,
+        expires: r.try_get(6).map_err(backend)?,
+        version: r.try_get(7).map_err(backend)?,
+        meta: r.try_get(8).map_err(backend)?,
+        body: r.try_get(9).map_err(backend)?,
+        kek_version: r.try_get(10).map_err(backend)?,
+        wrapped_dek: r.try_get(11).map_err(backend)?,
+    })
 }
 
 fn user_row(r: &AnyRow) -> Result<UserRow> {

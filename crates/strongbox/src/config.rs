@@ -128,6 +128,11 @@ pub struct VaultArgs {
         value_name = "BOOL"
     )]
     pub create_user_without_access_token: Option<bool>,
+    /// Longest lifetime of a session, as a duration: `3600`, `12h`, `7d`, `1m` (a
+    /// month of 31 days, as in Databunker) [default: 1h]. File key:
+    /// `max_session_retention`.
+    #[arg(long, env = "STRONGBOX_MAX_SESSION_RETENTION", value_name = "DURATION")]
+    pub max_session_retention: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, Deserialize)]
@@ -158,6 +163,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub default_country: Option<String>,
     pub create_user_without_access_token: Option<bool>,
+    pub max_session_retention: Option<String>,
     pub bench_endpoints: Option<bool>,
     pub log: Option<String>,
 }

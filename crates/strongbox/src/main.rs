@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use strongbox_core::{Normalizer, Vault, VaultConfig, parse_country};
+use strongbox_core::expiry::parse_duration;
+use strongbox_core::{Normalizer, Policy, Vault, VaultConfig, parse_country};
 use strongbox_crypto::{RootKey, parse_record_token};
 use strongbox_server::HttpConfig;
 use strongbox_store::{Location, OpenOptions, Store};
@@ -128,7 +129,18 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
             })?,
         },
     };
+    let mut policy = Policy::default();
+    if let Some(d) = args
+        .max_session_retention
+        .clone()
+        .or_else(|| file.max_session_retention.clone())
+    {
+        policy.max_session_retention = parse_duration(&d)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| format!("bad max_session_retention `{d}` (use e.g. 3600, 12h, 7d)"))?;
+    }
     Ok(VaultConfig {
+        policy,
         normalizer,
         create_user_without_access_token: args
             .create_user_without_access_token
@@ -251,7 +263,9 @@ async fn serve(vault: Vault, addr: SocketAddr, http: HttpConfig) -> Result<(), S
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let router = strongbox_server::router(Arc::new(vault), http);
+    let vault = Arc::new(vault);
+    tokio::spawn(sweeper(vault.clone()));
+    let router = strongbox_server::router(vault, http);
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "Strongbox listening on http://{local}");
@@ -261,6 +275,20 @@ async fn serve(vault: Vault, addr: SocketAddr, http: HttpConfig) -> Result<(), S
     strongbox_server::serve(listener, router, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// How often expired data is swept.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Background housekeeping: deletes expired data every [`SWEEP_INTERVAL`].
+async fn sweeper(vault: Arc<Vault>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(e) = vault.sweep().await {
+            tracing::warn!(error = %e, "sweeping expired data failed");
+        }
+    }
 }
 
 async fn shutdown_signal() {

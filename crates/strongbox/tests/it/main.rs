@@ -3,8 +3,10 @@
 
 mod harness;
 
+mod apps;
 mod cli;
 mod hostile;
 mod import;
 mod security;
+mod sessions;
 mod users;

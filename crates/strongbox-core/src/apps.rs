@@ -1,0 +1,190 @@
+//! User app data: per-application JSON documents of a user, kept apart from the
+//! profile (an order service may read the shipping address without ever receiving the
+//! name, email or phone). Sealed under the user's DEK, erased with the user.
+
+use serde_json::{Map, Value};
+use strongbox_store::RecordRow;
+
+use crate::error::{Error, Result};
+use crate::records::KIND_APP;
+use crate::users::{Change, Mode};
+use crate::vault::{Principal, Vault, audit_event, now};
+
+/// An app name as Databunker accepts it: lower-cased, then `[a-z][a-z0-9_]{1,30}`.
+pub fn parse_app_name(name: &str) -> Result<String> {
+    let name = name.to_ascii_lowercase();
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && (2..=31).contains(&name.len())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(Error::bad_request("bad appname"))
+    }
+}
+
+fn app_id(token: &str, app: &str) -> String {
+    format!("{token}/{app}")
+}
+
+impl Vault {
+    /// Creates or replaces a user's document for `app`. Returns the user token.
+    pub async fn put_app(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+        app: &str,
+        doc: Map<String, Value>,
+    ) -> Result<String> {
+        let app = parse_app_name(app)?;
+        let action = format!("create user app record by {}", mode.name());
+        let subject = self.subject(who, &action, mode, identity).await?;
+        if doc.is_empty() {
+            return Err(Error::bad_request("empty body"));
+        }
+        let id = app_id(&subject.token, &app);
+        let body = self.seal_body(&subject.dek, KIND_APP, &id, &Value::Object(doc))?;
+        let now = now();
+        self.upsert_record(
+            KIND_APP,
+            &id,
+            |_| {
+                Ok(RecordRow {
+                    owner: Some(subject.token.clone()),
+                    label: Some(app.clone()),
+                    created: now,
+                    updated: now,
+                    body: Some(body.clone()),
+                    ..RecordRow::default()
+                })
+            },
+            audit_event(who, &action, Some(&subject.token), "ok"),
+        )
+        .await?;
+        Ok(subject.token)
+    }
+
+    /// Reads a user's document for `app`: (user token, document).
+    pub async fn get_app(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+        app: &str,
+    ) -> Result<(String, Value)> {
+        let app = parse_app_name(app)?;
+        let action = format!("get user app record by {}", mode.name());
+        let subject = self.subject(who, &action, mode, identity).await?;
+        let id = app_id(&subject.token, &app);
+        let Some(row) = self.store.record(&self.tenant, KIND_APP, &id).await? else {
+            self.audit(audit_event(who, &action, Some(&subject.token), "not-found"))
+                .await?;
+            return Err(Error::not_found("not found"));
+        };
+        let doc = self.open_body(&subject.dek, &row)?;
+        self.audit(audit_event(who, &action, Some(&subject.token), "ok"))
+            .await?;
+        Ok((subject.token, doc))
+    }
+
+    /// Changes a user's document for `app` (merge patch or JSON Patch).
+    pub async fn update_app(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+        app: &str,
+        change: Change,
+    ) -> Result<String> {
+        let app = parse_app_name(app)?;
+        let action = format!("change user app record by {}", mode.name());
+        let subject = self.subject(who, &action, mode, identity).await?;
+        let id = app_id(&subject.token, &app);
+        self.upsert_record(
+            KIND_APP,
+            &id,
+            |current| {
+                let current = current.ok_or_else(|| Error::not_found("not found"))?;
+                let old = match self.open_body(&subject.dek, current)? {
+                    Value::Object(m) => m,
+                    _ => return Err(Error::internal("an app document is not an object")),
+                };
+                let new = change.apply_to(old, "error updating app data")?;
+                Ok(RecordRow {
+                    owner: Some(subject.token.clone()),
+                    label: Some(app.clone()),
+                    updated: now(),
+                    body: Some(self.seal_body(&subject.dek, KIND_APP, &id, &Value::Object(new))?),
+                    ..RecordRow::default()
+                })
+            },
+            audit_event(who, &action, Some(&subject.token), "ok"),
+        )
+        .await?;
+        Ok(subject.token)
+    }
+
+    /// Deletes a user's document for `app` (done even when there was none).
+    pub async fn delete_app(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+        app: &str,
+    ) -> Result<String> {
+        let app = parse_app_name(app)?;
+        let action = format!("delete user app record by {}", mode.name());
+        let subject = self.subject(who, &action, mode, identity).await?;
+        let id = app_id(&subject.token, &app);
+        self.delete_record(
+            KIND_APP,
+            &id,
+            audit_event(who, &action, Some(&subject.token), "ok"),
+        )
+        .await?;
+        Ok(subject.token)
+    }
+
+    /// The apps a user has documents for, newest name first (as Databunker sorts).
+    pub async fn list_user_apps(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+    ) -> Result<(String, Vec<String>)> {
+        let action = format!("get user app list by {}", mode.name());
+        let subject = self.subject(who, &action, mode, identity).await?;
+        let rows = self
+            .store
+            .records_of(&self.tenant, &subject.token, KIND_APP)
+            .await?;
+        let mut apps: Vec<String> = rows.into_iter().filter_map(|r| r.label).collect();
+        apps.sort_unstable_by(|a, b| b.cmp(a));
+        self.audit(audit_event(who, &action, Some(&subject.token), "ok"))
+            .await?;
+        Ok((subject.token, apps))
+    }
+
+    /// Every app name in use (root only), sorted.
+    pub async fn list_app_names(&self, who: &Principal) -> Result<Vec<String>> {
+        who.require_root()?;
+        Ok(self.store.record_labels(&self.tenant, KIND_APP).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_app_name;
+
+    #[test]
+    fn app_names() {
+        assert_eq!(parse_app_name("Shipping").unwrap(), "shipping");
+        assert_eq!(parse_app_name("a1_b").unwrap(), "a1_b");
+        for bad in ["a", "1app", "app!123", "app-x", "", &"a".repeat(32)] {
+            assert!(parse_app_name(bad).is_err(), "{bad}");
+        }
+        assert!(parse_app_name(&"a".repeat(31)).is_ok());
+    }
+}

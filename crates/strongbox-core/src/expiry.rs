@@ -1,0 +1,191 @@
+//! Expiration times as Databunker reads them, and list paging.
+//!
+//! A duration string is `<n>[mhds]`: `m` is a **month** (31 days, Databunker has no
+//! minutes), `h` an hour, `d` a day, `s` or nothing seconds. A JSON number greater
+//! than now is an absolute Unix time; a smaller one is relative seconds.
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+const DAY: i64 = 24 * 3600;
+const MONTH: i64 = 31 * DAY;
+
+/// Seconds a duration string stands for; `None` if it is not one.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], Some(c)),
+        _ => (s, None),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: i64 = digits.parse().ok()?;
+    let scale = match unit {
+        None | Some('s') => 1,
+        Some('h') => 3600,
+        Some('d') => DAY,
+        Some('m') => MONTH,
+        Some(_) => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// Relative seconds a request's `expiration` value asks for. `None` when absent;
+/// an error when present but unreadable (Databunker silently reads it as 0).
+pub fn requested_seconds(value: Option<&Value>, now: i64) -> Result<Option<i64>> {
+    let bad = || {
+        Error::bad_request(
+            "bad expiration: use a duration like 30d, 12h, 3600 or 1m (a month), or a Unix time",
+        )
+    };
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => parse_duration(s).map(Some).ok_or_else(bad),
+        Some(Value::Number(n)) => {
+            let n = n.as_i64().filter(|n| *n >= 0).ok_or_else(bad)?;
+            Ok(Some(if n > now { n - now } else { n }))
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
+/// Absolute expiry for a request that asked for `requested` seconds under a policy
+/// maximum of `max` seconds: the maximum when nothing (or zero) was asked, never more
+/// than the maximum.
+pub fn capped_expiry(now: i64, max: i64, requested: Option<i64>) -> i64 {
+    let wanted = match requested {
+        None | Some(0) => max,
+        Some(r) => r.min(max),
+    };
+    now.saturating_add(wanted)
+}
+
+/// `offset`/`limit` of a list request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// Default and largest page sizes (as in Databunker).
+pub const DEFAULT_LIMIT: usize = 10;
+pub const MAX_LIMIT: usize = 100;
+
+impl Page {
+    /// Reads `offset` and `limit` query values. Missing means 0 and the default;
+    /// a limit above the maximum is capped; `limit=0` means the largest page (in
+    /// Databunker it means "everything", which no list should allow).
+    pub fn parse(offset: Option<&str>, limit: Option<&str>) -> Result<Page> {
+        let num = |v: Option<&str>, name: &str| -> Result<Option<usize>> {
+            match v {
+                None => Ok(None),
+                Some("") => Ok(None),
+                Some(s) => s.parse::<usize>().map(Some).map_err(|_| {
+                    Error::bad_request(format!("bad {name}: expected a non-negative integer"))
+                }),
+            }
+        };
+        let offset = num(offset, "offset")?.unwrap_or(0);
+        let limit = match num(limit, "limit")? {
+            None => DEFAULT_LIMIT,
+            Some(0) => MAX_LIMIT,
+            Some(n) => n.min(MAX_LIMIT),
+        };
+        Ok(Page { offset, limit })
+    }
+
+    /// The page's slice of `items`.
+    pub fn apply<T>(&self, items: Vec<T>) -> Vec<T> {
+        items
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .collect()
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            offset: 0,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations_read_like_databunker() {
+        assert_eq!(parse_duration("10"), Some(10));
+        assert_eq!(parse_duration("10s"), Some(10));
+        assert_eq!(parse_duration("2h"), Some(7200));
+        assert_eq!(parse_duration("3d"), Some(3 * DAY));
+        assert_eq!(parse_duration("1m"), Some(31 * DAY));
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("-5"), None);
+        assert_eq!(parse_duration("1.5h"), None);
+        assert_eq!(parse_duration("99999999999999999999d"), None);
+    }
+
+    #[test]
+    fn numbers_are_absolute_when_in_the_future() {
+        let now = 1_700_000_000;
+        assert_eq!(requested_seconds(Some(&json!(60)), now).unwrap(), Some(60));
+        assert_eq!(
+            requested_seconds(Some(&json!(now + 90)), now).unwrap(),
+            Some(90)
+        );
+        assert_eq!(
+            requested_seconds(Some(&json!("1h")), now).unwrap(),
+            Some(3600)
+        );
+        assert_eq!(requested_seconds(None, now).unwrap(), None);
+        assert!(requested_seconds(Some(&json!("soon")), now).is_err());
+        assert!(requested_seconds(Some(&json!(-1)), now).is_err());
+        assert!(requested_seconds(Some(&json!([1])), now).is_err());
+    }
+
+    #[test]
+    fn expiry_is_capped_by_policy() {
+        assert_eq!(capped_expiry(100, 3600, None), 3700);
+        assert_eq!(capped_expiry(100, 3600, Some(0)), 3700);
+        assert_eq!(capped_expiry(100, 3600, Some(60)), 160);
+        assert_eq!(capped_expiry(100, 3600, Some(99999)), 3700);
+    }
+
+    #[test]
+    fn pages() {
+        assert_eq!(
+            Page::parse(None, None).unwrap(),
+            Page {
+                offset: 0,
+                limit: 10
+            }
+        );
+        assert_eq!(
+            Page::parse(Some("5"), Some("500")).unwrap(),
+            Page {
+                offset: 5,
+                limit: 100
+            }
+        );
+        assert_eq!(Page::parse(None, Some("0")).unwrap().limit, 100);
+        assert!(Page::parse(Some("1a"), None).is_err());
+        assert_eq!(
+            Page {
+                offset: 1,
+                limit: 2
+            }
+            .apply(vec![1, 2, 3, 4]),
+            vec![2, 3]
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Databunker's v1 REST API: same paths, same JSON. One submodule per resource; the
+//! helpers here are shared by all of them.
+
+mod apps;
+mod sessions;
+mod users;
+
+use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+use strongbox_core::{Error, Mode, Page, Principal, Result};
+
+use crate::AppState;
+use crate::error::{ApiError, error_response};
+
+/// What every handler returns.
+type Reply = std::result::Result<Response, ApiError>;
+
+/// The header carrying the access token, as in Databunker.
+const TOKEN_HEADER: &str = "x-bunker-token";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/status/", get(status))
+        .route("/status", get(status))
+        .route("/status/", get(status))
+        // The official Node client posts to the trailing-slash form.
+        .route("/v1/user", post(users::create))
+        .route("/v1/user/", post(users::create))
+        .route(
+            "/v1/user/{mode}/{identity}",
+            get(users::get).put(users::update).delete(users::delete),
+        )
+        .route(
+            "/v1/userapp/{mode}/{identity}/{app}",
+            get(apps::get)
+                .post(apps::create)
+                .put(apps::update)
+                .delete(apps::delete),
+        )
+        .route("/v1/userapp/{mode}/{identity}", get(apps::list_of_user))
+        .route("/v1/userapps", get(apps::names))
+        .route(
+            "/v1/session/{session}",
+            get(sessions::get)
+                .post(sessions::create)
+                .delete(sessions::delete),
+        )
+        .route("/v1/sessions/{mode}/{identity}", get(sessions::list))
+        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "endpoint is missing") })
+        .method_not_allowed_fallback(|| async {
+            error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        })
+}
+
+/// Reference endpoints for the load benchmark (off unless configured).
+pub fn bench_routes() -> Router<AppState> {
+    Router::new().route("/bench/lookup/{token}", get(bench_lookup))
+}
+
+async fn bench_lookup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Reply {
+    principal(&state, &headers)?;
+    if state.vault.probe_user_row(&token).await? {
+        Ok(ok_json("result", "found"))
+    } else {
+        Err(Error::not_found("not found").into())
+    }
+}
+
+/// A JSON response with Databunker's content type.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
+
+/// `{"status":"ok","<key>":"<value>"}` in Databunker's field order.
+fn ok_json(key: &str, value: &str) -> Response {
+    ok_fields(&[(key, Value::from(value))])
+}
+
+/// `{"status":"ok", …fields}` with the fields in the given order (Databunker's).
+fn ok_fields(fields: &[(&str, Value)]) -> Response {
+    let mut out = String::from(r#"{"status":"ok""#);
+    for (key, value) in fields {
+        out.push_str(&format!(",{}:{}", Value::from(*key), value));
+    }
+    out.push('}');
+    json_response(StatusCode::OK, out.into_bytes())
+}
+
+/// `offset` and `limit` from the query string.
+fn page(uri: &Uri) -> Result<Page> {
+    let (mut offset, mut limit) = (None, None);
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "offset" => offset = Some(v.into_owned()),
+            "limit" => limit = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    Page::parse(offset.as_deref(), limit.as_deref())
+}
+
+/// The access token, if any. A header that is not valid text counts as a wrong token.
+fn token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(TOKEN_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
+}
+
+fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
+    state.vault.authenticate(token(headers))
+}
+
+/// Path parameters, checked after authentication.
+type PathOf<T> = std::result::Result<Path<T>, PathRejection>;
+
+fn path_params<T>(path: PathOf<T>) -> Result<T> {
+    path.map(|Path(p)| p)
+        .map_err(|_| Error::bad_request("bad path: parameters must be valid UTF-8"))
+}
+
+/// Path parameters `{mode}/{identity}`.
+fn user_path(path: PathOf<(String, String)>) -> Result<(Mode, String)> {
+    let (mode, identity) = path_params(path)?;
+    Ok((Mode::parse(&mode)?, identity))
+}
+
+async fn status(State(state): State<AppState>) -> Response {
+    match state.vault.ping().await {
+        Ok(()) => (StatusCode::OK, "OK").into_response(),
+        Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable"),
+    }
+}
