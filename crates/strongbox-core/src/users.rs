@@ -167,7 +167,23 @@ impl Vault {
         who: &Principal,
         profile: Map<String, Value>,
     ) -> Result<String> {
-        let (token, op) = self.new_user_op(who, profile)?;
+        let (token, op, dek) = self.new_user_op(who, profile)?;
+        let digests: Vec<_> = match &op {
+            WriteOp::CreateUser { indexes, .. } => {
+                indexes.iter().map(|e| (e.name, e.digest.clone())).collect()
+            }
+            _ => Vec::new(),
+        };
+        // Consents given for this email or phone before the user existed move over to
+        // the user in the same commit.
+        let adopted = self
+            .adopt_pending_agreements(&token, &dek, &digests)
+            .await?;
+        let op = if adopted.is_empty() {
+            op
+        } else {
+            WriteOp::Atomic(std::iter::once(op).chain(adopted).collect())
+        };
         self.store.write(op).await?;
         Ok(token)
     }
@@ -184,7 +200,7 @@ impl Vault {
         let mut slots = Vec::with_capacity(profiles.len());
         for profile in profiles {
             match self.new_user_op(who, profile) {
-                Ok((token, op)) => {
+                Ok((token, op, _)) => {
                     slots.push(out.len());
                     out.push(Ok(token));
                     ops.push(op);
@@ -205,7 +221,7 @@ impl Vault {
         &self,
         who: &Principal,
         profile: Map<String, Value>,
-    ) -> Result<(String, WriteOp)> {
+    ) -> Result<(String, WriteOp, Dek)> {
         if profile.is_empty() {
             return Err(Error::bad_request("empty request body"));
         }
@@ -240,7 +256,7 @@ impl Vault {
                 .collect(),
             audit: audit_event(who, "create user record", Some(&token), "ok"),
         };
-        Ok((token, op))
+        Ok((token, op, dek))
     }
 
     /// Reference point for benchmarks: a primary-key read of a user row with no

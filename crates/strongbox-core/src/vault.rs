@@ -150,6 +150,16 @@ impl Vault {
                 keys,
             })
             .await?;
+        // Databunker's two built-in legal bases.
+        let bases = Vault::default_legal_bases(now)
+            .into_iter()
+            .map(|record| WriteOp::PutRecord {
+                tenant: tenant.to_string(),
+                record,
+                expected_version: None,
+            })
+            .collect();
+        store.write(WriteOp::Atomic(bases)).await?;
         Ok(())
     }
 

@@ -24,13 +24,38 @@ pub struct HttpConfig {
     /// Serve the benchmark reference endpoint `GET /bench/lookup/{token}` (root token
     /// required): a user-row read with no decryption and no audit event.
     pub bench_endpoints: bool,
+    /// Databunker's `ui` settings (company name, links), served unauthenticated by
+    /// `/v1/sys/uiconfiguration` and `/v1/sys/cookiesettings` with its Go field names.
+    pub ui: serde_json::Map<String, serde_json::Value>,
 }
+
+/// The keys of Databunker's `ui` object, all empty by default.
+pub const UI_KEYS: &[&str] = &[
+    "LogoLink",
+    "CompanyTitle",
+    "CompanyVAT",
+    "CompanyCity",
+    "CompanyLink",
+    "CompanyCountry",
+    "CompanyAddress",
+    "TermOfServiceTitle",
+    "TermOfServiceLink",
+    "PrivacyPolicyTitle",
+    "PrivacyPolicyLink",
+    "CustomCSSLink",
+];
 
 impl Default for HttpConfig {
     fn default() -> Self {
+        let mut ui: serde_json::Map<String, serde_json::Value> = UI_KEYS
+            .iter()
+            .map(|k| (k.to_string(), serde_json::Value::from("")))
+            .collect();
+        ui.insert("MagicLookup".into(), serde_json::Value::from(false));
         HttpConfig {
             max_body_bytes: 1024 * 1024,
             bench_endpoints: false,
+            ui,
         }
     }
 }

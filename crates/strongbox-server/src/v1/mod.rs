@@ -2,6 +2,7 @@
 //! helpers here are shared by all of them.
 
 mod apps;
+mod consent;
 mod sessions;
 mod users;
 
@@ -10,7 +11,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::Value;
 use strongbox_core::{Error, Mode, Page, Principal, Result};
 
@@ -52,6 +53,33 @@ pub fn routes() -> Router<AppState> {
                 .delete(sessions::delete),
         )
         .route("/v1/sessions/{mode}/{identity}", get(sessions::list))
+        .route("/v1/lbasis", get(consent::list_legal_bases))
+        .route(
+            "/v1/lbasis/{brief}",
+            post(consent::put_legal_basis).delete(consent::delete_legal_basis),
+        )
+        .route(
+            "/v1/agreement/{brief}/{mode}/{identity}",
+            get(consent::get_agreement)
+                .post(consent::accept_agreement)
+                .delete(consent::withdraw_agreement),
+        )
+        .route("/v1/agreement/{brief}", delete(consent::revoke_all))
+        .route(
+            "/v1/agreements/{mode}/{identity}",
+            get(consent::list_agreements),
+        )
+        .route("/v1/pactivity", get(consent::list_activities))
+        .route(
+            "/v1/pactivity/{activity}",
+            post(consent::put_activity).delete(consent::delete_activity),
+        )
+        .route(
+            "/v1/pactivity/{activity}/{brief}",
+            post(consent::link_activity).delete(consent::unlink_activity),
+        )
+        .route("/v1/sys/cookiesettings", get(consent::cookie_settings))
+        .route("/v1/sys/uiconfiguration", get(consent::ui_configuration))
         .fallback(|| async { error_response(StatusCode::NOT_FOUND, "endpoint is missing") })
         .method_not_allowed_fallback(|| async {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")

@@ -5,8 +5,10 @@ mod harness;
 
 mod apps;
 mod cli;
+mod consent;
 mod hostile;
 mod import;
+mod node_clients;
 mod security;
 mod sessions;
 mod users;

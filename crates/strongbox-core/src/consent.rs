@@ -1,0 +1,991 @@
+//! Consent: legal bases (the catalogue of purposes), agreements (one person's
+//! consent to one purpose) and processing activities (what is done under which
+//! purposes), as in Databunker.
+//!
+//! Legal bases and processing activities describe the organisation, not people, so
+//! they are kept as plaintext metadata. An agreement names a person: its identity
+//! (`who`), reference code and modifier are sealed under the person's DEK; only its
+//! state (brief, status, times, method) is plaintext. Consent can be recorded for an
+//! email or phone that is not in the vault yet: it is then keyed by the blind-index
+//! digest of that identity, sealed under a DEK of its own, and adopted by the user
+//! created later with that email or phone.
+
+use serde_json::{Map, Value, json};
+use strongbox_crypto::Dek;
+use strongbox_store::{RecordRow, StoreError, WriteOp};
+
+use crate::error::{Error, Result};
+use crate::expiry::parse_duration;
+use crate::users::Mode;
+use crate::vault::{Principal, Vault, audit_event, now};
+
+pub(crate) const KIND_LBASIS: &str = "lbasis";
+pub(crate) const KIND_AGREEMENT: &str = "agreement";
+pub(crate) const KIND_PACTIVITY: &str = "pactivity";
+
+/// A brief or activity name as Databunker accepts it: lower-cased, then
+/// `[a-z][a-z0-9-]{1,64}`. `message` is the route's error text.
+pub fn parse_brief(s: &str, message: &str) -> Result<String> {
+    let s = s.to_ascii_lowercase();
+    let mut chars = s.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && (2..=65).contains(&s.len())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(s)
+    } else {
+        Err(Error::bad_request(message))
+    }
+}
+
+/// Databunker's reading of an agreement status: agreeing words mean `yes`.
+fn consent_status(v: Option<&Value>) -> String {
+    const YES: &[&str] = &[
+        "1", "active", "accept", "agree", "approve", "given", "good", "ok", "on", "true", "y",
+        "yes",
+    ];
+    let text = match v {
+        None | Some(Value::Null) => return "yes".into(),
+        Some(Value::String(s)) => s.trim().to_ascii_lowercase(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => String::new(),
+    };
+    if YES.contains(&text.as_str()) {
+        "yes"
+    } else {
+        "no"
+    }
+    .into()
+}
+
+/// A boolean field: JSON booleans, and `true`/`false`/`1`/`0` as text or numbers (form
+/// bodies carry only strings; Databunker's handler crashes on them).
+fn flag(body: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::Number(n)) if n.as_i64() == Some(1) => Ok(Some(true)),
+        Some(Value::Number(n)) if n.as_i64() == Some(0) => Ok(Some(false)),
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Some(true)),
+            "false" | "0" | "no" | "off" | "" => Ok(Some(false)),
+            _ => Err(Error::bad_request(format!(
+                "bad {key}: expected true or false"
+            ))),
+        },
+        Some(_) => Err(Error::bad_request(format!(
+            "bad {key}: expected true or false"
+        ))),
+    }
+}
+
+/// A text field; numbers and booleans are taken as their text.
+fn text(body: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
+        Some(_) => Err(Error::bad_request(format!("bad {key}: expected a string"))),
+    }
+}
+
+/// A consent time (`starttime`, `expiration`): a duration string counts from now, a
+/// number is an absolute Unix time (Databunker's rule for consents).
+fn consent_time(body: &Map<String, Value>, key: &str, now: i64) -> Result<Option<i64>> {
+    let bad = || Error::bad_request(format!("bad {key}: use a duration like 30d or a Unix time"));
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => parse_duration(s).map(|d| Some(now + d)).ok_or_else(bad),
+        Some(Value::Number(n)) => n.as_i64().filter(|n| *n >= 0).map(Some).ok_or_else(bad),
+        Some(_) => Err(bad()),
+    }
+}
+
+fn meta_of(row: &RecordRow) -> Result<Map<String, Value>> {
+    match row.meta.as_deref().map(serde_json::from_slice::<Value>) {
+        Some(Ok(Value::Object(m))) => Ok(m),
+        _ => Err(Error::internal("a record's metadata is not a JSON object")),
+    }
+}
+
+fn meta_bytes(meta: &Map<String, Value>) -> Result<Vec<u8>> {
+    serde_json::to_vec(meta).map_err(Error::internal)
+}
+
+/// Who an agreement belongs to.
+enum Party {
+    /// A user in the vault.
+    User { token: String, dek: Dek },
+    /// An email or phone not in the vault yet: `email:<digest hex>`.
+    Pending(String),
+}
+
+impl Party {
+    fn key(&self) -> &str {
+        match self {
+            Party::User { token, .. } => token,
+            Party::Pending(key) => key,
+        }
+    }
+}
+
+/// The key of an agreement: its user's (borrowed) or its own.
+enum DekRef<'a> {
+    User(&'a Dek),
+    Own(Dek),
+}
+
+impl std::ops::Deref for DekRef<'_> {
+    type Target = Dek;
+    fn deref(&self) -> &Dek {
+        match self {
+            DekRef::User(d) => d,
+            DekRef::Own(d) => d,
+        }
+    }
+}
+
+fn agreement_id(party: &str, brief: &str) -> String {
+    format!("{party}/{brief}")
+}
+
+impl Vault {
+    // ---- legal bases -------------------------------------------------------------
+
+    /// Writes the two legal bases every Databunker install starts with.
+    pub(crate) fn default_legal_bases(now: i64) -> Vec<RecordRow> {
+        [
+            (
+                "core-send-email-on-login",
+                "Send email on login",
+                "Confirm to allow sending access code using 3rd party email gateway",
+            ),
+            (
+                "core-send-sms-on-login",
+                "Send SMS on login",
+                "Confirm to allow sending access code using 3rd party SMS gateway",
+            ),
+        ]
+        .into_iter()
+        .map(|(brief, short, full)| {
+            let meta = json!({
+                "basistype": "consent", "brief": brief, "creationtime": now, "fulldesc": full,
+                "module": "login", "requiredflag": true,
+                "requiredmsg": "This consent is required to give you our service.",
+                "shortdesc": short, "status": "active", "usercontrol": true,
+            });
+            RecordRow {
+                kind: KIND_LBASIS.into(),
+                id: brief.into(),
+                created: now,
+                updated: now,
+                version: 1,
+                meta: serde_json::to_vec(&meta).ok(),
+                ..RecordRow::default()
+            }
+        })
+        .collect()
+    }
+
+    async fn legal_basis(&self, brief: &str) -> Result<Option<Map<String, Value>>> {
+        match self.store.record(&self.tenant, KIND_LBASIS, brief).await? {
+            Some(row) => meta_of(&row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every legal basis (root only), by brief.
+    pub async fn list_legal_bases(&self, who: &Principal) -> Result<Vec<Value>> {
+        who.require_root()?;
+        self.store
+            .records_of_kind(&self.tenant, KIND_LBASIS)
+            .await?
+            .iter()
+            .map(|r| meta_of(r).map(Value::Object))
+            .collect()
+    }
+
+    /// Creates or changes legal basis `brief` (root only). Fields absent from the
+    /// body keep their value; a `brief` field renames it.
+    pub async fn put_legal_basis(
+        &self,
+        who: &Principal,
+        brief: &str,
+        body: Map<String, Value>,
+    ) -> Result<()> {
+        who.require_root()?;
+        let brief = parse_brief(brief, "bad brief format")?;
+        let target = match text(&body, "brief")? {
+            Some(b) => parse_brief(&b, "bad brief format")?,
+            None => brief.clone(),
+        };
+        let now = now();
+        let current = self.legal_basis(&brief).await?;
+        let mut meta = current.clone().unwrap_or_else(|| {
+            let mut m = Map::new();
+            for key in [
+                "basistype",
+                "fulldesc",
+                "module",
+                "requiredmsg",
+                "shortdesc",
+            ] {
+                m.insert(key.into(), Value::from(""));
+            }
+            m.insert("creationtime".into(), Value::from(now));
+            m.insert("requiredflag".into(), Value::from(false));
+            m.insert("usercontrol".into(), Value::from(false));
+            m.insert("status".into(), Value::from("active"));
+            m
+        });
+        meta.insert("brief".into(), Value::from(target.clone()));
+        if let Some(status) = text(&body, "status")? {
+            let status = if status.trim().eq_ignore_ascii_case("disabled") {
+                "disabled"
+            } else {
+                "active"
+            };
+            meta.insert("status".into(), Value::from(status));
+        }
+        for key in [
+            "module",
+            "shortdesc",
+            "fulldesc",
+            "basistype",
+            "requiredmsg",
+        ] {
+            if let Some(v) = text(&body, key)? {
+                meta.insert(key.into(), Value::from(v));
+            }
+        }
+        for key in ["usercontrol", "requiredflag"] {
+            if let Some(v) = flag(&body, key)? {
+                meta.insert(key.into(), Value::from(v));
+            }
+        }
+        if meta.get("requiredflag") != Some(&Value::Bool(true)) {
+            meta.insert("requiredmsg".into(), Value::from(""));
+        }
+        let row = RecordRow {
+            kind: KIND_LBASIS.into(),
+            id: target.clone(),
+            created: now,
+            updated: now,
+            version: 1,
+            meta: Some(meta_bytes(&meta)?),
+            ..RecordRow::default()
+        };
+        if target == brief {
+            self.upsert_record(
+                KIND_LBASIS,
+                &brief,
+                |_| Ok(row.clone()),
+                audit_event(who, "change legal basis", None, "ok"),
+            )
+            .await?;
+            return Ok(());
+        }
+        // A rename: the new brief must be free; the old one goes in the same commit.
+        let mut ops = vec![WriteOp::PutRecord {
+            tenant: self.tenant.clone(),
+            record: row,
+            expected_version: None,
+        }];
+        if current.is_some() {
+            ops.push(WriteOp::DeleteRecord {
+                tenant: self.tenant.clone(),
+                kind: KIND_LBASIS.into(),
+                id: brief,
+            });
+        }
+        ops.push(WriteOp::Audit {
+            tenant: self.tenant.clone(),
+            audit: audit_event(who, "change legal basis", None, "ok"),
+        });
+        match self.store.write(WriteOp::Atomic(ops)).await {
+            Err(StoreError::Duplicate(_)) => Err(Error::new(
+                crate::ErrorKind::Conflict,
+                "a legal basis with that brief exists",
+            )),
+            other => Ok(other?),
+        }
+    }
+
+    /// Deletes legal basis `brief` (root only). It leaves every processing activity;
+    /// if agreements use it, they are revoked and it is kept with status `deleted`.
+    pub async fn delete_legal_basis(&self, who: &Principal, brief: &str) -> Result<()> {
+        who.require_root()?;
+        let brief = parse_brief(brief, "bad brief format")?;
+        for row in self
+            .store
+            .records_of_kind(&self.tenant, KIND_PACTIVITY)
+            .await?
+        {
+            if activity_briefs(&meta_of(&row)?).contains(&brief) {
+                self.link_activity(who, &row.id, &brief, false).await?;
+            }
+        }
+        let agreements = self
+            .store
+            .records_by_label(&self.tenant, KIND_AGREEMENT, &brief)
+            .await?;
+        if agreements.is_empty() {
+            return self
+                .delete_record(
+                    KIND_LBASIS,
+                    &brief,
+                    audit_event(who, "delete legal basis", None, "ok"),
+                )
+                .await;
+        }
+        self.revoke_agreements(who, &brief).await?;
+        self.upsert_record(
+            KIND_LBASIS,
+            &brief,
+            |current| {
+                let current = current.ok_or_else(|| Error::not_found("not found"))?;
+                let mut meta = meta_of(current)?;
+                meta.insert("status".into(), Value::from("deleted"));
+                Ok(RecordRow {
+                    updated: now(),
+                    meta: Some(meta_bytes(&meta)?),
+                    ..RecordRow::default()
+                })
+            },
+            audit_event(who, "delete legal basis", None, "ok"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    // ---- agreements --------------------------------------------------------------
+
+    /// The party an agreement route names. Email and phone may name a person not in
+    /// the vault yet (`pending` allowed); other modes must name a live user.
+    async fn party(
+        &self,
+        who: &Principal,
+        action: &str,
+        mode: Mode,
+        identity: &str,
+        pending: bool,
+    ) -> Result<Party> {
+        let index = match mode {
+            Mode::Email | Mode::Phone if pending => mode.index(),
+            _ => None,
+        };
+        if let Some(name) = index
+            && self.resolve(mode, identity).await?.is_none()
+        {
+            // Only root may record consent for someone not in the vault.
+            who.require_root()?;
+            let normalized = self
+                .config
+                .normalizer
+                .normalize(name, identity)
+                .ok_or_else(|| Error::bad_request(format!("bad {name}")))?;
+            let digest = self.index_entry(name, &normalized).digest;
+            return Ok(Party::Pending(format!("{name}:{}", hex(&digest))));
+        }
+        let s = self.subject(who, action, mode, identity).await?;
+        Ok(Party::User {
+            token: s.token,
+            dek: s.dek,
+        })
+    }
+
+    /// The key that opens an agreement's body.
+    fn agreement_dek<'a>(&self, party: &'a Party, row: &RecordRow) -> Result<DekRef<'a>> {
+        match party {
+            Party::User { dek, .. } => Ok(DekRef::User(dek)),
+            Party::Pending(_) => self
+                .own_dek(row)?
+                .map(DekRef::Own)
+                .ok_or_else(|| Error::internal("a pending agreement has no key")),
+        }
+    }
+
+    /// The JSON Databunker answers for an agreement row.
+    fn agreement_json(&self, party: &Party, row: &RecordRow) -> Result<Value> {
+        let mut out = meta_of(row)?;
+        let body = self.open_body(&*self.agreement_dek(party, row)?, row)?;
+        for key in ["who", "lastmodifiedby", "referencecode"] {
+            if let Some(v) = body.get(key) {
+                out.insert(key.into(), v.clone());
+            }
+        }
+        let token = match party {
+            Party::User { token, .. } => token.as_str(),
+            Party::Pending(_) => "",
+        };
+        out.insert("token".into(), Value::from(token));
+        Ok(Value::Object(out))
+    }
+
+    /// Records consent of `{mode}/{identity}` to `brief`.
+    pub async fn accept_agreement(
+        &self,
+        who: &Principal,
+        brief: &str,
+        mode: Mode,
+        identity: &str,
+        body: Map<String, Value>,
+    ) -> Result<()> {
+        let brief = parse_brief(brief, "incorrect brief format")?;
+        if self.legal_basis(&brief).await?.is_none() {
+            return Err(Error::not_found("not found"));
+        }
+        let action = format!("accept agreement for {brief}");
+        let party = self.party(who, &action, mode, identity, true).await?;
+        let now = now();
+        let status = consent_status(body.get("status"));
+        let starttime = consent_time(&body, "starttime", now)?.unwrap_or(0);
+        let endtime = consent_time(&body, "expiration", now)?.unwrap_or(0);
+        let method = text(&body, "agreementmethod")?.unwrap_or_else(|| "api".into());
+        let mut sealed = Map::new();
+        sealed.insert("who".into(), Value::from(identity));
+        sealed.insert(
+            "lastmodifiedby".into(),
+            Value::from(text(&body, "lastmodifiedby")?.unwrap_or_default()),
+        );
+        if let Some(code) = text(&body, "referencecode")? {
+            sealed.insert("referencecode".into(), Value::from(code));
+        }
+        let id = agreement_id(party.key(), &brief);
+        let record = match &party {
+            Party::User { token, .. } => Some(token.as_str()),
+            Party::Pending(_) => None,
+        };
+        self.upsert_record(
+            KIND_AGREEMENT,
+            &id,
+            |current| {
+                let creation = match current {
+                    Some(c) => meta_of(c)?
+                        .get("creationtime")
+                        .cloned()
+                        .unwrap_or(Value::from(now)),
+                    None => Value::from(now),
+                };
+                let meta = json!({
+                    "agreementmethod": method, "brief": brief, "creationtime": creation,
+                    "endtime": endtime, "mode": mode.name(), "starttime": starttime,
+                    "status": status, "when": now,
+                });
+                let mut row = RecordRow {
+                    owner: Some(party.key().to_string()),
+                    label: Some(brief.clone()),
+                    created: now,
+                    updated: now,
+                    expires: (endtime > 0).then_some(endtime),
+                    meta: serde_json::to_vec(&meta).ok(),
+                    ..RecordRow::default()
+                };
+                let dek = match (&party, current) {
+                    (Party::User { dek, .. }, _) => DekRef::User(dek),
+                    (Party::Pending(_), Some(c)) => {
+                        row.kek_version = c.kek_version;
+                        row.wrapped_dek = c.wrapped_dek.clone();
+                        self.agreement_dek(&party, c)?
+                    }
+                    (Party::Pending(_), None) => {
+                        let (dek, version, wrapped) = self.new_record_dek(KIND_AGREEMENT, &id)?;
+                        row.kek_version = Some(version);
+                        row.wrapped_dek = Some(wrapped);
+                        DekRef::Own(dek)
+                    }
+                };
+                row.body = Some(self.seal_body(
+                    &dek,
+                    KIND_AGREEMENT,
+                    &id,
+                    &Value::Object(sealed.clone()),
+                )?);
+                Ok(row)
+            },
+            audit_event(who, &action, record, "ok"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// One agreement of a user.
+    pub async fn get_agreement(
+        &self,
+        who: &Principal,
+        brief: &str,
+        mode: Mode,
+        identity: &str,
+    ) -> Result<Value> {
+        let brief = parse_brief(brief, "bad brief format")?;
+        if self.legal_basis(&brief).await?.is_none() {
+            return Err(Error::not_found("not found"));
+        }
+        let action = format!("get agreements for {brief}");
+        let party = self.party(who, &action, mode, identity, false).await?;
+        let id = agreement_id(party.key(), &brief);
+        let Some(row) = self.store.record(&self.tenant, KIND_AGREEMENT, &id).await? else {
+            return Err(Error::not_found("not found"));
+        };
+        let out = self.agreement_json(&party, &row)?;
+        self.audit(audit_event(who, &action, Some(party.key()), "ok"))
+            .await?;
+        Ok(out)
+    }
+
+    /// Every agreement of a user, by brief.
+    pub async fn list_agreements(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+    ) -> Result<Vec<Value>> {
+        let action = format!("get agreements for {}", mode.name());
+        let party = self.party(who, &action, mode, identity, false).await?;
+        let rows = self
+            .store
+            .records_of(&self.tenant, party.key(), KIND_AGREEMENT)
+            .await?;
+        let out = rows
+            .iter()
+            .map(|r| self.agreement_json(&party, r))
+            .collect::<Result<Vec<_>>>()?;
+        self.audit(audit_event(who, &action, Some(party.key()), "ok"))
+            .await?;
+        Ok(out)
+    }
+
+    /// Withdraws consent of `{mode}/{identity}` to `brief` (status `no`). Nothing is
+    /// created when there was no agreement.
+    pub async fn withdraw_agreement(
+        &self,
+        who: &Principal,
+        brief: &str,
+        mode: Mode,
+        identity: &str,
+        body: Map<String, Value>,
+    ) -> Result<()> {
+        let brief = parse_brief(brief, "bad brief format")?;
+        if self.legal_basis(&brief).await?.is_none() {
+            return Err(Error::not_found("not found"));
+        }
+        let action = format!("withdraw agreement for {brief}");
+        let party = self.party(who, &action, mode, identity, true).await?;
+        let modifier = text(&body, "lastmodifiedby")?.unwrap_or_default();
+        let id = agreement_id(party.key(), &brief);
+        let record = match &party {
+            Party::User { token, .. } => Some(token.as_str()),
+            Party::Pending(_) => None,
+        };
+        if self
+            .store
+            .record(&self.tenant, KIND_AGREEMENT, &id)
+            .await?
+            .is_none()
+        {
+            self.audit(audit_event(who, &action, record, "not-found"))
+                .await?;
+            return Ok(());
+        }
+        let now = now();
+        let result = self
+            .upsert_record(
+                KIND_AGREEMENT,
+                &id,
+                |current| {
+                    let current = current.ok_or_else(|| Error::not_found("not found"))?;
+                    let mut meta = meta_of(current)?;
+                    meta.insert("status".into(), Value::from("no"));
+                    meta.insert("endtime".into(), Value::from(0));
+                    meta.insert("when".into(), Value::from(now));
+                    meta.insert("mode".into(), Value::from(mode.name()));
+                    let dek = self.agreement_dek(&party, current)?;
+                    let mut sealed = match self.open_body(&dek, current)? {
+                        Value::Object(m) => m,
+                        _ => Map::new(),
+                    };
+                    sealed.insert("who".into(), Value::from(identity));
+                    sealed.insert("lastmodifiedby".into(), Value::from(modifier.clone()));
+                    Ok(RecordRow {
+                        owner: current.owner.clone(),
+                        label: current.label.clone(),
+                        updated: now,
+                        meta: Some(meta_bytes(&meta)?),
+                        body: Some(self.seal_body(
+                            &dek,
+                            KIND_AGREEMENT,
+                            &id,
+                            &Value::Object(sealed),
+                        )?),
+                        kek_version: current.kek_version,
+                        wrapped_dek: current.wrapped_dek.clone(),
+                        ..RecordRow::default()
+                    })
+                },
+                audit_event(who, &action, record, "ok"),
+            )
+            .await;
+        match result {
+            // Deleted in between (the user was erased): nothing left to withdraw.
+            Err(e) if e.kind == crate::ErrorKind::NotFound => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Revokes every given consent to `brief` (root only): status `revoked`.
+    pub async fn revoke_all_agreements(&self, who: &Principal, brief: &str) -> Result<()> {
+        who.require_root()?;
+        let brief = parse_brief(brief, "bad brief format")?;
+        if self.legal_basis(&brief).await?.is_none() {
+            return Err(Error::not_found("not found"));
+        }
+        self.revoke_agreements(who, &brief).await
+    }
+
+    async fn revoke_agreements(&self, who: &Principal, brief: &str) -> Result<()> {
+        let action = format!("revoke agreement for {brief}");
+        for row in self
+            .store
+            .records_by_label(&self.tenant, KIND_AGREEMENT, brief)
+            .await?
+        {
+            if meta_of(&row)?.get("status") != Some(&Value::from("yes")) {
+                continue;
+            }
+            let record = row.owner.as_deref().filter(|o| !o.contains(':'));
+            let result = self
+                .upsert_record(
+                    KIND_AGREEMENT,
+                    &row.id,
+                    |current| {
+                        let current = current.ok_or_else(|| Error::not_found("not found"))?;
+                        let mut meta = meta_of(current)?;
+                        meta.insert("status".into(), Value::from("revoked"));
+                        meta.insert("when".into(), Value::from(now()));
+                        Ok(RecordRow {
+                            meta: Some(meta_bytes(&meta)?),
+                            updated: now(),
+                            ..current.clone()
+                        })
+                    },
+                    audit_event(who, &action, record, "ok"),
+                )
+                .await;
+            match result {
+                Err(e) if e.kind == crate::ErrorKind::NotFound => {}
+                other => {
+                    other?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ops that move consents given to `email`/`phone` digests before the user
+    /// existed over to the new user `token` (sealed under `dek`). The email's consent
+    /// wins when both name the same brief, as in Databunker.
+    pub(crate) async fn adopt_pending_agreements(
+        &self,
+        token: &str,
+        dek: &Dek,
+        digests: &[(&'static str, Vec<u8>)],
+    ) -> Result<Vec<WriteOp>> {
+        let mut ops = Vec::new();
+        let mut briefs = Vec::new();
+        for (name, digest) in digests {
+            if !matches!(*name, "email" | "phone") {
+                continue;
+            }
+            let key = format!("{name}:{}", hex(digest));
+            for row in self
+                .store
+                .records_of(&self.tenant, &key, KIND_AGREEMENT)
+                .await?
+            {
+                ops.push(WriteOp::DeleteRecord {
+                    tenant: self.tenant.clone(),
+                    kind: KIND_AGREEMENT.into(),
+                    id: row.id.clone(),
+                });
+                let Some(brief) = row.label.clone() else {
+                    continue;
+                };
+                if briefs.contains(&brief) {
+                    continue;
+                }
+                let own = self
+                    .own_dek(&row)?
+                    .ok_or_else(|| Error::internal("a pending agreement has no key"))?;
+                let body = self.open_body(&own, &row)?;
+                let id = agreement_id(token, &brief);
+                ops.push(WriteOp::PutRecord {
+                    tenant: self.tenant.clone(),
+                    record: RecordRow {
+                        id: id.clone(),
+                        owner: Some(token.to_string()),
+                        body: Some(self.seal_body(dek, KIND_AGREEMENT, &id, &body)?),
+                        kek_version: None,
+                        wrapped_dek: None,
+                        version: 1,
+                        ..row
+                    },
+                    expected_version: None,
+                });
+                briefs.push(brief);
+            }
+        }
+        Ok(ops)
+    }
+
+    // ---- processing activities ---------------------------------------------------
+
+    /// Every processing activity with its legal bases (root only).
+    pub async fn list_activities(&self, who: &Principal) -> Result<Vec<Value>> {
+        who.require_root()?;
+        let bases = self.list_legal_bases(who).await?;
+        let mut out = Vec::new();
+        for row in self
+            .store
+            .records_of_kind(&self.tenant, KIND_PACTIVITY)
+            .await?
+        {
+            let mut meta = meta_of(&row)?;
+            let linked = activity_briefs(&meta);
+            let briefs: Vec<Value> = bases
+                .iter()
+                .filter(|b| {
+                    b.get("brief")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| linked.iter().any(|l| l == s))
+                })
+                .cloned()
+                .collect();
+            meta.insert("briefs".into(), Value::from(briefs));
+            out.push(Value::Object(meta));
+        }
+        Ok(out)
+    }
+
+    /// Creates or changes processing activity `activity` (root only).
+    pub async fn put_activity(
+        &self,
+        who: &Principal,
+        activity: &str,
+        body: Map<String, Value>,
+    ) -> Result<()> {
+        who.require_root()?;
+        let activity = parse_brief(activity, "bad activity format")?;
+        let target = match text(&body, "activity")? {
+            Some(a) => parse_brief(&a, "bad activity format")?,
+            None => activity.clone(),
+        };
+        let now = now();
+        let current = match self
+            .store
+            .record(&self.tenant, KIND_PACTIVITY, &activity)
+            .await?
+        {
+            Some(row) => Some(meta_of(&row)?),
+            None => None,
+        };
+        let mut meta = current.clone().unwrap_or_else(|| {
+            let mut m = Map::new();
+            for key in ["script", "fulldesc", "applicableto", "legalbasis"] {
+                m.insert(key.into(), Value::from(""));
+            }
+            m.insert("title".into(), Value::from(target.clone()));
+            m.insert("creationtime".into(), Value::from(now));
+            m
+        });
+        meta.insert("activity".into(), Value::from(target.clone()));
+        for key in ["title", "script", "fulldesc", "applicableto"] {
+            if let Some(v) = text(&body, key)? {
+                meta.insert(key.into(), Value::from(v));
+            }
+        }
+        let row = RecordRow {
+            kind: KIND_PACTIVITY.into(),
+            id: target.clone(),
+            created: now,
+            updated: now,
+            version: 1,
+            meta: Some(meta_bytes(&meta)?),
+            ..RecordRow::default()
+        };
+        let audit = audit_event(who, "change processing activity", None, "ok");
+        if target == activity {
+            self.upsert_record(KIND_PACTIVITY, &activity, |_| Ok(row.clone()), audit)
+                .await?;
+            return Ok(());
+        }
+        let mut ops = vec![WriteOp::PutRecord {
+            tenant: self.tenant.clone(),
+            record: row,
+            expected_version: None,
+        }];
+        if current.is_some() {
+            ops.push(WriteOp::DeleteRecord {
+                tenant: self.tenant.clone(),
+                kind: KIND_PACTIVITY.into(),
+                id: activity,
+            });
+        }
+        ops.push(WriteOp::Audit {
+            tenant: self.tenant.clone(),
+            audit,
+        });
+        match self.store.write(WriteOp::Atomic(ops)).await {
+            Err(StoreError::Duplicate(_)) => Err(Error::new(
+                crate::ErrorKind::Conflict,
+                "a processing activity with that name exists",
+            )),
+            other => Ok(other?),
+        }
+    }
+
+    /// Deletes processing activity `activity` (root only).
+    pub async fn delete_activity(&self, who: &Principal, activity: &str) -> Result<()> {
+        who.require_root()?;
+        let activity = parse_brief(activity, "bad activity format")?;
+        self.delete_record(
+            KIND_PACTIVITY,
+            &activity,
+            audit_event(who, "delete processing activity", None, "ok"),
+        )
+        .await
+    }
+
+    /// Links (`link`) or unlinks legal basis `brief` to processing activity
+    /// `activity` (root only).
+    pub async fn link_activity(
+        &self,
+        who: &Principal,
+        activity: &str,
+        brief: &str,
+        link: bool,
+    ) -> Result<()> {
+        who.require_root()?;
+        let activity = parse_brief(activity, "bad activity format")?;
+        let brief = parse_brief(brief, "bad brief format")?;
+        if link && self.legal_basis(&brief).await?.is_none() {
+            return Err(Error::not_found("not found"));
+        }
+        self.upsert_record(
+            KIND_PACTIVITY,
+            &activity,
+            |current| {
+                let current = current.ok_or_else(|| Error::not_found("not found"))?;
+                let mut meta = meta_of(current)?;
+                let mut briefs = activity_briefs(&meta);
+                briefs.retain(|b| *b != brief);
+                if link {
+                    briefs.push(brief.clone());
+                }
+                meta.insert("legalbasis".into(), Value::from(briefs.join(",")));
+                Ok(RecordRow {
+                    meta: Some(meta_bytes(&meta)?),
+                    updated: now(),
+                    ..current.clone()
+                })
+            },
+            audit_event(who, "change processing activity", None, "ok"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// What a cookie banner needs (no authentication): the active legal bases of
+    /// module `cookie-popup`, required ones first, and the scripts of the processing
+    /// activities linked to them.
+    pub async fn cookie_settings(&self) -> Result<(Vec<Value>, Vec<Value>)> {
+        let mut rows: Vec<Value> = Vec::new();
+        for row in self
+            .store
+            .records_of_kind(&self.tenant, KIND_LBASIS)
+            .await?
+        {
+            let meta = meta_of(&row)?;
+            if meta.get("status") == Some(&Value::from("active"))
+                && meta.get("module") == Some(&Value::from("cookie-popup"))
+            {
+                rows.push(Value::Object(meta));
+            }
+        }
+        rows.sort_by_key(|r| r.get("requiredflag") != Some(&Value::Bool(true)));
+        let cookie_briefs: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.get("brief").and_then(Value::as_str))
+            .collect();
+        let mut scripts = Vec::new();
+        for row in self
+            .store
+            .records_of_kind(&self.tenant, KIND_PACTIVITY)
+            .await?
+        {
+            let meta = meta_of(&row)?;
+            let script = meta.get("script").and_then(Value::as_str).unwrap_or("");
+            let briefs: Vec<String> = activity_briefs(&meta)
+                .into_iter()
+                .filter(|b| cookie_briefs.contains(&b.as_str()))
+                .collect();
+            if !script.is_empty() && !briefs.is_empty() {
+                scripts.push(json!({"briefs": briefs, "script": script}));
+            }
+        }
+        Ok((rows, scripts))
+    }
+}
+
+/// The briefs linked to a processing activity (`legalbasis`, comma-separated).
+fn activity_briefs(meta: &Map<String, Value>) -> Vec<String> {
+    meta.get("legalbasis")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn briefs() {
+        assert_eq!(parse_brief("Marketing-1", "x").unwrap(), "marketing-1");
+        for bad in ["a", "1abc", "ali$baba", "under_score", ""] {
+            assert!(parse_brief(bad, "x").is_err(), "{bad}");
+        }
+        assert!(parse_brief(&"a".repeat(65), "x").is_ok());
+        assert!(parse_brief(&"a".repeat(66), "x").is_err());
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(consent_status(None), "yes");
+        assert_eq!(consent_status(Some(&json!("Agree"))), "yes");
+        assert_eq!(consent_status(Some(&json!(true))), "yes");
+        assert_eq!(consent_status(Some(&json!(1))), "yes");
+        assert_eq!(consent_status(Some(&json!("nope"))), "no");
+        assert_eq!(consent_status(Some(&json!({}))), "no");
+    }
+
+    #[test]
+    fn flags() {
+        let body = json!({"a": true, "b": "0", "c": 1, "d": "maybe", "e": [1]});
+        let Value::Object(m) = body else { panic!() };
+        assert_eq!(flag(&m, "a").unwrap(), Some(true));
+        assert_eq!(flag(&m, "b").unwrap(), Some(false));
+        assert_eq!(flag(&m, "c").unwrap(), Some(true));
+        assert!(flag(&m, "d").is_err());
+        assert!(flag(&m, "e").is_err());
+        assert_eq!(flag(&m, "z").unwrap(), None);
+    }
+}
