@@ -3,11 +3,12 @@
 //! name, email or phone). Sealed under the user's DEK, erased with the user.
 
 use serde_json::{Map, Value};
-use strongbox_store::RecordRow;
+use strongbox_store::{RecordRow, WriteOp};
 
 use crate::error::{Error, Result};
 use crate::records::KIND_APP;
-use crate::users::{Change, Mode};
+use crate::requests::{ACTION_CHANGE_APP, Outcome};
+use crate::users::{Change, Mode, Subject};
 use crate::vault::{Principal, Vault, audit_event, now};
 
 /// An app name as Databunker accepts it: lower-cased, then `[a-z][a-z0-9_]{1,30}`.
@@ -89,7 +90,9 @@ impl Vault {
         Ok((subject.token, doc))
     }
 
-    /// Changes a user's document for `app` (merge patch or JSON Patch).
+    /// Changes a user's document for `app` (merge patch or JSON Patch). A user
+    /// changing their own app data files a request for the DPO instead, unless the
+    /// app matches a self-service pattern.
     pub async fn update_app(
         &self,
         who: &Principal,
@@ -97,12 +100,41 @@ impl Vault {
         identity: &str,
         app: &str,
         change: Change,
-    ) -> Result<String> {
+    ) -> Result<Outcome> {
         let app = parse_app_name(app)?;
         let action = format!("change user app record by {}", mode.name());
         let subject = self.subject(who, &action, mode, identity).await?;
-        let id = app_id(&subject.token, &app);
-        self.upsert_record(
+        if matches!(who, Principal::User { .. }) && !self.config.self_service.allows_app(&app) {
+            if self.app_document(&subject, &app).await?.is_none() {
+                return Err(Error::not_found("not found"));
+            }
+            return self
+                .file_request(
+                    who,
+                    &subject,
+                    ACTION_CHANGE_APP,
+                    Some(&app),
+                    None,
+                    Some(change.to_json()?),
+                )
+                .await;
+        }
+        self.apply_app_change(who, &subject, &app, &change, &[])
+            .await?;
+        Ok(Outcome::Done(subject.token))
+    }
+
+    /// Applies `change` to `subject`'s document for `app`, committing `extra` with it.
+    pub(crate) async fn apply_app_change(
+        &self,
+        who: &Principal,
+        subject: &Subject,
+        app: &str,
+        change: &Change,
+        extra: &[WriteOp],
+    ) -> Result<()> {
+        let id = app_id(&subject.token, app);
+        self.upsert_record_with(
             KIND_APP,
             &id,
             |current| {
@@ -114,16 +146,26 @@ impl Vault {
                 let new = change.apply_to(old, "error updating app data")?;
                 Ok(RecordRow {
                     owner: Some(subject.token.clone()),
-                    label: Some(app.clone()),
+                    label: Some(app.to_string()),
                     updated: now(),
                     body: Some(self.seal_body(&subject.dek, KIND_APP, &id, &Value::Object(new))?),
                     ..RecordRow::default()
                 })
             },
-            audit_event(who, &action, Some(&subject.token), "ok"),
+            audit_event(who, "change user app record", Some(&subject.token), "ok"),
+            extra,
         )
         .await?;
-        Ok(subject.token)
+        Ok(())
+    }
+
+    /// `subject`'s document for `app`, if any.
+    pub(crate) async fn app_document(&self, subject: &Subject, app: &str) -> Result<Option<Value>> {
+        let id = app_id(&subject.token, app);
+        match self.store.record(&self.tenant, KIND_APP, &id).await? {
+            Some(row) => self.open_body(&subject.dek, &row).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Deletes a user's document for `app` (done even when there was none).

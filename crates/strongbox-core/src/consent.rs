@@ -16,7 +16,8 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, Result};
 use crate::expiry::parse_duration;
-use crate::users::Mode;
+use crate::requests::{ACTION_WITHDRAW, Outcome};
+use crate::users::{Mode, Subject};
 use crate::vault::{Principal, Vault, audit_event, now};
 
 pub(crate) const KIND_LBASIS: &str = "lbasis";
@@ -558,7 +559,8 @@ impl Vault {
     }
 
     /// Withdraws consent of `{mode}/{identity}` to `brief` (status `no`). Nothing is
-    /// created when there was no agreement.
+    /// created when there was no agreement. A user withdrawing a consent whose legal
+    /// basis is not under user control files a request for the DPO instead.
     pub async fn withdraw_agreement(
         &self,
         who: &Principal,
@@ -566,16 +568,90 @@ impl Vault {
         mode: Mode,
         identity: &str,
         body: Map<String, Value>,
-    ) -> Result<()> {
+    ) -> Result<Outcome> {
         let brief = parse_brief(brief, "bad brief format")?;
-        if self.legal_basis(&brief).await?.is_none() {
+        let Some(basis) = self.legal_basis(&brief).await? else {
             return Err(Error::not_found("not found"));
-        }
+        };
         let action = format!("withdraw agreement for {brief}");
         let party = self.party(who, &action, mode, identity, true).await?;
         let modifier = text(&body, "lastmodifiedby")?.unwrap_or_default();
-        let id = agreement_id(party.key(), &brief);
-        let record = match &party {
+        if let (Principal::User { .. }, Party::User { token, dek }) = (who, &party)
+            && basis.get("usercontrol") != Some(&Value::Bool(true))
+        {
+            let id = agreement_id(token, &brief);
+            if self
+                .store
+                .record(&self.tenant, KIND_AGREEMENT, &id)
+                .await?
+                .is_none()
+            {
+                return Ok(Outcome::Done(token.clone()));
+            }
+            let subject = Subject {
+                token: token.clone(),
+                dek: dek.clone(),
+            };
+            return self
+                .file_request(who, &subject, ACTION_WITHDRAW, None, Some(&brief), None)
+                .await;
+        }
+        let token = party.key().to_string();
+        self.withdraw_for(who, &party, &brief, mode, identity, &modifier, &[])
+            .await?;
+        Ok(Outcome::Done(token))
+    }
+
+    /// Withdraws `subject`'s consent to `brief` for an approved request, committing
+    /// `extra` with it.
+    pub(crate) async fn apply_withdrawal(
+        &self,
+        who: &Principal,
+        subject: Subject,
+        brief: &str,
+        modifier: &str,
+        extra: &[WriteOp],
+    ) -> Result<()> {
+        let identity = subject.token.clone();
+        let party = Party::User {
+            token: subject.token,
+            dek: subject.dek,
+        };
+        self.withdraw_for(who, &party, brief, Mode::Token, &identity, modifier, extra)
+            .await
+    }
+
+    /// `subject`'s agreement to `brief`, if any.
+    pub(crate) async fn agreement_of(
+        &self,
+        subject: &Subject,
+        brief: &str,
+    ) -> Result<Option<Value>> {
+        let id = agreement_id(&subject.token, brief);
+        let Some(row) = self.store.record(&self.tenant, KIND_AGREEMENT, &id).await? else {
+            return Ok(None);
+        };
+        let party = Party::User {
+            token: subject.token.clone(),
+            dek: subject.dek.clone(),
+        };
+        self.agreement_json(&party, &row).map(Some)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn withdraw_for(
+        &self,
+        who: &Principal,
+        party: &Party,
+        brief: &str,
+        mode: Mode,
+        identity: &str,
+        modifier: &str,
+        extra: &[WriteOp],
+    ) -> Result<()> {
+        let action = format!("withdraw agreement for {brief}");
+        let id = agreement_id(party.key(), brief);
+        let record = match party {
             Party::User { token, .. } => Some(token.as_str()),
             Party::Pending(_) => None,
         };
@@ -585,13 +661,17 @@ impl Vault {
             .await?
             .is_none()
         {
-            self.audit(audit_event(who, &action, record, "not-found"))
-                .await?;
+            if extra.is_empty() {
+                self.audit(audit_event(who, &action, record, "not-found"))
+                    .await?;
+            } else {
+                self.store.write(WriteOp::Atomic(extra.to_vec())).await?;
+            }
             return Ok(());
         }
         let now = now();
         let result = self
-            .upsert_record(
+            .upsert_record_with(
                 KIND_AGREEMENT,
                 &id,
                 |current| {
@@ -601,13 +681,13 @@ impl Vault {
                     meta.insert("endtime".into(), Value::from(0));
                     meta.insert("when".into(), Value::from(now));
                     meta.insert("mode".into(), Value::from(mode.name()));
-                    let dek = self.agreement_dek(&party, current)?;
+                    let dek = self.agreement_dek(party, current)?;
                     let mut sealed = match self.open_body(&dek, current)? {
                         Value::Object(m) => m,
                         _ => Map::new(),
                     };
                     sealed.insert("who".into(), Value::from(identity));
-                    sealed.insert("lastmodifiedby".into(), Value::from(modifier.clone()));
+                    sealed.insert("lastmodifiedby".into(), Value::from(modifier));
                     Ok(RecordRow {
                         owner: current.owner.clone(),
                         label: current.label.clone(),
@@ -625,6 +705,7 @@ impl Vault {
                     })
                 },
                 audit_event(who, &action, record, "ok"),
+                extra,
             )
             .await;
         match result {

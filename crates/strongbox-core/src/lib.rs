@@ -7,13 +7,17 @@ pub mod error;
 pub mod expiry;
 pub mod normalize;
 mod records;
+pub mod requests;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
 pub mod vault;
 
 pub use error::{Error, ErrorKind, Result};
 pub use expiry::Page;
 pub use normalize::{Normalizer, parse_country};
+pub use requests::Outcome;
 pub use sessions::SessionView;
+pub use tokens::IssuedToken;
 pub use users::{Change, Mode, UserView};
-pub use vault::{OpenError, Policy, Principal, Vault, VaultConfig};
+pub use vault::{OpenError, Policy, Principal, SelfService, Vault, VaultConfig};

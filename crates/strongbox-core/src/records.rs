@@ -77,8 +77,23 @@ impl Vault {
         &self,
         kind: &str,
         id: &str,
+        build: F,
+        audit: AuditEvent,
+    ) -> Result<RecordRow>
+    where
+        F: FnMut(Option<&RecordRow>) -> Result<RecordRow>,
+    {
+        self.upsert_record_with(kind, id, build, audit, &[]).await
+    }
+
+    /// [`Vault::upsert_record`] that also commits `extra` ops in the same transaction.
+    pub(crate) async fn upsert_record_with<F>(
+        &self,
+        kind: &str,
+        id: &str,
         mut build: F,
         audit: AuditEvent,
+        extra: &[WriteOp],
     ) -> Result<RecordRow>
     where
         F: FnMut(Option<&RecordRow>) -> Result<RecordRow>,
@@ -94,7 +109,7 @@ impl Vault {
             } else {
                 row.version = 1;
             }
-            let op = WriteOp::Atomic(vec![
+            let mut ops = vec![
                 WriteOp::PutRecord {
                     tenant: self.tenant.clone(),
                     record: row.clone(),
@@ -104,7 +119,9 @@ impl Vault {
                     tenant: self.tenant.clone(),
                     audit: audit.clone(),
                 },
-            ]);
+            ];
+            ops.extend_from_slice(extra);
+            let op = WriteOp::Atomic(ops);
             match self.store.write(op).await {
                 Ok(()) => return Ok(row),
                 Err(StoreError::Stale | StoreError::Duplicate("record")) => continue,

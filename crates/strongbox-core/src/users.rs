@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::normalize::USER_INDEXES;
+use crate::requests::{ACTION_CHANGE_PROFILE, ACTION_FORGET_ME, KIND_REQUEST, Outcome};
 use crate::vault::{Principal, Vault, audit_event, now};
 
 /// How many times a change is retried when the record changed under it. Each retry
@@ -101,6 +102,14 @@ impl Change {
 }
 
 impl Change {
+    /// The change as JSON (to keep it in a request until a DPO approves it).
+    pub(crate) fn to_json(&self) -> Result<Value> {
+        match self {
+            Change::Merge(m) => Ok(Value::Object(m.clone())),
+            Change::Patch(p) => serde_json::to_value(p).map_err(Error::internal),
+        }
+    }
+
     /// The document after this change. `context` names what is changed in errors
     /// ("error updating user"). The result must still be a JSON object.
     pub(crate) fn apply_to(
@@ -287,7 +296,8 @@ impl Vault {
         }
     }
 
-    /// Resolves or answers "not found", auditing the miss.
+    /// Resolves or answers "not found", auditing the miss. A user access token gets
+    /// "access denied" instead, so it cannot probe which other people exist.
     async fn resolve_or_404(
         &self,
         who: &Principal,
@@ -300,9 +310,30 @@ impl Vault {
             None => {
                 self.audit(audit_event(who, action, None, "not-found"))
                     .await?;
-                Err(Error::not_found("not found"))
+                if who.is_root() {
+                    Err(Error::not_found("not found"))
+                } else {
+                    Err(Error::new(crate::ErrorKind::Forbidden, "access denied"))
+                }
             }
         }
+    }
+
+    /// Resolves and checks that `who` may reach the user, auditing a refusal.
+    pub(crate) async fn resolve_authorized(
+        &self,
+        who: &Principal,
+        action: &str,
+        mode: Mode,
+        identity: &str,
+    ) -> Result<UserRow> {
+        let row = self.resolve_or_404(who, action, mode, identity).await?;
+        if let Err(e) = who.may_access(&row.token) {
+            self.audit(audit_event(who, action, Some(&row.token), "denied"))
+                .await?;
+            return Err(e);
+        }
+        Ok(row)
     }
 
     /// The live user `{mode}/{identity}` names, once `who` is allowed to reach it:
@@ -314,8 +345,7 @@ impl Vault {
         mode: Mode,
         identity: &str,
     ) -> Result<Subject> {
-        let row = self.resolve_or_404(who, action, mode, identity).await?;
-        who.may_access(&row.token)?;
+        let row = self.resolve_authorized(who, action, mode, identity).await?;
         match self.dek_of(&row)? {
             Some(dek) => Ok(Subject {
                 token: row.token,
@@ -323,6 +353,17 @@ impl Vault {
             }),
             None => Err(Error::not_found("user record not found")),
         }
+    }
+
+    /// `subject`'s current profile.
+    pub(crate) async fn profile_of(&self, subject: &Subject) -> Result<Value> {
+        let row = self
+            .store
+            .user(&self.tenant, &subject.token)
+            .await?
+            .ok_or_else(|| Error::not_found("not found"))?;
+        let plain = self.decrypt_profile(&row, &subject.dek)?;
+        serde_json::from_slice(&plain).map_err(Error::internal)
     }
 
     fn decrypt_profile(&self, row: &UserRow, dek: &Dek) -> Result<Zeroizing<Vec<u8>>> {
@@ -335,13 +376,15 @@ impl Vault {
 
     /// Reads a user's profile. The read is audited durably before it is returned.
     pub async fn get_user(&self, who: &Principal, mode: Mode, identity: &str) -> Result<UserView> {
-        const ACTION: &str = "get user record";
-        let row = self.resolve_or_404(who, ACTION, mode, identity).await?;
+        let action = format!("get user record by {}", mode.name());
+        let row = self
+            .resolve_authorized(who, &action, mode, identity)
+            .await?;
         let profile = match self.dek_of(&row)? {
             Some(dek) => Some(self.decrypt_profile(&row, &dek)?),
             None => None,
         };
-        self.audit(audit_event(who, ACTION, Some(&row.token), "ok"))
+        self.audit(audit_event(who, &action, Some(&row.token), "ok"))
             .await?;
         Ok(UserView {
             token: row.token,
@@ -349,16 +392,58 @@ impl Vault {
         })
     }
 
-    /// Applies a change to a user's profile; lookup indexes follow the data.
+    /// Applies a change to a user's profile; lookup indexes follow the data. A user
+    /// changing their own profile files a request for the DPO instead, unless self
+    /// service allows it.
     pub async fn update_user(
         &self,
         who: &Principal,
         mode: Mode,
         identity: &str,
         change: Change,
+    ) -> Result<Outcome> {
+        let action = format!("change user record by {}", mode.name());
+        let row = self
+            .resolve_authorized(who, &action, mode, identity)
+            .await?;
+        if matches!(who, Principal::User { .. }) && !self.config.self_service.user_record_change {
+            let subject = self.live(row)?;
+            return self
+                .file_request(
+                    who,
+                    &subject,
+                    ACTION_CHANGE_PROFILE,
+                    None,
+                    None,
+                    Some(change.to_json()?),
+                )
+                .await;
+        }
+        self.apply_user_change(who, &action, row, &change, &[])
+            .await
+            .map(Outcome::Done)
+    }
+
+    /// The subject of a live user row ("user record not found" once erased).
+    pub(crate) fn live(&self, row: UserRow) -> Result<Subject> {
+        match self.dek_of(&row)? {
+            Some(dek) => Ok(Subject {
+                token: row.token,
+                dek,
+            }),
+            None => Err(Error::not_found("user record not found")),
+        }
+    }
+
+    /// Applies `change` to the profile in `row`, committing `extra` ops with it.
+    pub(crate) async fn apply_user_change(
+        &self,
+        who: &Principal,
+        action: &str,
+        mut row: UserRow,
+        change: &Change,
+        extra: &[WriteOp],
     ) -> Result<String> {
-        const ACTION: &str = "change user record";
-        let mut row = self.resolve_or_404(who, ACTION, mode, identity).await?;
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let Some(dek) = self.dek_of(&row)? else {
                 return Err(Error::not_found("user record not found"));
@@ -391,7 +476,12 @@ impl Vault {
                 data: dek.seal(&self.profile_aad(&row.token), &plaintext)?,
                 drop_indexes,
                 add_indexes,
-                audit: audit_event(who, ACTION, Some(&row.token), "ok"),
+                audit: audit_event(who, action, Some(&row.token), "ok"),
+            };
+            let op = if extra.is_empty() {
+                op
+            } else {
+                WriteOp::Atomic(std::iter::once(op).chain(extra.iter().cloned()).collect())
             };
             match self.store.write(op).await {
                 Ok(()) => return Ok(row.token),
@@ -409,17 +499,45 @@ impl Vault {
     }
 
     /// Erases a user by crypto-shredding: the wrapped DEK, the ciphertext and the
-    /// index entries are destroyed; the token remains as a tombstone.
-    pub async fn delete_user(&self, who: &Principal, mode: Mode, identity: &str) -> Result<String> {
-        const ACTION: &str = "forget user record";
-        let row = self.resolve_or_404(who, ACTION, mode, identity).await?;
-        self.store
-            .write(WriteOp::EraseUser {
-                tenant: self.tenant.clone(),
-                token: row.token.clone(),
-                audit: audit_event(who, ACTION, Some(&row.token), "ok"),
-            })
+    /// index entries are destroyed, and every record the user owns; the token
+    /// remains as a tombstone. A user erasing themselves files a request for the DPO
+    /// instead, unless self service allows it.
+    pub async fn delete_user(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+    ) -> Result<Outcome> {
+        let action = format!("delete user record by {}", mode.name());
+        let row = self
+            .resolve_authorized(who, &action, mode, identity)
             .await?;
-        Ok(row.token)
+        if matches!(who, Principal::User { .. }) && !self.config.self_service.forget_me {
+            let subject = self.live(row)?;
+            return self
+                .file_request(who, &subject, ACTION_FORGET_ME, None, None, None)
+                .await;
+        }
+        self.erase_user(who, &action, &row.token, Vec::new())
+            .await?;
+        Ok(Outcome::Done(row.token))
+    }
+
+    /// Erases user `token`, committing `extra` ops first in the same transaction.
+    pub(crate) async fn erase_user(
+        &self,
+        who: &Principal,
+        action: &str,
+        token: &str,
+        mut extra: Vec<WriteOp>,
+    ) -> Result<()> {
+        extra.push(WriteOp::EraseUser {
+            tenant: self.tenant.clone(),
+            token: token.to_string(),
+            keep_kind: KIND_REQUEST.to_string(),
+            audit: audit_event(who, action, Some(token), "ok"),
+        });
+        self.store.write(WriteOp::Atomic(extra)).await?;
+        Ok(())
     }
 }

@@ -23,6 +23,36 @@ pub struct VaultConfig {
     /// Databunker's `create_user_without_access_token`: off by default.
     pub create_user_without_access_token: bool,
     pub policy: Policy,
+    pub self_service: SelfService,
+}
+
+/// What users may do with their own access token without a DPO's approval
+/// (Databunker's `selfservice` section). Everything is off by default.
+#[derive(Clone, Debug, Default)]
+pub struct SelfService {
+    /// Erase themselves (`forget_me`).
+    pub forget_me: bool,
+    /// Change their profile (`user_record_change`).
+    pub user_record_change: bool,
+    /// App names whose documents they may change (`app_record_change`): exact
+    /// names, or patterns `*`, `prefix*`, `*suffix`, `*infix*`.
+    pub app_record_change: Vec<String>,
+}
+
+impl SelfService {
+    /// Whether a user may change their document of `app` directly.
+    pub fn allows_app(&self, app: &str) -> bool {
+        self.app_record_change.iter().any(|p| {
+            let p = p.trim().to_ascii_lowercase();
+            match (p.strip_prefix('*'), p.strip_suffix('*')) {
+                _ if p == "*" => true,
+                (Some(rest), _) if rest.ends_with('*') => app.contains(rest.trim_end_matches('*')),
+                (Some(suffix), _) => app.ends_with(suffix),
+                (None, Some(prefix)) => app.starts_with(prefix),
+                (None, None) => app == p,
+            }
+        })
+    }
 }
 
 /// Retention limits, in seconds (Databunker's `policy` section).
@@ -30,12 +60,16 @@ pub struct VaultConfig {
 pub struct Policy {
     /// Longest lifetime of a session (`max_session_retention_period`, default 1h).
     pub max_session_retention: i64,
+    /// Longest lifetime of a user access token (default 1 day; a token asks for
+    /// 10 minutes unless told otherwise, like Databunker's login tokens).
+    pub max_user_token_lifetime: i64,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             max_session_retention: 3600,
+            max_user_token_lifetime: 24 * 3600,
         }
     }
 }
@@ -72,33 +106,49 @@ impl From<StoreError> for OpenError {
 pub enum Principal {
     /// The root access token.
     Root,
+    /// A user access token: it reaches only the records of user `token`.
+    User {
+        token: String,
+        /// The audit label of the access token (a prefix of its keyed hash).
+        label: String,
+    },
     /// No token, where the configuration allows it (user creation only).
     Anonymous,
 }
 
+fn access_denied() -> Error {
+    Error::new(ErrorKind::Forbidden, "access denied")
+}
+
 impl Principal {
-    /// May this principal read and change the records of user `token`?
-    pub fn may_access(&self, _token: &str) -> Result<()> {
+    /// The label recorded in audit events: `root`, `anonymous` or `xtoken:<hash prefix>`.
+    pub fn audit_label(&self) -> String {
         match self {
-            Principal::Root => Ok(()),
-            Principal::Anonymous => Err(Error::new(ErrorKind::Forbidden, "access denied")),
+            Principal::Root => "root".into(),
+            Principal::User { label, .. } => label.clone(),
+            Principal::Anonymous => "anonymous".into(),
         }
     }
 
-    /// Is this the root principal? (Administrative routes.)
+    /// May this principal read and change the records of user `token`?
+    pub fn may_access(&self, token: &str) -> Result<()> {
+        match self {
+            Principal::Root => Ok(()),
+            Principal::User { token: own, .. } if own == token => Ok(()),
+            _ => Err(access_denied()),
+        }
+    }
+
+    /// Administrative routes: root only.
     pub fn require_root(&self) -> Result<()> {
         match self {
             Principal::Root => Ok(()),
-            Principal::Anonymous => Err(Error::new(ErrorKind::Forbidden, "access denied")),
+            _ => Err(access_denied()),
         }
     }
 
-    /// The label recorded in audit events.
-    pub fn audit_label(&self) -> &'static str {
-        match self {
-            Principal::Root => "root",
-            Principal::Anonymous => "anonymous",
-        }
+    pub fn is_root(&self) -> bool {
+        matches!(self, Principal::Root)
     }
 }
 
@@ -231,31 +281,46 @@ impl Vault {
             .ok_or_else(|| Error::internal("the current KEK is missing"))
     }
 
-    /// Resolves an access token. A missing token is `Unauthenticated`; a token that
-    /// matches nothing is `Forbidden`. Comparison is constant-time on keyed hashes.
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Principal> {
+    /// Resolves an access token: the root token (compared in constant time, in
+    /// memory), else a user access token (looked up by its keyed hash). A missing token
+    /// is `Unauthenticated`; one that matches nothing, or has expired, is `Forbidden`.
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Principal> {
         match token {
             None => Err(Error::new(
                 ErrorKind::Unauthenticated,
                 "missing access token",
             )),
             Some(t) if self.token_hasher.verify(t, &self.root_token_hash) => Ok(Principal::Root),
-            Some(_) => Err(Error::new(ErrorKind::Forbidden, "access denied")),
+            Some(t) => self.user_principal(t).await,
         }
     }
 
     /// Authorization for creating a user: root, or anyone when the configuration
-    /// allows creation without a token.
-    pub fn authenticate_create(&self, token: Option<&str>) -> Result<Principal> {
+    /// allows creation without a token. A user access token may not create users.
+    pub async fn authenticate_create(&self, token: Option<&str>) -> Result<Principal> {
         match token {
             None if self.config.create_user_without_access_token => Ok(Principal::Anonymous),
-            other => self.authenticate(other),
+            other => {
+                let who = self.authenticate(other).await?;
+                who.require_root()?;
+                Ok(who)
+            }
         }
+    }
+
+    /// The keyed hash of an access token, as hex (how user tokens are stored).
+    pub(crate) fn access_token_digest(&self, token: &str) -> String {
+        self.token_hasher
+            .hash(token)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Periodic housekeeping: deletes what has expired.
     pub async fn sweep(&self) -> Result<()> {
-        self.purge_expired_sessions().await
+        self.purge_expired_sessions().await?;
+        self.purge_expired_tokens().await
     }
 
     /// Cheap health check of the store.
@@ -285,7 +350,7 @@ pub(crate) fn audit_event(
     AuditEvent {
         atoken: new_record_token(),
         at: now(),
-        actor: principal.audit_label().to_string(),
+        actor: principal.audit_label(),
         action: action.to_string(),
         record: record.map(str::to_string),
         status: status.to_string(),

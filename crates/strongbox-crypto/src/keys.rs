@@ -174,6 +174,13 @@ impl Kek {
 #[derive(Debug)]
 pub struct Dek(SecretKey);
 
+/// A copy lives in another wiped-on-drop `Dek`, never in plain memory.
+impl Clone for Dek {
+    fn clone(&self) -> Self {
+        Dek(SecretKey((self.0).0))
+    }
+}
+
 impl Dek {
     pub fn generate() -> Result<Self, CryptoError> {
         SecretKey::generate().map(Dek)

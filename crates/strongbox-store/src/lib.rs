@@ -100,6 +100,7 @@ pub struct StoreMeta {
 }
 
 /// A change that commits atomically with its audit event.
+#[derive(Clone)]
 pub enum WriteOp {
     CreateUser {
         tenant: String,
@@ -123,6 +124,9 @@ pub enum WriteOp {
     EraseUser {
         tenant: String,
         token: String,
+        /// Records of this kind keep their row (without body or key): the trace of
+        /// a request survives the person it was about.
+        keep_kind: String,
         audit: AuditEvent,
     },
     /// An audit event on its own (a read of personal data, a refused request).

@@ -54,7 +54,10 @@ pub const RECORD_INSERT: &str = "INSERT INTO records (tenant, kind, id, owner, l
 pub const RECORD_UPDATE: &str = "UPDATE records SET owner = ?, label = ?, updated = ?, expires = ?, version = version + 1, \
      meta = ?, body = ?, kek_version = ?, wrapped_dek = ? WHERE tenant = ? AND kind = ? AND id = ? AND version = ?";
 pub const RECORD_DELETE: &str = "DELETE FROM records WHERE tenant = ? AND kind = ? AND id = ?";
-pub const RECORDS_DELETE_OWNER: &str = "DELETE FROM records WHERE tenant = ? AND owner = ?";
+pub const RECORDS_DELETE_OWNER: &str =
+    "DELETE FROM records WHERE tenant = ? AND owner = ? AND kind <> ?";
+pub const RECORDS_STRIP_OWNER: &str = "UPDATE records SET body = NULL, kek_version = NULL, wrapped_dek = NULL, \
+     version = version + 1 WHERE tenant = ? AND owner = ? AND kind = ?";
 pub const RECORDS_DELETE_EXPIRED: &str =
     "DELETE FROM records WHERE tenant = ? AND kind = ? AND expires IS NOT NULL AND expires <= ?";
 

@@ -616,11 +616,13 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
         WriteOp::EraseUser {
             tenant,
             token,
+            keep_kind,
             audit: a,
         } => {
             exec(sql::USER_ERASE, params![a.at, a.at, tenant, token])?;
             exec(sql::INDEX_DROP_ALL, params![tenant, token])?;
-            exec(sql::RECORDS_DELETE_OWNER, params![tenant, token])?;
+            exec(sql::RECORDS_DELETE_OWNER, params![tenant, token, keep_kind])?;
+            exec(sql::RECORDS_STRIP_OWNER, params![tenant, token, keep_kind])?;
             audit(tenant, a)
         }
         WriteOp::Audit { tenant, audit: a } => audit(tenant, a),

@@ -502,6 +502,7 @@ impl SqlxStore {
             WriteOp::EraseUser {
                 tenant,
                 token,
+                keep_kind,
                 audit,
             } => {
                 let q = sqlx::query(self.q(sql::USER_ERASE))
@@ -514,10 +515,13 @@ impl SqlxStore {
                     .bind(tenant.clone())
                     .bind(token.clone());
                 self.exec(tx, q).await?;
-                let q = sqlx::query(self.q(sql::RECORDS_DELETE_OWNER))
-                    .bind(tenant.clone())
-                    .bind(token.clone());
-                self.exec(tx, q).await?;
+                for statement in [sql::RECORDS_DELETE_OWNER, sql::RECORDS_STRIP_OWNER] {
+                    let q = sqlx::query(self.q(statement))
+                        .bind(tenant.clone())
+                        .bind(token.clone())
+                        .bind(keep_kind.clone());
+                    self.exec(tx, q).await?;
+                }
                 self.audit(tx, tenant, audit).await
             }
             WriteOp::Audit { tenant, audit } => self.audit(tx, tenant, audit).await,

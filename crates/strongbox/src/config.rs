@@ -133,6 +133,28 @@ pub struct VaultArgs {
     /// `max_session_retention`.
     #[arg(long, env = "STRONGBOX_MAX_SESSION_RETENTION", value_name = "DURATION")]
     pub max_session_retention: Option<String>,
+    /// Let users erase themselves with their own access token; otherwise that files
+    /// a request for the DPO [default: false]. File key: `self_service_forget_me`.
+    #[arg(long, env = "STRONGBOX_SELF_SERVICE_FORGET_ME", value_name = "BOOL")]
+    pub self_service_forget_me: Option<bool>,
+    /// Let users change their own profile; otherwise that files a request for the
+    /// DPO [default: false]. File key: `self_service_user_record_change`.
+    #[arg(
+        long,
+        env = "STRONGBOX_SELF_SERVICE_USER_RECORD_CHANGE",
+        value_name = "BOOL"
+    )]
+    pub self_service_user_record_change: Option<bool>,
+    /// App names whose documents users may change themselves, comma-separated:
+    /// names or patterns `*`, `prefix*`, `*suffix`, `*infix*` [default: none]. File
+    /// key: `self_service_app_record_change` (a list).
+    #[arg(
+        long,
+        env = "STRONGBOX_SELF_SERVICE_APP_RECORD_CHANGE",
+        value_name = "PATTERNS",
+        value_delimiter = ','
+    )]
+    pub self_service_app_record_change: Option<Vec<String>>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, Deserialize)]
@@ -164,6 +186,9 @@ pub struct FileConfig {
     pub default_country: Option<String>,
     pub create_user_without_access_token: Option<bool>,
     pub max_session_retention: Option<String>,
+    pub self_service_forget_me: Option<bool>,
+    pub self_service_user_record_change: Option<bool>,
+    pub self_service_app_record_change: Option<Vec<String>>,
     pub bench_endpoints: Option<bool>,
     pub log: Option<String>,
 }

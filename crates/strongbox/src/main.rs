@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use strongbox_core::expiry::parse_duration;
-use strongbox_core::{Normalizer, Policy, Vault, VaultConfig, parse_country};
+use strongbox_core::{Normalizer, Policy, SelfService, Vault, VaultConfig, parse_country};
 use strongbox_crypto::{RootKey, parse_record_token};
 use strongbox_server::HttpConfig;
 use strongbox_store::{Location, OpenOptions, Store};
@@ -139,8 +139,27 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
             .filter(|s| *s > 0)
             .ok_or_else(|| format!("bad max_session_retention `{d}` (use e.g. 3600, 12h, 7d)"))?;
     }
+    let self_service = SelfService {
+        forget_me: args
+            .self_service_forget_me
+            .or(file.self_service_forget_me)
+            .unwrap_or(false),
+        user_record_change: args
+            .self_service_user_record_change
+            .or(file.self_service_user_record_change)
+            .unwrap_or(false),
+        app_record_change: args
+            .self_service_app_record_change
+            .clone()
+            .or_else(|| file.self_service_app_record_change.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| !p.trim().is_empty())
+            .collect(),
+    };
     Ok(VaultConfig {
         policy,
+        self_service,
         normalizer,
         create_user_without_access_token: args
             .create_user_without_access_token

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 use strongbox_core::{Change, Error, Mode};
 
-use super::{PathOf, Reply, ok_fields, ok_json, path_params, principal, user_path};
+use super::{PathOf, Reply, ok_fields, ok_json, outcome, path_params, principal, user_path};
 use crate::{AppState, body};
 
 /// Path parameters `{mode}/{identity}/{app}`.
@@ -23,7 +23,7 @@ pub async fn create(
     path: PathOf<(String, String, String)>,
     body: Body,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (mode, identity, app) = app_path(path)?;
     let doc = match body::read(&headers, body, state.http.max_body_bytes).await? {
         None => return Err(Error::bad_request("empty body").into()),
@@ -47,7 +47,7 @@ pub async fn get(
     headers: HeaderMap,
     path: PathOf<(String, String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (mode, identity, app) = app_path(path)?;
     let (token, data) = state.vault.get_app(&who, mode, &identity, &app).await?;
     Ok(ok_fields(&[("token", Value::from(token)), ("data", data)]))
@@ -59,17 +59,17 @@ pub async fn update(
     path: PathOf<(String, String, String)>,
     body: Body,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (mode, identity, app) = app_path(path)?;
     let change = match body::read(&headers, body, state.http.max_body_bytes).await? {
         None => return Err(Error::bad_request("empty body").into()),
         Some(v) => Change::from_json(v)?,
     };
-    let token = state
+    let done = state
         .vault
         .update_app(&who, mode, &identity, &app, change)
         .await?;
-    Ok(ok_json("token", &token))
+    Ok(outcome(done, |token| ok_json("token", &token)))
 }
 
 pub async fn delete(
@@ -77,7 +77,7 @@ pub async fn delete(
     headers: HeaderMap,
     path: PathOf<(String, String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (mode, identity, app) = app_path(path)?;
     let token = state.vault.delete_app(&who, mode, &identity, &app).await?;
     Ok(ok_json("token", &token))
@@ -88,7 +88,7 @@ pub async fn list_of_user(
     headers: HeaderMap,
     path: PathOf<(String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (mode, identity) = user_path(path)?;
     let (token, apps) = state.vault.list_user_apps(&who, mode, &identity).await?;
     Ok(ok_fields(&[
@@ -98,7 +98,7 @@ pub async fn list_of_user(
 }
 
 pub async fn names(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let apps = state.vault.list_app_names(&who).await?;
     Ok(ok_fields(&[("apps", Value::from(apps))]))
 }

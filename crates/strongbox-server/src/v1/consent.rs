@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 use strongbox_core::{Error, Mode, Result};
 
-use super::{PathOf, Reply, ok_fields, path_params, principal, user_path};
+use super::{PathOf, Reply, ok_fields, outcome, path_params, principal, user_path};
 use crate::{AppState, body};
 
 /// An optional JSON object (or form) body: none is an empty object.
@@ -38,7 +38,7 @@ fn agreement_path(path: PathOf<(String, String, String)>) -> Result<(String, Mod
 }
 
 pub async fn list_legal_bases(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     list(state.vault.list_legal_bases(&who).await?)
 }
 
@@ -48,7 +48,7 @@ pub async fn put_legal_basis(
     path: PathOf<String>,
     body: Body,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let brief = path_params(path)?;
     let body = optional_object(&state, &headers, body).await?;
     state.vault.put_legal_basis(&who, &brief, body).await?;
@@ -60,7 +60,7 @@ pub async fn delete_legal_basis(
     headers: HeaderMap,
     path: PathOf<String>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let brief = path_params(path)?;
     state.vault.delete_legal_basis(&who, &brief).await?;
     Ok(ok_fields(&[]))
@@ -71,7 +71,7 @@ pub async fn get_agreement(
     headers: HeaderMap,
     path: PathOf<(String, String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (brief, mode, identity) = agreement_path(path)?;
     let data = state
         .vault
@@ -86,7 +86,7 @@ pub async fn accept_agreement(
     path: PathOf<(String, String, String)>,
     body: Body,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (brief, mode, identity) = agreement_path(path)?;
     let body = optional_object(&state, &headers, body).await?;
     state
@@ -102,14 +102,14 @@ pub async fn withdraw_agreement(
     path: PathOf<(String, String, String)>,
     body: Body,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (brief, mode, identity) = agreement_path(path)?;
     let body = optional_object(&state, &headers, body).await?;
-    state
+    let done = state
         .vault
         .withdraw_agreement(&who, &brief, mode, &identity, body)
         .await?;
-    Ok(ok_fields(&[]))
+    Ok(outcome(done, |_| ok_fields(&[])))
 }
 
 pub async fn revoke_all(
@@ -117,7 +117,7 @@ pub async fn revoke_all(
     headers: HeaderMap,
     path: PathOf<String>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let brief = path_params(path)?;
     state.vault.revoke_all_agreements(&who, &brief).await?;
     Ok(ok_fields(&[]))
@@ -128,13 +128,13 @@ pub async fn list_agreements(
     headers: HeaderMap,
     path: PathOf<(String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (mode, identity) = user_path(path)?;
     list(state.vault.list_agreements(&who, mode, &identity).await?)
 }
 
 pub async fn list_activities(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     list(state.vault.list_activities(&who).await?)
 }
 
@@ -144,7 +144,7 @@ pub async fn put_activity(
     path: PathOf<String>,
     body: Body,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let activity = path_params(path)?;
     let body = optional_object(&state, &headers, body).await?;
     state.vault.put_activity(&who, &activity, body).await?;
@@ -156,7 +156,7 @@ pub async fn delete_activity(
     headers: HeaderMap,
     path: PathOf<String>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let activity = path_params(path)?;
     state.vault.delete_activity(&who, &activity).await?;
     Ok(ok_fields(&[]))
@@ -167,7 +167,7 @@ pub async fn link_activity(
     headers: HeaderMap,
     path: PathOf<(String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (activity, brief) = path_params(path)?;
     state
         .vault
@@ -181,7 +181,7 @@ pub async fn unlink_activity(
     headers: HeaderMap,
     path: PathOf<(String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (activity, brief) = path_params(path)?;
     state
         .vault

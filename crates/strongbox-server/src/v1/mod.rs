@@ -3,7 +3,9 @@
 
 mod apps;
 mod consent;
+mod requests;
 mod sessions;
+mod tokens;
 mod users;
 
 use axum::Router;
@@ -13,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::Value;
-use strongbox_core::{Error, Mode, Page, Principal, Result};
+use strongbox_core::{Error, Mode, Outcome, Page, Principal, Result};
 
 use crate::AppState;
 use crate::error::{ApiError, error_response};
@@ -53,6 +55,19 @@ pub fn routes() -> Router<AppState> {
                 .delete(sessions::delete),
         )
         .route("/v1/sessions/{mode}/{identity}", get(sessions::list))
+        .route("/v1/xtoken/{mode}/{identity}", post(tokens::issue))
+        .route("/v1/xtoken/{xtoken}", delete(tokens::revoke))
+        .route(
+            "/v1/request/{rtoken}",
+            get(requests::get)
+                .post(requests::approve)
+                .delete(requests::cancel),
+        )
+        .route("/v1/requests", get(requests::list_all))
+        .route(
+            "/v1/requests/{mode}/{identity}",
+            get(requests::list_of_user),
+        )
         .route("/v1/lbasis", get(consent::list_legal_bases))
         .route(
             "/v1/lbasis/{brief}",
@@ -96,7 +111,7 @@ async fn bench_lookup(
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Reply {
-    principal(&state, &headers)?;
+    principal(&state, &headers).await?;
     if state.vault.probe_user_row(&token).await? {
         Ok(ok_json("result", "found"))
     } else {
@@ -129,17 +144,39 @@ fn ok_fields(fields: &[(&str, Value)]) -> Response {
     json_response(StatusCode::OK, out.into_bytes())
 }
 
+/// The answer to an action a user may have turned into a DPO request: `done` renders
+/// the carried-out case; a request is `{"status":"ok","result":"request-created",
+/// "rtoken":…}` (or `request-exists`), as in Databunker.
+fn outcome(o: Outcome, done: impl FnOnce(String) -> Response) -> Response {
+    match o {
+        Outcome::Done(token) => done(token),
+        Outcome::Requested { rtoken, existed } => ok_fields(&[
+            (
+                "result",
+                Value::from(if existed {
+                    "request-exists"
+                } else {
+                    "request-created"
+                }),
+            ),
+            ("rtoken", Value::from(rtoken)),
+        ]),
+    }
+}
+
+/// A query-string parameter.
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// `offset` and `limit` from the query string.
 fn page(uri: &Uri) -> Result<Page> {
-    let (mut offset, mut limit) = (None, None);
-    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-        match k.as_ref() {
-            "offset" => offset = Some(v.into_owned()),
-            "limit" => limit = Some(v.into_owned()),
-            _ => {}
-        }
-    }
-    Page::parse(offset.as_deref(), limit.as_deref())
+    Page::parse(
+        query_param(uri, "offset").as_deref(),
+        query_param(uri, "limit").as_deref(),
+    )
 }
 
 /// The access token, if any. A header that is not valid text counts as a wrong token.
@@ -149,8 +186,8 @@ fn token(headers: &HeaderMap) -> Option<&str> {
         .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
 }
 
-fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
-    state.vault.authenticate(token(headers))
+async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
+    state.vault.authenticate(token(headers)).await
 }
 
 /// Path parameters, checked after authentication.

@@ -19,7 +19,7 @@ pub async fn create(
     path: PathOf<String>,
     body: Body,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let sid = path_params(path)?;
     let doc = match body::read(&headers, body, state.http.max_body_bytes).await? {
         None => serde_json::Map::new(),
@@ -36,7 +36,7 @@ pub async fn create(
 }
 
 pub async fn get(State(state): State<AppState>, headers: HeaderMap, path: PathOf<String>) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let sid = path_params(path)?;
     let s = state.vault.get_session(&who, &sid).await?;
     Ok(ok_fields(&[
@@ -51,7 +51,7 @@ pub async fn delete(
     headers: HeaderMap,
     path: PathOf<String>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let sid = path_params(path)?;
     state.vault.delete_session(&who, &sid).await?;
     Ok(ok_fields(&[]))
@@ -63,7 +63,7 @@ pub async fn list(
     uri: Uri,
     path: PathOf<(String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (mode, identity) = user_path(path)?;
     let page = page(&uri)?;
     let (total, rows) = state

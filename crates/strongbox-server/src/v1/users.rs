@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use strongbox_core::{Change, Error};
 
-use super::{PathOf, Reply, json_response, ok_json, principal, token, user_path};
+use super::{PathOf, Reply, json_response, ok_json, outcome, principal, token, user_path};
 use crate::{AppState, body};
 
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
-    let who = state.vault.authenticate_create(token(&headers))?;
+    let who = state.vault.authenticate_create(token(&headers)).await?;
     let profile = body::read_object(&headers, body, state.http.max_body_bytes).await?;
     let token = state.vault.create_user(&who, profile).await?;
     Ok(ok_json("token", &token))
@@ -20,7 +20,7 @@ pub async fn get(
     headers: HeaderMap,
     path: PathOf<(String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (mode, identity) = user_path(path)?;
     let user = state.vault.get_user(&who, mode, &identity).await?;
     // The stored profile is already JSON: splice it in rather than re-serializing.
@@ -40,17 +40,17 @@ pub async fn update(
     path: PathOf<(String, String)>,
     body: Body,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (mode, identity) = user_path(path)?;
     let change = match body::read(&headers, body, state.http.max_body_bytes).await? {
         None => return Err(Error::bad_request("empty request body").into()),
         Some(v) => Change::from_json(v)?,
     };
-    let token = state
+    let done = state
         .vault
         .update_user(&who, mode, &identity, change)
         .await?;
-    Ok(ok_json("token", &token))
+    Ok(outcome(done, |token| ok_json("token", &token)))
 }
 
 pub async fn delete(
@@ -58,8 +58,8 @@ pub async fn delete(
     headers: HeaderMap,
     path: PathOf<(String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers)?;
+    let who = principal(&state, &headers).await?;
     let (mode, identity) = user_path(path)?;
-    state.vault.delete_user(&who, mode, &identity).await?;
-    Ok(ok_json("result", "done"))
+    let done = state.vault.delete_user(&who, mode, &identity).await?;
+    Ok(outcome(done, |_| ok_json("result", "done")))
 }

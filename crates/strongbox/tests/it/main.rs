@@ -9,6 +9,8 @@ mod consent;
 mod hostile;
 mod import;
 mod node_clients;
+mod requests;
 mod security;
 mod sessions;
+mod tokens;
 mod users;

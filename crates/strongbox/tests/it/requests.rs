@@ -1,0 +1,400 @@
+//! Data-subject requests and DPO approval (`/v1/request`, `/v1/requests`), end to
+//! end on every backend.
+
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::harness::{Backend, Body, Server};
+use crate::tokens::issue;
+
+backend_tests!(
+    dpo_approves_profile_changes_and_erasure,
+    app_data_and_consent_requests,
+    request_errors_and_authorization,
+    self_service_acts_directly,
+);
+
+fn requested(v: &Value, result: &str) -> String {
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["result"], result, "{v}");
+    v["rtoken"].as_str().unwrap().to_string()
+}
+
+fn dpo_approves_profile_changes_and_erasure(b: &Backend) {
+    let s = Server::start(b);
+    let alice = s.create_user(json!({"login": "alice", "name": "Alice"}));
+    let x = issue(&s, "login", "alice", Body::None);
+    let v = s
+        .call_as(
+            Some(&x),
+            "PUT",
+            "/v1/user/login/alice",
+            Body::Json(json!({"name": "Alicia"})),
+        )
+        .expect(200);
+    let r1 = requested(&v, "request-created");
+    // The same request again is the same request.
+    let v = s
+        .call_as(
+            Some(&x),
+            "PUT",
+            "/v1/user/login/alice",
+            Body::Json(json!({"name": "Alicia"})),
+        )
+        .expect(200);
+    assert_eq!(requested(&v, "request-exists"), r1);
+    assert_eq!(
+        s.get_user("login", "alice").expect(200)["data"]["name"],
+        "Alice"
+    );
+    // The user and the DPO see what would change.
+    let v = s
+        .call_as(Some(&x), "GET", &format!("/v1/request/{r1}"), Body::None)
+        .expect(200);
+    assert_eq!(
+        v,
+        json!({"status": "ok", "original": {"login": "alice", "name": "Alice"}, "change": {"name": "Alicia"}})
+    );
+    let v = s.call("GET", "/v1/requests", Body::None).expect(200);
+    assert_eq!(v["total"], 1);
+    let row = &v["rows"][0];
+    assert_eq!(
+        (
+            row["rtoken"].clone(),
+            row["token"].clone(),
+            row["action"].clone(),
+            row["status"].clone(),
+            row["more"].clone()
+        ),
+        (
+            json!(r1),
+            json!(alice),
+            json!("change-profile"),
+            json!("open"),
+            json!(true)
+        )
+    );
+    assert!(row["creationtime"].as_i64().unwrap() > 0 && row["when"].as_i64().unwrap() > 0);
+    let v = s
+        .call_as(Some(&x), "GET", "/v1/requests/login/alice", Body::None)
+        .expect(200);
+    assert_eq!(v["total"], 1);
+    // Approval carries it out, once.
+    assert_eq!(
+        s.call(
+            "POST",
+            &format!("/v1/request/{r1}"),
+            Body::Json(json!({"reason": "checked"}))
+        )
+        .expect(200),
+        json!({"status": "ok", "result": "done"})
+    );
+    assert_eq!(
+        s.get_user("login", "alice").expect(200)["data"]["name"],
+        "Alicia"
+    );
+    assert_eq!(
+        s.call("POST", &format!("/v1/request/{r1}"), Body::None)
+            .expect(409)["message"],
+        "wrong status: approved"
+    );
+    let v = s
+        .call("GET", "/v1/requests?status=approved", Body::None)
+        .expect(200);
+    assert_eq!(v["rows"][0]["reason"], "checked");
+    assert_eq!(
+        s.call("GET", "/v1/requests", Body::None).expect(200)["total"],
+        0
+    );
+    // Forget-me: the user cancels one, the DPO approves the next.
+    let v = s
+        .call_as(Some(&x), "DELETE", "/v1/user/login/alice", Body::None)
+        .expect(200);
+    let r2 = requested(&v, "request-created");
+    assert_eq!(
+        s.call_as(Some(&x), "DELETE", &format!("/v1/request/{r2}"), Body::None)
+            .expect(200),
+        json!({"status": "ok", "result": "done"})
+    );
+    let v = s
+        .call("GET", "/v1/requests?status=canceled", Body::None)
+        .expect(200);
+    assert_eq!(v["rows"][0]["reason"], "user operation");
+    let v = s
+        .call_as(
+            Some(&x),
+            "DELETE",
+            &format!("/v1/user/token/{alice}"),
+            Body::None,
+        )
+        .expect(200);
+    let r3 = requested(&v, "request-created");
+    assert_eq!(
+        s.call("GET", &format!("/v1/request/{r3}"), Body::None)
+            .expect(200)["original"]["name"],
+        "Alicia"
+    );
+    s.call("POST", &format!("/v1/request/{r3}"), Body::None)
+        .expect(200);
+    assert_eq!(s.get_user("token", &alice).expect(200)["data"], json!({}));
+    // The requests stay as a trace, without their payloads.
+    let v = s
+        .call("GET", "/v1/requests?status=approved", Body::None)
+        .expect(200);
+    assert_eq!(v["total"], 2);
+    assert!(
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["more"] == false),
+        "{v}"
+    );
+    assert_eq!(
+        s.call("GET", &format!("/v1/request/{r1}"), Body::None)
+            .expect(404)["message"],
+        "user record not found"
+    );
+}
+
+fn app_data_and_consent_requests(b: &Backend) {
+    let s = Server::start_with(b, &["--self-service-app-record-change", "shop*,*prefs"]);
+    let alice = s.create_user(json!({"login": "alice"}));
+    let x = issue(&s, "login", "alice", Body::None);
+    for app in ["billing", "shopcart", "uiprefs"] {
+        s.call_as(
+            Some(&x),
+            "POST",
+            &format!("/v1/userapp/login/alice/{app}"),
+            Body::Json(json!({"v": 1})),
+        )
+        .expect(200);
+    }
+    for app in ["shopcart", "uiprefs"] {
+        let v = s
+            .call_as(
+                Some(&x),
+                "PUT",
+                &format!("/v1/userapp/login/alice/{app}"),
+                Body::Json(json!({"v": 2})),
+            )
+            .expect(200);
+        assert_eq!(v, json!({"status": "ok", "token": alice}));
+    }
+    let v = s
+        .call_as(
+            Some(&x),
+            "PUT",
+            "/v1/userapp/login/alice/billing",
+            Body::Json(json!({"v": 2})),
+        )
+        .expect(200);
+    let r = requested(&v, "request-created");
+    let v = s
+        .call("GET", &format!("/v1/request/{r}"), Body::None)
+        .expect(200);
+    assert_eq!(
+        v,
+        json!({"status": "ok", "app": "billing", "original": {"v": 1}, "change": {"v": 2}})
+    );
+    assert_eq!(
+        s.call("GET", "/v1/requests", Body::None).expect(200)["rows"][0]["app"],
+        "billing"
+    );
+    s.call("POST", &format!("/v1/request/{r}"), Body::None)
+        .expect(200);
+    assert_eq!(
+        s.call("GET", "/v1/userapp/login/alice/billing", Body::None)
+            .expect(200)["data"],
+        json!({"v": 2})
+    );
+    // Consent under the organisation's control needs the DPO; under the user's does not.
+    s.call(
+        "POST",
+        "/v1/lbasis/contract1",
+        Body::Json(json!({"usercontrol": false})),
+    )
+    .expect(200);
+    s.call(
+        "POST",
+        "/v1/lbasis/marketing",
+        Body::Json(json!({"usercontrol": true})),
+    )
+    .expect(200);
+    for brief in ["contract1", "marketing"] {
+        s.call_as(
+            Some(&x),
+            "POST",
+            &format!("/v1/agreement/{brief}/login/alice"),
+            Body::None,
+        )
+        .expect(200);
+    }
+    let v = s
+        .call_as(
+            Some(&x),
+            "DELETE",
+            "/v1/agreement/contract1/login/alice",
+            Body::None,
+        )
+        .expect(200);
+    let r = requested(&v, "request-created");
+    let v = s
+        .call("GET", &format!("/v1/request/{r}"), Body::None)
+        .expect(200);
+    assert_eq!(v["original"]["status"], "yes");
+    assert_eq!(v["original"]["brief"], "contract1");
+    assert_eq!(
+        s.call_as(
+            Some(&x),
+            "DELETE",
+            "/v1/agreement/marketing/login/alice",
+            Body::None
+        )
+        .expect(200),
+        json!({"status": "ok"})
+    );
+    assert_eq!(
+        s.call("GET", "/v1/agreement/marketing/login/alice", Body::None)
+            .expect(200)["data"]["status"],
+        "no"
+    );
+    assert_eq!(
+        s.call("GET", "/v1/agreement/contract1/login/alice", Body::None)
+            .expect(200)["data"]["status"],
+        "yes"
+    );
+    s.call("POST", &format!("/v1/request/{r}"), Body::None)
+        .expect(200);
+    let v = s
+        .call("GET", "/v1/agreement/contract1/login/alice", Body::None)
+        .expect(200);
+    assert_eq!(
+        (
+            v["data"]["status"].clone(),
+            v["data"]["lastmodifiedby"].clone()
+        ),
+        (json!("no"), json!("admin"))
+    );
+    // A change request for an app document that does not exist is refused.
+    assert_eq!(
+        s.call_as(
+            Some(&x),
+            "PUT",
+            "/v1/userapp/login/alice/nothing",
+            Body::Json(json!({"v": 1}))
+        )
+        .expect(404)["message"],
+        "not found"
+    );
+}
+
+fn request_errors_and_authorization(b: &Backend) {
+    let s = Server::start(b);
+    s.create_user(json!({"login": "alice"}));
+    s.create_user(json!({"login": "bob"}));
+    let xa = issue(&s, "login", "alice", Body::None);
+    let xb = issue(&s, "login", "bob", Body::None);
+    let v = s
+        .call_as(
+            Some(&xa),
+            "PUT",
+            "/v1/user/login/alice",
+            Body::Json(json!({"x": 1})),
+        )
+        .expect(200);
+    let r = requested(&v, "request-created");
+    let path = format!("/v1/request/{r}");
+    assert_eq!(
+        s.call("GET", "/v1/request/nope", Body::None).expect(400)["message"],
+        "bad uuid"
+    );
+    assert_eq!(
+        s.call(
+            "GET",
+            "/v1/request/00000000-0000-4000-8000-000000000000",
+            Body::None
+        )
+        .expect(404)["message"],
+        "not found"
+    );
+    assert_eq!(s.call_as(None, "GET", &path, Body::None).status, 401);
+    for (method, token) in [("GET", &xb), ("DELETE", &xb), ("POST", &xb), ("POST", &xa)] {
+        assert_eq!(
+            s.call_as(Some(token), method, &path, Body::None)
+                .expect(403)["message"],
+            "access denied"
+        );
+    }
+    assert_eq!(
+        s.call_as(Some(&xa), "GET", "/v1/requests", Body::None)
+            .status,
+        403
+    );
+    assert_eq!(
+        s.call_as(Some(&xb), "GET", "/v1/requests/login/alice", Body::None)
+            .status,
+        403
+    );
+    assert_eq!(
+        s.call("POST", &path, Body::Json(json!({"reason": 5})))
+            .expect(400)["message"],
+        "bad reason: expected a string"
+    );
+    s.call("DELETE", &path, Body::None).expect(200);
+    assert_eq!(
+        s.call("DELETE", &path, Body::None).expect(409)["message"],
+        "wrong status: canceled"
+    );
+    assert_eq!(
+        s.call("POST", &path, Body::None).expect(409)["message"],
+        "wrong status: canceled"
+    );
+    assert_eq!(
+        s.get_user("login", "alice").expect(200)["data"],
+        json!({"login": "alice"})
+    );
+    assert_eq!(
+        s.call("GET", "/v1/requests/login/alice", Body::None)
+            .expect(200)["rows"][0]["status"],
+        "canceled"
+    );
+}
+
+fn self_service_acts_directly(b: &Backend) {
+    let s = Server::start_with(
+        b,
+        &[
+            "--self-service-forget-me",
+            "true",
+            "--self-service-user-record-change",
+            "true",
+        ],
+    );
+    let alice = s.create_user(json!({"login": "alice"}));
+    let x = issue(&s, "login", "alice", Body::None);
+    assert_eq!(
+        s.call_as(
+            Some(&x),
+            "PUT",
+            "/v1/user/login/alice",
+            Body::Json(json!({"name": "A"}))
+        )
+        .expect(200),
+        json!({"status": "ok", "token": alice})
+    );
+    assert_eq!(
+        s.get_user("login", "alice").expect(200)["data"]["name"],
+        "A"
+    );
+    assert_eq!(
+        s.call_as(Some(&x), "DELETE", "/v1/user/login/alice", Body::None)
+            .expect(200),
+        json!({"status": "ok", "result": "done"})
+    );
+    assert_eq!(s.get_user("token", &alice).expect(200)["data"], json!({}));
+    assert_eq!(
+        s.call("GET", "/v1/requests", Body::None).expect(200)["total"],
+        0
+    );
+}
