@@ -2,8 +2,8 @@
 //! profile (an order service may read the shipping address without ever receiving the
 //! name, email or phone). Sealed under the user's DEK, erased with the user.
 
-use serde_json::{Map, Value};
-use strongbox_store::{RecordRow, WriteOp};
+use serde_json::{Map, Value, json};
+use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, Result};
 use crate::records::KIND_APP;
@@ -24,6 +24,9 @@ pub fn parse_app_name(name: &str) -> Result<String> {
         Err(Error::bad_request("bad appname"))
     }
 }
+
+/// Attempts at a read-modify-write of one app document under contention.
+const MAX_APP_ATTEMPTS: usize = 64;
 
 fn app_id(token: &str, app: &str) -> String {
     format!("{token}/{app}")
@@ -46,7 +49,11 @@ impl Vault {
             return Err(Error::bad_request("empty body"));
         }
         let id = app_id(&subject.token, &app);
-        let body = self.seal_body(&subject.dek, KIND_APP, &id, &Value::Object(doc))?;
+        let doc = Value::Object(doc);
+        let body = self.seal_body(&subject.dek, KIND_APP, &id, &doc)?;
+        let mut audit = audit_event(who, &action, Some(&subject.token), "ok");
+        audit.app = Some(app.clone());
+        let audit = self.with_detail(audit, &subject.dek, &json!({ "after": doc }))?;
         let now = now();
         self.upsert_record(
             KIND_APP,
@@ -61,7 +68,7 @@ impl Vault {
                     ..RecordRow::default()
                 })
             },
-            audit_event(who, &action, Some(&subject.token), "ok"),
+            audit,
         )
         .await?;
         Ok(subject.token)
@@ -134,29 +141,56 @@ impl Vault {
         extra: &[WriteOp],
     ) -> Result<()> {
         let id = app_id(&subject.token, app);
-        self.upsert_record_with(
-            KIND_APP,
-            &id,
-            |current| {
-                let current = current.ok_or_else(|| Error::not_found("not found"))?;
-                let old = match self.open_body(&subject.dek, current)? {
-                    Value::Object(m) => m,
-                    _ => return Err(Error::internal("an app document is not an object")),
-                };
-                let new = change.apply_to(old, "error updating app data")?;
-                Ok(RecordRow {
-                    owner: Some(subject.token.clone()),
-                    label: Some(app.to_string()),
-                    updated: now(),
-                    body: Some(self.seal_body(&subject.dek, KIND_APP, &id, &Value::Object(new))?),
-                    ..RecordRow::default()
-                })
-            },
-            audit_event(who, "change user app record", Some(&subject.token), "ok"),
-            extra,
-        )
-        .await?;
-        Ok(())
+        let mut audit = audit_event(who, "change user app record", Some(&subject.token), "ok");
+        audit.app = Some(app.to_string());
+        // The event carries the document before and after, so it is built on each
+        // attempt, once the current document is known.
+        for _ in 0..MAX_APP_ATTEMPTS {
+            let Some(current) = self.store.record(&self.tenant, KIND_APP, &id).await? else {
+                return Err(Error::not_found("not found"));
+            };
+            let old = match self.open_body(&subject.dek, &current)? {
+                Value::Object(m) => m,
+                _ => return Err(Error::internal("an app document is not an object")),
+            };
+            let new = Value::Object(change.apply_to(old.clone(), "error updating app data")?);
+            let event = self.with_detail(
+                audit.clone(),
+                &subject.dek,
+                &json!({ "before": Value::Object(old), "after": new }),
+            )?;
+            let row = RecordRow {
+                kind: KIND_APP.into(),
+                id: id.clone(),
+                owner: Some(subject.token.clone()),
+                label: Some(app.to_string()),
+                created: current.created,
+                updated: now(),
+                version: current.version + 1,
+                body: Some(self.seal_body(&subject.dek, KIND_APP, &id, &new)?),
+                ..RecordRow::default()
+            };
+            let mut ops = vec![
+                WriteOp::PutRecord {
+                    tenant: self.tenant.clone(),
+                    record: row,
+                    expected_version: Some(current.version),
+                },
+                WriteOp::Audit {
+                    tenant: self.tenant.clone(),
+                    audit: event,
+                },
+            ];
+            ops.extend_from_slice(extra);
+            match self.store.write(WriteOp::Atomic(ops)).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Stale) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::internal(
+            "app data update retried too often under contention",
+        ))
     }
 
     /// `subject`'s document for `app`, if any.

@@ -2,6 +2,7 @@
 //! API (and later the v2 RPC API) are thin adapters over these functions.
 
 pub mod apps;
+mod audit;
 pub mod consent;
 pub mod error;
 pub mod expiry;

@@ -4,7 +4,7 @@
 //! subject's own DEK. Its `login`, `email`, `phone` and `custom` fields are also kept
 //! as blind indexes so that the subject can be found by them.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use strongbox_crypto::{Aad, Dek, new_record_token, parse_record_token};
 use strongbox_store::{IndexEntry, StoreError, UserRow, WriteOp};
 use zeroize::Zeroizing;
@@ -243,8 +243,8 @@ impl Vault {
         let token = new_record_token();
         let kek = self.current_kek()?;
         let dek = Dek::generate()?;
-        let plaintext =
-            Zeroizing::new(serde_json::to_vec(&Value::Object(profile)).map_err(Error::internal)?);
+        let profile = Value::Object(profile);
+        let plaintext = Zeroizing::new(serde_json::to_vec(&profile).map_err(Error::internal)?);
         let data = dek.seal(&self.profile_aad(&token), &plaintext)?;
         let now = now();
         let op = WriteOp::CreateUser {
@@ -263,7 +263,11 @@ impl Vault {
                 .iter()
                 .map(|(name, v)| self.index_entry(name, v))
                 .collect(),
-            audit: audit_event(who, "create user record", Some(&token), "ok"),
+            audit: self.with_detail(
+                audit_event(who, "create user record", Some(&token), "ok"),
+                &dek,
+                &json!({ "after": profile }),
+            )?,
         };
         Ok((token, op, dek))
     }
@@ -467,8 +471,13 @@ impl Vault {
                     }
                 }
             }
-            let plaintext =
-                Zeroizing::new(serde_json::to_vec(&Value::Object(new)).map_err(Error::internal)?);
+            let new = Value::Object(new);
+            let plaintext = Zeroizing::new(serde_json::to_vec(&new).map_err(Error::internal)?);
+            let audit = self.with_detail(
+                audit_event(who, action, Some(&row.token), "ok"),
+                &dek,
+                &json!({ "before": Value::Object(old), "after": new }),
+            )?;
             let op = WriteOp::UpdateUser {
                 tenant: self.tenant.clone(),
                 token: row.token.clone(),
@@ -476,7 +485,7 @@ impl Vault {
                 data: dek.seal(&self.profile_aad(&row.token), &plaintext)?,
                 drop_indexes,
                 add_indexes,
-                audit: audit_event(who, action, Some(&row.token), "ok"),
+                audit,
             };
             let op = if extra.is_empty() {
                 op

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use strongbox_crypto::{
-    IndexSecret, Kek, KeyRingEntry, RootKey, SecretKey, TokenHasher, new_record_token,
+    IndexSecret, Kek, KeyRingEntry, RootKey, SecretKey, TokenHasher, new_event_token,
 };
 use strongbox_store::{AuditEvent, InitData, KeyRow, Store, StoreError, WriteOp};
 
@@ -348,12 +348,14 @@ pub(crate) fn audit_event(
     status: &str,
 ) -> AuditEvent {
     AuditEvent {
-        atoken: new_record_token(),
+        atoken: new_event_token(),
         at: now(),
         actor: principal.audit_label(),
         action: action.to_string(),
         record: record.map(str::to_string),
         status: status.to_string(),
+        app: None,
+        detail: None,
     }
 }
 

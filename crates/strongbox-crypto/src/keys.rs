@@ -253,6 +253,13 @@ pub fn new_record_token() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
+/// A new event token: a UUIDv7 (millisecond time, then random bits), so tokens of
+/// later events sort after earlier ones and their index grows at one end. The time
+/// it reveals is the event's own, which the event records anyway.
+pub fn new_event_token() -> String {
+    uuid::Uuid::now_v7().hyphenated().to_string()
+}
+
 /// Parses a record token given by a client: any 8-4-4-4-12 hex UUID (Databunker's
 /// tokens have no version bits), returned in canonical lowercase form.
 pub fn parse_record_token(text: &str) -> Option<String> {

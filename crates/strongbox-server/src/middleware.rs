@@ -23,8 +23,20 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "(unmatched)".to_owned());
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
     let mut resp = next.run(req).await;
+    let refused = resp.status().is_client_error() || resp.status().is_server_error();
     let h = resp.headers_mut();
+    // A refused request's body may be left unread (authorization comes before
+    // reading it), and the server then drops the connection after answering; saying
+    // so keeps a client from sending its next request on a connection about to close.
+    if has_body && refused {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -39,15 +39,28 @@ pub struct IndexEntry {
 }
 
 /// One audit event. Holds no plaintext personal data: who (principal label), what
-/// (action), which record (random token), when, and the result.
+/// (action), which record (random token), when, and the result. Personal data the
+/// event carries (a profile before and after a change) is in `detail`, sealed under
+/// the subject's DEK, so erasing the subject leaves the event but not the data.
 #[derive(Clone, Debug)]
 pub struct AuditEvent {
+    /// Time-ordered UUID (v7), so its index grows at one end.
     pub atoken: String,
     pub at: i64,
     pub actor: String,
     pub action: String,
     pub record: Option<String>,
     pub status: String,
+    /// The app a user-app event concerns.
+    pub app: Option<String>,
+    pub detail: Option<Vec<u8>>,
+}
+
+/// A stored audit event with its position in the log.
+#[derive(Clone, Debug)]
+pub struct AuditRow {
+    pub id: i64,
+    pub event: AuditEvent,
 }
 
 /// A document of some kind other than a user profile: app data, a session, a
@@ -353,6 +366,30 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.strings(sql::RECORD_LABELS, &[tenant, kind]).await,
             Store::Sqlx(s) => s.strings(sql::RECORD_LABELS, &[tenant, kind]).await,
+        }
+    }
+
+    /// A page of audit events, newest first: all of the tenant's, or those about
+    /// `record`. Also returns how many there are in all.
+    pub async fn audit_page(
+        &self,
+        tenant: &str,
+        record: Option<&str>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<AuditRow>)> {
+        let (offset, limit) = (offset as i64, limit as i64);
+        match self {
+            Store::Sqlite(s) => s.audit_page(tenant, record, offset, limit).await,
+            Store::Sqlx(s) => s.audit_page(tenant, record, offset, limit).await,
+        }
+    }
+
+    /// The audit event `atoken`, if any.
+    pub async fn audit_event(&self, tenant: &str, atoken: &str) -> Result<Option<AuditRow>> {
+        match self {
+            Store::Sqlite(s) => s.audit_event(tenant, atoken).await,
+            Store::Sqlx(s) => s.audit_event(tenant, atoken).await,
         }
     }
 

@@ -58,6 +58,15 @@ const SQLITE: &[(i64, &[&str])] = &[
             "CREATE INDEX records_label ON records (tenant, kind, label)",
         ],
     ),
+    (
+        3,
+        &[
+            "ALTER TABLE audit ADD COLUMN app TEXT",
+            "ALTER TABLE audit ADD COLUMN detail BLOB",
+            "CREATE INDEX audit_atoken ON audit (atoken)",
+            "CREATE INDEX audit_record ON audit (tenant, record, id)",
+        ],
+    ),
 ];
 
 const POSTGRES: &[(i64, &[&str])] = &[
@@ -87,6 +96,15 @@ const POSTGRES: &[(i64, &[&str])] = &[
              wrapped_dek BYTEA, PRIMARY KEY (tenant, kind, id))",
             "CREATE INDEX records_owner ON records (tenant, owner, kind)",
             "CREATE INDEX records_label ON records (tenant, kind, label)",
+        ],
+    ),
+    (
+        3,
+        &[
+            "ALTER TABLE audit ADD COLUMN app VARCHAR(32)",
+            "ALTER TABLE audit ADD COLUMN detail BYTEA",
+            "CREATE INDEX audit_atoken ON audit (atoken)",
+            "CREATE INDEX audit_record ON audit (tenant, record, id)",
         ],
     ),
 ];
@@ -121,6 +139,13 @@ const MYSQL: &[(i64, &[&str])] = &[
              expires BIGINT, version BIGINT NOT NULL, meta LONGBLOB, body LONGBLOB, kek_version BIGINT, \
              wrapped_dek BLOB, PRIMARY KEY (tenant, kind, id), KEY records_owner (tenant, owner, kind), \
              KEY records_label (tenant, kind, label)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
+    ),
+    (
+        3,
+        &[
+            "ALTER TABLE audit ADD COLUMN app VARCHAR(32), ADD COLUMN detail LONGBLOB, \
+             ADD KEY audit_atoken (atoken), ADD KEY audit_record (tenant, record, id)",
         ],
     ),
 ];

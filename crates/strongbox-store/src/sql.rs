@@ -27,8 +27,29 @@ pub const INDEX_DROP_ONE: &str =
     "DELETE FROM user_index WHERE tenant = ? AND token = ? AND name = ?";
 pub const INDEX_DROP_ALL: &str = "DELETE FROM user_index WHERE tenant = ? AND token = ?";
 
-pub const AUDIT_INSERT: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status) \
-     VALUES (?, ?, ?, ?, ?, ?, ?)";
+/// Columns of an audit insert, in `bind_audit` order.
+pub const AUDIT_INSERT_HEAD: &str =
+    "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail) VALUES ";
+pub const AUDIT_WIDTH: usize = 9;
+pub const AUDIT_INSERT: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// `SELECT` of whole audit rows, in the column order `audit_row` reads.
+macro_rules! select_audit {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, atoken, at, actor, action, record, status, app, detail FROM audit ",
+            $rest
+        )
+    };
+}
+pub const AUDIT_BY_ATOKEN: &str = select_audit!("WHERE atoken = ? AND tenant = ?");
+pub const AUDIT_PAGE_ALL: &str =
+    select_audit!("WHERE tenant = ? ORDER BY id DESC LIMIT ? OFFSET ?");
+pub const AUDIT_PAGE_RECORD: &str =
+    select_audit!("WHERE tenant = ? AND record = ? ORDER BY id DESC LIMIT ? OFFSET ?");
+pub const AUDIT_COUNT_ALL: &str = "SELECT COUNT(*) FROM audit WHERE tenant = ?";
+pub const AUDIT_COUNT_RECORD: &str = "SELECT COUNT(*) FROM audit WHERE tenant = ? AND record = ?";
 
 /// `SELECT` of a whole record row, in the column order `record_row` reads.
 macro_rules! select_records {

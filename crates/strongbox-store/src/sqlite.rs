@@ -22,7 +22,8 @@ use tokio::sync::oneshot;
 use crate::now;
 use crate::schema::{self, Dialect};
 use crate::{
-    InitData, KeyRow, OpenOptions, RecordRow, Result, StoreError, StoreMeta, UserRow, WriteOp, sql,
+    AuditEvent, AuditRow, InitData, KeyRow, OpenOptions, RecordRow, Result, StoreError, StoreMeta,
+    UserRow, WriteOp, sql,
 };
 
 /// How hard SQLite works to keep a commit through a power loss.
@@ -236,6 +237,44 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn audit_page(
+        &self,
+        tenant: &str,
+        record: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(u64, Vec<AuditRow>)> {
+        self.read(|c| {
+            let (total, rows) = match record {
+                Some(r) => (
+                    c.prepare_cached(sql::AUDIT_COUNT_RECORD)?
+                        .query_row(params![tenant, r], |row| row.get::<_, i64>(0))?,
+                    c.prepare_cached(sql::AUDIT_PAGE_RECORD)?
+                        .query_map(params![tenant, r, limit, offset], audit_row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                ),
+                None => (
+                    c.prepare_cached(sql::AUDIT_COUNT_ALL)?
+                        .query_row(params![tenant], |row| row.get::<_, i64>(0))?,
+                    c.prepare_cached(sql::AUDIT_PAGE_ALL)?
+                        .query_map(params![tenant, limit, offset], audit_row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?,
+                ),
+            };
+            Ok((total.max(0) as u64, rows))
+        })
+        .await
+    }
+
+    pub(crate) async fn audit_event(&self, tenant: &str, atoken: &str) -> Result<Option<AuditRow>> {
+        self.read(|c| {
+            c.prepare_cached(sql::AUDIT_BY_ATOKEN)?
+                .query_row(params![atoken, tenant], audit_row)
+                .optional()
+        })
+        .await
+    }
+
     /// A single text column selected by `statement`.
     pub(crate) async fn strings(&self, statement: &str, args: &[&str]) -> Result<Vec<String>> {
         self.read(|c| {
@@ -245,6 +284,22 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        event: AuditEvent {
+            atoken: r.get(1)?,
+            at: r.get(2)?,
+            actor: r.get(3)?,
+            action: r.get(4)?,
+            record: r.get(5)?,
+            status: r.get(6)?,
+            app: r.get(7)?,
+            detail: r.get(8)?,
+        },
+    })
 }
 
 fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
@@ -500,7 +555,7 @@ fn insert_audit(c: &Connection, tenant: &str, a: &crate::AuditEvent) -> Result<(
     c.prepare_cached(sql::AUDIT_INSERT)
         .and_then(|mut s| {
             s.execute(params![
-                a.atoken, tenant, a.at, a.actor, a.action, a.record, a.status
+                a.atoken, tenant, a.at, a.actor, a.action, a.record, a.status, a.app, a.detail
             ])
         })
         .map(|_| ())
@@ -558,15 +613,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
         }
         Ok(())
     };
-    let audit = |tenant: &str, a: &crate::AuditEvent| -> Result<()> {
-        exec(
-            sql::AUDIT_INSERT,
-            params![
-                a.atoken, tenant, a.at, a.actor, a.action, a.record, a.status
-            ],
-        )
-        .map(|_| ())
-    };
+    let audit = |tenant: &str, a: &crate::AuditEvent| insert_audit(c, tenant, a);
     match op {
         WriteOp::CreateUser {
             tenant,

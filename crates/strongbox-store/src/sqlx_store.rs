@@ -15,7 +15,7 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use crate::now;
 use crate::schema::{self, Dialect};
 use crate::{
-    AuditEvent, IndexEntry, InitData, KeyRow, OpenOptions, RecordRow, Result, StoreError,
+    AuditEvent, AuditRow, IndexEntry, InitData, KeyRow, OpenOptions, RecordRow, Result, StoreError,
     StoreMeta, UserRow, WriteOp, sql,
 };
 
@@ -273,6 +273,52 @@ impl SqlxStore {
         rows.iter().map(|r| r.try_get(0).map_err(backend)).collect()
     }
 
+    pub(crate) async fn audit_page(
+        &self,
+        tenant: &str,
+        record: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(u64, Vec<AuditRow>)> {
+        let (count, page) = match record {
+            Some(r) => (
+                sqlx::query(self.q(sql::AUDIT_COUNT_RECORD))
+                    .bind(tenant.to_string())
+                    .bind(r.to_string()),
+                sqlx::query(self.q(sql::AUDIT_PAGE_RECORD))
+                    .bind(tenant.to_string())
+                    .bind(r.to_string()),
+            ),
+            None => (
+                sqlx::query(self.q(sql::AUDIT_COUNT_ALL)).bind(tenant.to_string()),
+                sqlx::query(self.q(sql::AUDIT_PAGE_ALL)).bind(tenant.to_string()),
+            ),
+        };
+        let total: i64 = count
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(backend)?;
+        let rows = page
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let rows = rows.iter().map(audit_row).collect::<Result<Vec<_>>>()?;
+        Ok((total.max(0) as u64, rows))
+    }
+
+    pub(crate) async fn audit_event(&self, tenant: &str, atoken: &str) -> Result<Option<AuditRow>> {
+        let row = sqlx::query(self.q(sql::AUDIT_BY_ATOKEN))
+            .bind(atoken.to_string())
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| audit_row(&r)).transpose()
+    }
+
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -332,9 +378,8 @@ impl SqlxStore {
             sql.push_str(&sql::values_list(indexes.len(), 5));
             sql.push(')');
         }
-        sql.push_str(
-            " INSERT INTO audit (atoken, tenant, at, actor, action, record, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        );
+        sql.push(' ');
+        sql.push_str(sql::AUDIT_INSERT);
         let mut q = bind_user(sqlx::query(AssertSqlSafe(sql::numbered(&sql))), tenant, u);
         for e in indexes {
             q = q
@@ -371,10 +416,8 @@ impl SqlxStore {
                     }
                 }
             }
-            let mut sql = String::from(
-                "INSERT INTO audit (atoken, tenant, at, actor, action, record, status) VALUES ",
-            );
-            sql.push_str(&sql::values_list(batch.len(), 7));
+            let mut sql = String::from(sql::AUDIT_INSERT_HEAD);
+            sql.push_str(&sql::values_list(batch.len(), sql::AUDIT_WIDTH));
             let sql = match self.dialect {
                 Dialect::Postgres => sql::numbered(&sql),
                 _ => sql,
@@ -621,6 +664,24 @@ fn bind_audit<'q>(q: Q<'q>, tenant: &str, a: &AuditEvent) -> Q<'q> {
         .bind(a.action.clone())
         .bind(a.record.clone())
         .bind(a.status.clone())
+        .bind(a.app.clone())
+        .bind(a.detail.clone())
+}
+
+fn audit_row(r: &AnyRow) -> Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.try_get(0).map_err(backend)?,
+        event: AuditEvent {
+            atoken: r.try_get(1).map_err(backend)?,
+            at: r.try_get(2).map_err(backend)?,
+            actor: r.try_get(3).map_err(backend)?,
+            action: r.try_get(4).map_err(backend)?,
+            record: r.try_get(5).map_err(backend)?,
+            status: r.try_get(6).map_err(backend)?,
+            app: r.try_get(7).map_err(backend)?,
+            detail: r.try_get(8).map_err(backend)?,
+        },
+    })
 }
 
 fn record_row(r: &AnyRow) -> Result<RecordRow> {

@@ -2,6 +2,7 @@
 //! helpers here are shared by all of them.
 
 mod apps;
+mod audit;
 mod consent;
 mod requests;
 mod sessions;
@@ -68,6 +69,11 @@ pub fn routes() -> Router<AppState> {
             "/v1/requests/{mode}/{identity}",
             get(requests::list_of_user),
         )
+        .route("/v1/audit/admin", get(audit::admin))
+        // Databunker's admin page asks for the trailing-slash form.
+        .route("/v1/audit/admin/", get(audit::admin))
+        .route("/v1/audit/list/{token}", get(audit::list))
+        .route("/v1/audit/get/{atoken}", get(audit::get))
         .route("/v1/lbasis", get(consent::list_legal_bases))
         .route(
             "/v1/lbasis/{brief}",

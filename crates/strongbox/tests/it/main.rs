@@ -4,6 +4,7 @@
 mod harness;
 
 mod apps;
+mod audit;
 mod cli;
 mod consent;
 mod hostile;

@@ -1,0 +1,115 @@
+//! The audit API: who did what to whose records, when, with what result.
+//!
+//! Events are written by every other module in the same commit as the change they
+//! record (reads: before the answer leaves). An event's metadata is plaintext and
+//! holds no personal data; the profile or document values of a change (before and
+//! after) are sealed under the subject's DEK in `detail`, so erasing the subject
+//! makes them unreadable while the event itself stays.
+
+use serde_json::{Map, Value, json};
+use strongbox_crypto::{Aad, Dek, parse_record_token};
+use strongbox_store::{AuditEvent, AuditRow};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::expiry::Page;
+use crate::vault::{Principal, Vault, audit_event};
+
+impl Vault {
+    fn detail_aad(&self, atoken: &str) -> Aad {
+        Aad::new(&self.tenant, "audit", atoken, "detail")
+    }
+
+    /// Seals `detail` (e.g. `{"before": …, "after": …}`) into `event` under the
+    /// subject's DEK.
+    pub(crate) fn with_detail(
+        &self,
+        mut event: AuditEvent,
+        dek: &Dek,
+        detail: &Value,
+    ) -> Result<AuditEvent> {
+        let plain = Zeroizing::new(serde_json::to_vec(detail).map_err(Error::internal)?);
+        event.detail = Some(dek.seal(&self.detail_aad(&event.atoken), &plain)?);
+        Ok(event)
+    }
+
+    /// An event as listed: metadata only; `more` says whether it carries detail.
+    fn listed(row: &AuditRow) -> Value {
+        let e = &row.event;
+        let mut out = Map::new();
+        out.insert("atoken".into(), Value::from(e.atoken.clone()));
+        out.insert("when".into(), Value::from(e.at));
+        out.insert("title".into(), Value::from(e.action.clone()));
+        out.insert("status".into(), Value::from(e.status.clone()));
+        out.insert("identity".into(), Value::from(e.actor.clone()));
+        if let Some(record) = &e.record {
+            out.insert("record".into(), Value::from(record.clone()));
+        }
+        if let Some(app) = &e.app {
+            out.insert("app".into(), Value::from(app.clone()));
+        }
+        out.insert("more".into(), Value::from(e.detail.is_some()));
+        Value::Object(out)
+    }
+
+    /// Every event, newest first (root only). Viewing the log is itself audited.
+    pub async fn list_audit(&self, who: &Principal, page: Page) -> Result<(u64, Vec<Value>)> {
+        who.require_root()?;
+        let (total, rows) = self
+            .store
+            .audit_page(&self.tenant, None, page.offset, page.limit)
+            .await?;
+        self.audit(audit_event(who, "view audit events", None, "ok"))
+            .await?;
+        Ok((total, rows.iter().map(Self::listed).collect()))
+    }
+
+    /// The events about user `token`, newest first: root, or that user. The user
+    /// need not exist any more (an erased user's events stay).
+    pub async fn list_audit_of(
+        &self,
+        who: &Principal,
+        token: &str,
+        page: Page,
+    ) -> Result<(u64, Vec<Value>)> {
+        let token = parse_record_token(token).ok_or_else(|| Error::bad_request("bad uuid"))?;
+        who.may_access(&token)?;
+        let (total, rows) = self
+            .store
+            .audit_page(&self.tenant, Some(&token), page.offset, page.limit)
+            .await?;
+        self.audit(audit_event(who, "view audit events", Some(&token), "ok"))
+            .await?;
+        Ok((total, rows.iter().map(Self::listed).collect()))
+    }
+
+    /// One event with its detail opened: root, or the user it is about. Once the
+    /// user is erased the detail cannot be opened and the event reads as `{}`.
+    pub async fn get_audit_event(&self, who: &Principal, atoken: &str) -> Result<Value> {
+        let atoken = parse_record_token(atoken).ok_or_else(|| Error::bad_request("bad uuid"))?;
+        let Some(row) = self.store.audit_event(&self.tenant, &atoken).await? else {
+            return Err(Error::not_found("not found"));
+        };
+        let e = &row.event;
+        match (&e.record, who) {
+            (Some(record), _) => who.may_access(record)?,
+            (None, _) => who.require_root()?,
+        }
+        let mut event = json!({});
+        if let (Some(record), Some(sealed)) = (&e.record, &e.detail)
+            && let Some(user) = self.store.user(&self.tenant, record).await?
+            && let Some(dek) = self.dek_of(&user)?
+        {
+            let plain = dek.open(&self.detail_aad(&e.atoken), sealed)?;
+            event = serde_json::from_slice(&plain).map_err(Error::internal)?;
+        }
+        self.audit(audit_event(
+            who,
+            "view audit event",
+            e.record.as_deref(),
+            "ok",
+        ))
+        .await?;
+        Ok(event)
+    }
+}
