@@ -15,6 +15,15 @@ use crate::error::{Error, Result};
 use crate::expiry::Page;
 use crate::vault::{Principal, Vault, audit_event};
 
+/// The Unix time (seconds) a UUIDv7 event token carries.
+fn event_time(atoken: &str) -> Option<i64> {
+    let hex: String = atoken.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || hex.as_bytes()[12] != b'7' {
+        return None;
+    }
+    i64::from_str_radix(&hex[..12], 16).ok().map(|ms| ms / 1000)
+}
+
 impl Vault {
     fn detail_aad(&self, atoken: &str) -> Aad {
         Aad::new(&self.tenant, "audit", atoken, "detail")
@@ -87,7 +96,16 @@ impl Vault {
     /// user is erased the detail cannot be opened and the event reads as `{}`.
     pub async fn get_audit_event(&self, who: &Principal, atoken: &str) -> Result<Value> {
         let atoken = parse_record_token(atoken).ok_or_else(|| Error::bad_request("bad uuid"))?;
-        let Some(row) = self.store.audit_event(&self.tenant, &atoken).await? else {
+        // Event tokens are UUIDv7: their first 48 bits are the Unix time in ms. Other
+        // UUIDs name no event.
+        let Some(around) = event_time(&atoken) else {
+            return Err(Error::not_found("not found"));
+        };
+        let Some(row) = self
+            .store
+            .audit_event(&self.tenant, &atoken, around)
+            .await?
+        else {
             return Err(Error::not_found("not found"));
         };
         let e = &row.event;

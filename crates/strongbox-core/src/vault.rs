@@ -63,13 +63,22 @@ pub struct Policy {
     /// Longest lifetime of a user access token (default 1 day; a token asks for
     /// 10 minutes unless told otherwise, like Databunker's login tokens).
     pub max_user_token_lifetime: i64,
+    /// Longest expiry `/v1/exp/start` may set (`max_user_retention_period`, 1m).
+    pub max_user_retention: i64,
+    /// Longest life of a shared record (`max_shareable_record_retention_period`, 1m).
+    pub max_shareable_record_retention: i64,
 }
+
+/// Databunker's month: 31 days.
+const MONTH: i64 = 31 * 24 * 3600;
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             max_session_retention: 3600,
             max_user_token_lifetime: 24 * 3600,
+            max_user_retention: MONTH,
+            max_shareable_record_retention: MONTH,
         }
     }
 }
@@ -112,8 +121,11 @@ pub enum Principal {
         /// The audit label of the access token (a prefix of its keyed hash).
         label: String,
     },
-    /// No token, where the configuration allows it (user creation only).
+    /// No token: where the configuration allows it (user creation), and holders of a
+    /// capability link (a shared record, a retention link).
     Anonymous,
+    /// Strongbox itself (the retention sweeper).
+    System,
 }
 
 fn access_denied() -> Error {
@@ -127,13 +139,14 @@ impl Principal {
             Principal::Root => "root".into(),
             Principal::User { label, .. } => label.clone(),
             Principal::Anonymous => "anonymous".into(),
+            Principal::System => "system".into(),
         }
     }
 
     /// May this principal read and change the records of user `token`?
     pub fn may_access(&self, token: &str) -> Result<()> {
         match self {
-            Principal::Root => Ok(()),
+            Principal::Root | Principal::System => Ok(()),
             Principal::User { token: own, .. } if own == token => Ok(()),
             _ => Err(access_denied()),
         }
@@ -142,13 +155,13 @@ impl Principal {
     /// Administrative routes: root only.
     pub fn require_root(&self) -> Result<()> {
         match self {
-            Principal::Root => Ok(()),
+            Principal::Root | Principal::System => Ok(()),
             _ => Err(access_denied()),
         }
     }
 
     pub fn is_root(&self) -> bool {
-        matches!(self, Principal::Root)
+        matches!(self, Principal::Root | Principal::System)
     }
 }
 
@@ -320,7 +333,9 @@ impl Vault {
     /// Periodic housekeeping: deletes what has expired.
     pub async fn sweep(&self) -> Result<()> {
         self.purge_expired_sessions().await?;
-        self.purge_expired_tokens().await
+        self.purge_expired_tokens().await?;
+        self.purge_expired_shares().await?;
+        self.apply_retention().await
     }
 
     /// Cheap health check of the store.

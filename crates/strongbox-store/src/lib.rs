@@ -191,6 +191,10 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// How far (seconds) an event's recorded time may stray from the order of ids: events
+/// are timed when created and numbered when committed, a few milliseconds later.
+pub const AUDIT_TIME_WINDOW: i64 = 30;
+
 /// Unix seconds now.
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
@@ -361,6 +365,14 @@ impl Store {
             .await
     }
 
+    /// The records of `kind` whose expiry is at or before `now`.
+    pub async fn records_due(&self, tenant: &str, kind: &str, now: i64) -> Result<Vec<RecordRow>> {
+        match self {
+            Store::Sqlite(s) => s.records_due(tenant, kind, now).await,
+            Store::Sqlx(s) => s.records_due(tenant, kind, now).await,
+        }
+    }
+
     /// The distinct labels used by records of `kind`, sorted.
     pub async fn record_labels(&self, tenant: &str, kind: &str) -> Result<Vec<String>> {
         match self {
@@ -385,12 +397,57 @@ impl Store {
         }
     }
 
-    /// The audit event `atoken`, if any.
-    pub async fn audit_event(&self, tenant: &str, atoken: &str) -> Result<Option<AuditRow>> {
+    /// The audit event `atoken`, written at about `around` (Unix seconds; event
+    /// tokens are UUIDv7 and carry their time).
+    ///
+    /// The log has no index by event token (it would cost every audited request a
+    /// page write); ids grow with time instead, so the rows written within
+    /// [`AUDIT_TIME_WINDOW`] seconds of `around` are found by bisecting the primary key
+    /// and only they are scanned.
+    pub async fn audit_event(
+        &self,
+        tenant: &str,
+        atoken: &str,
+        around: i64,
+    ) -> Result<Option<AuditRow>> {
+        let Some((min, max)) = self.audit_id_range().await? else {
+            return Ok(None);
+        };
+        let lo = self
+            .first_audit_id_at(min, max, around - AUDIT_TIME_WINDOW)
+            .await?;
+        let hi = self
+            .first_audit_id_at(lo, max, around + AUDIT_TIME_WINDOW + 1)
+            .await?;
         match self {
-            Store::Sqlite(s) => s.audit_event(tenant, atoken).await,
-            Store::Sqlx(s) => s.audit_event(tenant, atoken).await,
+            Store::Sqlite(s) => s.audit_in_range(tenant, atoken, lo, hi).await,
+            Store::Sqlx(s) => s.audit_in_range(tenant, atoken, lo, hi).await,
         }
+    }
+
+    async fn audit_id_range(&self) -> Result<Option<(i64, i64)>> {
+        match self {
+            Store::Sqlite(s) => s.audit_id_range().await,
+            Store::Sqlx(s) => s.audit_id_range().await,
+        }
+    }
+
+    /// The smallest id in `[lo, hi + 1]` from which on events are at least `at` old.
+    async fn first_audit_id_at(&self, mut lo: i64, hi: i64, at: i64) -> Result<i64> {
+        let mut end = hi + 1;
+        while lo < end {
+            let mid = lo + (end - lo) / 2;
+            let next = match self {
+                Store::Sqlite(s) => s.audit_at_from(mid).await?,
+                Store::Sqlx(s) => s.audit_at_from(mid).await?,
+            };
+            match next {
+                Some((_, t)) if t >= at => end = mid,
+                Some((id, _)) => lo = id.max(mid) + 1,
+                None => end = mid,
+            }
+        }
+        Ok(lo)
     }
 
     async fn select(&self, statement: &'static str, args: &[&str]) -> Result<Vec<RecordRow>> {

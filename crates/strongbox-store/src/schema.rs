@@ -63,8 +63,6 @@ const SQLITE: &[(i64, &[&str])] = &[
         &[
             "ALTER TABLE audit ADD COLUMN app TEXT",
             "ALTER TABLE audit ADD COLUMN detail BLOB",
-            "CREATE INDEX audit_atoken ON audit (atoken)",
-            "CREATE INDEX audit_record ON audit (tenant, record, id)",
         ],
     ),
 ];
@@ -103,8 +101,6 @@ const POSTGRES: &[(i64, &[&str])] = &[
         &[
             "ALTER TABLE audit ADD COLUMN app VARCHAR(32)",
             "ALTER TABLE audit ADD COLUMN detail BYTEA",
-            "CREATE INDEX audit_atoken ON audit (atoken)",
-            "CREATE INDEX audit_record ON audit (tenant, record, id)",
         ],
     ),
 ];
@@ -143,9 +139,6 @@ const MYSQL: &[(i64, &[&str])] = &[
     ),
     (
         3,
-        &[
-            "ALTER TABLE audit ADD COLUMN app VARCHAR(32), ADD COLUMN detail LONGBLOB, \
-             ADD KEY audit_atoken (atoken), ADD KEY audit_record (tenant, record, id)",
-        ],
+        &["ALTER TABLE audit ADD COLUMN app VARCHAR(32), ADD COLUMN detail LONGBLOB"],
     ),
 ];

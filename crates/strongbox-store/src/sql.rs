@@ -43,7 +43,10 @@ macro_rules! select_audit {
         )
     };
 }
-pub const AUDIT_BY_ATOKEN: &str = select_audit!("WHERE atoken = ? AND tenant = ?");
+pub const AUDIT_IN_RANGE: &str =
+    select_audit!("WHERE id >= ? AND id < ? AND atoken = ? AND tenant = ?");
+pub const AUDIT_ID_RANGE: &str = "SELECT MIN(id), MAX(id) FROM audit";
+pub const AUDIT_AT_FROM: &str = "SELECT id, at FROM audit WHERE id >= ? ORDER BY id LIMIT 1";
 pub const AUDIT_PAGE_ALL: &str =
     select_audit!("WHERE tenant = ? ORDER BY id DESC LIMIT ? OFFSET ?");
 pub const AUDIT_PAGE_RECORD: &str =
@@ -68,6 +71,9 @@ pub const RECORDS_OF_OWNER: &str =
 pub const RECORDS_OF_KIND: &str = select_records!("WHERE tenant = ? AND kind = ? ORDER BY id");
 pub const RECORDS_BY_LABEL: &str =
     select_records!("WHERE tenant = ? AND kind = ? AND label = ? ORDER BY id");
+pub const RECORDS_DUE: &str = select_records!(
+    "WHERE tenant = ? AND kind = ? AND expires IS NOT NULL AND expires <= ? ORDER BY id"
+);
 pub const RECORD_LABELS: &str = "SELECT DISTINCT label FROM records WHERE tenant = ? AND kind = ? AND label IS NOT NULL ORDER BY label";
 pub const RECORD_INSERT: &str = "INSERT INTO records (tenant, kind, id, owner, label, created, updated, expires, version, meta, body, kek_version, wrapped_dek) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";

@@ -266,11 +266,54 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn audit_event(&self, tenant: &str, atoken: &str) -> Result<Option<AuditRow>> {
+    pub(crate) async fn audit_in_range(
+        &self,
+        tenant: &str,
+        atoken: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Option<AuditRow>> {
         self.read(|c| {
-            c.prepare_cached(sql::AUDIT_BY_ATOKEN)?
-                .query_row(params![atoken, tenant], audit_row)
+            c.prepare_cached(sql::AUDIT_IN_RANGE)?
+                .query_row(params![lo, hi, atoken, tenant], audit_row)
                 .optional()
+        })
+        .await
+    }
+
+    pub(crate) async fn audit_id_range(&self) -> Result<Option<(i64, i64)>> {
+        self.read(|c| {
+            c.prepare_cached(sql::AUDIT_ID_RANGE)?.query_row([], |r| {
+                Ok(
+                    match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                        (Some(a), Some(b)) => Some((a, b)),
+                        _ => None,
+                    },
+                )
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn audit_at_from(&self, id: i64) -> Result<Option<(i64, i64)>> {
+        self.read(|c| {
+            c.prepare_cached(sql::AUDIT_AT_FROM)?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .await
+    }
+
+    pub(crate) async fn records_due(
+        &self,
+        tenant: &str,
+        kind: &str,
+        now: i64,
+    ) -> Result<Vec<RecordRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(sql::RECORDS_DUE)?;
+            let rows = st.query_map(params![tenant, kind, now], record_row)?;
+            rows.collect()
         })
         .await
     }

@@ -259,6 +259,22 @@ impl SqlxStore {
         rows.iter().map(record_row).collect()
     }
 
+    pub(crate) async fn records_due(
+        &self,
+        tenant: &str,
+        kind: &str,
+        now: i64,
+    ) -> Result<Vec<RecordRow>> {
+        let rows = sqlx::query(self.q(sql::RECORDS_DUE))
+            .bind(tenant.to_string())
+            .bind(kind.to_string())
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(record_row).collect()
+    }
+
     /// A single text column selected by `statement`.
     pub(crate) async fn strings(
         &self,
@@ -309,14 +325,47 @@ impl SqlxStore {
         Ok((total.max(0) as u64, rows))
     }
 
-    pub(crate) async fn audit_event(&self, tenant: &str, atoken: &str) -> Result<Option<AuditRow>> {
-        let row = sqlx::query(self.q(sql::AUDIT_BY_ATOKEN))
+    pub(crate) async fn audit_in_range(
+        &self,
+        tenant: &str,
+        atoken: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Option<AuditRow>> {
+        let row = sqlx::query(self.q(sql::AUDIT_IN_RANGE))
+            .bind(lo)
+            .bind(hi)
             .bind(atoken.to_string())
             .bind(tenant.to_string())
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
         row.map(|r| audit_row(&r)).transpose()
+    }
+
+    pub(crate) async fn audit_id_range(&self) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query(sql::AUDIT_ID_RANGE)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        let min: Option<i64> = row.try_get(0).map_err(backend)?;
+        let max: Option<i64> = row.try_get(1).map_err(backend)?;
+        Ok(min.zip(max))
+    }
+
+    pub(crate) async fn audit_at_from(&self, id: i64) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query(self.q(sql::AUDIT_AT_FROM))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| {
+            Ok((
+                r.try_get(0).map_err(backend)?,
+                r.try_get(1).map_err(backend)?,
+            ))
+        })
+        .transpose()
     }
 
     pub async fn ping(&self) -> Result<()> {

@@ -133,6 +133,31 @@ pub struct VaultArgs {
     /// `max_session_retention`.
     #[arg(long, env = "STRONGBOX_MAX_SESSION_RETENTION", value_name = "DURATION")]
     pub max_session_retention: Option<String>,
+    /// Longest expiry POST /v1/exp/start may set [default: 1m, a month]. File key:
+    /// `max_user_retention`.
+    #[arg(long, env = "STRONGBOX_MAX_USER_RETENTION", value_name = "DURATION")]
+    pub max_user_retention: Option<String>,
+    /// Longest life of a shared record [default: 1m, a month]. File key:
+    /// `max_shareable_record_retention`.
+    #[arg(
+        long,
+        env = "STRONGBOX_MAX_SHAREABLE_RECORD_RETENTION",
+        value_name = "DURATION"
+    )]
+    pub max_shareable_record_retention: Option<String>,
+    /// Longest lifetime of a user access token [default: 1d]. File key:
+    /// `max_user_token_lifetime`.
+    #[arg(
+        long,
+        env = "STRONGBOX_MAX_USER_TOKEN_LIFETIME",
+        value_name = "DURATION"
+    )]
+    pub max_user_token_lifetime: Option<String>,
+    /// Seconds between two sweeps of expired data (sessions, tokens, shared records,
+    /// users past their retention, consents past their end) [default: 60]. File key:
+    /// `sweep_interval`.
+    #[arg(long, env = "STRONGBOX_SWEEP_INTERVAL", value_name = "SECONDS")]
+    pub sweep_interval: Option<u64>,
     /// Let users erase themselves with their own access token; otherwise that files
     /// a request for the DPO [default: false]. File key: `self_service_forget_me`.
     #[arg(long, env = "STRONGBOX_SELF_SERVICE_FORGET_ME", value_name = "BOOL")]
@@ -186,6 +211,10 @@ pub struct FileConfig {
     pub default_country: Option<String>,
     pub create_user_without_access_token: Option<bool>,
     pub max_session_retention: Option<String>,
+    pub max_user_retention: Option<String>,
+    pub max_shareable_record_retention: Option<String>,
+    pub max_user_token_lifetime: Option<String>,
+    pub sweep_interval: Option<u64>,
     pub self_service_forget_me: Option<bool>,
     pub self_service_user_record_change: Option<bool>,
     pub self_service_app_record_change: Option<Vec<String>>,

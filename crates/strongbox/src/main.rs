@@ -72,7 +72,7 @@ async fn run(command: Command, file: FileConfig) -> Result<(), String> {
             let addr = listen.or(file.listen).unwrap_or(default_listen());
             let mut http = http_config(&args, &file);
             http.bench_endpoints = bench_endpoints.or(file.bench_endpoints).unwrap_or(false);
-            serve(vault, addr, http).await
+            serve(vault, addr, http, sweep_interval(&args, &file)).await
         }
         Command::Import {
             root_key_file,
@@ -130,14 +130,38 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
         },
     };
     let mut policy = Policy::default();
-    if let Some(d) = args
-        .max_session_retention
-        .clone()
-        .or_else(|| file.max_session_retention.clone())
-    {
-        policy.max_session_retention = parse_duration(&d)
-            .filter(|s| *s > 0)
-            .ok_or_else(|| format!("bad max_session_retention `{d}` (use e.g. 3600, 12h, 7d)"))?;
+    let durations = [
+        (
+            "max_session_retention",
+            &args.max_session_retention,
+            &file.max_session_retention,
+            &mut policy.max_session_retention,
+        ),
+        (
+            "max_user_retention",
+            &args.max_user_retention,
+            &file.max_user_retention,
+            &mut policy.max_user_retention,
+        ),
+        (
+            "max_shareable_record_retention",
+            &args.max_shareable_record_retention,
+            &file.max_shareable_record_retention,
+            &mut policy.max_shareable_record_retention,
+        ),
+        (
+            "max_user_token_lifetime",
+            &args.max_user_token_lifetime,
+            &file.max_user_token_lifetime,
+            &mut policy.max_user_token_lifetime,
+        ),
+    ];
+    for (name, flag, from_file, slot) in durations {
+        if let Some(d) = flag.as_ref().or(from_file.as_ref()) {
+            *slot = parse_duration(d)
+                .filter(|s| *s > 0)
+                .ok_or_else(|| format!("bad {name} `{d}` (use e.g. 3600, 12h, 7d, 1m)"))?;
+        }
     }
     let self_service = SelfService {
         forget_me: args
@@ -272,18 +296,39 @@ async fn demo(
          Do not put real personal data here."
     );
     let addr = listen.or(file.listen).unwrap_or(default_listen());
-    let result = serve(vault, addr, http_config(args, file)).await;
+    let result = serve(
+        vault,
+        addr,
+        http_config(args, file),
+        sweep_interval(args, file),
+    )
+    .await;
     drop(dir);
     result
 }
 
-async fn serve(vault: Vault, addr: SocketAddr, http: HttpConfig) -> Result<(), String> {
+/// How often the sweeper runs.
+fn sweep_interval(args: &VaultArgs, file: &FileConfig) -> std::time::Duration {
+    let secs = args
+        .sweep_interval
+        .or(file.sweep_interval)
+        .unwrap_or(DEFAULT_SWEEP_SECONDS)
+        .max(1);
+    std::time::Duration::from_secs(secs)
+}
+
+async fn serve(
+    vault: Vault,
+    addr: SocketAddr,
+    http: HttpConfig,
+    sweep_every: std::time::Duration,
+) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let vault = Arc::new(vault);
-    tokio::spawn(sweeper(vault.clone()));
+    tokio::spawn(sweeper(vault.clone(), sweep_every));
     let router = strongbox_server::router(vault, http);
     {
         let mut out = std::io::stdout().lock();
@@ -296,12 +341,12 @@ async fn serve(vault: Vault, addr: SocketAddr, http: HttpConfig) -> Result<(), S
         .map_err(|e| e.to_string())
 }
 
-/// How often expired data is swept.
-const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Default seconds between two sweeps of expired data.
+const DEFAULT_SWEEP_SECONDS: u64 = 60;
 
-/// Background housekeeping: deletes expired data every [`SWEEP_INTERVAL`].
-async fn sweeper(vault: Arc<Vault>) {
-    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+/// Background housekeeping: deletes expired data every `every`.
+async fn sweeper(vault: Arc<Vault>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         if let Err(e) = vault.sweep().await {

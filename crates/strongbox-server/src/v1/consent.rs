@@ -4,26 +4,11 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use serde_json::{Map, Value};
-use strongbox_core::{Error, Mode, Result};
+use serde_json::Value;
+use strongbox_core::{Mode, Result};
 
-use super::{PathOf, Reply, ok_fields, outcome, path_params, principal, user_path};
-use crate::{AppState, body};
-
-/// An optional JSON object (or form) body: none is an empty object.
-async fn optional_object(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Map<String, Value>> {
-    match body::read(headers, body, state.http.max_body_bytes).await? {
-        None => Ok(Map::new()),
-        Some(Value::Object(m)) => Ok(m),
-        Some(_) => Err(Error::bad_request(
-            "failed to decode request body: expected a JSON object",
-        )),
-    }
-}
+use super::{PathOf, Reply, object_body, ok_fields, outcome, path_params, principal, user_path};
+use crate::AppState;
 
 fn list(rows: Vec<Value>) -> Reply {
     Ok(ok_fields(&[
@@ -50,7 +35,7 @@ pub async fn put_legal_basis(
 ) -> Reply {
     let who = principal(&state, &headers).await?;
     let brief = path_params(path)?;
-    let body = optional_object(&state, &headers, body).await?;
+    let body = object_body(&state, &headers, body).await?;
     state.vault.put_legal_basis(&who, &brief, body).await?;
     Ok(ok_fields(&[]))
 }
@@ -88,7 +73,7 @@ pub async fn accept_agreement(
 ) -> Reply {
     let who = principal(&state, &headers).await?;
     let (brief, mode, identity) = agreement_path(path)?;
-    let body = optional_object(&state, &headers, body).await?;
+    let body = object_body(&state, &headers, body).await?;
     state
         .vault
         .accept_agreement(&who, &brief, mode, &identity, body)
@@ -104,7 +89,7 @@ pub async fn withdraw_agreement(
 ) -> Reply {
     let who = principal(&state, &headers).await?;
     let (brief, mode, identity) = agreement_path(path)?;
-    let body = optional_object(&state, &headers, body).await?;
+    let body = object_body(&state, &headers, body).await?;
     let done = state
         .vault
         .withdraw_agreement(&who, &brief, mode, &identity, body)
@@ -146,7 +131,7 @@ pub async fn put_activity(
 ) -> Reply {
     let who = principal(&state, &headers).await?;
     let activity = path_params(path)?;
-    let body = optional_object(&state, &headers, body).await?;
+    let body = object_body(&state, &headers, body).await?;
     state.vault.put_activity(&who, &activity, body).await?;
     Ok(ok_fields(&[]))
 }

@@ -5,7 +5,9 @@ mod apps;
 mod audit;
 mod consent;
 mod requests;
+mod retention;
 mod sessions;
+mod shares;
 mod tokens;
 mod users;
 
@@ -74,6 +76,16 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/audit/admin/", get(audit::admin))
         .route("/v1/audit/list/{token}", get(audit::list))
         .route("/v1/audit/get/{atoken}", get(audit::get))
+        .route("/v1/sharedrecord/{mode}/{identity}", post(shares::create))
+        .route("/v1/get/{record}", get(shares::get))
+        .route("/v1/exp/start/{mode}/{identity}", post(retention::start))
+        .route("/v1/exp/status/{mode}/{identity}", get(retention::status))
+        .route(
+            "/v1/exp/cancel/{mode}/{identity}",
+            delete(retention::cancel),
+        )
+        .route("/v1/exp/retain/{exptoken}", get(retention::retain))
+        .route("/v1/exp/delete/{exptoken}", get(retention::delete))
         .route("/v1/lbasis", get(consent::list_legal_bases))
         .route(
             "/v1/lbasis/{brief}",
@@ -167,6 +179,21 @@ fn outcome(o: Outcome, done: impl FnOnce(String) -> Response) -> Response {
             ),
             ("rtoken", Value::from(rtoken)),
         ]),
+    }
+}
+
+/// An optional JSON object (or form) body: none is an empty object.
+async fn object_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<serde_json::Map<String, Value>> {
+    match crate::body::read(headers, body, state.http.max_body_bytes).await? {
+        None => Ok(serde_json::Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err(Error::bad_request(
+            "failed to decode request body: expected a JSON object",
+        )),
     }
 }
 
