@@ -23,6 +23,7 @@ pub use requests::Outcome;
 pub use retention::ExpirationStatus;
 pub use sessions::SessionView;
 pub use shares::SharedView;
+pub use strongbox_store::metrics as store_metrics;
 pub use tokens::IssuedToken;
 pub use users::{Change, Mode, UserView};
-pub use vault::{OpenError, Policy, Principal, SelfService, Vault, VaultConfig};
+pub use vault::{CRYPTO_TIMINGS, OpenError, Policy, Principal, SelfService, Vault, VaultConfig};

@@ -29,6 +29,11 @@ pub fn parse_country(code: &str) -> Option<country::Id> {
 }
 
 impl Normalizer {
+    /// The default region as its two-letter code.
+    pub fn default_country_code(&self) -> String {
+        format!("{:?}", self.default_country)
+    }
+
     /// Normalizes `raw` for index `index`; `None` means "not indexable".
     pub fn normalize(&self, index: &str, raw: &str) -> Option<String> {
         let v = raw.trim();

@@ -35,7 +35,10 @@ impl Vault {
         value: &Value,
     ) -> Result<Vec<u8>> {
         let plain = Zeroizing::new(serde_json::to_vec(value).map_err(Error::internal)?);
-        Ok(dek.seal(&self.record_aad(kind, id), &plain)?)
+        let started = std::time::Instant::now();
+        let sealed = dek.seal(&self.record_aad(kind, id), &plain)?;
+        crate::vault::CRYPTO_TIMINGS.observe(started.elapsed());
+        Ok(sealed)
     }
 
     /// Opens the body of a record (sealed by [`Vault::seal_body`] with the same key).
@@ -44,7 +47,9 @@ impl Vault {
             .body
             .as_ref()
             .ok_or_else(|| Error::internal("a record has no body"))?;
+        let started = std::time::Instant::now();
         let plain = dek.open(&self.record_aad(&row.kind, &row.id), body)?;
+        crate::vault::CRYPTO_TIMINGS.observe(started.elapsed());
         serde_json::from_slice(&plain).map_err(Error::internal)
     }
 

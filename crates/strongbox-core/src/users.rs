@@ -272,6 +272,40 @@ impl Vault {
         Ok((token, op, dek))
     }
 
+    /// Bulk listing (root, and only when `list_users` is configured): a page of users
+    /// by token, descending, with their profiles; erased users are not listed (nor
+    /// counted). Every listed profile is an audited read.
+    pub async fn list_users(
+        &self,
+        who: &Principal,
+        page: crate::expiry::Page,
+    ) -> Result<(u64, Vec<(String, Zeroizing<Vec<u8>>)>)> {
+        who.require_root()?;
+        if !self.config.list_users {
+            return Err(Error::new(crate::ErrorKind::Forbidden, "access denied"));
+        }
+        let (total, rows) = self
+            .store
+            .users_page(&self.tenant, page.offset, page.limit)
+            .await?;
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        for row in rows {
+            if let Some(dek) = self.dek_of(&row)? {
+                let profile = self.decrypt_profile(&row, &dek)?;
+                events.push(WriteOp::Audit {
+                    tenant: self.tenant.clone(),
+                    audit: audit_event(who, "bulk list user record", Some(&row.token), "ok"),
+                });
+                out.push((row.token, profile));
+            }
+        }
+        if !events.is_empty() {
+            self.store.write(WriteOp::Atomic(events)).await?;
+        }
+        Ok((total, out))
+    }
+
     /// Reference point for benchmarks: a primary-key read of a user row with no
     /// decryption and no audit event. Served only when bench endpoints are enabled.
     pub async fn probe_user_row(&self, token: &str) -> Result<bool> {
@@ -375,7 +409,10 @@ impl Vault {
             .data
             .as_ref()
             .ok_or_else(|| Error::internal("a live user row has no data"))?;
-        Ok(dek.open(&self.profile_aad(&row.token), data)?)
+        let started = std::time::Instant::now();
+        let plain = dek.open(&self.profile_aad(&row.token), data)?;
+        crate::vault::CRYPTO_TIMINGS.observe(started.elapsed());
+        Ok(plain)
     }
 
     /// Reads a user's profile. The read is audited durably before it is returned.

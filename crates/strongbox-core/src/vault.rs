@@ -24,7 +24,14 @@ pub struct VaultConfig {
     pub create_user_without_access_token: bool,
     pub policy: Policy,
     pub self_service: SelfService,
+    /// Databunker's `list_users`: allow the bulk listing `POST /v1/users` (root
+    /// only). Off by default.
+    pub list_users: bool,
 }
+
+/// Time spent sealing and opening records (profiles, documents, event details).
+pub static CRYPTO_TIMINGS: strongbox_store::metrics::Histogram =
+    strongbox_store::metrics::Histogram::new();
 
 /// What users may do with their own access token without a DPO's approval
 /// (Databunker's `selfservice` section). Everything is off by default.

@@ -4,6 +4,7 @@
 
 mod body;
 mod error;
+mod metrics;
 mod middleware;
 mod v1;
 
@@ -27,6 +28,11 @@ pub struct HttpConfig {
     /// Databunker's `ui` settings (company name, links), served unauthenticated by
     /// `/v1/sys/uiconfiguration` and `/v1/sys/cookiesettings` with its Go field names.
     pub ui: serde_json::Map<String, serde_json::Value>,
+    /// A secret that lets a scraper read `/v1/metrics` (`Authorization: Bearer …`)
+    /// without the root token. Without it, metrics need the root token.
+    pub metrics_token: Option<String>,
+    /// Serve `/v1/metrics` without any token (Databunker's behaviour). Off by default.
+    pub metrics_public: bool,
 }
 
 /// The keys of Databunker's `ui` object, all empty by default.
@@ -56,6 +62,8 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             bench_endpoints: false,
             ui,
+            metrics_token: None,
+            metrics_public: false,
         }
     }
 }
@@ -64,6 +72,7 @@ impl Default for HttpConfig {
 pub(crate) struct AppState {
     pub vault: Arc<Vault>,
     pub http: HttpConfig,
+    pub metrics: Arc<metrics::HttpMetrics>,
 }
 
 /// The full application router.
@@ -72,9 +81,17 @@ pub fn router(vault: Arc<Vault>, http: HttpConfig) -> Router {
     if http.bench_endpoints {
         routes = routes.merge(v1::bench_routes());
     }
+    let state = AppState {
+        vault,
+        http,
+        metrics: Arc::default(),
+    };
     routes
-        .layer(axum::middleware::from_fn(middleware::access_log))
-        .with_state(AppState { vault, http })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::access_log,
+        ))
+        .with_state(state)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.

@@ -7,14 +7,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::AppState;
+
 static REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
-pub async fn access_log(req: Request, next: Next) -> Response {
+pub async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let id = REQUEST_ID.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let method = req.method().clone();
@@ -51,13 +53,17 @@ pub async fn access_log(req: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    let latency = started.elapsed();
+    state
+        .metrics
+        .observe(method.as_str(), &route, resp.status().as_u16(), latency);
     tracing::info!(
         target: "strongbox::access",
         request_id = id,
         method = %method,
         route = %route,
         status = resp.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
+        latency_us = latency.as_micros() as u64,
     );
     resp
 }

@@ -6,12 +6,14 @@
 //! or as a keyed digest (blind indexes). Writes are [`WriteOp`]s; each one commits
 //! atomically together with its audit event, and is acknowledged only once durable.
 
+pub mod metrics;
 mod schema;
 mod sql;
 mod sqlite;
 mod sqlx_store;
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 pub use sqlite::{Durability, SqliteStore};
 pub use sqlx_store::SqlxStore;
@@ -306,9 +308,27 @@ impl Store {
     }
 
     pub async fn user(&self, tenant: &str, token: &str) -> Result<Option<UserRow>> {
-        match self {
+        let started = Instant::now();
+        let r = match self {
             Store::Sqlite(s) => s.user(tenant, token).await,
             Store::Sqlx(s) => s.user(tenant, token).await,
+        };
+        metrics::STORE_READS.observe(started.elapsed());
+        r
+    }
+
+    /// A page of live (not erased) user rows by token, descending (bulk listing),
+    /// and how many there are in all.
+    pub async fn users_page(
+        &self,
+        tenant: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(u64, Vec<UserRow>)> {
+        let (offset, limit) = (offset as i64, limit as i64);
+        match self {
+            Store::Sqlite(s) => s.users_page(tenant, offset, limit).await,
+            Store::Sqlx(s) => s.users_page(tenant, offset, limit).await,
         }
     }
 
@@ -319,23 +339,19 @@ impl Store {
         name: &str,
         digest: &[u8],
     ) -> Result<Option<UserRow>> {
-        match self {
+        let started = Instant::now();
+        let r = match self {
             Store::Sqlite(s) => s.user_by_index(tenant, name, digest).await,
             Store::Sqlx(s) => s.user_by_index(tenant, name, digest).await,
-        }
+        };
+        metrics::STORE_READS.observe(started.elapsed());
+        r
     }
 
     pub async fn record(&self, tenant: &str, kind: &str, id: &str) -> Result<Option<RecordRow>> {
-        match self {
-            Store::Sqlite(s) => s
-                .records(sql::RECORD_GET, &[tenant, kind, id])
-                .await
-                .map(first),
-            Store::Sqlx(s) => s
-                .records(sql::RECORD_GET, &[tenant, kind, id])
-                .await
-                .map(first),
-        }
+        self.select(sql::RECORD_GET, &[tenant, kind, id])
+            .await
+            .map(first)
     }
 
     /// The records of `kind` owned by `owner`, by key.
@@ -451,18 +467,24 @@ impl Store {
     }
 
     async fn select(&self, statement: &'static str, args: &[&str]) -> Result<Vec<RecordRow>> {
-        match self {
+        let started = Instant::now();
+        let r = match self {
             Store::Sqlite(s) => s.records(statement, args).await,
             Store::Sqlx(s) => s.records(statement, args).await,
-        }
+        };
+        metrics::STORE_READS.observe(started.elapsed());
+        r
     }
 
     /// Commits `op` durably (with its audit event) before returning.
     pub async fn write(&self, op: WriteOp) -> Result<()> {
-        match self {
+        let started = Instant::now();
+        let r = match self {
             Store::Sqlite(s) => s.write(op).await,
             Store::Sqlx(s) => s.write(op).await,
-        }
+        };
+        metrics::STORE_WRITES.observe(started.elapsed());
+        r
     }
 
     /// Commits many independent ops (bulk import): each succeeds or fails on its own,

@@ -10,6 +10,9 @@ pub const KEY_PUT: &str =
 
 pub const USER_GET: &str = "SELECT token, kek_version, wrapped_dek, data, version, created, updated, erased \
      FROM users WHERE tenant = ? AND token = ?";
+pub const USERS_PAGE: &str = "SELECT token, kek_version, wrapped_dek, data, version, created, updated, erased \
+     FROM users WHERE tenant = ? AND erased IS NULL ORDER BY token DESC LIMIT ? OFFSET ?";
+pub const USERS_COUNT: &str = "SELECT COUNT(*) FROM users WHERE tenant = ? AND erased IS NULL";
 pub const USER_INSERT: &str = "INSERT INTO users (tenant, token, kek_version, wrapped_dek, data, version, created, updated, erased) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 pub const USER_UPDATE: &str = "UPDATE users SET data = ?, version = version + 1, updated = ? \

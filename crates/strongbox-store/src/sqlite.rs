@@ -266,6 +266,25 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn users_page(
+        &self,
+        tenant: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(u64, Vec<UserRow>)> {
+        self.read(|c| {
+            let total: i64 = c
+                .prepare_cached(sql::USERS_COUNT)?
+                .query_row([tenant], |r| r.get(0))?;
+            let rows = c
+                .prepare_cached(sql::USERS_PAGE)?
+                .query_map(params![tenant, limit, offset], user_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((total.max(0) as u64, rows))
+        })
+        .await
+    }
+
     pub(crate) async fn audit_in_range(
         &self,
         tenant: &str,

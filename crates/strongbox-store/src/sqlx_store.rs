@@ -325,6 +325,29 @@ impl SqlxStore {
         Ok((total.max(0) as u64, rows))
     }
 
+    pub(crate) async fn users_page(
+        &self,
+        tenant: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(u64, Vec<UserRow>)> {
+        let total: i64 = sqlx::query(self.q(sql::USERS_COUNT))
+            .bind(tenant.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(backend)?;
+        let rows = sqlx::query(self.q(sql::USERS_PAGE))
+            .bind(tenant.to_string())
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let rows = rows.iter().map(user_row).collect::<Result<Vec<_>>>()?;
+        Ok((total.max(0) as u64, rows))
+    }
+
     pub(crate) async fn audit_in_range(
         &self,
         tenant: &str,

@@ -68,6 +68,10 @@ pub enum Command {
         /// read without decryption or audit) [default: false]. File key: `bench_endpoints`.
         #[arg(long, env = "STRONGBOX_BENCH_ENDPOINTS", value_name = "BOOL")]
         bench_endpoints: Option<bool>,
+        /// Serve /v1/metrics without a token (Databunker does) [default: false]. File
+        /// key: `metrics_public`.
+        #[arg(long, env = "STRONGBOX_METRICS_PUBLIC", value_name = "BOOL")]
+        metrics_public: Option<bool>,
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
@@ -158,6 +162,10 @@ pub struct VaultArgs {
     /// `sweep_interval`.
     #[arg(long, env = "STRONGBOX_SWEEP_INTERVAL", value_name = "SECONDS")]
     pub sweep_interval: Option<u64>,
+    /// Allow the bulk listing POST /v1/users (root token) [default: false]. File key:
+    /// `list_users`.
+    #[arg(long, env = "STRONGBOX_LIST_USERS", value_name = "BOOL")]
+    pub list_users: Option<bool>,
     /// Let users erase themselves with their own access token; otherwise that files
     /// a request for the DPO [default: false]. File key: `self_service_forget_me`.
     #[arg(long, env = "STRONGBOX_SELF_SERVICE_FORGET_ME", value_name = "BOOL")]
@@ -215,6 +223,8 @@ pub struct FileConfig {
     pub max_shareable_record_retention: Option<String>,
     pub max_user_token_lifetime: Option<String>,
     pub sweep_interval: Option<u64>,
+    pub list_users: Option<bool>,
+    pub metrics_public: Option<bool>,
     pub self_service_forget_me: Option<bool>,
     pub self_service_user_record_change: Option<bool>,
     pub self_service_app_record_change: Option<Vec<String>>,

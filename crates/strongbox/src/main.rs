@@ -65,6 +65,7 @@ async fn run(command: Command, file: FileConfig) -> Result<(), String> {
             listen,
             root_key_file,
             bench_endpoints,
+            metrics_public,
             store,
             vault: args,
         } => {
@@ -72,6 +73,7 @@ async fn run(command: Command, file: FileConfig) -> Result<(), String> {
             let addr = listen.or(file.listen).unwrap_or(default_listen());
             let mut http = http_config(&args, &file);
             http.bench_endpoints = bench_endpoints.or(file.bench_endpoints).unwrap_or(false);
+            http.metrics_public = metrics_public.or(file.metrics_public).unwrap_or(false);
             serve(vault, addr, http, sweep_interval(&args, &file)).await
         }
         Command::Import {
@@ -182,6 +184,7 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
             .collect(),
     };
     Ok(VaultConfig {
+        list_users: args.list_users.or(file.list_users).unwrap_or(false),
         policy,
         self_service,
         normalizer,
@@ -193,7 +196,13 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
 }
 
 fn http_config(args: &VaultArgs, file: &FileConfig) -> HttpConfig {
-    let mut http = HttpConfig::default();
+    let mut http = HttpConfig {
+        // The scraper's secret comes from the environment only, like the root key.
+        metrics_token: std::env::var("STRONGBOX_METRICS_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        ..HttpConfig::default()
+    };
     if let Some(n) = args.max_body_bytes.or(file.max_body_bytes) {
         http.max_body_bytes = n;
     }

@@ -8,6 +8,7 @@ mod requests;
 mod retention;
 mod sessions;
 mod shares;
+mod system;
 mod tokens;
 mod users;
 
@@ -86,6 +87,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/exp/retain/{exptoken}", get(retention::retain))
         .route("/v1/exp/delete/{exptoken}", get(retention::delete))
+        .route("/v1/sys/configuration", get(system::configuration))
+        .route("/v1/metrics", get(system::metrics))
+        .route("/v1/users", post(system::list_users))
         .route("/v1/lbasis", get(consent::list_legal_bases))
         .route(
             "/v1/lbasis/{brief}",

@@ -322,6 +322,8 @@ impl Server {
         )
     }
 
+    /// Serves `store`. An extra argument `env:NAME=VALUE` sets an environment
+    /// variable of the server instead (for settings that have no flag).
     pub fn serve(
         store: StoreLoc,
         root_key: String,
@@ -332,10 +334,13 @@ impl Server {
             "server-{}.log",
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
+        let (env, args): (Vec<&String>, Vec<&String>) =
+            extra_args.iter().partition(|a| a.starts_with("env:"));
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(&store.args)
-            .args(&extra_args)
+            .args(args)
+            .envs(env.iter().filter_map(|e| e["env:".len()..].split_once('=')))
             .env("STRONGBOX_ROOT_KEY", &root_key)
             .env("STRONGBOX_LOG", "debug")
             .stdin(Stdio::null())

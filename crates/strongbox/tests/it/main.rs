@@ -15,5 +15,6 @@ mod retention;
 mod security;
 mod sessions;
 mod shares;
+mod system;
 mod tokens;
 mod users;

@@ -1,0 +1,92 @@
+//! Request metrics for `/v1/metrics`: counts and latency histograms per method,
+//! route *template* and status. Paths never become labels (they can hold an email
+//! address), so the label set is bounded by the routes.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use strongbox_core::store_metrics::Histogram;
+
+#[derive(Default)]
+pub struct HttpMetrics {
+    routes: Mutex<HashMap<(String, String, u16), Histogram>>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl HttpMetrics {
+    pub fn observe(&self, method: &str, route: &str, status: u16, latency: Duration) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes
+                .entry((method.to_string(), route.to_string(), status))
+                .or_default()
+                .observe(latency);
+        }
+    }
+
+    /// The Prometheus text exposition of everything Strongbox measures.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP strongbox_http_request_duration_seconds Time to answer a request, by method, route template and status.\n\
+             # TYPE strongbox_http_request_duration_seconds histogram"
+        );
+        if let Ok(routes) = self.routes.lock() {
+            let mut keys: Vec<_> = routes.keys().collect();
+            keys.sort();
+            for key in keys {
+                let (method, route, status) = key;
+                let labels = format!(
+                    "method=\"{}\",route=\"{}\",status=\"{status}\"",
+                    escape(method),
+                    escape(route)
+                );
+                if let Some(h) = routes.get(key) {
+                    h.render("strongbox_http_request_duration_seconds", &labels, &mut out);
+                }
+            }
+        }
+        for (name, help, h) in [
+            (
+                "strongbox_store_read_duration_seconds",
+                "Time of store reads.",
+                &strongbox_core::store_metrics::STORE_READS,
+            ),
+            (
+                "strongbox_store_write_duration_seconds",
+                "Time of durable store writes, commit included.",
+                &strongbox_core::store_metrics::STORE_WRITES,
+            ),
+            (
+                "strongbox_crypto_duration_seconds",
+                "Time sealing and opening records.",
+                &strongbox_core::CRYPTO_TIMINGS,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            h.render(name, "", &mut out);
+        }
+        if let Some(rss) = resident_bytes() {
+            let _ = writeln!(
+                out,
+                "# HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+                 # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}"
+            );
+        }
+        out
+    }
+}
+
+/// Resident set size from `/proc/self/statm` (Linux), in bytes.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

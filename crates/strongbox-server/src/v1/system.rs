@@ -1,0 +1,143 @@
+//! `/v1/sys/configuration`, `/v1/metrics` and the bulk listing `POST /v1/users`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use strongbox_core::{Error, ErrorKind};
+
+use super::{Reply, ok_fields, page, principal, token};
+use crate::AppState;
+
+/// A duration as Databunker's configuration spells one: seconds with an `s`.
+fn secs(n: i64) -> Value {
+    Value::from(format!("{n}s"))
+}
+
+/// The effective configuration, with Databunker's Go field names where it has one
+/// (its UI reads them) and Strongbox's own settings under `Strongbox`. No secret is
+/// ever shown: the root key and tokens are not part of it, and a metrics token shows
+/// only whether it is set.
+pub async fn configuration(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let who = principal(&state, &headers).await?;
+    who.require_root()?;
+    let c = state.vault.config();
+    let configuration = json!({
+        "Generic": {
+            "CreateUserWithoutAccessToken": c.create_user_without_access_token,
+            "UseSeparateAppTables": false,
+            "UserRecordSchema": "",
+            "DisableAudit": false,
+            "AdminEmail": "",
+            "ListUsers": c.list_users,
+        },
+        "SelfService": {
+            "ForgetMe": c.self_service.forget_me,
+            "UserRecordChange": c.self_service.user_record_change,
+            "AppRecordChange": c.self_service.app_record_change,
+        },
+        "Notification": {"NotificationURL": "", "MagicSyncURL": "", "MagicSyncToken": ""},
+        "Policy": {
+            "MaxUserRetentionPeriod": secs(c.policy.max_user_retention),
+            "MaxAuditRetentionPeriod": "",
+            "MaxSessionRetentionPeriod": secs(c.policy.max_session_retention),
+            "MaxShareableRecordRetentionPeriod": secs(c.policy.max_shareable_record_retention),
+        },
+        "Sms": {"DefaultCountry": c.normalizer.default_country_code()},
+        "UI": Value::Object(state.http.ui.clone()),
+        "Strongbox": {
+            "MaxUserTokenLifetime": secs(c.policy.max_user_token_lifetime),
+            "MaxBodyBytes": state.http.max_body_bytes,
+            "MetricsPublic": state.http.metrics_public,
+            "MetricsToken": if state.http.metrics_token.is_some() { "(set)" } else { "" },
+        },
+    });
+    Ok(ok_fields(&[("configuration", configuration)]))
+}
+
+/// Prometheus text. Needs the root token, or the configured metrics token as
+/// `Authorization: Bearer …`, unless metrics are configured public.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    if !state.http.metrics_public {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let scraper = match (&state.http.metrics_token, bearer) {
+            (Some(expected), Some(given)) => {
+                constant_time_eq(expected.as_bytes(), given.as_bytes())
+            }
+            _ => false,
+        };
+        if !scraper {
+            if token(&headers).is_none() && bearer.is_some() {
+                return Err(Error::new(ErrorKind::Forbidden, "access denied").into());
+            }
+            principal(&state, &headers).await?.require_root()?;
+        }
+    }
+    let mut resp: Response = (StatusCode::OK, state.metrics.render()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(resp)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `POST /v1/users`: `{"status":"ok","total":N,"rows":[{"private":"<base64 profile>","token":…}]}`.
+pub async fn list_users(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Reply {
+    let who = principal(&state, &headers).await?;
+    let (total, users) = state.vault.list_users(&who, page(&uri)?).await?;
+    let rows: Vec<Value> = users
+        .into_iter()
+        .map(|(token, profile)| json!({"private": base64(&profile), "token": token}))
+        .collect();
+    Ok(ok_fields(&[
+        ("total", Value::from(total)),
+        ("rows", Value::from(rows)),
+    ]))
+}
+
+/// Standard base64 with padding (how Go marshals the `[]byte` Databunker returns).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::base64(plain.as_bytes()), encoded);
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `/v1/sys/configuration`, `/v1/metrics` and the bulk listing `POST /v1/users`, end
+//! to end on every backend.
+
+use serde_json::json;
+use ureq::http;
+
+use crate::backend_tests;
+use crate::harness::{Backend, Body, Server, agent};
+use crate::tokens::issue;
+
+backend_tests!(
+    configuration_is_root_only_and_keeps_secrets,
+    metrics_by_route_without_personal_data,
+    bulk_listing_is_opt_in
+);
+
+fn configuration_is_root_only_and_keeps_secrets(b: &Backend) {
+    let s = Server::start_with(
+        b,
+        &[
+            "--self-service-app-record-change",
+            "shop*",
+            "--max-session-retention",
+            "2h",
+            "env:STRONGBOX_METRICS_TOKEN=zq-metrics-secret-99",
+        ],
+    );
+    let v = s
+        .call("GET", "/v1/sys/configuration", Body::None)
+        .expect(200);
+    let c = &v["configuration"];
+    assert_eq!(c["Generic"]["CreateUserWithoutAccessToken"], false);
+    assert_eq!(c["Generic"]["ListUsers"], false);
+    assert_eq!(c["SelfService"]["AppRecordChange"], json!(["shop*"]));
+    assert_eq!(c["Policy"]["MaxSessionRetentionPeriod"], "7200s");
+    assert_eq!(c["Sms"]["DefaultCountry"], "GB");
+    assert_eq!(c["Strongbox"]["MetricsToken"], "(set)");
+    let text = v.to_string();
+    assert!(
+        !text.contains("zq-metrics-secret-99")
+            && !text.contains(&s.token)
+            && !text.contains(&s.root_key)
+    );
+    s.create_user(json!({"login": "alice"}));
+    let x = issue(&s, "login", "alice", Body::None);
+    assert_eq!(
+        s.call_as(Some(&x), "GET", "/v1/sys/configuration", Body::None)
+            .status,
+        403
+    );
+    assert_eq!(
+        s.call_as(None, "GET", "/v1/sys/configuration", Body::None)
+            .status,
+        401
+    );
+}
+
+/// `GET /v1/metrics` with optional headers; (status, body).
+fn scrape(s: &Server, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = http::Request::builder()
+        .method("GET")
+        .uri(format!("{}/v1/metrics", s.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut resp = agent().run(req.body(Vec::new()).unwrap()).unwrap();
+    (
+        resp.status().as_u16(),
+        resp.body_mut().read_to_string().unwrap(),
+    )
+}
+
+fn metrics_by_route_without_personal_data(b: &Backend) {
+    let s = Server::start_with(b, &["env:STRONGBOX_METRICS_TOKEN=zq-metrics-secret-99"]);
+    let marker = "zq.metrics.person@example.com";
+    s.create_user(json!({"email": marker}));
+    s.get_user("email", marker).expect(200);
+    s.get_user("email", "zq.nobody@example.com").expect(404);
+    let (status, text) = scrape(&s, &[("X-Bunker-Token", &s.token)]);
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("strongbox_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/user/{mode}/{identity}\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("route=\"/v1/user/{mode}/{identity}\",status=\"404\""));
+    assert!(text.contains("strongbox_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/user\",status=\"200\",le=\"+Inf\"} 1"));
+    for name in [
+        "strongbox_store_read_duration_seconds_count",
+        "strongbox_store_write_duration_seconds_count",
+        "strongbox_crypto_duration_seconds_count",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+    assert!(!text.contains("example.com"), "personal data in metrics");
+    // A scraper's bearer token instead of the root token; nothing else.
+    assert_eq!(
+        scrape(&s, &[("Authorization", "Bearer zq-metrics-secret-99")]).0,
+        200
+    );
+    assert_eq!(scrape(&s, &[("Authorization", "Bearer wrong")]).0, 403);
+    assert_eq!(scrape(&s, &[]).0, 401);
+    assert_eq!(scrape(&s, &[("X-Bunker-Token", "DEMO")]).0, 403);
+    let open = Server::start_with(b, &["--metrics-public", "true"]);
+    assert_eq!(scrape(&open, &[]).0, 200);
+}
+
+fn bulk_listing_is_opt_in(b: &Backend) {
+    let s = Server::start(b);
+    s.create_user(json!({"login": "a"}));
+    assert_eq!(
+        s.call("POST", "/v1/users", Body::None).expect(403)["message"],
+        "access denied"
+    );
+    let s = Server::start_with(b, &["--list-users", "true"]);
+    let mut tokens: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|l| s.create_user(json!({"login": l})))
+        .collect();
+    s.call(
+        "DELETE",
+        &format!("/v1/user/token/{}", tokens[1]),
+        Body::None,
+    )
+    .expect(200);
+    let v = s.call("POST", "/v1/users", Body::None).expect(200);
+    assert_eq!(v["total"], 2, "erased users are not listed");
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let erased = tokens.remove(1);
+    tokens.sort_unstable_by(|a, b| b.cmp(a));
+    let listed: Vec<_> = rows
+        .iter()
+        .map(|r| r["token"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, tokens);
+    assert!(!listed.contains(&erased));
+    for r in rows {
+        assert!(
+            r["private"].as_str().unwrap().starts_with("eyJsb2dpbiI6I"),
+            "{r}"
+        ); // {"login":"
+    }
+    assert_eq!(
+        s.call("POST", "/v1/users?limit=1", Body::None).expect(200)["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let x = issue(&s, "token", &tokens[0], Body::None);
+    assert_eq!(
+        s.call_as(Some(&x), "POST", "/v1/users", Body::None).status,
+        403
+    );
+    assert_eq!(s.call_as(None, "POST", "/v1/users", Body::None).status, 401);
+}
