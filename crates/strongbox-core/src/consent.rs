@@ -670,6 +670,12 @@ impl Vault {
             return Ok(());
         }
         let now = now();
+        // Databunker names a known user by token in the notification.
+        let notify = match party {
+            Party::User { token, .. } => self.consent_notification(brief, token, "token", "no")?,
+            Party::Pending(_) => self.consent_notification(brief, identity, mode.name(), "no")?,
+        };
+        let extra: Vec<WriteOp> = extra.iter().cloned().chain(notify).collect();
         let result = self
             .upsert_record_with(
                 KIND_AGREEMENT,
@@ -705,7 +711,7 @@ impl Vault {
                     })
                 },
                 audit_event(who, &action, record, "ok"),
-                extra,
+                &extra,
             )
             .await;
         match result {

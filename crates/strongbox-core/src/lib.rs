@@ -7,6 +7,7 @@ pub mod consent;
 pub mod error;
 pub mod expiry;
 pub mod normalize;
+pub mod notify;
 mod records;
 pub mod requests;
 pub mod retention;

@@ -214,11 +214,24 @@ impl Vault {
             .await?
         {
             let mut meta = meta_of(&row)?;
+            let record = row.owner.clone().filter(|o| !o.contains(':'));
+            let mut notify = None;
             if meta.get("status") == Some(&Value::from("yes")) {
                 meta.insert("status".into(), Value::from("expired"));
                 meta.insert("when".into(), Value::from(now));
+                let brief = row.label.clone().unwrap_or_default();
+                notify = match &record {
+                    Some(token) => self.consent_notification(&brief, token, "token", "expired")?,
+                    // Someone not in the vault: the notification cannot name them
+                    // without opening the consent; it names the pseudonymous key.
+                    None => self.consent_notification(
+                        &brief,
+                        row.owner.as_deref().unwrap_or(""),
+                        "pending",
+                        "expired",
+                    )?,
+                };
             }
-            let record = row.owner.clone().filter(|o| !o.contains(':'));
             let updated = RecordRow {
                 expires: None,
                 updated: now,
@@ -226,7 +239,7 @@ impl Vault {
                 meta: Some(serde_json::to_vec(&meta).map_err(Error::internal)?),
                 ..row.clone()
             };
-            let op = WriteOp::Atomic(vec![
+            let mut ops = vec![
                 WriteOp::PutRecord {
                     tenant: self.tenant.clone(),
                     record: updated,
@@ -241,7 +254,9 @@ impl Vault {
                         "ok",
                     ),
                 },
-            ]);
+            ];
+            ops.extend(notify);
+            let op = WriteOp::Atomic(ops);
             match self.store.write(op).await {
                 Ok(()) | Err(strongbox_store::StoreError::Stale) => {}
                 Err(e) => return Err(e.into()),

@@ -70,6 +70,15 @@ pub struct UserView {
     pub profile: Option<Zeroizing<Vec<u8>>>,
 }
 
+/// A user about to be created: the write, the subject's new key, and the
+/// `profilenew` notification (when notifications are configured).
+struct NewUser {
+    token: String,
+    op: WriteOp,
+    dek: Dek,
+    notify: Option<WriteOp>,
+}
+
 /// A live user reached through a path, with the key to its records.
 pub(crate) struct Subject {
     pub token: String,
@@ -176,7 +185,12 @@ impl Vault {
         who: &Principal,
         profile: Map<String, Value>,
     ) -> Result<String> {
-        let (token, op, dek) = self.new_user_op(who, profile)?;
+        let NewUser {
+            token,
+            op,
+            dek,
+            notify,
+        } = self.new_user_op(who, profile)?;
         let digests: Vec<_> = match &op {
             WriteOp::CreateUser { indexes, .. } => {
                 indexes.iter().map(|e| (e.name, e.digest.clone())).collect()
@@ -188,10 +202,10 @@ impl Vault {
         let adopted = self
             .adopt_pending_agreements(&token, &dek, &digests)
             .await?;
-        let op = if adopted.is_empty() {
+        let op = if adopted.is_empty() && notify.is_none() {
             op
         } else {
-            WriteOp::Atomic(std::iter::once(op).chain(adopted).collect())
+            WriteOp::Atomic(std::iter::once(op).chain(adopted).chain(notify).collect())
         };
         self.store.write(op).await?;
         Ok(token)
@@ -209,7 +223,13 @@ impl Vault {
         let mut slots = Vec::with_capacity(profiles.len());
         for profile in profiles {
             match self.new_user_op(who, profile) {
-                Ok((token, op, _)) => {
+                Ok(NewUser {
+                    token, op, notify, ..
+                }) => {
+                    let op = match notify {
+                        None => op,
+                        Some(n) => WriteOp::Atomic(vec![op, n]),
+                    };
                     slots.push(out.len());
                     out.push(Ok(token));
                     ops.push(op);
@@ -226,11 +246,7 @@ impl Vault {
     }
 
     /// Validates a profile and builds the encrypted row, index entries and audit event.
-    fn new_user_op(
-        &self,
-        who: &Principal,
-        profile: Map<String, Value>,
-    ) -> Result<(String, WriteOp, Dek)> {
+    fn new_user_op(&self, who: &Principal, profile: Map<String, Value>) -> Result<NewUser> {
         if profile.is_empty() {
             return Err(Error::bad_request("empty request body"));
         }
@@ -269,7 +285,13 @@ impl Vault {
                 &json!({ "after": profile }),
             )?,
         };
-        Ok((token, op, dek))
+        let notify = self.profile_notification("profilenew", &token, None, &profile)?;
+        Ok(NewUser {
+            token,
+            op,
+            dek,
+            notify,
+        })
     }
 
     /// Bulk listing (root, and only when `list_users` is configured): a page of users
@@ -510,10 +532,13 @@ impl Vault {
             }
             let new = Value::Object(new);
             let plaintext = Zeroizing::new(serde_json::to_vec(&new).map_err(Error::internal)?);
+            let old = Value::Object(old);
+            let notify =
+                self.profile_notification("profilechange", &row.token, Some(&old), &new)?;
             let audit = self.with_detail(
                 audit_event(who, action, Some(&row.token), "ok"),
                 &dek,
-                &json!({ "before": Value::Object(old), "after": new }),
+                &json!({ "before": old, "after": new }),
             )?;
             let op = WriteOp::UpdateUser {
                 tenant: self.tenant.clone(),
@@ -524,10 +549,15 @@ impl Vault {
                 add_indexes,
                 audit,
             };
-            let op = if extra.is_empty() {
+            let op = if extra.is_empty() && notify.is_none() {
                 op
             } else {
-                WriteOp::Atomic(std::iter::once(op).chain(extra.iter().cloned()).collect())
+                WriteOp::Atomic(
+                    std::iter::once(op)
+                        .chain(extra.iter().cloned())
+                        .chain(notify)
+                        .collect(),
+                )
             };
             match self.store.write(op).await {
                 Ok(()) => return Ok(row.token),
@@ -577,6 +607,14 @@ impl Vault {
         token: &str,
         mut extra: Vec<WriteOp>,
     ) -> Result<()> {
+        if self.config.notification_url.is_some()
+            && let Some(row) = self.store.user(&self.tenant, token).await?
+            && let Some(dek) = self.dek_of(&row)?
+        {
+            let plain = self.decrypt_profile(&row, &dek)?;
+            let profile: Value = serde_json::from_slice(&plain).map_err(Error::internal)?;
+            extra.extend(self.profile_notification("forgetme", token, None, &profile)?);
+        }
         extra.push(WriteOp::EraseUser {
             tenant: self.tenant.clone(),
             token: token.to_string(),

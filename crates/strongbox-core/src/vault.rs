@@ -27,6 +27,8 @@ pub struct VaultConfig {
     /// Databunker's `list_users`: allow the bulk listing `POST /v1/users` (root
     /// only). Off by default.
     pub list_users: bool,
+    /// Databunker's `notification_url`: where webhooks go (none by default).
+    pub notification_url: Option<String>,
 }
 
 /// Time spent sealing and opening records (profiles, documents, event details).

@@ -241,6 +241,14 @@ impl TokenHasher {
     }
 }
 
+/// HMAC-SHA256 of `msg` under an operator-supplied secret (webhook signatures).
+pub fn hmac_sha256(secret: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
+}
+
 fn hmac(key: &SecretKey, msg: &[u8]) -> [u8; 32] {
     let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key.bytes())
         .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));

@@ -20,7 +20,7 @@ mod keys;
 pub use aead::{Aad, open, seal};
 pub use keys::{
     BlindIndexKey, Dek, IndexSecret, Kek, KeyRingEntry, RootKey, SecretKey, TokenHasher,
-    new_event_token, new_record_token, parse_record_token,
+    hmac_sha256, new_event_token, new_record_token, parse_record_token,
 };
 
 /// Everything that can go wrong in this crate. Messages never contain key material.

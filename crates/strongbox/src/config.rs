@@ -162,6 +162,11 @@ pub struct VaultArgs {
     /// `sweep_interval`.
     #[arg(long, env = "STRONGBOX_SWEEP_INTERVAL", value_name = "SECONDS")]
     pub sweep_interval: Option<u64>,
+    /// Where webhooks go (Databunker's `notification_url`): profile created, changed,
+    /// erased, consent withdrawn or expired. http:// only. The signing secret comes
+    /// from STRONGBOX_NOTIFICATION_SECRET. File key: `notification_url`.
+    #[arg(long, env = "STRONGBOX_NOTIFICATION_URL", value_name = "URL")]
+    pub notification_url: Option<String>,
     /// Allow the bulk listing POST /v1/users (root token) [default: false]. File key:
     /// `list_users`.
     #[arg(long, env = "STRONGBOX_LIST_USERS", value_name = "BOOL")]
@@ -224,6 +229,7 @@ pub struct FileConfig {
     pub max_user_token_lifetime: Option<String>,
     pub sweep_interval: Option<u64>,
     pub list_users: Option<bool>,
+    pub notification_url: Option<String>,
     pub metrics_public: Option<bool>,
     pub self_service_forget_me: Option<bool>,
     pub self_service_user_record_change: Option<bool>,

@@ -2,6 +2,7 @@
 
 mod config;
 mod import;
+mod webhooks;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -183,7 +184,16 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
             .filter(|p| !p.trim().is_empty())
             .collect(),
     };
+    let notification_url = args
+        .notification_url
+        .clone()
+        .or_else(|| file.notification_url.clone())
+        .filter(|u| !u.trim().is_empty());
+    if let Some(url) = &notification_url {
+        webhooks::check_url(url)?;
+    }
     Ok(VaultConfig {
+        notification_url,
         list_users: args.list_users.or(file.list_users).unwrap_or(false),
         policy,
         self_service,
@@ -338,6 +348,17 @@ async fn serve(
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let vault = Arc::new(vault);
     tokio::spawn(sweeper(vault.clone(), sweep_every));
+    if let Some(url) = vault.config().notification_url.clone() {
+        let secret = std::env::var("STRONGBOX_NOTIFICATION_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty());
+        if secret.is_none() {
+            tracing::warn!(
+                "webhooks are not signed: set STRONGBOX_NOTIFICATION_SECRET so receivers can verify them"
+            );
+        }
+        tokio::spawn(webhooks::run(vault.clone(), url, secret));
+    }
     let router = strongbox_server::router(vault, http);
     {
         let mut out = std::io::stdout().lock();

@@ -18,3 +18,4 @@ mod shares;
 mod system;
 mod tokens;
 mod users;
+mod webhooks;

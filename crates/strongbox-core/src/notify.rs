@@ -1,0 +1,161 @@
+//! Webhooks: Databunker's notification payloads (`profilenew`, `profilechange`,
+//! `forgetme`, `consentchange`) sent to `notification_url`.
+//!
+//! A notification is written to an outbox in the same commit as the change it
+//! reports, so none is lost if the process dies, and none is sent for a change that
+//! did not commit. A delivery worker (outside the request path) sends due ones and
+//! deletes them once the receiver answered 2xx, or retries later with exponential
+//! backoff. Payloads carry personal data, so each is sealed under a DEK of its own;
+//! it is destroyed with the outbox row after delivery.
+
+use serde_json::{Value, json};
+use strongbox_crypto::new_event_token;
+use strongbox_store::{RecordRow, WriteOp};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::vault::{Vault, now};
+
+pub(crate) const KIND_OUTBOX: &str = "outbox";
+
+/// Attempts before a notification is given up (about a day with the backoff below).
+pub const MAX_ATTEMPTS: i64 = 20;
+/// Longest wait between two attempts, seconds.
+const MAX_BACKOFF: i64 = 3600;
+
+/// A notification due for delivery.
+pub struct Notification {
+    pub id: String,
+    /// The JSON body to POST.
+    pub payload: Zeroizing<Vec<u8>>,
+    /// Failed attempts so far.
+    pub attempts: i64,
+    row: RecordRow,
+}
+
+impl Vault {
+    /// The outbox op for `payload`, if notifications are configured.
+    pub(crate) fn notification(&self, payload: Value) -> Result<Option<WriteOp>> {
+        if self.config.notification_url.is_none() {
+            return Ok(None);
+        }
+        let id = new_event_token();
+        let (dek, kek_version, wrapped) = self.new_record_dek(KIND_OUTBOX, &id)?;
+        let now = now();
+        Ok(Some(WriteOp::PutRecord {
+            tenant: self.tenant.clone(),
+            record: RecordRow {
+                kind: KIND_OUTBOX.into(),
+                id: id.clone(),
+                created: now,
+                updated: now,
+                expires: Some(now),
+                version: 1,
+                meta: serde_json::to_vec(&json!({"attempts": 0})).ok(),
+                body: Some(self.seal_body(&dek, KIND_OUTBOX, &id, &payload)?),
+                kek_version: Some(kek_version),
+                wrapped_dek: Some(wrapped),
+                ..RecordRow::default()
+            },
+            expected_version: None,
+        }))
+    }
+
+    /// `profilenew`, `profilechange` (with `old`) or `forgetme`, as Databunker sends.
+    pub(crate) fn profile_notification(
+        &self,
+        action: &str,
+        token: &str,
+        old: Option<&Value>,
+        profile: &Value,
+    ) -> Result<Option<WriteOp>> {
+        if self.config.notification_url.is_none() {
+            return Ok(None);
+        }
+        let mut payload =
+            json!({"action": action, "identity": token, "mode": "token", "profile": profile});
+        if let Some(old) = old {
+            payload["old"] = old.clone();
+        }
+        self.notification(payload)
+    }
+
+    /// `consentchange` for a withdrawn or expired consent.
+    pub(crate) fn consent_notification(
+        &self,
+        brief: &str,
+        identity: &str,
+        mode: &str,
+        status: &str,
+    ) -> Result<Option<WriteOp>> {
+        self.notification(json!({
+            "action": "consentchange", "brief": brief, "identity": identity, "mode": mode,
+            "status": status,
+        }))
+    }
+
+    /// Notifications due now, oldest first (the delivery worker's input).
+    pub async fn due_notifications(&self, limit: usize) -> Result<Vec<Notification>> {
+        let rows = self
+            .store
+            .records_due(&self.tenant, KIND_OUTBOX, now())
+            .await?;
+        let mut out = Vec::new();
+        for row in rows.into_iter().take(limit) {
+            let dek = self
+                .own_dek(&row)?
+                .ok_or_else(|| Error::internal("a notification has no key"))?;
+            let payload = Zeroizing::new(
+                serde_json::to_vec(&self.open_body(&dek, &row)?).map_err(Error::internal)?,
+            );
+            let attempts = row
+                .meta
+                .as_deref()
+                .and_then(|m| serde_json::from_slice::<Value>(m).ok())
+                .and_then(|m| m.get("attempts").and_then(Value::as_i64))
+                .unwrap_or(0);
+            out.push(Notification {
+                id: row.id.clone(),
+                payload,
+                attempts,
+                row,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A notification was delivered (or given up): its row and key go.
+    pub async fn notification_done(&self, n: &Notification) -> Result<()> {
+        self.store
+            .write(WriteOp::DeleteRecord {
+                tenant: self.tenant.clone(),
+                kind: KIND_OUTBOX.into(),
+                id: n.id.clone(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A delivery failed: try again after an exponential backoff.
+    pub async fn notification_failed(&self, n: &Notification) -> Result<()> {
+        let attempts = n.attempts + 1;
+        let wait = (1_i64 << attempts.clamp(0, 12)).min(MAX_BACKOFF);
+        let mut row = n.row.clone();
+        row.expires = Some(now() + wait);
+        row.updated = now();
+        row.version += 1;
+        row.meta = serde_json::to_vec(&json!({ "attempts": attempts })).ok();
+        match self
+            .store
+            .write(WriteOp::PutRecord {
+                tenant: self.tenant.clone(),
+                record: row,
+                expected_version: Some(n.row.version),
+            })
+            .await
+        {
+            Ok(()) | Err(strongbox_store::StoreError::Stale) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

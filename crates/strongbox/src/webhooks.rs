@@ -1,0 +1,125 @@
+//! Webhook delivery: sends the notifications the vault queued in its outbox to
+//! `notification_url`, outside the request path, so a slow or dead receiver never
+//! slows or fails the API. Each POST carries `X-Strongbox-Signature:
+//! t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under the operator's secret
+//! (`STRONGBOX_NOTIFICATION_SECRET`), so receivers can check where it came from.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use strongbox_core::Vault;
+use strongbox_core::notify::{MAX_ATTEMPTS, Notification};
+use ureq::http;
+
+/// Time a receiver gets to answer.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause when nothing is due.
+const IDLE: Duration = Duration::from_millis(500);
+
+/// Checks a notification URL: http only (this build has no TLS client).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|_| format!("notification_url `{url}` is not a URL"))?;
+    match parsed.scheme_str() {
+        Some("http") if parsed.host().is_some() => Ok(()),
+        Some("https") => Err(
+            "notification_url: https receivers are not supported by this build; use an http:// \
+             receiver on a private network or a TLS-terminating relay"
+                .into(),
+        ),
+        _ => Err(format!("notification_url `{url}` must be an http:// URL")),
+    }
+}
+
+pub async fn run(vault: Arc<Vault>, url: String, secret: Option<String>) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .build()
+        .new_agent();
+    loop {
+        let due = match vault.due_notifications(32).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the webhook outbox failed");
+                tokio::time::sleep(IDLE * 4).await;
+                continue;
+            }
+        };
+        if due.is_empty() {
+            tokio::time::sleep(IDLE).await;
+            continue;
+        }
+        for n in due {
+            let (agent, url, secret) = (agent.clone(), url.clone(), secret.clone());
+            let body = n.payload.to_vec();
+            let sent =
+                tokio::task::spawn_blocking(move || post(&agent, &url, secret.as_deref(), body))
+                    .await
+                    .unwrap_or_else(|e| Err(e.to_string()));
+            let result = match sent {
+                Ok(()) => vault.notification_done(&n).await,
+                Err(e) => give_up_or_retry(&vault, &n, &e).await,
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "updating the webhook outbox failed");
+            }
+        }
+    }
+}
+
+async fn give_up_or_retry(
+    vault: &Vault,
+    n: &Notification,
+    error: &str,
+) -> strongbox_core::Result<()> {
+    // The error names the receiver's answer or the network, never the payload.
+    if n.attempts + 1 >= MAX_ATTEMPTS {
+        tracing::error!(id = %n.id, error, "webhook given up after {MAX_ATTEMPTS} attempts");
+        vault.notification_done(n).await
+    } else {
+        tracing::warn!(id = %n.id, attempt = n.attempts + 1, error, "webhook delivery failed; will retry");
+        vault.notification_failed(n).await
+    }
+}
+
+fn post(agent: &ureq::Agent, url: &str, secret: Option<&str>, body: Vec<u8>) -> Result<(), String> {
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json")
+        .header("User-Agent", "strongbox-webhooks");
+    if let Some(secret) = secret {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut signed = format!("{t}.").into_bytes();
+        signed.extend_from_slice(&body);
+        let mac: String = strongbox_crypto::hmac_sha256(secret.as_bytes(), &signed)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        req = req.header("X-Strongbox-Signature", format!("t={t},v1={mac}"));
+    }
+    let req = req.body(body).map_err(|e| e.to_string())?;
+    let resp = agent.run(req).map_err(|e| e.to_string())?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("receiver answered {}", resp.status().as_u16()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls() {
+        assert!(super::check_url("http://127.0.0.1:9000/hook").is_ok());
+        assert!(super::check_url("https://example.com/hook").is_err());
+        assert!(super::check_url("ftp://x/").is_err());
+        assert!(super::check_url("not a url").is_err());
+    }
+}
