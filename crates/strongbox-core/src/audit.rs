@@ -118,8 +118,11 @@ impl Vault {
             && let Some(user) = self.store.user(&self.tenant, record).await?
             && let Some(dek) = self.dek_of(&user)?
         {
-            let plain = dek.open(&self.detail_aad(&e.atoken), sealed)?;
-            event = serde_json::from_slice(&plain).map_err(Error::internal)?;
+            // After an erasure that kept some fields the user has a new key, and the
+            // old events' details no longer open: they read as `{}` like the rest.
+            if let Ok(plain) = dek.open(&self.detail_aad(&e.atoken), sealed) {
+                event = serde_json::from_slice(&plain).map_err(Error::internal)?;
+            }
         }
         self.audit(audit_event(
             who,

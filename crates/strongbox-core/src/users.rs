@@ -246,9 +246,19 @@ impl Vault {
     }
 
     /// Validates a profile and builds the encrypted row, index entries and audit event.
-    fn new_user_op(&self, who: &Principal, profile: Map<String, Value>) -> Result<NewUser> {
+    fn new_user_op(&self, who: &Principal, mut profile: Map<String, Value>) -> Result<NewUser> {
         if profile.is_empty() {
             return Err(Error::bad_request("empty request body"));
+        }
+        if let Some(schema) = &self.config.schema {
+            let doc = Value::Object(profile);
+            schema
+                .check(&doc)
+                .map_err(|e| Error::bad_request(format!("user schema error: {e}")))?;
+            let Value::Object(p) = doc else {
+                return Err(Error::internal("a profile stopped being an object"));
+            };
+            profile = p;
         }
         let indexes = self.indexes_of(&profile);
         if indexes.is_empty() {
@@ -406,13 +416,24 @@ impl Vault {
         identity: &str,
     ) -> Result<Subject> {
         let row = self.resolve_authorized(who, action, mode, identity).await?;
-        match self.dek_of(&row)? {
-            Some(dek) => Ok(Subject {
-                token: row.token,
-                dek,
-            }),
-            None => Err(Error::not_found("user record not found")),
+        self.live(row)
+    }
+
+    /// A change must keep `locked` fields and leave a valid profile.
+    fn check_change(
+        &self,
+        schema: &crate::schema::UserSchema,
+        old: &Value,
+        new: &Value,
+    ) -> Result<()> {
+        if let Some(pointer) = schema.locked_change(old, new) {
+            return Err(Error::bad_request(format!(
+                "schema validation error: User schema check error. Locked value changed: {pointer}"
+            )));
         }
+        schema
+            .check(new)
+            .map_err(|e| Error::bad_request(format!("schema validation error: {e}")))
     }
 
     /// `subject`'s current profile.
@@ -469,8 +490,31 @@ impl Vault {
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
-        if matches!(who, Principal::User { .. }) && !self.config.self_service.user_record_change {
+        if matches!(who, Principal::User { .. }) {
             let subject = self.live(row)?;
+            // A user's change is checked against the schema now, and goes to the DPO
+            // unless self service allows it and it touches no `admin` field.
+            let mut needs_approval = !self.config.self_service.user_record_change;
+            if let Some(schema) = &self.config.schema {
+                let old = self.profile_of(&subject).await?;
+                let Value::Object(old_map) = old.clone() else {
+                    return Err(Error::internal("a profile is not an object"));
+                };
+                let new = Value::Object(change.apply_to(old_map, "error updating user")?);
+                self.check_change(schema, &old, &new)?;
+                needs_approval |= schema.admin_change(&old, &new);
+            }
+            if !needs_approval {
+                let row = self
+                    .store
+                    .user(&self.tenant, &subject.token)
+                    .await?
+                    .ok_or_else(|| Error::not_found("user record not found"))?;
+                return self
+                    .apply_user_change(who, &action, row, &change, &[])
+                    .await
+                    .map(Outcome::Done);
+            }
             return self
                 .file_request(
                     who,
@@ -489,6 +533,9 @@ impl Vault {
 
     /// The subject of a live user row ("user record not found" once erased).
     pub(crate) fn live(&self, row: UserRow) -> Result<Subject> {
+        if row.erased.is_some() {
+            return Err(Error::not_found("user record not found"));
+        }
         match self.dek_of(&row)? {
             Some(dek) => Ok(Subject {
                 token: row.token,
@@ -508,13 +555,20 @@ impl Vault {
         extra: &[WriteOp],
     ) -> Result<String> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let Some(dek) = self.dek_of(&row)? else {
+            let (Some(dek), None) = (self.dek_of(&row)?, row.erased) else {
                 return Err(Error::not_found("user record not found"));
             };
             let old_plain = self.decrypt_profile(&row, &dek)?;
             let old: Map<String, Value> =
                 serde_json::from_slice(&old_plain).map_err(Error::internal)?;
             let new = change.apply_to(old.clone(), "error updating user")?;
+            if let Some(schema) = &self.config.schema {
+                self.check_change(
+                    schema,
+                    &Value::Object(old.clone()),
+                    &Value::Object(new.clone()),
+                )?;
+            }
             let (old_idx, new_idx) = (self.indexes_of(&old), self.indexes_of(&new));
             let mut drop_indexes = Vec::new();
             let mut add_indexes = Vec::new();
@@ -599,6 +653,30 @@ impl Vault {
         Ok(Outcome::Done(row.token))
     }
 
+    /// The kept part of an erased profile, sealed under a fresh DEK (the old one is
+    /// destroyed with everything else it protected); kept lookup fields keep their
+    /// index entries.
+    fn preserved(
+        &self,
+        token: &str,
+        kept: &Map<String, Value>,
+    ) -> Result<strongbox_store::Preserved> {
+        let kek = self.current_kek()?;
+        let dek = Dek::generate()?;
+        let plain = Zeroizing::new(serde_json::to_vec(kept).map_err(Error::internal)?);
+        let kept_indexes = self.indexes_of(kept);
+        Ok(strongbox_store::Preserved {
+            data: dek.seal(&self.profile_aad(token), &plain)?,
+            kek_version: kek.version,
+            wrapped_dek: kek.wrap_dek(&self.tenant, token, &dek)?,
+            drop_indexes: USER_INDEXES
+                .iter()
+                .copied()
+                .filter(|n| !kept_indexes.iter().any(|(k, _)| k == n))
+                .collect(),
+        })
+    }
+
     /// Erases user `token`, committing `extra` ops first in the same transaction.
     pub(crate) async fn erase_user(
         &self,
@@ -607,16 +685,30 @@ impl Vault {
         token: &str,
         mut extra: Vec<WriteOp>,
     ) -> Result<()> {
-        if self.config.notification_url.is_some()
+        let mut preserve = None;
+        let needs_profile = self.config.notification_url.is_some()
+            || self
+                .config
+                .schema
+                .as_ref()
+                .is_some_and(|s| s.preserves_anything());
+        if needs_profile
             && let Some(row) = self.store.user(&self.tenant, token).await?
+            && row.erased.is_none()
             && let Some(dek) = self.dek_of(&row)?
         {
             let plain = self.decrypt_profile(&row, &dek)?;
             let profile: Value = serde_json::from_slice(&plain).map_err(Error::internal)?;
             extra.extend(self.profile_notification("forgetme", token, None, &profile)?);
+            if let Some(schema) = &self.config.schema
+                && schema.preserves_anything()
+            {
+                preserve = Some(self.preserved(token, &schema.preserved(&profile))?);
+            }
         }
         extra.push(WriteOp::EraseUser {
             tenant: self.tenant.clone(),
+            preserve,
             token: token.to_string(),
             keep_kind: KIND_REQUEST.to_string(),
             audit: audit_event(who, action, Some(token), "ok"),

@@ -29,6 +29,8 @@ pub struct VaultConfig {
     pub list_users: bool,
     /// Databunker's `notification_url`: where webhooks go (none by default).
     pub notification_url: Option<String>,
+    /// Databunker's `user_record_schema`, compiled.
+    pub schema: Option<std::sync::Arc<crate::schema::UserSchema>>,
 }
 
 /// Time spent sealing and opening records (profiles, documents, event details).

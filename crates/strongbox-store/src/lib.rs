@@ -91,6 +91,16 @@ pub struct RecordRow {
     pub wrapped_dek: Option<Vec<u8>>,
 }
 
+/// What survives an erasure: the kept fields sealed under a fresh DEK, and the index
+/// entries that go (the others stay, for kept lookup fields).
+#[derive(Clone, Debug)]
+pub struct Preserved {
+    pub data: Vec<u8>,
+    pub kek_version: i64,
+    pub wrapped_dek: Vec<u8>,
+    pub drop_indexes: Vec<&'static str>,
+}
+
 /// A wrapped key-ring entry (a KEK or an index secret).
 #[derive(Clone)]
 pub struct KeyRow {
@@ -139,6 +149,9 @@ pub enum WriteOp {
     EraseUser {
         tenant: String,
         token: String,
+        /// Fields kept through erasure (a schema's `preserve`), re-sealed under a new
+        /// DEK; `None` erases everything.
+        preserve: Option<Preserved>,
         /// Records of this kind keep their row (without body or key): the trace of
         /// a request survives the person it was about.
         keep_kind: String,

@@ -17,6 +17,8 @@ pub const USER_INSERT: &str = "INSERT INTO users (tenant, token, kek_version, wr
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 pub const USER_UPDATE: &str = "UPDATE users SET data = ?, version = version + 1, updated = ? \
      WHERE tenant = ? AND token = ? AND version = ? AND erased IS NULL";
+pub const USER_ERASE_KEEP: &str = "UPDATE users SET data = ?, wrapped_dek = ?, kek_version = ?, \
+     erased = ?, updated = ?, version = version + 1 WHERE tenant = ? AND token = ?";
 pub const USER_ERASE: &str = "UPDATE users SET data = NULL, wrapped_dek = NULL, kek_version = NULL, \
      erased = ?, updated = ?, version = version + 1 WHERE tenant = ? AND token = ?";
 

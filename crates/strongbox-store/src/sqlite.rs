@@ -725,11 +725,33 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
         WriteOp::EraseUser {
             tenant,
             token,
+            preserve,
             keep_kind,
             audit: a,
         } => {
-            exec(sql::USER_ERASE, params![a.at, a.at, tenant, token])?;
-            exec(sql::INDEX_DROP_ALL, params![tenant, token])?;
+            match preserve {
+                None => {
+                    exec(sql::USER_ERASE, params![a.at, a.at, tenant, token])?;
+                    exec(sql::INDEX_DROP_ALL, params![tenant, token])?;
+                }
+                Some(p) => {
+                    exec(
+                        sql::USER_ERASE_KEEP,
+                        params![
+                            p.data,
+                            p.wrapped_dek,
+                            p.kek_version,
+                            a.at,
+                            a.at,
+                            tenant,
+                            token
+                        ],
+                    )?;
+                    for name in &p.drop_indexes {
+                        exec(sql::INDEX_DROP_ONE, params![tenant, token, name])?;
+                    }
+                }
+            }
             exec(sql::RECORDS_DELETE_OWNER, params![tenant, token, keep_kind])?;
             exec(sql::RECORDS_STRIP_OWNER, params![tenant, token, keep_kind])?;
             audit(tenant, a)

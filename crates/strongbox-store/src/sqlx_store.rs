@@ -617,19 +617,42 @@ impl SqlxStore {
             WriteOp::EraseUser {
                 tenant,
                 token,
+                preserve,
                 keep_kind,
                 audit,
             } => {
-                let q = sqlx::query(self.q(sql::USER_ERASE))
-                    .bind(audit.at)
-                    .bind(audit.at)
-                    .bind(tenant.clone())
-                    .bind(token.clone());
-                self.exec(tx, q).await?;
-                let q = sqlx::query(self.q(sql::INDEX_DROP_ALL))
-                    .bind(tenant.clone())
-                    .bind(token.clone());
-                self.exec(tx, q).await?;
+                match preserve {
+                    None => {
+                        let q = sqlx::query(self.q(sql::USER_ERASE))
+                            .bind(audit.at)
+                            .bind(audit.at)
+                            .bind(tenant.clone())
+                            .bind(token.clone());
+                        self.exec(tx, q).await?;
+                        let q = sqlx::query(self.q(sql::INDEX_DROP_ALL))
+                            .bind(tenant.clone())
+                            .bind(token.clone());
+                        self.exec(tx, q).await?;
+                    }
+                    Some(p) => {
+                        let q = sqlx::query(self.q(sql::USER_ERASE_KEEP))
+                            .bind(p.data.clone())
+                            .bind(p.wrapped_dek.clone())
+                            .bind(p.kek_version)
+                            .bind(audit.at)
+                            .bind(audit.at)
+                            .bind(tenant.clone())
+                            .bind(token.clone());
+                        self.exec(tx, q).await?;
+                        for name in &p.drop_indexes {
+                            let q = sqlx::query(self.q(sql::INDEX_DROP_ONE))
+                                .bind(tenant.clone())
+                                .bind(token.clone())
+                                .bind(*name);
+                            self.exec(tx, q).await?;
+                        }
+                    }
+                }
                 for statement in [sql::RECORDS_DELETE_OWNER, sql::RECORDS_STRIP_OWNER] {
                     let q = sqlx::query(self.q(statement))
                         .bind(tenant.clone())

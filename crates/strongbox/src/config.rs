@@ -167,6 +167,11 @@ pub struct VaultArgs {
     /// from STRONGBOX_NOTIFICATION_SECRET. File key: `notification_url`.
     #[arg(long, env = "STRONGBOX_NOTIFICATION_URL", value_name = "URL")]
     pub notification_url: Option<String>,
+    /// JSON Schema file for user profiles (Databunker's `user_record_schema`), with
+    /// the keywords `admin`, `locked`, `preserve` and `classification` on properties.
+    /// File key: `user_record_schema`.
+    #[arg(long, env = "STRONGBOX_USER_RECORD_SCHEMA", value_name = "FILE")]
+    pub user_record_schema: Option<PathBuf>,
     /// Allow the bulk listing POST /v1/users (root token) [default: false]. File key:
     /// `list_users`.
     #[arg(long, env = "STRONGBOX_LIST_USERS", value_name = "BOOL")]
@@ -229,6 +234,7 @@ pub struct FileConfig {
     pub max_user_token_lifetime: Option<String>,
     pub sweep_interval: Option<u64>,
     pub list_users: Option<bool>,
+    pub user_record_schema: Option<PathBuf>,
     pub notification_url: Option<String>,
     pub metrics_public: Option<bool>,
     pub self_service_forget_me: Option<bool>,

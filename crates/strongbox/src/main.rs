@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use clap::Parser;
 use strongbox_core::expiry::parse_duration;
-use strongbox_core::{Normalizer, Policy, SelfService, Vault, VaultConfig, parse_country};
+use strongbox_core::{
+    Normalizer, Policy, SelfService, UserSchema, Vault, VaultConfig, parse_country,
+};
 use strongbox_crypto::{RootKey, parse_record_token};
 use strongbox_server::HttpConfig;
 use strongbox_store::{Location, OpenOptions, Store};
@@ -192,7 +194,22 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
     if let Some(url) = &notification_url {
         webhooks::check_url(url)?;
     }
+    let schema = match args
+        .user_record_schema
+        .clone()
+        .or_else(|| file.user_record_schema.clone())
+    {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read user_record_schema {}: {e}", path.display()))?;
+            let schema = UserSchema::parse(&text)
+                .map_err(|e| format!("user_record_schema {}: {e}", path.display()))?;
+            Some(Arc::new(schema))
+        }
+    };
     Ok(VaultConfig {
+        schema,
         notification_url,
         list_users: args.list_users.or(file.list_users).unwrap_or(false),
         policy,

@@ -26,7 +26,7 @@ pub async fn configuration(State(state): State<AppState>, headers: HeaderMap) ->
         "Generic": {
             "CreateUserWithoutAccessToken": c.create_user_without_access_token,
             "UseSeparateAppTables": false,
-            "UserRecordSchema": "",
+            "UserRecordSchema": if c.schema.is_some() { "(set)" } else { "" },
             "DisableAudit": false,
             "AdminEmail": "",
             "ListUsers": c.list_users,
@@ -46,6 +46,7 @@ pub async fn configuration(State(state): State<AppState>, headers: HeaderMap) ->
         "Sms": {"DefaultCountry": c.normalizer.default_country_code()},
         "UI": Value::Object(state.http.ui.clone()),
         "Strongbox": {
+            "DataClassification": c.schema.as_ref().map(|s| json!(s.classification())).unwrap_or(json!({})),
             "MaxUserTokenLifetime": secs(c.policy.max_user_token_lifetime),
             "MaxBodyBytes": state.http.max_body_bytes,
             "MetricsPublic": state.http.metrics_public,

@@ -12,6 +12,7 @@ mod import;
 mod node_clients;
 mod requests;
 mod retention;
+mod schema;
 mod security;
 mod sessions;
 mod shares;
