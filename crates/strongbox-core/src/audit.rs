@@ -57,6 +57,10 @@ impl Vault {
         if let Some(app) = &e.app {
             out.insert("app".into(), Value::from(app.clone()));
         }
+        if let Some(classes) = &e.classes {
+            let list: Vec<Value> = classes.split(',').map(Value::from).collect();
+            out.insert("classes".into(), Value::Array(list));
+        }
         out.insert("more".into(), Value::from(e.detail.is_some()));
         Value::Object(out)
     }

@@ -269,49 +269,16 @@ impl Vault {
         if meta.get("requiredflag") != Some(&Value::Bool(true)) {
             meta.insert("requiredmsg".into(), Value::from(""));
         }
-        let row = RecordRow {
-            kind: KIND_LBASIS.into(),
-            id: target.clone(),
-            created: now,
-            updated: now,
-            version: 1,
-            meta: Some(meta_bytes(&meta)?),
-            ..RecordRow::default()
-        };
-        if target == brief {
-            self.upsert_record(
-                KIND_LBASIS,
-                &brief,
-                |_| Ok(row.clone()),
-                audit_event(who, "change legal basis", None, "ok"),
-            )
-            .await?;
-            return Ok(());
-        }
-        // A rename: the new brief must be free; the old one goes in the same commit.
-        let mut ops = vec![WriteOp::PutRecord {
-            tenant: self.tenant.clone(),
-            record: row,
-            expected_version: None,
-        }];
-        if current.is_some() {
-            ops.push(WriteOp::DeleteRecord {
-                tenant: self.tenant.clone(),
-                kind: KIND_LBASIS.into(),
-                id: brief,
-            });
-        }
-        ops.push(WriteOp::Audit {
-            tenant: self.tenant.clone(),
-            audit: audit_event(who, "change legal basis", None, "ok"),
-        });
-        match self.store.write(WriteOp::Atomic(ops)).await {
-            Err(StoreError::Duplicate(_)) => Err(Error::new(
-                crate::ErrorKind::Conflict,
-                "a legal basis with that brief exists",
-            )),
-            other => Ok(other?),
-        }
+        self.put_catalog_entry(
+            KIND_LBASIS,
+            &brief,
+            &target,
+            &meta,
+            current.is_some(),
+            audit_event(who, "change legal basis", None, "ok"),
+            "a legal basis with that brief exists",
+        )
+        .await
     }
 
     /// Deletes legal basis `brief` (root only). It leaves every processing activity;
@@ -779,49 +746,62 @@ impl Vault {
         dek: &Dek,
         digests: &[(&'static str, Vec<u8>)],
     ) -> Result<Vec<WriteOp>> {
+        let key = |name: &str| {
+            digests
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(n, d)| format!("{n}:{}", hex(d)))
+        };
+        // One query for both identities (creating a user is a hot path).
+        let (email, phone) = (key("email"), key("phone"));
+        let rows = match (&email, &phone) {
+            (None, None) => return Ok(Vec::new()),
+            (Some(a), Some(b)) => {
+                self.store
+                    .records_of_either(&self.tenant, KIND_AGREEMENT, a, b)
+                    .await?
+            }
+            (Some(a), None) | (None, Some(a)) => {
+                self.store
+                    .records_of_either(&self.tenant, KIND_AGREEMENT, a, a)
+                    .await?
+            }
+        };
+        // Rows come ordered by owner: `email:` before `phone:`, so on a brief given
+        // both ways the email's consent wins, as in Databunker.
         let mut ops = Vec::new();
         let mut briefs = Vec::new();
-        for (name, digest) in digests {
-            if !matches!(*name, "email" | "phone") {
+        for row in rows {
+            ops.push(WriteOp::DeleteRecord {
+                tenant: self.tenant.clone(),
+                kind: KIND_AGREEMENT.into(),
+                id: row.id.clone(),
+            });
+            let Some(brief) = row.label.clone() else {
+                continue;
+            };
+            if briefs.contains(&brief) {
                 continue;
             }
-            let key = format!("{name}:{}", hex(digest));
-            for row in self
-                .store
-                .records_of(&self.tenant, &key, KIND_AGREEMENT)
-                .await?
-            {
-                ops.push(WriteOp::DeleteRecord {
-                    tenant: self.tenant.clone(),
-                    kind: KIND_AGREEMENT.into(),
-                    id: row.id.clone(),
-                });
-                let Some(brief) = row.label.clone() else {
-                    continue;
-                };
-                if briefs.contains(&brief) {
-                    continue;
-                }
-                let own = self
-                    .own_dek(&row)?
-                    .ok_or_else(|| Error::internal("a pending agreement has no key"))?;
-                let body = self.open_body(&own, &row)?;
-                let id = agreement_id(token, &brief);
-                ops.push(WriteOp::PutRecord {
-                    tenant: self.tenant.clone(),
-                    record: RecordRow {
-                        id: id.clone(),
-                        owner: Some(token.to_string()),
-                        body: Some(self.seal_body(dek, KIND_AGREEMENT, &id, &body)?),
-                        kek_version: None,
-                        wrapped_dek: None,
-                        version: 1,
-                        ..row
-                    },
-                    expected_version: None,
-                });
-                briefs.push(brief);
-            }
+            let own = self
+                .own_dek(&row)?
+                .ok_or_else(|| Error::internal("a pending agreement has no key"))?;
+            let body = self.open_body(&own, &row)?;
+            let id = agreement_id(token, &brief);
+            ops.push(WriteOp::PutRecord {
+                tenant: self.tenant.clone(),
+                record: RecordRow {
+                    id: id.clone(),
+                    owner: Some(token.to_string()),
+                    body: Some(self.seal_body(dek, KIND_AGREEMENT, &id, &body)?),
+                    kek_version: None,
+                    wrapped_dek: None,
+                    version: 1,
+                    ..row
+                },
+                expected_version: None,
+            });
+            briefs.push(brief);
         }
         Ok(ops)
     }
@@ -892,18 +872,44 @@ impl Vault {
                 meta.insert(key.into(), Value::from(v));
             }
         }
+        self.put_catalog_entry(
+            KIND_PACTIVITY,
+            &activity,
+            &target,
+            &meta,
+            current.is_some(),
+            audit_event(who, "change processing activity", None, "ok"),
+            "a processing activity with that name exists",
+        )
+        .await
+    }
+
+    /// Writes catalogue entry `kind`/`target` (a legal basis, a processing activity)
+    /// with `meta`. A `target` other than `id` is a rename: the new key must be free
+    /// (409 `taken` otherwise) and the old entry goes in the same commit.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_catalog_entry(
+        &self,
+        kind: &str,
+        id: &str,
+        target: &str,
+        meta: &Map<String, Value>,
+        existed: bool,
+        audit: strongbox_store::AuditEvent,
+        taken: &str,
+    ) -> Result<()> {
+        let now = now();
         let row = RecordRow {
-            kind: KIND_PACTIVITY.into(),
-            id: target.clone(),
+            kind: kind.into(),
+            id: target.into(),
             created: now,
             updated: now,
             version: 1,
-            meta: Some(meta_bytes(&meta)?),
+            meta: Some(meta_bytes(meta)?),
             ..RecordRow::default()
         };
-        let audit = audit_event(who, "change processing activity", None, "ok");
-        if target == activity {
-            self.upsert_record(KIND_PACTIVITY, &activity, |_| Ok(row.clone()), audit)
+        if target == id {
+            self.upsert_record(kind, id, |_| Ok(row.clone()), audit)
                 .await?;
             return Ok(());
         }
@@ -912,11 +918,11 @@ impl Vault {
             record: row,
             expected_version: None,
         }];
-        if current.is_some() {
+        if existed {
             ops.push(WriteOp::DeleteRecord {
                 tenant: self.tenant.clone(),
-                kind: KIND_PACTIVITY.into(),
-                id: activity,
+                kind: kind.into(),
+                id: id.into(),
             });
         }
         ops.push(WriteOp::Audit {
@@ -924,10 +930,7 @@ impl Vault {
             audit,
         });
         match self.store.write(WriteOp::Atomic(ops)).await {
-            Err(StoreError::Duplicate(_)) => Err(Error::new(
-                crate::ErrorKind::Conflict,
-                "a processing activity with that name exists",
-            )),
+            Err(StoreError::Duplicate(_)) => Err(Error::new(crate::ErrorKind::Conflict, taken)),
             other => Ok(other?),
         }
     }

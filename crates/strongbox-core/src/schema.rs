@@ -144,6 +144,25 @@ impl UserSchema {
         }
     }
 
+    /// The classes of the classified properties present in `doc`, sorted and
+    /// comma-separated; `None` when there are none.
+    pub fn classes_in(&self, doc: &Value) -> Option<String> {
+        join_classes(
+            self.classification
+                .iter()
+                .filter(|(p, _)| doc.pointer(p).is_some()),
+        )
+    }
+
+    /// The classes of the classified properties that differ between `old` and `new`.
+    pub fn classes_changed(&self, old: &Value, new: &Value) -> Option<String> {
+        join_classes(
+            self.classification
+                .iter()
+                .filter(|(p, _)| old.pointer(p) != new.pointer(p)),
+        )
+    }
+
     /// The data class of each classified property, by JSON pointer.
     pub fn classification(&self) -> &BTreeMap<String, String> {
         &self.classification
@@ -152,6 +171,13 @@ impl UserSchema {
     pub fn preserves_anything(&self) -> bool {
         !self.preserve.is_empty()
     }
+}
+
+fn join_classes<'a>(found: impl Iterator<Item = (&'a String, &'a String)>) -> Option<String> {
+    let mut classes: Vec<&str> = found.map(|(_, c)| c.as_str()).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    (!classes.is_empty()).then(|| classes.join(","))
 }
 
 #[cfg(test)]
@@ -210,6 +236,13 @@ mod tests {
         assert_eq!(
             s.classification().get("/kyc").map(String::as_str),
             Some("kyc")
+        );
+        assert_eq!(s.classes_in(&old).as_deref(), Some("kyc,pii"));
+        assert_eq!(s.classes_in(&json!({"age": 1})), None);
+        assert_eq!(
+            s.classes_changed(&old, &json!({"login": "a", "email": "b@x"}))
+                .as_deref(),
+            Some("kyc,pii")
         );
     }
 

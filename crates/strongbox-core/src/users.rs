@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 use strongbox_crypto::{Aad, Dek, new_record_token, parse_record_token};
-use strongbox_store::{IndexEntry, StoreError, UserRow, WriteOp};
+use strongbox_store::{AuditEvent, IndexEntry, StoreError, UserRow, WriteOp};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -290,7 +290,14 @@ impl Vault {
                 .map(|(name, v)| self.index_entry(name, v))
                 .collect(),
             audit: self.with_detail(
-                audit_event(who, "create user record", Some(&token), "ok"),
+                AuditEvent {
+                    classes: self
+                        .config
+                        .schema
+                        .as_ref()
+                        .and_then(|s| s.classes_in(&profile)),
+                    ..audit_event(who, "create user record", Some(&token), "ok")
+                },
                 &dek,
                 &json!({ "after": profile }),
             )?,
@@ -468,8 +475,18 @@ impl Vault {
             Some(dek) => Some(self.decrypt_profile(&row, &dek)?),
             None => None,
         };
-        self.audit(audit_event(who, &action, Some(&row.token), "ok"))
-            .await?;
+        // With a schema, the event says which classes of data the read returned.
+        let classes = match (&self.config.schema, &profile) {
+            (Some(schema), Some(p)) => serde_json::from_slice::<Value>(p)
+                .ok()
+                .and_then(|doc| schema.classes_in(&doc)),
+            _ => None,
+        };
+        self.audit(AuditEvent {
+            classes,
+            ..audit_event(who, &action, Some(&row.token), "ok")
+        })
+        .await?;
         Ok(UserView {
             token: row.token,
             profile,
@@ -590,7 +607,14 @@ impl Vault {
             let notify =
                 self.profile_notification("profilechange", &row.token, Some(&old), &new)?;
             let audit = self.with_detail(
-                audit_event(who, action, Some(&row.token), "ok"),
+                AuditEvent {
+                    classes: self
+                        .config
+                        .schema
+                        .as_ref()
+                        .and_then(|s| s.classes_changed(&old, &new)),
+                    ..audit_event(who, action, Some(&row.token), "ok")
+                },
                 &dek,
                 &json!({ "before": old, "after": new }),
             )?;

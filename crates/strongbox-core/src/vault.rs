@@ -382,6 +382,7 @@ pub(crate) fn audit_event(
         status: status.to_string(),
         app: None,
         detail: None,
+        classes: None,
     }
 }
 

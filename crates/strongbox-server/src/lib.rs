@@ -71,7 +71,8 @@ impl Default for HttpConfig {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub vault: Arc<Vault>,
-    pub http: HttpConfig,
+    /// Shared, not copied: `State` extraction clones the state for every request.
+    pub http: Arc<HttpConfig>,
     pub metrics: Arc<metrics::HttpMetrics>,
 }
 
@@ -83,7 +84,7 @@ pub fn router(vault: Arc<Vault>, http: HttpConfig) -> Router {
     }
     let state = AppState {
         vault,
-        http,
+        http: Arc::new(http),
         metrics: Arc::default(),
     };
     routes

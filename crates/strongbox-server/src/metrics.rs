@@ -2,16 +2,23 @@
 //! route *template* and status. Paths never become labels (they can hold an email
 //! address), so the label set is bounded by the routes.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use strongbox_core::store_metrics::Histogram;
 
+/// Histograms keyed by `"<method> <status> <route>"` (routes hold no spaces). The
+/// hot path takes a read lock and allocates nothing once a key exists.
 #[derive(Default)]
 pub struct HttpMetrics {
-    routes: Mutex<HashMap<(String, String, u16), Histogram>>,
+    routes: RwLock<HashMap<String, Histogram>>,
+}
+
+thread_local! {
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 fn escape(s: &str) -> String {
@@ -22,12 +29,20 @@ fn escape(s: &str) -> String {
 
 impl HttpMetrics {
     pub fn observe(&self, method: &str, route: &str, status: u16, latency: Duration) {
-        if let Ok(mut routes) = self.routes.lock() {
-            routes
-                .entry((method.to_string(), route.to_string(), status))
-                .or_default()
-                .observe(latency);
-        }
+        KEY.with(|key| {
+            let mut key = key.borrow_mut();
+            key.clear();
+            let _ = write!(key, "{method} {status} {route}");
+            if let Ok(routes) = self.routes.read()
+                && let Some(h) = routes.get(key.as_str())
+            {
+                h.observe(latency);
+                return;
+            }
+            if let Ok(mut routes) = self.routes.write() {
+                routes.entry(key.clone()).or_default().observe(latency);
+            }
+        });
     }
 
     /// The Prometheus text exposition of everything Strongbox measures.
@@ -38,15 +53,21 @@ impl HttpMetrics {
             "# HELP strongbox_http_request_duration_seconds Time to answer a request, by method, route template and status.\n\
              # TYPE strongbox_http_request_duration_seconds histogram"
         );
-        if let Ok(routes) = self.routes.lock() {
-            let mut keys: Vec<_> = routes.keys().collect();
+        if let Ok(routes) = self.routes.read() {
+            let mut keys: Vec<&String> = routes.keys().collect();
             keys.sort();
             for key in keys {
-                let (method, route, status) = key;
+                let mut parts = key.splitn(3, ' ');
+                let (method, status, route) = (
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                );
                 let labels = format!(
-                    "method=\"{}\",route=\"{}\",status=\"{status}\"",
+                    "method=\"{}\",route=\"{}\",status=\"{}\"",
                     escape(method),
-                    escape(route)
+                    escape(route),
+                    escape(status)
                 );
                 if let Some(h) = routes.get(key) {
                     h.render("strongbox_http_request_duration_seconds", &labels, &mut out);

@@ -56,6 +56,9 @@ pub struct AuditEvent {
     /// The app a user-app event concerns.
     pub app: Option<String>,
     pub detail: Option<Vec<u8>>,
+    /// The data classes of the fields the event touched (`phi,pii`), when a schema
+    /// classifies them. Not personal data.
+    pub classes: Option<String>,
 }
 
 /// A stored audit event with its position in the log.
@@ -375,6 +378,18 @@ impl Store {
         kind: &str,
     ) -> Result<Vec<RecordRow>> {
         self.select(sql::RECORDS_OF_OWNER, &[tenant, owner, kind])
+            .await
+    }
+
+    /// The records of `kind` owned by `a` or `b` (one query), by owner then key.
+    pub async fn records_of_either(
+        &self,
+        tenant: &str,
+        kind: &str,
+        a: &str,
+        b: &str,
+    ) -> Result<Vec<RecordRow>> {
+        self.select(sql::RECORDS_OF_EITHER_OWNER, &[tenant, kind, a, b])
             .await
     }
 

@@ -33,17 +33,16 @@ pub const INDEX_DROP_ONE: &str =
 pub const INDEX_DROP_ALL: &str = "DELETE FROM user_index WHERE tenant = ? AND token = ?";
 
 /// Columns of an audit insert, in `bind_audit` order.
-pub const AUDIT_INSERT_HEAD: &str =
-    "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail) VALUES ";
-pub const AUDIT_WIDTH: usize = 9;
-pub const AUDIT_INSERT: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+pub const AUDIT_INSERT_HEAD: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail, classes) VALUES ";
+pub const AUDIT_WIDTH: usize = 10;
+pub const AUDIT_INSERT: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail, classes) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// `SELECT` of whole audit rows, in the column order `audit_row` reads.
 macro_rules! select_audit {
     ($rest:literal) => {
         concat!(
-            "SELECT id, atoken, at, actor, action, record, status, app, detail FROM audit ",
+            "SELECT id, atoken, at, actor, action, record, status, app, detail, classes FROM audit ",
             $rest
         )
     };
@@ -73,6 +72,8 @@ macro_rules! select_records {
 pub const RECORD_GET: &str = select_records!("WHERE tenant = ? AND kind = ? AND id = ?");
 pub const RECORDS_OF_OWNER: &str =
     select_records!("WHERE tenant = ? AND owner = ? AND kind = ? ORDER BY id");
+pub const RECORDS_OF_EITHER_OWNER: &str =
+    select_records!("WHERE tenant = ? AND kind = ? AND owner IN (?, ?) ORDER BY owner, id");
 pub const RECORDS_OF_KIND: &str = select_records!("WHERE tenant = ? AND kind = ? ORDER BY id");
 pub const RECORDS_BY_LABEL: &str =
     select_records!("WHERE tenant = ? AND kind = ? AND label = ? ORDER BY id");

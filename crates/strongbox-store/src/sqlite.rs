@@ -360,6 +360,7 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
             status: r.get(6)?,
             app: r.get(7)?,
             detail: r.get(8)?,
+            classes: r.get(9)?,
         },
     })
 }
@@ -617,7 +618,8 @@ fn insert_audit(c: &Connection, tenant: &str, a: &crate::AuditEvent) -> Result<(
     c.prepare_cached(sql::AUDIT_INSERT)
         .and_then(|mut s| {
             s.execute(params![
-                a.atoken, tenant, a.at, a.actor, a.action, a.record, a.status, a.app, a.detail
+                a.atoken, tenant, a.at, a.actor, a.action, a.record, a.status, a.app, a.detail,
+                a.classes
             ])
         })
         .map(|_| ())

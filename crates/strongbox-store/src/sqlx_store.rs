@@ -761,6 +761,7 @@ fn bind_audit<'q>(q: Q<'q>, tenant: &str, a: &AuditEvent) -> Q<'q> {
         .bind(a.status.clone())
         .bind(a.app.clone())
         .bind(a.detail.clone())
+        .bind(a.classes.clone())
 }
 
 fn audit_row(r: &AnyRow) -> Result<AuditRow> {
@@ -775,6 +776,7 @@ fn audit_row(r: &AnyRow) -> Result<AuditRow> {
             status: r.try_get(6).map_err(backend)?,
             app: r.try_get(7).map_err(backend)?,
             detail: r.try_get(8).map_err(backend)?,
+            classes: r.try_get(9).map_err(backend)?,
         },
     })
 }

@@ -100,6 +100,26 @@ fn schema_validates_create_and_every_change(b: &Backend) {
         s.get_user("login", "alice").expect(200)["data"],
         json!({"login": "alice", "age": 31})
     );
+    // Audit events name the classes of data they touched (a GET: those returned).
+    let rows = s
+        .call("GET", &format!("/v1/audit/list/{t}"), Body::None)
+        .expect(200)["rows"]
+        .clone();
+    let classes = |title: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["title"] == title)
+            .unwrap()["classes"]
+            .clone()
+    };
+    assert_eq!(classes("create user record"), json!(["pii"]));
+    assert_eq!(classes("get user record by login"), json!(["pii"]));
+    assert_eq!(
+        classes("change user record by token"),
+        json!(null),
+        "only the unclassified age changed"
+    );
     // The classification is part of the configuration.
     let c = s
         .call("GET", "/v1/sys/configuration", Body::None)
