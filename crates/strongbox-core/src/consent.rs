@@ -740,6 +740,15 @@ impl Vault {
     /// Ops that move consents given to `email`/`phone` digests before the user
     /// existed over to the new user `token` (sealed under `dek`). The email's consent
     /// wins when both name the same brief, as in Databunker.
+    /// The owner keys pending consents of these index digests would have.
+    pub(crate) fn pending_owners(&self, digests: &[(&'static str, Vec<u8>)]) -> Vec<String> {
+        digests
+            .iter()
+            .filter(|(n, _)| matches!(*n, "email" | "phone"))
+            .map(|(n, d)| format!("{n}:{}", hex(d)))
+            .collect()
+    }
+
     pub(crate) async fn adopt_pending_agreements(
         &self,
         token: &str,

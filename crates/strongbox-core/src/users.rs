@@ -6,9 +6,10 @@
 
 use serde_json::{Map, Value, json};
 use strongbox_crypto::{Aad, Dek, new_record_token, parse_record_token};
-use strongbox_store::{AuditEvent, IndexEntry, StoreError, UserRow, WriteOp};
+use strongbox_store::{AuditEvent, Guard, IndexEntry, StoreError, UserRow, WriteOp};
 use zeroize::Zeroizing;
 
+use crate::consent::KIND_AGREEMENT;
 use crate::error::{Error, Result};
 use crate::normalize::USER_INDEXES;
 use crate::requests::{ACTION_CHANGE_PROFILE, ACTION_FORGET_ME, KIND_REQUEST, Outcome};
@@ -198,15 +199,66 @@ impl Vault {
             _ => Vec::new(),
         };
         // Consents given for this email or phone before the user existed move over to
-        // the user in the same commit.
+        // the user in the same commit. They are rare, so the create first runs with a
+        // guard that refuses it (cheaply, inside the same statement or transaction)
+        // if there are any; only then are they read and adopted.
+        let owners = self.pending_owners(&digests);
+        let guarded = match op {
+            WriteOp::CreateUser {
+                tenant,
+                user,
+                indexes,
+                audit,
+                guard: _,
+            } if !owners.is_empty() => WriteOp::CreateUser {
+                tenant,
+                user,
+                indexes,
+                audit,
+                guard: Some(Guard {
+                    kind: KIND_AGREEMENT.to_string(),
+                    owners,
+                }),
+            },
+            other => other,
+        };
+        let write = |op: WriteOp, notify: Option<WriteOp>| match notify {
+            None => op,
+            Some(n) => WriteOp::Atomic(vec![op, n]),
+        };
+        match self
+            .store
+            .write(write(guarded.clone(), notify.clone()))
+            .await
+        {
+            Err(StoreError::Guarded) => {}
+            other => return other.map(|()| token).map_err(Error::from),
+        }
         let adopted = self
             .adopt_pending_agreements(&token, &dek, &digests)
             .await?;
-        let op = if adopted.is_empty() && notify.is_none() {
-            op
-        } else {
-            WriteOp::Atomic(std::iter::once(op).chain(adopted).chain(notify).collect())
+        let unguarded = match guarded {
+            WriteOp::CreateUser {
+                tenant,
+                user,
+                indexes,
+                audit,
+                guard: _,
+            } => WriteOp::CreateUser {
+                tenant,
+                user,
+                indexes,
+                audit,
+                guard: None,
+            },
+            other => other,
         };
+        let op = WriteOp::Atomic(
+            std::iter::once(unguarded)
+                .chain(adopted)
+                .chain(notify)
+                .collect(),
+        );
         self.store.write(op).await?;
         Ok(token)
     }
@@ -289,6 +341,7 @@ impl Vault {
                 .iter()
                 .map(|(name, v)| self.index_entry(name, v))
                 .collect(),
+            guard: None,
             audit: self.with_detail(
                 AuditEvent {
                     classes: self

@@ -94,6 +94,23 @@ pub struct RecordRow {
     pub wrapped_dek: Option<Vec<u8>>,
 }
 
+/// See `WriteOp::CreateUser::guard`: records of `kind` owned by one of `owners`
+/// (at most two).
+#[derive(Clone, Debug)]
+pub struct Guard {
+    pub kind: String,
+    pub owners: Vec<String>,
+}
+
+impl Guard {
+    /// The two owners the guard statement binds (the first repeated if alone).
+    fn pair(&self) -> (String, String) {
+        let a = self.owners.first().cloned().unwrap_or_default();
+        let b = self.owners.get(1).cloned().unwrap_or_else(|| a.clone());
+        (a, b)
+    }
+}
+
 /// What survives an erasure: the kept fields sealed under a fresh DEK, and the index
 /// entries that go (the others stay, for kept lookup fields).
 #[derive(Clone, Debug)]
@@ -136,6 +153,10 @@ pub enum WriteOp {
         /// Inserted in order; the first one taken by another subject is reported.
         indexes: Vec<IndexEntry>,
         audit: AuditEvent,
+        /// Refuse with [`StoreError::Guarded`] (writing nothing) if records of this
+        /// kind are owned by any of these owners: lets the caller take a slower,
+        /// complete path in the rare case there is something to carry over.
+        guard: Option<Guard>,
     },
     UpdateUser {
         tenant: String,
@@ -195,6 +216,9 @@ pub enum StoreError {
     /// The row changed since it was read (optimistic concurrency), or is gone.
     #[error("record changed concurrently")]
     Stale,
+    /// A create's guard found records to carry over; nothing was written.
+    #[error("records exist that the create must take over")]
+    Guarded,
     #[error("the store is already initialized")]
     AlreadyInitialized,
     #[error("the store is not initialized (run `strongbox init` first)")]

@@ -74,6 +74,8 @@ pub const RECORDS_OF_OWNER: &str =
     select_records!("WHERE tenant = ? AND owner = ? AND kind = ? ORDER BY id");
 pub const RECORDS_OF_EITHER_OWNER: &str =
     select_records!("WHERE tenant = ? AND kind = ? AND owner IN (?, ?) ORDER BY owner, id");
+pub const GUARD_EXISTS: &str =
+    "SELECT COUNT(*) FROM records WHERE tenant = ? AND kind = ? AND owner IN (?, ?)";
 pub const RECORDS_OF_KIND: &str = select_records!("WHERE tenant = ? AND kind = ? ORDER BY id");
 pub const RECORDS_BY_LABEL: &str =
     select_records!("WHERE tenant = ? AND kind = ? AND label = ? ORDER BY id");

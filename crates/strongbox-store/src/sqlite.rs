@@ -684,7 +684,18 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
             user: u,
             indexes,
             audit: a,
+            guard,
         } => {
+            if let Some(g) = guard {
+                let (o1, o2) = g.pair();
+                let n: i64 = c
+                    .prepare_cached(sql::GUARD_EXISTS)
+                    .and_then(|mut s| s.query_row(params![tenant, g.kind, o1, o2], |r| r.get(0)))
+                    .map_err(backend)?;
+                if n > 0 {
+                    return Err(StoreError::Guarded);
+                }
+            }
             exec(
                 sql::USER_INSERT,
                 params![

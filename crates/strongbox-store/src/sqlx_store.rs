@@ -15,8 +15,8 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use crate::now;
 use crate::schema::{self, Dialect};
 use crate::{
-    AuditEvent, AuditRow, IndexEntry, InitData, KeyRow, OpenOptions, RecordRow, Result, StoreError,
-    StoreMeta, UserRow, WriteOp, sql,
+    AuditEvent, AuditRow, Guard, IndexEntry, InitData, KeyRow, OpenOptions, RecordRow, Result,
+    StoreError, StoreMeta, UserRow, WriteOp, sql,
 };
 
 #[derive(Clone)]
@@ -415,9 +415,13 @@ impl SqlxStore {
                 user,
                 indexes,
                 audit,
+                guard,
             } = &op
         {
-            match self.create_user_pg(tenant, user, indexes, audit).await {
+            match self
+                .create_user_pg(tenant, user, indexes, audit, guard.as_ref())
+                .await
+            {
                 // A taken index: the transaction below finds out which one, in order.
                 Err(StoreError::Duplicate(_)) => {}
                 other => return other,
@@ -432,17 +436,29 @@ impl SqlxStore {
     /// its audit event as data-modifying CTEs of one statement, which commits or fails
     /// as a whole. A unique violation is reported as `Duplicate` without saying which
     /// index; the caller then replays the create statement by statement to name it.
+    ///
+    /// A guard rides along as one more CTE that, only when guarded records exist,
+    /// inserts a second `canary` row into `meta`: the primary key refuses it, the
+    /// whole statement fails as a unique violation, and the replay (which checks the
+    /// guard first) reports `Guarded`. So the common case stays one round trip.
     async fn create_user_pg(
         &self,
         tenant: &str,
         u: &UserRow,
         indexes: &[IndexEntry],
         a: &AuditEvent,
+        guard: Option<&Guard>,
     ) -> Result<()> {
         let mut sql = String::from(
             "WITH u AS (INSERT INTO users (tenant, token, kek_version, wrapped_dek, data, version, created, updated, erased) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?))",
         );
+        if guard.is_some() {
+            sql.push_str(
+                ", g AS (INSERT INTO meta (name, value) SELECT ?, ? WHERE EXISTS \
+                 (SELECT 1 FROM records WHERE tenant = ? AND kind = ? AND owner IN (?, ?)))",
+            );
+        }
         if !indexes.is_empty() {
             sql.push_str(
                 ", i AS (INSERT INTO user_index (tenant, name, digest, token, key_version) VALUES ",
@@ -453,6 +469,16 @@ impl SqlxStore {
         sql.push(' ');
         sql.push_str(sql::AUDIT_INSERT);
         let mut q = bind_user(sqlx::query(AssertSqlSafe(sql::numbered(&sql))), tenant, u);
+        if let Some(g) = guard {
+            let (o1, o2) = g.pair();
+            q = q
+                .bind(sql::META_CANARY)
+                .bind(Vec::<u8>::new())
+                .bind(tenant.to_string())
+                .bind(g.kind.clone())
+                .bind(o1)
+                .bind(o2);
+        }
         for e in indexes {
             q = q
                 .bind(tenant.to_string())
@@ -580,7 +606,23 @@ impl SqlxStore {
                 user: u,
                 indexes,
                 audit,
+                guard,
             } => {
+                if let Some(g) = guard {
+                    let (o1, o2) = g.pair();
+                    let n: i64 = sqlx::query(self.q(sql::GUARD_EXISTS))
+                        .bind(tenant.clone())
+                        .bind(g.kind.clone())
+                        .bind(o1)
+                        .bind(o2)
+                        .fetch_one(&mut **tx)
+                        .await
+                        .and_then(|r| r.try_get(0))
+                        .map_err(backend)?;
+                    if n > 0 {
+                        return Err(StoreError::Guarded);
+                    }
+                }
                 let q = bind_user(sqlx::query(self.q(sql::USER_INSERT)), tenant, u);
                 self.exec(tx, q).await?;
                 self.insert_indexes(tx, tenant, &u.token, indexes).await?;
