@@ -105,7 +105,13 @@ fn post(agent: &ureq::Agent, url: &str, secret: Option<&str>, body: Vec<u8>) -> 
         req = req.header("X-Strongbox-Signature", format!("t={t},v1={mac}"));
     }
     let req = req.body(body).map_err(|e| e.to_string())?;
-    let resp = agent.run(req).map_err(|e| e.to_string())?;
+    // The client's error text can name the URL (and credentials written into it),
+    // so only the kind of failure is reported.
+    let resp = agent.run(req).map_err(|e| match e {
+        ureq::Error::Timeout(_) => "the receiver did not answer in time".to_string(),
+        ureq::Error::StatusCode(code) => format!("receiver answered {code}"),
+        _ => "the receiver could not be reached".to_string(),
+    })?;
     if resp.status().is_success() {
         Ok(())
     } else {
