@@ -63,6 +63,22 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Optio
     }
 }
 
+/// A body that, if present, must be a JSON object (or form fields); none is an empty
+/// object.
+pub async fn read_optional_object(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Map<String, Value>> {
+    match read(headers, body, limit).await? {
+        None => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err(Error::bad_request(
+            "failed to decode request body: expected a JSON object",
+        )),
+    }
+}
+
 /// A body that must be a JSON object (or form fields).
 pub async fn read_object(
     headers: &HeaderMap,

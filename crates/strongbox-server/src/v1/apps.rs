@@ -6,7 +6,9 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 use strongbox_core::{Change, Error, Mode};
 
-use super::{PathOf, Reply, ok_fields, ok_json, outcome, path_params, principal, user_path};
+use super::{
+    PathOf, Reply, object_body, ok_fields, ok_json, outcome, path_params, principal, user_path,
+};
 use crate::{AppState, body};
 
 /// Path parameters `{mode}/{identity}/{app}`.
@@ -25,16 +27,8 @@ pub async fn create(
 ) -> Reply {
     let who = principal(&state, &headers).await?;
     let (mode, identity, app) = app_path(path)?;
-    let doc = match body::read(&headers, body, state.http.max_body_bytes).await? {
-        None => return Err(Error::bad_request("empty body").into()),
-        Some(Value::Object(m)) => m,
-        Some(_) => {
-            return Err(Error::bad_request(
-                "failed to decode request body: expected a JSON object",
-            )
-            .into());
-        }
-    };
+    // An absent or empty body is refused by the core ("empty body").
+    let doc = object_body(&state, &headers, body).await?;
     let token = state
         .vault
         .put_app(&who, mode, &identity, &app, doc)

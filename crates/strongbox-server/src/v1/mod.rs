@@ -192,13 +192,7 @@ async fn object_body(
     headers: &HeaderMap,
     body: axum::body::Body,
 ) -> Result<serde_json::Map<String, Value>> {
-    match crate::body::read(headers, body, state.http.max_body_bytes).await? {
-        None => Ok(serde_json::Map::new()),
-        Some(Value::Object(m)) => Ok(m),
-        Some(_) => Err(Error::bad_request(
-            "failed to decode request body: expected a JSON object",
-        )),
-    }
+    crate::body::read_optional_object(headers, body, state.http.max_body_bytes).await
 }
 
 /// A query-string parameter.

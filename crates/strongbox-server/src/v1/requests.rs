@@ -6,21 +6,17 @@ use axum::http::{HeaderMap, Uri};
 use serde_json::Value;
 use strongbox_core::{Error, Result};
 
-use super::{PathOf, Reply, ok_fields, page, path_params, principal, query_param, user_path};
-use crate::{AppState, body};
+use super::{
+    PathOf, Reply, object_body, ok_fields, page, path_params, principal, query_param, user_path,
+};
+use crate::AppState;
 
 /// The optional `reason` of an approval or a cancellation.
 async fn reason(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Option<String>> {
-    match body::read(headers, body, state.http.max_body_bytes).await? {
-        None => Ok(None),
-        Some(Value::Object(m)) => match m.get("reason") {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Error::bad_request("bad reason: expected a string")),
-        },
-        Some(_) => Err(Error::bad_request(
-            "failed to decode request body: expected a JSON object",
-        )),
+    match object_body(state, headers, body).await?.get("reason") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Error::bad_request("bad reason: expected a string")),
     }
 }
 

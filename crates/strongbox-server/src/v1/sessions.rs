@@ -6,8 +6,10 @@ use axum::http::{HeaderMap, Uri};
 use serde_json::{Value, json};
 use strongbox_core::SessionView;
 
-use super::{PathOf, Reply, ok_fields, ok_json, page, path_params, principal, user_path};
-use crate::{AppState, body};
+use super::{
+    PathOf, Reply, object_body, ok_fields, ok_json, page, path_params, principal, user_path,
+};
+use crate::AppState;
 
 fn session_json(s: SessionView) -> Value {
     json!({"when": s.when, "session": s.session, "data": s.data})
@@ -21,16 +23,7 @@ pub async fn create(
 ) -> Reply {
     let who = principal(&state, &headers).await?;
     let sid = path_params(path)?;
-    let doc = match body::read(&headers, body, state.http.max_body_bytes).await? {
-        None => serde_json::Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => {
-            return Err(strongbox_core::Error::bad_request(
-                "failed to decode request body: expected a JSON object",
-            )
-            .into());
-        }
-    };
+    let doc = object_body(&state, &headers, body).await?;
     let sid = state.vault.put_session(&who, &sid, doc).await?;
     Ok(ok_json("session", &sid))
 }

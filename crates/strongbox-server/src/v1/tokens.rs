@@ -5,10 +5,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::Value;
-use strongbox_core::Error;
 
-use super::{PathOf, Reply, ok_fields, path_params, principal, user_path};
-use crate::{AppState, body};
+use super::{PathOf, Reply, object_body, ok_fields, path_params, principal, user_path};
+use crate::AppState;
 
 pub async fn issue(
     State(state): State<AppState>,
@@ -18,16 +17,9 @@ pub async fn issue(
 ) -> Reply {
     let who = principal(&state, &headers).await?;
     let (mode, identity) = user_path(path)?;
-    let expiration = match body::read(&headers, body, state.http.max_body_bytes).await? {
-        None => None,
-        Some(Value::Object(mut m)) => m.remove("expiration"),
-        Some(_) => {
-            return Err(Error::bad_request(
-                "failed to decode request body: expected a JSON object",
-            )
-            .into());
-        }
-    };
+    let expiration = object_body(&state, &headers, body)
+        .await?
+        .remove("expiration");
     let t = state
         .vault
         .issue_user_token(&who, mode, &identity, expiration.as_ref())
