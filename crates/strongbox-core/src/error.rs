@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// The store (and with it the audit log) cannot be written or read: the request
+    /// was refused, and nothing was changed.
+    Unavailable,
     /// Something failed inside Strongbox; details go to the log, not the client.
     Internal,
 }
@@ -63,6 +66,13 @@ impl From<strongbox_store::StoreError> for Error {
         match e {
             S::Duplicate(name) => {
                 Error::new(ErrorKind::Conflict, format!("duplicate index: {name}"))
+            }
+            S::Backend(detail) => {
+                tracing::error!(detail = %detail, "storage error");
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "storage unavailable: the audit log cannot record this request, so it was refused (nothing was changed)",
+                )
             }
             other => Error::internal(other),
         }

@@ -3,11 +3,13 @@
 
 pub mod apps;
 mod audit;
+pub mod chain;
 pub mod consent;
 pub mod error;
 pub mod expiry;
 pub mod normalize;
 pub mod notify;
+mod receipts;
 mod records;
 pub mod requests;
 pub mod retention;
@@ -17,6 +19,7 @@ pub mod shares;
 pub mod tokens;
 pub mod users;
 pub mod vault;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use expiry::Page;

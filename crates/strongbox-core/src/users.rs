@@ -783,14 +783,27 @@ impl Vault {
                 preserve = Some(self.preserved(token, &schema.preserved(&profile))?);
             }
         }
+        let event = audit_event(who, action, Some(token), "ok");
+        let receipt = self.receipt_draft(token, &event).await?;
         extra.push(WriteOp::EraseUser {
             tenant: self.tenant.clone(),
             preserve,
             token: token.to_string(),
             keep_kind: KIND_REQUEST.to_string(),
-            audit: audit_event(who, action, Some(token), "ok"),
+            audit: event,
         });
+        extra.extend(receipt);
         self.store.write(WriteOp::Atomic(extra)).await?;
+        // The erasure is done; the receipt is completed (sealed and signed) now, or
+        // when it is first asked for if this fails.
+        if let Err(e) = self.finish_receipt(token).await {
+            tracing::warn!(error = %e, "completing an erasure receipt failed; it will be completed on request");
+        }
         Ok(())
+    }
+
+    /// The signed receipt of an erasure just done, for the response.
+    pub async fn receipt_of(&self, token: &str) -> Result<Option<Value>> {
+        self.finish_receipt(token).await
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use strongbox_crypto::{
-    IndexSecret, Kek, KeyRingEntry, RootKey, SecretKey, TokenHasher, new_event_token,
+    IndexSecret, Kek, KeyRingEntry, RootKey, SecretKey, TokenHasher, VaultSigner, new_event_token,
 };
 use strongbox_store::{AuditEvent, InitData, KeyRow, Store, StoreError, WriteOp};
 
@@ -31,6 +31,10 @@ pub struct VaultConfig {
     pub notification_url: Option<String>,
     /// Databunker's `user_record_schema`, compiled.
     pub schema: Option<std::sync::Arc<crate::schema::UserSchema>>,
+    /// Answer reads even when their audit event cannot be written (logged as a
+    /// warning). Off by default: no read of personal data goes unaudited. Changes
+    /// always fail closed (their event commits with them).
+    pub audit_fail_open_reads: bool,
 }
 
 /// Time spent sealing and opening records (profiles, documents, event details).
@@ -181,6 +185,8 @@ pub(crate) struct KeyRing {
     pub current_kek: i64,
     pub keks: HashMap<i64, Kek>,
     pub index: IndexSecret,
+    /// Signs audit checkpoints, erasure receipts and access reports.
+    pub signer: VaultSigner,
 }
 
 pub struct Vault {
@@ -251,7 +257,9 @@ impl Vault {
         let tenant = DEFAULT_TENANT.to_string();
         let mut keks = HashMap::new();
         let mut index = None;
-        for row in store.keys(&tenant).await? {
+        let rows = store.keys(&tenant).await?;
+        let signer = crate::chain::signing_key(&store, root, &tenant, &rows).await?;
+        for row in rows {
             let entry = KeyRingEntry {
                 tenant: &tenant,
                 kind: &row.kind,
@@ -270,6 +278,7 @@ impl Vault {
                         index = Some(IndexSecret::new(row.version, key));
                     }
                 }
+                crate::chain::KIND_SIGNING => {}
                 _ => return Err(OpenError::KeyRing("unknown key kind")),
             }
         }
@@ -285,6 +294,7 @@ impl Vault {
                 current_kek,
                 keks,
                 index,
+                signer,
             },
             tenant,
             config,
@@ -354,15 +364,49 @@ impl Vault {
         Ok(self.store.ping().await?)
     }
 
-    /// Records an audit event on its own, durably.
+    /// Why the audit log cannot record events now, if it cannot: then every change
+    /// and every read of personal data is refused (fail closed), since none of them
+    /// may happen unaudited.
+    pub async fn audit_unavailable(&self) -> Option<&'static str> {
+        if self.store.ping().await.is_err() {
+            return Some("the database cannot be reached");
+        }
+        if self.store.probe_audit().await.is_err() {
+            return Some("the audit log cannot be read");
+        }
+        let health = &strongbox_store::metrics::WRITE_HEALTH;
+        if health.failing(std::time::Duration::from_secs(30)) {
+            // The latest write failed: try one (an event of its own) to see whether
+            // the log is back.
+            let probe = WriteOp::Audit {
+                tenant: self.tenant.clone(),
+                audit: audit_event(&Principal::System, "probe audit log", None, "ok"),
+            };
+            if self.store.write(probe).await.is_err() {
+                return Some("the audit log refuses writes");
+            }
+        }
+        None
+    }
+
+    /// Records an audit event on its own (a read, a view of the log), durably, before
+    /// the answer leaves. If it cannot be written the read is refused, unless the
+    /// configuration fails reads open.
     pub(crate) async fn audit(&self, event: AuditEvent) -> Result<()> {
-        self.store
+        let r = self
+            .store
             .write(WriteOp::Audit {
                 tenant: self.tenant.clone(),
                 audit: event,
             })
-            .await?;
-        Ok(())
+            .await;
+        match r {
+            Err(StoreError::Backend(_)) if self.config.audit_fail_open_reads => {
+                tracing::warn!("a read was answered without its audit event (fail-open reads)");
+                Ok(())
+            }
+            other => Ok(other?),
+        }
     }
 }
 

@@ -10,14 +10,20 @@
 //! KEK (per tenant, versioned, stored wrapped) → wraps one DEK per data subject
 //! DEK (per data subject, stored wrapped)      → AES-256-GCM over the subject's records
 //! index secret (per tenant, versioned)        → HKDF per index name → HMAC-SHA256 blind index
+//! audit signing seed (per tenant, wrapped)     → Ed25519 key: signs checkpoints and receipts
 //! ```
 //!
 //! Every secret lives in a [`SecretKey`]: no `Debug`/`Display` output, wiped on drop.
 
 mod aead;
+mod chain;
 mod keys;
 
 pub use aead::{Aad, open, seal};
+pub use chain::{
+    ChainEvent, SignedKind, VaultSigner, chain_genesis, chain_link, checkpoint_message,
+    event_digest, fingerprint, verify_signature,
+};
 pub use keys::{
     BlindIndexKey, Dek, IndexSecret, Kek, KeyRingEntry, RootKey, SecretKey, TokenHasher,
     hmac_sha256, new_event_token, new_record_token, parse_record_token,

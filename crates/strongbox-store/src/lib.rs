@@ -65,7 +65,60 @@ pub struct AuditEvent {
 #[derive(Clone, Debug)]
 pub struct AuditRow {
     pub id: i64,
+    pub tenant: String,
     pub event: AuditEvent,
+}
+
+/// One link of a tenant's audit chain: the event stored as row `audit_id` is at
+/// position `seq`, and the chain's hash there is `hash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealRow {
+    pub seq: i64,
+    pub audit_id: i64,
+    pub hash: Vec<u8>,
+}
+
+/// Where a tenant's sealer stands: the last link (`seq`, `hash`), the highest event
+/// row it has looked at (`max_id`) and the lower ids it has not seen yet (`gaps`:
+/// events still being committed, or ids a rolled-back transaction used), each with
+/// when it was first missed. `version` guards against two sealers at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditHead {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub max_id: i64,
+    pub gaps: Vec<(i64, i64)>,
+    pub version: i64,
+}
+
+impl AuditHead {
+    /// `id:first_missed` pairs, comma-separated, as stored.
+    fn gaps_text(&self) -> String {
+        let parts: Vec<String> = self
+            .gaps
+            .iter()
+            .map(|(id, t)| format!("{id}:{t}"))
+            .collect();
+        parts.join(",")
+    }
+
+    fn parse_gaps(text: &str) -> Vec<(i64, i64)> {
+        text.split(',')
+            .filter_map(|p| {
+                let (id, t) = p.split_once(':')?;
+                Some((id.parse().ok()?, t.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+/// A signed statement that a tenant's chain had link `hash` at position `seq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub at: i64,
+    pub signature: Vec<u8>,
 }
 
 /// A document of some kind other than a user profile: app data, a session, a
@@ -183,6 +236,27 @@ pub enum WriteOp {
     },
     /// An audit event on its own (a read of personal data, a refused request).
     Audit { tenant: String, audit: AuditEvent },
+    /// Appends links to a tenant's audit chain and moves its head, if the head is
+    /// still at `expected_version` (`None`: there is no head yet); `Stale` otherwise
+    /// (another sealer was faster).
+    Seal {
+        tenant: String,
+        expected_version: Option<i64>,
+        seals: Vec<SealRow>,
+        head: AuditHead,
+    },
+    /// Stores a signed checkpoint (an existing one at the same position is kept).
+    Checkpoint {
+        tenant: String,
+        checkpoint: CheckpointRow,
+    },
+    /// Adds a key-ring entry together with meta values (a public key);
+    /// `Duplicate("key")` if the entry exists.
+    AddKey {
+        tenant: String,
+        key: KeyRow,
+        meta: Vec<(String, Vec<u8>)>,
+    },
     /// Inserts a record (`expected_version: None`; `Duplicate("record")` if its key is
     /// taken) or replaces one whose version is still `expected_version` (`Stale`
     /// otherwise, also when it is gone).
@@ -518,6 +592,73 @@ impl Store {
         Ok(lo)
     }
 
+    /// Up to `limit` audit rows of every tenant with ids above `after`, by id.
+    pub async fn audit_after(&self, after: i64, limit: usize) -> Result<Vec<AuditRow>> {
+        match self {
+            Store::Sqlite(s) => s.audit_rows(sql::AUDIT_AFTER, &[after, limit as i64]).await,
+            Store::Sqlx(s) => s.audit_rows(sql::AUDIT_AFTER, &[after, limit as i64]).await,
+        }
+    }
+
+    /// The audit row `id`, if it exists (yet).
+    pub async fn audit_by_id(&self, id: i64) -> Result<Option<AuditRow>> {
+        let rows = match self {
+            Store::Sqlite(s) => s.audit_rows(sql::AUDIT_BY_ID, &[id]).await,
+            Store::Sqlx(s) => s.audit_rows(sql::AUDIT_BY_ID, &[id]).await,
+        }?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Where the sealer of `tenant`'s audit chain stands (`None` before the first seal).
+    pub async fn audit_head(&self, tenant: &str) -> Result<Option<AuditHead>> {
+        match self {
+            Store::Sqlite(s) => s.audit_head(tenant).await,
+            Store::Sqlx(s) => s.audit_head(tenant).await,
+        }
+    }
+
+    /// Up to `limit` links of `tenant`'s chain after position `after`, in order.
+    pub async fn audit_seals(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<SealRow>> {
+        match self {
+            Store::Sqlite(s) => s.audit_seals(tenant, after, limit as i64).await,
+            Store::Sqlx(s) => s.audit_seals(tenant, after, limit as i64).await,
+        }
+    }
+
+    /// The link of event row `audit_id`, looked for after position `after` only.
+    pub async fn audit_seal_of(
+        &self,
+        tenant: &str,
+        after: i64,
+        audit_id: i64,
+    ) -> Result<Option<SealRow>> {
+        match self {
+            Store::Sqlite(s) => s.audit_seal_of(tenant, after, audit_id).await,
+            Store::Sqlx(s) => s.audit_seal_of(tenant, after, audit_id).await,
+        }
+    }
+
+    /// `tenant`'s signed checkpoints, oldest first.
+    pub async fn audit_checkpoints(&self, tenant: &str) -> Result<Vec<CheckpointRow>> {
+        match self {
+            Store::Sqlite(s) => s.audit_checkpoints(tenant).await,
+            Store::Sqlx(s) => s.audit_checkpoints(tenant).await,
+        }
+    }
+
+    /// A value of the `meta` table.
+    pub async fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Store::Sqlite(s) => s.meta_value(name).await,
+            Store::Sqlx(s) => s.meta_value(name).await,
+        }
+    }
+
     async fn select(&self, statement: &'static str, args: &[&str]) -> Result<Vec<RecordRow>> {
         let started = Instant::now();
         let r = match self {
@@ -536,6 +677,10 @@ impl Store {
             Store::Sqlx(s) => s.write(op).await,
         };
         metrics::STORE_WRITES.observe(started.elapsed());
+        match &r {
+            Err(StoreError::Backend(_)) => metrics::WRITE_HEALTH.failed(),
+            _ => metrics::WRITE_HEALTH.succeeded(),
+        }
         r
     }
 
@@ -546,6 +691,11 @@ impl Store {
             Store::Sqlite(s) => s.write_batch(ops).await,
             Store::Sqlx(s) => s.write_batch(ops).await,
         }
+    }
+
+    /// Whether the audit log can be read (one primary-key lookup).
+    pub async fn probe_audit(&self) -> Result<()> {
+        self.audit_id_range().await.map(|_| ())
     }
 
     /// Cheap liveness probe.

@@ -76,6 +76,61 @@ impl Histogram {
 pub static STORE_READS: Histogram = Histogram::new();
 pub static STORE_WRITES: Histogram = Histogram::new();
 
+/// Whether writes — every one of which carries its audit event — currently succeed.
+pub struct WriteHealth {
+    /// Unix milliseconds of the last failed and the last successful write (0: none).
+    last_failure: AtomicU64,
+    last_success: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl WriteHealth {
+    pub const fn new() -> Self {
+        WriteHealth {
+            last_failure: AtomicU64::new(0),
+            last_success: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    pub fn failed(&self) {
+        self.last_failure.store(Self::now_ms(), Ordering::Relaxed);
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn succeeded(&self) {
+        self.last_success.store(Self::now_ms(), Ordering::Relaxed);
+    }
+
+    /// True when the most recent write attempt failed, within the last `window`.
+    pub fn failing(&self, window: Duration) -> bool {
+        let failure = self.last_failure.load(Ordering::Relaxed);
+        failure > self.last_success.load(Ordering::Relaxed)
+            && Self::now_ms().saturating_sub(failure) < window.as_millis() as u64
+    }
+
+    /// Writes refused by the database since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for WriteHealth {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The process's store writes.
+pub static WRITE_HEALTH: WriteHealth = WriteHealth::new();
+
 #[cfg(test)]
 mod tests {
     use super::*;

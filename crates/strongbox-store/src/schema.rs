@@ -17,6 +17,11 @@
 //! subject (for listing and erasure), one label for the kind's secondary lookup,
 //! plaintext metadata that is never personal data, and an AEAD-sealed body.
 //!
+//! Version 4 adds the audit chain: `audit_seal` (one link per sealed event: its
+//! position, its row and the chain hash there), `audit_head` (where each tenant's
+//! sealer stands) and `audit_checkpoint` (signed chain heads). The event rows stay as
+//! they were written; links are appended beside them, never updated.
+//!
 //! Version 3 adds an event's app, its sealed detail (values before and after a change)
 //! and the data classes (`pii`, `phi`, …) of the fields it touched.
 
@@ -75,6 +80,17 @@ const SQLITE: &[(i64, &[&str])] = &[
             "ALTER TABLE audit ADD COLUMN classes TEXT",
         ],
     ),
+    (
+        4,
+        &[
+            "CREATE TABLE audit_seal (tenant TEXT NOT NULL, seq INTEGER NOT NULL, \
+             audit_id INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (tenant, seq)) WITHOUT ROWID",
+            "CREATE TABLE audit_head (tenant TEXT PRIMARY KEY, seq INTEGER NOT NULL, \
+             hash BLOB NOT NULL, max_id INTEGER NOT NULL, gaps TEXT NOT NULL, version INTEGER NOT NULL)",
+            "CREATE TABLE audit_checkpoint (tenant TEXT NOT NULL, seq INTEGER NOT NULL, \
+             hash BLOB NOT NULL, at INTEGER NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (tenant, seq))",
+        ],
+    ),
 ];
 
 const POSTGRES: &[(i64, &[&str])] = &[
@@ -112,6 +128,17 @@ const POSTGRES: &[(i64, &[&str])] = &[
             "ALTER TABLE audit ADD COLUMN app VARCHAR(32)",
             "ALTER TABLE audit ADD COLUMN detail BYTEA",
             "ALTER TABLE audit ADD COLUMN classes VARCHAR(64)",
+        ],
+    ),
+    (
+        4,
+        &[
+            "CREATE TABLE audit_seal (tenant VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, \
+             audit_id BIGINT NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (tenant, seq))",
+            "CREATE TABLE audit_head (tenant VARCHAR(64) PRIMARY KEY, seq BIGINT NOT NULL, \
+             hash BYTEA NOT NULL, max_id BIGINT NOT NULL, gaps TEXT NOT NULL, version BIGINT NOT NULL)",
+            "CREATE TABLE audit_checkpoint (tenant VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, \
+             hash BYTEA NOT NULL, at BIGINT NOT NULL, signature BYTEA NOT NULL, PRIMARY KEY (tenant, seq))",
         ],
     ),
 ];
@@ -153,6 +180,20 @@ const MYSQL: &[(i64, &[&str])] = &[
         &[
             "ALTER TABLE audit ADD COLUMN app VARCHAR(32), ADD COLUMN detail LONGBLOB, \
            ADD COLUMN classes VARCHAR(64)",
+        ],
+    ),
+    (
+        4,
+        &[
+            "CREATE TABLE audit_seal (tenant VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, \
+             audit_id BIGINT NOT NULL, hash VARBINARY(32) NOT NULL, PRIMARY KEY (tenant, seq)) \
+             ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            "CREATE TABLE audit_head (tenant VARCHAR(64) PRIMARY KEY, seq BIGINT NOT NULL, \
+             hash VARBINARY(32) NOT NULL, max_id BIGINT NOT NULL, gaps MEDIUMTEXT NOT NULL, \
+             version BIGINT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            "CREATE TABLE audit_checkpoint (tenant VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, \
+             hash VARBINARY(32) NOT NULL, at BIGINT NOT NULL, signature VARBINARY(64) NOT NULL, \
+             PRIMARY KEY (tenant, seq)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         ],
     ),
 ];

@@ -42,13 +42,16 @@ pub const AUDIT_INSERT: &str = "INSERT INTO audit (atoken, tenant, at, actor, ac
 macro_rules! select_audit {
     ($rest:literal) => {
         concat!(
-            "SELECT id, atoken, at, actor, action, record, status, app, detail, classes FROM audit ",
+            "SELECT id, atoken, at, actor, action, record, status, app, detail, classes, tenant \
+             FROM audit ",
             $rest
         )
     };
 }
 pub const AUDIT_IN_RANGE: &str =
     select_audit!("WHERE id >= ? AND id < ? AND atoken = ? AND tenant = ?");
+pub const AUDIT_AFTER: &str = select_audit!("WHERE id > ? ORDER BY id LIMIT ?");
+pub const AUDIT_BY_ID: &str = select_audit!("WHERE id = ?");
 pub const AUDIT_ID_RANGE: &str = "SELECT MIN(id), MAX(id) FROM audit";
 pub const AUDIT_AT_FROM: &str = "SELECT id, at FROM audit WHERE id >= ? ORDER BY id LIMIT 1";
 pub const AUDIT_PAGE_ALL: &str =
@@ -57,6 +60,23 @@ pub const AUDIT_PAGE_RECORD: &str =
     select_audit!("WHERE tenant = ? AND record = ? ORDER BY id DESC LIMIT ? OFFSET ?");
 pub const AUDIT_COUNT_ALL: &str = "SELECT COUNT(*) FROM audit WHERE tenant = ?";
 pub const AUDIT_COUNT_RECORD: &str = "SELECT COUNT(*) FROM audit WHERE tenant = ? AND record = ?";
+
+pub const HEAD_GET: &str =
+    "SELECT seq, hash, max_id, gaps, version FROM audit_head WHERE tenant = ?";
+pub const HEAD_INSERT: &str = "INSERT INTO audit_head (seq, hash, max_id, gaps, version, tenant) \
+     VALUES (?, ?, ?, ?, ?, ?)";
+pub const HEAD_UPDATE: &str = "UPDATE audit_head SET seq = ?, hash = ?, max_id = ?, gaps = ?, version = ? \
+     WHERE tenant = ? AND version = ?";
+pub const SEAL_INSERT_HEAD: &str = "INSERT INTO audit_seal (tenant, seq, audit_id, hash) VALUES ";
+pub const SEAL_WIDTH: usize = 4;
+pub const SEALS_AFTER: &str = "SELECT seq, audit_id, hash FROM audit_seal \
+     WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?";
+pub const SEAL_OF: &str = "SELECT seq, audit_id, hash FROM audit_seal \
+     WHERE tenant = ? AND seq > ? AND audit_id = ?";
+pub const CHECKPOINT_INSERT: &str =
+    "INSERT INTO audit_checkpoint (tenant, seq, hash, at, signature) VALUES (?, ?, ?, ?, ?)";
+pub const CHECKPOINTS: &str =
+    "SELECT seq, hash, at, signature FROM audit_checkpoint WHERE tenant = ? ORDER BY seq";
 
 /// `SELECT` of a whole record row, in the column order `record_row` reads.
 macro_rules! select_records {
@@ -98,12 +118,19 @@ pub const RECORDS_DELETE_EXPIRED: &str =
 
 pub const META_CANARY: &str = "canary";
 pub const META_ROOT_TOKEN: &str = "root_token_hash";
+/// Seal statements with at most this many links each (placeholders stay < 65535).
+pub const MAX_SEALS_PER_STATEMENT: usize = 1000;
 
 /// `rows` comma-separated tuples of `width` placeholders, for multi-row VALUES lists:
 /// `values_list(2, 3)` is `(?, ?, ?), (?, ?, ?)`.
 pub fn values_list(rows: usize, width: usize) -> String {
     let tuple = format!("({})", vec!["?"; width].join(", "));
     vec![tuple; rows].join(", ")
+}
+
+/// The insert of `n` audit-chain links.
+pub fn seal_insert(n: usize) -> String {
+    format!("{SEAL_INSERT_HEAD}{}", values_list(n, SEAL_WIDTH))
 }
 
 /// Rewrites `?` placeholders as `$1, $2, …` for PostgreSQL. The statements above have

@@ -22,8 +22,8 @@ use tokio::sync::oneshot;
 use crate::now;
 use crate::schema::{self, Dialect};
 use crate::{
-    AuditEvent, AuditRow, InitData, KeyRow, OpenOptions, RecordRow, Result, StoreError, StoreMeta,
-    UserRow, WriteOp, sql,
+    AuditEvent, AuditHead, AuditRow, CheckpointRow, InitData, KeyRow, OpenOptions, RecordRow,
+    Result, SealRow, StoreError, StoreMeta, UserRow, WriteOp, sql,
 };
 
 /// How hard SQLite works to keep a commit through a power loss.
@@ -337,6 +337,86 @@ impl SqliteStore {
         .await
     }
 
+    /// Audit rows selected by `statement` (one of `sql::AUDIT_*`) with integer arguments.
+    pub(crate) async fn audit_rows(&self, statement: &str, args: &[i64]) -> Result<Vec<AuditRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(statement)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args), audit_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn audit_head(&self, tenant: &str) -> Result<Option<AuditHead>> {
+        self.read(|c| {
+            c.prepare_cached(sql::HEAD_GET)?
+                .query_row([tenant], |r| {
+                    Ok(AuditHead {
+                        seq: r.get(0)?,
+                        hash: r.get(1)?,
+                        max_id: r.get(2)?,
+                        gaps: AuditHead::parse_gaps(&r.get::<_, String>(3)?),
+                        version: r.get(4)?,
+                    })
+                })
+                .optional()
+        })
+        .await
+    }
+
+    pub(crate) async fn audit_seals(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<SealRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(sql::SEALS_AFTER)?;
+            let rows = st.query_map(params![tenant, after, limit], seal_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn audit_seal_of(
+        &self,
+        tenant: &str,
+        after: i64,
+        audit_id: i64,
+    ) -> Result<Option<SealRow>> {
+        self.read(|c| {
+            c.prepare_cached(sql::SEAL_OF)?
+                .query_row(params![tenant, after, audit_id], seal_row)
+                .optional()
+        })
+        .await
+    }
+
+    pub(crate) async fn audit_checkpoints(&self, tenant: &str) -> Result<Vec<CheckpointRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(sql::CHECKPOINTS)?;
+            let rows = st.query_map([tenant], |r| {
+                Ok(CheckpointRow {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                    at: r.get(2)?,
+                    signature: r.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|c| {
+            c.prepare_cached(sql::META_GET)?
+                .query_row([name], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
     /// A single text column selected by `statement`.
     pub(crate) async fn strings(&self, statement: &str, args: &[&str]) -> Result<Vec<String>> {
         self.read(|c| {
@@ -362,6 +442,15 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
             detail: r.get(8)?,
             classes: r.get(9)?,
         },
+        tenant: r.get(10)?,
+    })
+}
+
+fn seal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SealRow> {
+    Ok(SealRow {
+        seq: r.get(0)?,
+        audit_id: r.get(1)?,
+        hash: r.get(2)?,
     })
 }
 
@@ -830,6 +919,90 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
         }
         WriteOp::DeleteExpired { tenant, kind, now } => {
             exec(sql::RECORDS_DELETE_EXPIRED, params![tenant, kind, now]).map(|_| ())
+        }
+        WriteOp::Seal {
+            tenant,
+            expected_version,
+            seals,
+            head,
+        } => {
+            let gaps = head.gaps_text();
+            let moved = match expected_version {
+                None => c
+                    .prepare_cached(sql::HEAD_INSERT)
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            head.seq,
+                            head.hash,
+                            head.max_id,
+                            gaps,
+                            head.version,
+                            tenant
+                        ])
+                    })
+                    .or_else(|e| {
+                        if is_unique_violation(&e) {
+                            Ok(0)
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(backend)?,
+                Some(v) => exec(
+                    sql::HEAD_UPDATE,
+                    params![
+                        head.seq,
+                        head.hash,
+                        head.max_id,
+                        gaps,
+                        head.version,
+                        tenant,
+                        v
+                    ],
+                )?,
+            };
+            if moved == 0 {
+                return Err(StoreError::Stale);
+            }
+            let mut st = c.prepare_cached(&sql::seal_insert(1)).map_err(backend)?;
+            for l in seals {
+                st.execute(params![tenant, l.seq, l.audit_id, l.hash])
+                    .map_err(backend)?;
+            }
+            Ok(())
+        }
+        WriteOp::Checkpoint {
+            tenant,
+            checkpoint: k,
+        } => {
+            let r = c
+                .prepare_cached(sql::CHECKPOINT_INSERT)
+                .and_then(|mut s| s.execute(params![tenant, k.seq, k.hash, k.at, k.signature]));
+            match r {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Ok(()),
+                Err(e) => Err(backend(e)),
+            }
+        }
+        WriteOp::AddKey { tenant, key, meta } => {
+            let r = c.prepare_cached(sql::KEY_PUT).and_then(|mut s| {
+                s.execute(params![
+                    tenant,
+                    key.kind,
+                    key.version,
+                    key.wrapped,
+                    key.created
+                ])
+            });
+            match r {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate("key")),
+                Err(e) => return Err(backend(e)),
+            }
+            for (name, value) in meta {
+                exec(sql::META_PUT, params![name, value])?;
+            }
+            Ok(())
         }
         WriteOp::Atomic(ops) => ops.iter().try_for_each(|op| apply_op(c, op)),
     }

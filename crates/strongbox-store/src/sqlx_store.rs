@@ -15,8 +15,8 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Row, Transaction};
 use crate::now;
 use crate::schema::{self, Dialect};
 use crate::{
-    AuditEvent, AuditRow, Guard, IndexEntry, InitData, KeyRow, OpenOptions, RecordRow, Result,
-    StoreError, StoreMeta, UserRow, WriteOp, sql,
+    AuditEvent, AuditHead, AuditRow, CheckpointRow, Guard, IndexEntry, InitData, KeyRow,
+    OpenOptions, RecordRow, Result, SealRow, StoreError, StoreMeta, UserRow, WriteOp, sql,
 };
 
 #[derive(Clone)]
@@ -389,6 +389,97 @@ impl SqlxStore {
             ))
         })
         .transpose()
+    }
+
+    /// Audit rows selected by `statement` (one of `sql::AUDIT_*`) with integer arguments.
+    pub(crate) async fn audit_rows(
+        &self,
+        statement: &'static str,
+        args: &[i64],
+    ) -> Result<Vec<AuditRow>> {
+        let mut q = sqlx::query(self.q(statement));
+        for a in args {
+            q = q.bind(*a);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(backend)?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    pub(crate) async fn audit_head(&self, tenant: &str) -> Result<Option<AuditHead>> {
+        let row = sqlx::query(self.q(sql::HEAD_GET))
+            .bind(tenant.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| {
+            Ok(AuditHead {
+                seq: r.try_get(0).map_err(backend)?,
+                hash: r.try_get(1).map_err(backend)?,
+                max_id: r.try_get(2).map_err(backend)?,
+                gaps: AuditHead::parse_gaps(&r.try_get::<String, _>(3).map_err(backend)?),
+                version: r.try_get(4).map_err(backend)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) async fn audit_seals(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<SealRow>> {
+        let rows = sqlx::query(self.q(sql::SEALS_AFTER))
+            .bind(tenant.to_string())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(seal_row).collect()
+    }
+
+    pub(crate) async fn audit_seal_of(
+        &self,
+        tenant: &str,
+        after: i64,
+        audit_id: i64,
+    ) -> Result<Option<SealRow>> {
+        let row = sqlx::query(self.q(sql::SEAL_OF))
+            .bind(tenant.to_string())
+            .bind(after)
+            .bind(audit_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(seal_row).transpose()
+    }
+
+    pub(crate) async fn audit_checkpoints(&self, tenant: &str) -> Result<Vec<CheckpointRow>> {
+        let rows = sqlx::query(self.q(sql::CHECKPOINTS))
+            .bind(tenant.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(CheckpointRow {
+                    seq: r.try_get(0).map_err(backend)?,
+                    hash: r.try_get(1).map_err(backend)?,
+                    at: r.try_get(2).map_err(backend)?,
+                    signature: r.try_get(3).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query(self.q(sql::META_GET))
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|r| r.try_get(0).map_err(backend)).transpose()
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -767,6 +858,101 @@ impl SqlxStore {
                     .bind(*now);
                 self.exec(tx, q).await.map(|_| ())
             }
+            WriteOp::Seal {
+                tenant,
+                expected_version,
+                seals,
+                head,
+            } => {
+                let (statement, version) = match expected_version {
+                    None => (sql::HEAD_INSERT, None),
+                    Some(v) => (sql::HEAD_UPDATE, Some(*v)),
+                };
+                let mut q = sqlx::query(self.q(statement))
+                    .bind(head.seq)
+                    .bind(head.hash.clone())
+                    .bind(head.max_id)
+                    .bind(head.gaps_text())
+                    .bind(head.version)
+                    .bind(tenant.clone());
+                if let Some(v) = version {
+                    q = q.bind(v);
+                }
+                let moved = match q.execute(&mut **tx).await {
+                    Ok(r) => r.rows_affected(),
+                    Err(e) if unique_violation(&e) => 0,
+                    Err(e) => return Err(backend(e)),
+                };
+                if moved == 0 {
+                    return Err(StoreError::Stale);
+                }
+                for chunk in seals.chunks(sql::MAX_SEALS_PER_STATEMENT) {
+                    let statement = sql::seal_insert(chunk.len());
+                    let statement = match self.dialect {
+                        Dialect::Postgres => sql::numbered(&statement),
+                        _ => statement,
+                    };
+                    let mut q = sqlx::query(AssertSqlSafe(statement));
+                    for l in chunk {
+                        q = q
+                            .bind(tenant.clone())
+                            .bind(l.seq)
+                            .bind(l.audit_id)
+                            .bind(l.hash.clone());
+                    }
+                    self.exec(tx, q).await?;
+                }
+                Ok(())
+            }
+            WriteOp::Checkpoint {
+                tenant,
+                checkpoint: k,
+            } => {
+                // An existing checkpoint at the same position is kept: on PostgreSQL a
+                // failed statement would abort the transaction, so check first.
+                let exists = sqlx::query(
+                    self.q("SELECT 1 FROM audit_checkpoint WHERE tenant = ? AND seq = ?"),
+                )
+                .bind(tenant.clone())
+                .bind(k.seq)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(backend)?;
+                if exists.is_some() {
+                    return Ok(());
+                }
+                let q = sqlx::query(self.q(sql::CHECKPOINT_INSERT))
+                    .bind(tenant.clone())
+                    .bind(k.seq)
+                    .bind(k.hash.clone())
+                    .bind(k.at)
+                    .bind(k.signature.clone());
+                match q.execute(&mut **tx).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if unique_violation(&e) => Err(StoreError::Stale),
+                    Err(e) => Err(backend(e)),
+                }
+            }
+            WriteOp::AddKey { tenant, key, meta } => {
+                let q = sqlx::query(self.q(sql::KEY_PUT))
+                    .bind(tenant.clone())
+                    .bind(key.kind.clone())
+                    .bind(key.version)
+                    .bind(key.wrapped.clone())
+                    .bind(key.created);
+                match q.execute(&mut **tx).await {
+                    Ok(_) => {}
+                    Err(e) if unique_violation(&e) => return Err(StoreError::Duplicate("key")),
+                    Err(e) => return Err(backend(e)),
+                }
+                for (name, value) in meta {
+                    let q = sqlx::query(self.q(sql::META_PUT))
+                        .bind(name.clone())
+                        .bind(value.clone());
+                    self.exec(tx, q).await?;
+                }
+                Ok(())
+            }
             WriteOp::Atomic(ops) => {
                 for op in ops {
                     Box::pin(self.apply(tx, op)).await?;
@@ -820,6 +1006,15 @@ fn audit_row(r: &AnyRow) -> Result<AuditRow> {
             detail: r.try_get(8).map_err(backend)?,
             classes: r.try_get(9).map_err(backend)?,
         },
+        tenant: r.try_get(10).map_err(backend)?,
+    })
+}
+
+fn seal_row(r: &AnyRow) -> Result<SealRow> {
+    Ok(SealRow {
+        seq: r.try_get(0).map_err(backend)?,
+        audit_id: r.try_get(1).map_err(backend)?,
+        hash: r.try_get(2).map_err(backend)?,
     })
 }
 

@@ -98,6 +98,53 @@ pub enum Command {
         #[command(flatten)]
         vault: VaultArgs,
     },
+    /// The audit log's hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Signed erasure receipts.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Walk the audit chain and report every event that was modified, deleted,
+    /// inserted or reordered, a truncated tail, and whether the chain matches its
+    /// signed checkpoints. Needs no root key. Exit status: 0 intact, 1 tampering
+    /// found, 2 the check could not run.
+    Verify {
+        /// A checkpoint kept outside the store (the answer of GET
+        /// /v1/audit/checkpoint saved to a file).
+        #[arg(long, value_name = "FILE")]
+        from_checkpoint: Option<PathBuf>,
+        /// The tenant whose chain to check.
+        #[arg(long, default_value = "default", value_name = "NAME")]
+        tenant: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReceiptCommand {
+    /// Check an erasure receipt's signature (with --public-key, or the key of the
+    /// store given) and, given a store, that its audit chain holds the erasure event.
+    /// Exit status: 0 valid, 1 invalid, 2 the check could not run.
+    Verify {
+        /// The receipt: the answer of DELETE /v1/user/… or GET /v1/audit/receipt/…,
+        /// or the `{"receipt": …, "signature": …}` object itself.
+        file: PathBuf,
+        /// The vault's public key: 64 hex characters, or the answer of GET
+        /// /v1/audit/publickey.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -162,6 +209,20 @@ pub struct VaultArgs {
     /// `sweep_interval`.
     #[arg(long, env = "STRONGBOX_SWEEP_INTERVAL", value_name = "SECONDS")]
     pub sweep_interval: Option<u64>,
+    /// Seconds between two signed checkpoints of the audit chain (made only when the
+    /// chain moved; 0 turns periodic checkpoints off) [default: 3600]. File key:
+    /// `audit_checkpoint_interval`.
+    #[arg(
+        long,
+        env = "STRONGBOX_AUDIT_CHECKPOINT_INTERVAL",
+        value_name = "SECONDS"
+    )]
+    pub audit_checkpoint_interval: Option<u64>,
+    /// Answer reads of personal data even when their audit event cannot be written
+    /// (each such read is logged). Changes always fail closed [default: false: reads
+    /// fail closed too]. File key: `audit_fail_open_reads`.
+    #[arg(long, env = "STRONGBOX_AUDIT_FAIL_OPEN_READS", value_name = "BOOL")]
+    pub audit_fail_open_reads: Option<bool>,
     /// Where webhooks go (Databunker's `notification_url`): profile created, changed,
     /// erased, consent withdrawn or expired. http:// only. The signing secret comes
     /// from STRONGBOX_NOTIFICATION_SECRET. File key: `notification_url`.
@@ -233,6 +294,8 @@ pub struct FileConfig {
     pub max_shareable_record_retention: Option<String>,
     pub max_user_token_lifetime: Option<String>,
     pub sweep_interval: Option<u64>,
+    pub audit_checkpoint_interval: Option<u64>,
+    pub audit_fail_open_reads: Option<bool>,
     pub list_users: Option<bool>,
     pub user_record_schema: Option<PathBuf>,
     pub notification_url: Option<String>,
@@ -272,6 +335,14 @@ impl StoreArgs {
             (Some(dir), None) => Ok(Location::data_dir(dir)),
             (None, None) => Ok(Location::data_dir(DEFAULT_DATA_DIR)),
         }
+    }
+
+    /// Whether a store was named at all (by flag, environment or file).
+    pub fn given(&self, file: &FileConfig) -> bool {
+        self.data_dir.is_some()
+            || self.database_url.is_some()
+            || file.data_dir.is_some()
+            || file.database_url.is_some()
     }
 
     pub fn durability(&self, file: &FileConfig) -> Durability {

@@ -2,6 +2,7 @@
 
 mod config;
 mod import;
+mod verify;
 mod webhooks;
 
 use std::io::Write;
@@ -9,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use strongbox_core::expiry::parse_duration;
@@ -20,7 +22,9 @@ use strongbox_server::HttpConfig;
 use strongbox_store::{Location, OpenOptions, Store};
 use zeroize::Zeroizing;
 
-use crate::config::{Cli, Command, DEFAULT_LISTEN, FileConfig, StoreArgs, VaultArgs};
+use crate::config::{
+    AuditCommand, Cli, Command, DEFAULT_LISTEN, FileConfig, ReceiptCommand, StoreArgs, VaultArgs,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,7 +52,11 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command, file)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(Failure::Found) => ExitCode::from(1),
+        Err(Failure::Error(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -57,7 +65,49 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn run(command: Command, file: FileConfig) -> Result<(), String> {
+/// How a command failed: it found what it looks for (a verifier found tampering),
+/// or it could not do its work.
+enum Failure {
+    Found,
+    Error(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Error(e)
+    }
+}
+
+async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
+    match command {
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    from_checkpoint,
+                    tenant,
+                    store,
+                },
+        } => verify::audit(&store.location(&file)?, &tenant, from_checkpoint.as_deref()).await,
+        Command::Receipt {
+            command:
+                ReceiptCommand::Verify {
+                    file: receipt,
+                    public_key,
+                    store,
+                },
+        } => {
+            let location = if store.given(&file) {
+                Some(store.location(&file)?)
+            } else {
+                None
+            };
+            verify::receipt(&receipt, public_key.as_deref(), location.as_ref()).await
+        }
+        other => run_vault(other, file).await.map_err(Failure::Error),
+    }
+}
+
+async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
     match command {
         Command::Demo { listen, vault } => demo(listen, &vault, &file).await,
         Command::Init { store } => {
@@ -77,7 +127,7 @@ async fn run(command: Command, file: FileConfig) -> Result<(), String> {
             let mut http = http_config(&args, &file);
             http.bench_endpoints = bench_endpoints.or(file.bench_endpoints).unwrap_or(false);
             http.metrics_public = metrics_public.or(file.metrics_public).unwrap_or(false);
-            serve(vault, addr, http, sweep_interval(&args, &file)).await
+            serve(vault, addr, http, background(&args, &file)).await
         }
         Command::Import {
             root_key_file,
@@ -88,6 +138,9 @@ async fn run(command: Command, file: FileConfig) -> Result<(), String> {
         } => {
             let vault = open_vault(&store, root_key_file.as_deref(), &args, &file).await?;
             import::run(Arc::new(vault), batch_size.max(1), jobs.max(1)).await
+        }
+        Command::Audit { .. } | Command::Receipt { .. } => {
+            Err("internal: a verifier command reached the vault runner".into())
         }
     }
 }
@@ -212,6 +265,10 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
         schema,
         notification_url,
         list_users: args.list_users.or(file.list_users).unwrap_or(false),
+        audit_fail_open_reads: args
+            .audit_fail_open_reads
+            .or(file.audit_fail_open_reads)
+            .unwrap_or(false),
         policy,
         self_service,
         normalizer,
@@ -332,39 +389,51 @@ async fn demo(
          Do not put real personal data here."
     );
     let addr = listen.or(file.listen).unwrap_or(default_listen());
-    let result = serve(
-        vault,
-        addr,
-        http_config(args, file),
-        sweep_interval(args, file),
-    )
-    .await;
+    let result = serve(vault, addr, http_config(args, file), background(args, file)).await;
     drop(dir);
     result
 }
 
-/// How often the sweeper runs.
-fn sweep_interval(args: &VaultArgs, file: &FileConfig) -> std::time::Duration {
-    let secs = args
+/// How often the background jobs run.
+struct Background {
+    sweep_every: Duration,
+    /// `None`: no periodic checkpoints.
+    checkpoint_every: Option<Duration>,
+}
+
+fn background(args: &VaultArgs, file: &FileConfig) -> Background {
+    let sweep = args
         .sweep_interval
         .or(file.sweep_interval)
         .unwrap_or(DEFAULT_SWEEP_SECONDS)
         .max(1);
-    std::time::Duration::from_secs(secs)
+    let checkpoint = args
+        .audit_checkpoint_interval
+        .or(file.audit_checkpoint_interval)
+        .unwrap_or(DEFAULT_CHECKPOINT_SECONDS);
+    Background {
+        sweep_every: Duration::from_secs(sweep),
+        checkpoint_every: (checkpoint > 0).then(|| Duration::from_secs(checkpoint)),
+    }
 }
 
 async fn serve(
     vault: Vault,
     addr: SocketAddr,
     http: HttpConfig,
-    sweep_every: std::time::Duration,
+    jobs: Background,
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let vault = Arc::new(vault);
-    tokio::spawn(sweeper(vault.clone(), sweep_every));
+    // Seal what an earlier run left unsealed before taking requests.
+    if let Err(e) = vault.seal_audit().await {
+        tracing::warn!(error = %e, "sealing the audit chain at start failed");
+    }
+    tokio::spawn(sweeper(vault.clone(), jobs.sweep_every));
+    tokio::spawn(sealer(vault.clone(), jobs.checkpoint_every));
     if let Some(url) = vault.config().notification_url.clone() {
         let secret = std::env::var("STRONGBOX_NOTIFICATION_SECRET")
             .ok()
@@ -376,28 +445,68 @@ async fn serve(
         }
         tokio::spawn(webhooks::run(vault.clone(), url, secret));
     }
-    let router = strongbox_server::router(vault, http);
+    let router = strongbox_server::router(vault.clone(), http);
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "Strongbox listening on http://{local}");
         let _ = out.flush();
     }
     tracing::info!(%local, "listening");
-    strongbox_server::serve(listener, router, shutdown_signal())
+    let served = strongbox_server::serve(listener, router, shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    // Leave nothing unsealed behind on a clean stop.
+    if let Err(e) = vault.seal_audit().await {
+        tracing::warn!(error = %e, "sealing the audit chain at shutdown failed");
+    }
+    served
 }
 
 /// Default seconds between two sweeps of expired data.
 const DEFAULT_SWEEP_SECONDS: u64 = 60;
+/// Default seconds between two periodic audit checkpoints.
+const DEFAULT_CHECKPOINT_SECONDS: u64 = 3600;
+/// How often new audit events are sealed into the chain.
+const SEAL_EVERY: Duration = Duration::from_millis(200);
 
 /// Background housekeeping: deletes expired data every `every`.
-async fn sweeper(vault: Arc<Vault>, every: std::time::Duration) {
+async fn sweeper(vault: Arc<Vault>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         if let Err(e) = vault.sweep().await {
             tracing::warn!(error = %e, "sweeping expired data failed");
+        }
+    }
+}
+
+/// Seals new audit events into the chain, and signs a checkpoint every
+/// `checkpoint_every`. A failure is logged once until sealing works again.
+async fn sealer(vault: Arc<Vault>, checkpoint_every: Option<Duration>) {
+    let mut tick = tokio::time::interval(SEAL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_checkpoint = tokio::time::Instant::now();
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let due = checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every);
+        let r = if due {
+            last_checkpoint = tokio::time::Instant::now();
+            vault.periodic_checkpoint().await
+        } else {
+            vault.seal_audit().await.map(|_| ())
+        };
+        match r {
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "sealing the audit chain failed");
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(()) if failing => {
+                tracing::info!("sealing the audit chain works again");
+                failing = false;
+            }
+            Ok(()) => {}
         }
     }
 }

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use serde_json::Value;
+use strongbox_core::Error;
 
 use super::{PathOf, Reply, ok_fields, page, path_params, principal};
 use crate::AppState;
@@ -36,4 +37,56 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, path: PathOf
     let atoken = path_params(path)?;
     let event = state.vault.get_audit_event(&who, &atoken).await?;
     Ok(ok_fields(&[("event", event)]))
+}
+
+/// The vault's public key: verifies checkpoints, receipts and reports. Public.
+pub async fn public_key(State(state): State<AppState>) -> Reply {
+    Ok(ok_fields(&[
+        ("algorithm", Value::from("ed25519")),
+        ("publickey", Value::from(hex_of(&state.vault.public_key()))),
+    ]))
+}
+
+/// The newest signed checkpoint of the audit chain (root).
+pub async fn checkpoint(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    principal(&state, &headers).await?.require_root()?;
+    match state.vault.latest_checkpoint().await? {
+        Some(c) => Ok(ok_fields(&[("checkpoint", c)])),
+        None => Err(Error::not_found("no checkpoint yet (POST to make one)").into()),
+    }
+}
+
+/// Seals what is pending and signs a checkpoint now (root).
+pub async fn make_checkpoint(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let who = principal(&state, &headers).await?;
+    let c = state.vault.checkpoint_audit(&who).await?;
+    Ok(ok_fields(&[("checkpoint", c)]))
+}
+
+/// The signed receipt of an erasure (root).
+pub async fn receipt(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathOf<String>,
+) -> Reply {
+    let who = principal(&state, &headers).await?;
+    let token = path_params(path)?;
+    let r = state.vault.erasure_receipt(&who, &token).await?;
+    Ok(ok_fields(&[("receipt", r)]))
+}
+
+/// Who accessed the subject's data: root, or the subject with their own token.
+pub async fn report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: PathOf<String>,
+) -> Reply {
+    let who = principal(&state, &headers).await?;
+    let token = path_params(path)?;
+    let r = state.vault.access_report(&who, &token).await?;
+    Ok(ok_fields(&[("report", r)]))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

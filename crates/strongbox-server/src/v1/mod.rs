@@ -77,6 +77,13 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/audit/admin/", get(audit::admin))
         .route("/v1/audit/list/{token}", get(audit::list))
         .route("/v1/audit/get/{atoken}", get(audit::get))
+        .route("/v1/audit/publickey", get(audit::public_key))
+        .route(
+            "/v1/audit/checkpoint",
+            get(audit::checkpoint).post(audit::make_checkpoint),
+        )
+        .route("/v1/audit/receipt/{token}", get(audit::receipt))
+        .route("/v1/audit/report/{token}", get(audit::report))
         .route("/v1/sharedrecord/{mode}/{identity}", post(shares::create))
         .route("/v1/get/{record}", get(shares::get))
         .route("/v1/exp/start/{mode}/{identity}", post(retention::start))
@@ -235,9 +242,16 @@ fn user_path(path: PathOf<(String, String)>) -> Result<(Mode, String)> {
     Ok((Mode::parse(&mode)?, identity))
 }
 
+/// `OK` (Databunker's answer), or 503 saying why the vault refuses work: without its
+/// audit log it answers neither changes nor reads of personal data.
 async fn status(State(state): State<AppState>) -> Response {
-    match state.vault.ping().await {
-        Ok(()) => (StatusCode::OK, "OK").into_response(),
-        Err(_) => error_response(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable"),
+    match state.vault.audit_unavailable().await {
+        None => (StatusCode::OK, "OK").into_response(),
+        Some(why) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "audit log unavailable: {why}; changes and reads of personal data are refused until it is back"
+            ),
+        ),
     }
 }

@@ -3,9 +3,12 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use strongbox_core::{Change, Error};
+use serde_json::Value;
+use strongbox_core::{Change, Error, Outcome};
 
-use super::{PathOf, Reply, json_response, ok_json, outcome, principal, token, user_path};
+use super::{
+    PathOf, Reply, json_response, ok_fields, ok_json, outcome, principal, token, user_path,
+};
 use crate::{AppState, body};
 
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
@@ -61,5 +64,18 @@ pub async fn delete(
     let who = principal(&state, &headers).await?;
     let (mode, identity) = user_path(path)?;
     let done = state.vault.delete_user(&who, mode, &identity).await?;
-    Ok(outcome(done, |_| ok_json("result", "done")))
+    // Databunker's answer, plus the signed erasure receipt.
+    let receipt = match &done {
+        Outcome::Done(token) => state.vault.receipt_of(token).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the erasure receipt is not ready");
+            None
+        }),
+        Outcome::Requested { .. } => None,
+    };
+    Ok(outcome(done, |_| {
+        ok_fields(&[
+            ("result", Value::from("done")),
+            ("receipt", receipt.unwrap_or(Value::Null)),
+        ])
+    }))
 }

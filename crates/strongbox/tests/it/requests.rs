@@ -387,11 +387,11 @@ fn self_service_acts_directly(b: &Backend) {
         s.get_user("login", "alice").expect(200)["data"]["name"],
         "A"
     );
-    assert_eq!(
-        s.call_as(Some(&x), "DELETE", "/v1/user/login/alice", Body::None)
-            .expect(200),
-        json!({"status": "ok", "result": "done"})
-    );
+    let v = s
+        .call_as(Some(&x), "DELETE", "/v1/user/login/alice", Body::None)
+        .expect(200);
+    assert_eq!((&v["status"], &v["result"]), (&json!("ok"), &json!("done")));
+    assert_eq!(v["receipt"]["receipt"]["subject"], alice);
     assert_eq!(s.get_user("token", &alice).expect(200)["data"], json!({}));
     assert_eq!(
         s.call("GET", "/v1/requests", Body::None).expect(200)["total"],

@@ -61,7 +61,10 @@ fn lifecycle_matches_databunker(b: &Backend) {
     let v = s
         .call("DELETE", &format!("/v1/user/token/{token}"), Body::None)
         .expect(200);
-    assert_eq!(v, json!({"status": "ok", "result": "done"}));
+    // Databunker's answer, plus the signed erasure receipt.
+    assert_eq!((&v["status"], &v["result"]), (&json!("ok"), &json!("done")));
+    assert_eq!(v["receipt"]["receipt"]["subject"], token);
+    assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
     assert_eq!(
         s.get_user("token", &token).expect(200),
         json!({"status": "ok", "token": token, "data": {}})
