@@ -31,12 +31,13 @@ use crate::vault::{OpenError, Principal, Vault, audit_event, now};
 
 /// Events linked by one sealing pass at most.
 pub const SEAL_BATCH: usize = 2000;
-/// Seconds after which an id never seen is given up (its transaction rolled back).
-pub const GAP_TTL: i64 = 600;
+/// Seconds after which an id never seen is given up: its transaction rolled back
+/// (on PostgreSQL and MariaDB a refused insert still uses up its id). A transaction
+/// that commits its event later than this leaves the event unsealed, and the
+/// verifier reports it.
+pub const GAP_TTL: i64 = 120;
 /// Ids waited for at most; beyond that the oldest are given up.
 const MAX_GAPS: usize = 10_000;
-/// Missing ids looked up per pass at most (the newest first).
-const GAP_LOOKUPS: usize = 256;
 
 pub(crate) const KIND_SIGNING: &str = "signing";
 
@@ -136,8 +137,24 @@ pub(crate) async fn signing_key(
         kind: KIND_SIGNING,
         version: 1,
     };
+    let published = store.meta_value(&public_key_name(tenant)).await?;
     if let Some(row) = rows.iter().find(|r| r.kind == KIND_SIGNING) {
-        return Ok(VaultSigner::new(&root.unwrap(&entry, &row.wrapped)?));
+        let signer = VaultSigner::new(&root.unwrap(&entry, &row.wrapped)?);
+        // The public key verifiers read must be this key's: a replaced one would let
+        // someone with database access re-sign a rewritten chain.
+        if published.as_deref() != Some(signer.public_key().as_slice()) {
+            return Err(OpenError::KeyRing(
+                "the stored audit public key is not the signing key's (was it replaced?)",
+            ));
+        }
+        return Ok(signer);
+    }
+    // A missing key with a published public key or checkpoints means it was removed:
+    // refuse rather than quietly start a new one.
+    if published.is_some() || !store.audit_checkpoints(tenant).await?.is_empty() {
+        return Err(OpenError::KeyRing(
+            "the audit signing key is missing although checkpoints were signed with it",
+        ));
     }
     let seed = SecretKey::generate()?;
     let signer = VaultSigner::new(&seed);
@@ -198,31 +215,38 @@ impl Vault {
                 None => (0, chain_genesis(&self.tenant).to_vec(), 0, Vec::new(), None),
             };
             let now = now();
-            // Late arrivals first: ids that were missing when later ones were sealed.
-            let mut found = Vec::new();
-            let mut waiting = Vec::new();
-            for (i, &(id, since)) in gaps.iter().rev().enumerate() {
-                if i >= GAP_LOOKUPS {
-                    waiting.push((id, since));
-                    continue;
-                }
-                match self.store.audit_by_id(id).await? {
-                    Some(row) => found.push(row),
-                    None if now - since < GAP_TTL => waiting.push((id, since)),
-                    None => tracing::warn!(id, "audit id never appeared; given up"),
-                }
-            }
-            found.sort_by_key(|r| r.id);
-            waiting.sort_unstable();
+            // Late arrivals first: ids that were missing when later ones were sealed,
+            // looked up together. An id missing for longer than GAP_TTL is given up
+            // (its transaction rolled back).
+            let ids: Vec<i64> = gaps.iter().map(|(id, _)| *id).collect();
+            let found = self.store.audit_by_ids(&ids).await?;
+            let mut waiting: Vec<(i64, i64)> = gaps
+                .iter()
+                .filter(|(id, since)| {
+                    now - since < GAP_TTL && found.binary_search_by_key(id, |r| r.id).is_err()
+                })
+                .copied()
+                .collect();
             let fresh = self.store.audit_after(max_id, SEAL_BATCH).await?;
             let mut new_max = max_id;
             for row in &fresh {
-                let from = (new_max + 1).max(row.id - MAX_GAPS as i64);
-                waiting.extend((from..row.id).map(|id| (id, now)));
+                // Before the first seal there is nothing in flight to wait for (the
+                // events of a store that had no chain yet are all committed).
+                if current.is_some() {
+                    let from = (new_max + 1).max(row.id - MAX_GAPS as i64);
+                    if from > new_max + 1 {
+                        tracing::warn!(
+                            skipped = from - new_max - 1,
+                            "audit ids jumped; not waiting for the skipped ones"
+                        );
+                    }
+                    waiting.extend((from..row.id).map(|id| (id, now)));
+                }
                 new_max = row.id;
             }
             if waiting.len() > MAX_GAPS {
                 let drop = waiting.len() - MAX_GAPS;
+                tracing::warn!(drop, "too many missing audit ids; giving up the oldest");
                 waiting.drain(..drop);
             }
             let mut seals = Vec::new();
@@ -295,7 +319,11 @@ impl Vault {
                 audit: audit_event(who, "sign audit checkpoint", None, "ok"),
             });
         }
-        self.store.write(WriteOp::Atomic(ops)).await?;
+        match self.store.write(WriteOp::Atomic(ops)).await {
+            // Another node signed this very position at the same moment.
+            Ok(()) | Err(StoreError::Stale) => {}
+            Err(e) => return Err(e.into()),
+        }
         // The checkpoint stored at this position (an earlier one if there was).
         let stored = self
             .store

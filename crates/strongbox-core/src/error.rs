@@ -67,6 +67,13 @@ impl From<strongbox_store::StoreError> for Error {
             S::Duplicate(name) => {
                 Error::new(ErrorKind::Conflict, format!("duplicate index: {name}"))
             }
+            S::CommitUnknown(detail) => {
+                tracing::error!(detail = %detail, "storage error while committing");
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "storage failed while committing: the outcome is unknown; check before retrying",
+                )
+            }
             S::Backend(detail) => {
                 tracing::error!(detail = %detail, "storage error");
                 Error::new(

@@ -49,13 +49,23 @@ fn meta_of(row: &RecordRow) -> Result<Map<String, Value>> {
 }
 
 impl Vault {
-    /// The draft receipt for erasing `token` with audit event `atoken`, as ops to
-    /// commit with the erasure (they replace an older receipt of the same subject).
+    /// The draft receipt for erasing `token` with audit `event`, as ops to commit
+    /// with the erasure (none if the subject has a receipt already).
     pub(crate) async fn receipt_draft(
         &self,
         token: &str,
         event: &AuditEvent,
     ) -> Result<Vec<WriteOp>> {
+        // Erasing an erased subject again changes nothing, and its receipt stays the
+        // one of the erasure that destroyed the data.
+        if self
+            .store
+            .record(&self.tenant, KIND_RECEIPT, token)
+            .await?
+            .is_some()
+        {
+            return Ok(Vec::new());
+        }
         let user = self.store.user(&self.tenant, token).await?;
         let mut destroyed = Map::new();
         destroyed.insert(
@@ -95,26 +105,19 @@ impl Vault {
         });
         let meta = json!({"receipt": receipt, "after": after});
         let now = now();
-        Ok(vec![
-            WriteOp::DeleteRecord {
-                tenant: self.tenant.clone(),
+        Ok(vec![WriteOp::PutRecord {
+            tenant: self.tenant.clone(),
+            record: RecordRow {
                 kind: KIND_RECEIPT.into(),
                 id: token.into(),
+                created: now,
+                updated: now,
+                version: 1,
+                meta: Some(serde_json::to_vec(&meta).map_err(Error::internal)?),
+                ..RecordRow::default()
             },
-            WriteOp::PutRecord {
-                tenant: self.tenant.clone(),
-                record: RecordRow {
-                    kind: KIND_RECEIPT.into(),
-                    id: token.into(),
-                    created: now,
-                    updated: now,
-                    version: 1,
-                    meta: Some(serde_json::to_vec(&meta).map_err(Error::internal)?),
-                    ..RecordRow::default()
-                },
-                expected_version: None,
-            },
-        ])
+            expected_version: None,
+        }])
     }
 
     /// The signed receipt of `token`'s erasure, completing it first if needed.

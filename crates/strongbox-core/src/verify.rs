@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use serde::Deserialize;
 use serde_json::Value;
 use strongbox_crypto::{
     SignedKind, chain_genesis, chain_link, checkpoint_message, verify_signature,
@@ -26,6 +27,68 @@ use crate::chain::{public_key_name, row_digest};
 const PAGE: usize = 5000;
 /// Broken links compared pairwise to recognise swaps, at most.
 const MAX_PAIRING: usize = 2000;
+
+/// Parses JSON refusing duplicate object keys: a signed document with two values
+/// for one key could be read one way by the verifier and another way by a reader.
+pub fn parse_strict(text: &str) -> Result<Value, String> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = Strict::deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(v.0)
+}
+
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict(Value::Null))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Strict, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = a.next_element()? {
+            out.push(v);
+        }
+        Ok(Strict(Value::Array(out)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Strict, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(k) = a.next_key::<String>()? {
+            let Strict(v) = a.next_value()?;
+            if out.insert(k.clone(), v).is_some() {
+                return Err(serde::de::Error::custom(format!("duplicate key `{k}`")));
+            }
+        }
+        Ok(Strict(Value::Object(out)))
+    }
+}
 
 /// A checkpoint kept outside the store (`GET /v1/audit/checkpoint`, saved to a file).
 #[derive(Clone, Debug)]
@@ -143,7 +206,7 @@ impl fmt::Display for Finding {
             }
             Finding::KeyMismatch => write!(
                 f,
-                "KEY: the store's public key is not the one that signed the external checkpoint"
+                "KEY: the store's public key is not the one given (pinned key or external checkpoint): the key or the store was replaced"
             ),
         }
     }
@@ -161,6 +224,8 @@ pub struct Verification {
     pub checkpoints: usize,
     /// The newest position a verified checkpoint covers.
     pub anchored: i64,
+    /// Whether signatures were checked with a key from outside the store.
+    pub key_pinned: bool,
     pub findings: Vec<Finding>,
 }
 
@@ -169,10 +234,15 @@ fn store_err(e: StoreError) -> String {
 }
 
 /// Verifies `tenant`'s chain in `store`, and against `external` if given.
+///
+/// `pinned` is the vault's public key as kept outside the store: without it (or an
+/// external checkpoint, which carries its key) the key stored beside the chain is
+/// trusted, and someone able to replace both could re-sign a rewritten chain.
 pub async fn verify_chain(
     store: &Store,
     tenant: &str,
     external: Option<&Checkpoint>,
+    pinned: Option<&[u8]>,
 ) -> Result<Verification, String> {
     let mut out = Verification {
         tenant: tenant.to_string(),
@@ -181,6 +251,8 @@ pub async fn verify_chain(
     // The head first: on a live store, whatever is sealed after this read counts as
     // pending, never as inserted.
     let head = store.audit_head(tenant).await.map_err(store_err)?;
+    // Checkpoints before links too: the links read next reach at least as far.
+    let stored = store.audit_checkpoints(tenant).await.map_err(store_err)?;
     // Links, in order.
     let mut links: Vec<SealRow> = Vec::new();
     loop {
@@ -237,12 +309,22 @@ pub async fn verify_chain(
     if let Some(h) = &head {
         compare(h.seq, &h.hash, "the chain head", &hash_at, &mut out);
     }
-    // Signed checkpoints: in the store, then the external one.
-    let public_key = store
+    // Signed checkpoints: in the store, then the external one, each checked with the
+    // pinned key if there is one.
+    let stored_key = store
         .meta_value(&public_key_name(tenant))
         .await
         .map_err(store_err)?;
-    let stored = store.audit_checkpoints(tenant).await.map_err(store_err)?;
+    let trusted = pinned
+        .map(<[u8]>::to_vec)
+        .or_else(|| external.map(|x| x.public_key.clone()));
+    if let Some(t) = &trusted
+        && stored_key.as_deref() != Some(t.as_slice())
+    {
+        out.findings.push(Finding::KeyMismatch);
+    }
+    out.key_pinned = trusted.is_some();
+    let public_key = trusted.or(stored_key);
     let mut candidates: Vec<(Checkpoint, &str)> = stored
         .into_iter()
         .map(|c| {
@@ -266,7 +348,9 @@ pub async fn verify_chain(
                 x.tenant
             ));
         }
-        if public_key.as_deref() != Some(x.public_key.as_slice()) {
+        if public_key.as_deref() != Some(x.public_key.as_slice())
+            && !out.findings.contains(&Finding::KeyMismatch)
+        {
             out.findings.push(Finding::KeyMismatch);
         }
         candidates.push((x.clone(), "the external checkpoint"));
@@ -324,6 +408,18 @@ fn compare(
     }
 }
 
+/// The chain hash before link `i`: the genesis value, or the stored hash of the link
+/// at the previous position (`None` if that link is missing).
+fn prev_hash<'a>(genesis: &'a [u8], links: &'a [SealRow], i: usize) -> Option<&'a [u8]> {
+    if links[i].seq == 1 {
+        return Some(genesis);
+    }
+    i.checked_sub(1)
+        .map(|p| &links[p])
+        .filter(|p| p.seq == links[i].seq - 1)
+        .map(|p| p.hash.as_slice())
+}
+
 fn check_links(
     tenant: &str,
     links: &[SealRow],
@@ -339,14 +435,7 @@ fn check_links(
             out.findings.push(Finding::LinkMissing { seq });
         }
         expected = link.seq + 1;
-        let prev = if link.seq == 1 {
-            Some(genesis.as_slice())
-        } else {
-            i.checked_sub(1)
-                .map(|p| &links[p])
-                .filter(|p| p.seq == link.seq - 1)
-                .map(|p| p.hash.as_slice())
-        };
+        let prev = prev_hash(&genesis, links, i);
         let Some((digest, _)) = &digests[i] else {
             deleted.push(i);
             continue;
@@ -381,17 +470,11 @@ fn check_links(
         });
     }
     // Two broken links whose events fit each other's place: a swap.
-    let prev_of = |i: usize| -> Vec<u8> {
-        if links[i].seq == 1 || i == 0 {
-            genesis.clone()
-        } else {
-            links[i - 1].hash.clone()
-        }
-    };
     let fits = |at: usize, from: usize| -> bool {
-        digests[from].as_ref().is_some_and(|(d, _)| {
-            chain_link(&prev_of(at), links[at].seq, d).as_slice() == links[at].hash.as_slice()
-        })
+        let (Some(prev), Some((d, _))) = (prev_hash(&genesis, links, at), &digests[from]) else {
+            return false;
+        };
+        chain_link(prev, links[at].seq, d).as_slice() == links[at].hash.as_slice()
     };
     let mut paired = HashSet::new();
     if broken.len() <= MAX_PAIRING {

@@ -303,6 +303,10 @@ pub enum StoreError {
     /// and never contains bound values (they are ciphertext or digests anyway).
     #[error("storage error: {0}")]
     Backend(String),
+    /// The database failed while committing (a lost connection): the write may or
+    /// may not have happened.
+    #[error("storage error while committing: {0}")]
+    CommitUnknown(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -602,11 +606,22 @@ impl Store {
 
     /// The audit row `id`, if it exists (yet).
     pub async fn audit_by_id(&self, id: i64) -> Result<Option<AuditRow>> {
-        let rows = match self {
-            Store::Sqlite(s) => s.audit_rows(sql::AUDIT_BY_ID, &[id]).await,
-            Store::Sqlx(s) => s.audit_rows(sql::AUDIT_BY_ID, &[id]).await,
-        }?;
-        Ok(rows.into_iter().next())
+        Ok(self.audit_by_ids(&[id]).await?.into_iter().next())
+    }
+
+    /// Those of the audit rows `ids` that exist (yet), by id: one query per
+    /// [`sql::MAX_IDS_PER_STATEMENT`] ids.
+    pub async fn audit_by_ids(&self, ids: &[i64]) -> Result<Vec<AuditRow>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(sql::MAX_IDS_PER_STATEMENT) {
+            let statement = sql::audit_by_ids(chunk.len());
+            out.extend(match self {
+                Store::Sqlite(s) => s.audit_rows(&statement, chunk).await?,
+                Store::Sqlx(s) => s.audit_rows_dynamic(statement, chunk).await?,
+            });
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
     }
 
     /// Where the sealer of `tenant`'s audit chain stands (`None` before the first seal).
@@ -678,7 +693,9 @@ impl Store {
         };
         metrics::STORE_WRITES.observe(started.elapsed());
         match &r {
-            Err(StoreError::Backend(_)) => metrics::WRITE_HEALTH.failed(),
+            Err(StoreError::Backend(_) | StoreError::CommitUnknown(_)) => {
+                metrics::WRITE_HEALTH.failed()
+            }
             _ => metrics::WRITE_HEALTH.succeeded(),
         }
         r

@@ -51,7 +51,6 @@ macro_rules! select_audit {
 pub const AUDIT_IN_RANGE: &str =
     select_audit!("WHERE id >= ? AND id < ? AND atoken = ? AND tenant = ?");
 pub const AUDIT_AFTER: &str = select_audit!("WHERE id > ? ORDER BY id LIMIT ?");
-pub const AUDIT_BY_ID: &str = select_audit!("WHERE id = ?");
 pub const AUDIT_ID_RANGE: &str = "SELECT MIN(id), MAX(id) FROM audit";
 pub const AUDIT_AT_FROM: &str = "SELECT id, at FROM audit WHERE id >= ? ORDER BY id LIMIT 1";
 pub const AUDIT_PAGE_ALL: &str =
@@ -126,6 +125,18 @@ pub const MAX_SEALS_PER_STATEMENT: usize = 1000;
 pub fn values_list(rows: usize, width: usize) -> String {
     let tuple = format!("({})", vec!["?"; width].join(", "));
     vec![tuple; rows].join(", ")
+}
+
+/// Ids looked up by one `IN (…)` query at most.
+pub const MAX_IDS_PER_STATEMENT: usize = 500;
+
+/// The audit rows with one of `n` ids.
+pub fn audit_by_ids(n: usize) -> String {
+    format!(
+        "{}WHERE id IN ({})",
+        select_audit!(""),
+        vec!["?"; n].join(", ")
+    )
 }
 
 /// The insert of `n` audit-chain links.

@@ -38,6 +38,10 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+fn commit_unknown(e: impl std::fmt::Display) -> StoreError {
+    StoreError::CommitUnknown(e.to_string())
+}
+
 fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -405,6 +409,24 @@ impl SqlxStore {
         rows.iter().map(audit_row).collect()
     }
 
+    /// Audit rows selected by a statement built at run time (placeholders only).
+    pub(crate) async fn audit_rows_dynamic(
+        &self,
+        statement: String,
+        args: &[i64],
+    ) -> Result<Vec<AuditRow>> {
+        let statement = match self.dialect {
+            Dialect::Postgres => sql::numbered(&statement),
+            _ => statement,
+        };
+        let mut q = sqlx::query(AssertSqlSafe(statement));
+        for a in args {
+            q = q.bind(*a);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(backend)?;
+        rows.iter().map(audit_row).collect()
+    }
+
     pub(crate) async fn audit_head(&self, tenant: &str) -> Result<Option<AuditHead>> {
         let row = sqlx::query(self.q(sql::HEAD_GET))
             .bind(tenant.to_string())
@@ -520,7 +542,7 @@ impl SqlxStore {
         }
         let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
         self.apply(&mut tx, &op).await?;
-        tx.commit().await.map_err(backend)
+        tx.commit().await.map_err(commit_unknown)
     }
 
     /// A create on PostgreSQL in one round trip: the user row, its index entries and
@@ -645,7 +667,7 @@ impl SqlxStore {
             sqlx::query(end).execute(&mut *tx).await.map_err(backend)?;
             out.push(r);
         }
-        tx.commit().await.map_err(backend)?;
+        tx.commit().await.map_err(commit_unknown)?;
         Ok(out)
     }
 

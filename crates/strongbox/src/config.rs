@@ -121,6 +121,10 @@ pub enum AuditCommand {
         /// /v1/audit/checkpoint saved to a file).
         #[arg(long, value_name = "FILE")]
         from_checkpoint: Option<PathBuf>,
+        /// The vault's public key as kept outside the store (64 hex characters, or
+        /// the answer of GET /v1/audit/publickey): signatures are checked with it.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
         /// The tenant whose chain to check.
         #[arg(long, default_value = "default", value_name = "NAME")]
         tenant: String,

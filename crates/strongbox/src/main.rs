@@ -84,10 +84,19 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
             command:
                 AuditCommand::Verify {
                     from_checkpoint,
+                    public_key,
                     tenant,
                     store,
                 },
-        } => verify::audit(&store.location(&file)?, &tenant, from_checkpoint.as_deref()).await,
+        } => {
+            verify::audit(
+                &store.location(&file)?,
+                &tenant,
+                from_checkpoint.as_deref(),
+                public_key.as_deref(),
+            )
+            .await
+        }
         Command::Receipt {
             command:
                 ReceiptCommand::Verify {
@@ -428,10 +437,6 @@ async fn serve(
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let vault = Arc::new(vault);
-    // Seal what an earlier run left unsealed before taking requests.
-    if let Err(e) = vault.seal_audit().await {
-        tracing::warn!(error = %e, "sealing the audit chain at start failed");
-    }
     tokio::spawn(sweeper(vault.clone(), jobs.sweep_every));
     tokio::spawn(sealer(vault.clone(), jobs.checkpoint_every));
     if let Some(url) = vault.config().notification_url.clone() {

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use strongbox_core::verify::{Checkpoint, parse_public_key, verify_chain, verify_receipt};
+use strongbox_core::verify::{
+    Checkpoint, parse_public_key, parse_strict, verify_chain, verify_receipt,
+};
 use strongbox_store::{Location, OpenOptions, Store};
 
 use crate::Failure;
@@ -22,20 +24,28 @@ async fn open(location: &Location) -> Result<Store, String> {
 fn read_json(path: &Path) -> Result<serde_json::Value, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))
+    parse_strict(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))
+}
+
+fn read_key(path: &Path) -> Result<Vec<u8>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_public_key(&text)
 }
 
 pub async fn audit(
     location: &Location,
     tenant: &str,
     checkpoint: Option<&Path>,
+    public_key: Option<&Path>,
 ) -> Result<(), Failure> {
     let external = match checkpoint {
         Some(path) => Some(Checkpoint::from_json(&read_json(path)?)?),
         None => None,
     };
+    let pinned = public_key.map(read_key).transpose()?;
     let store = open(location).await?;
-    let v = verify_chain(&store, tenant, external.as_ref()).await?;
+    let v = verify_chain(&store, tenant, external.as_ref(), pinned.as_deref()).await?;
     println!(
         "audit chain of tenant {}: {} events sealed, {} pending",
         v.tenant, v.sealed, v.pending
@@ -44,6 +54,12 @@ pub async fn audit(
         "checkpoints: {} verified, covering the chain up to seq {}",
         v.checkpoints, v.anchored
     );
+    if !v.key_pinned {
+        println!(
+            "note: signatures were checked with the key stored beside the chain; give \
+             --public-key or --from-checkpoint (kept off this machine) to detect a replaced key"
+        );
+    }
     for f in &v.findings {
         println!("{f}");
     }
@@ -67,12 +83,7 @@ pub async fn receipt(
         ));
     }
     let doc = read_json(file)?;
-    let key = match public_key {
-        Some(p) => Some(parse_public_key(
-            &std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
-        )?),
-        None => None,
-    };
+    let key = public_key.map(read_key).transpose()?;
     let store = match location {
         Some(l) => Some(open(l).await?),
         None => None,

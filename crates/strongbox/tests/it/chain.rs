@@ -18,6 +18,7 @@ backend_tests!(
     access_report_is_signed_and_only_for_the_subject,
     audit_outage_fails_closed,
     concurrent_servers_build_one_verifiable_chain,
+    a_replaced_public_key_is_caught,
 );
 
 /// Runs the binary; returns (exit code, stdout).
@@ -289,9 +290,79 @@ fn erasure_receipts_verify_and_forgeries_fail(b: &Backend) {
         &dir.join("other.pk").display().to_string(),
     ]);
     assert_eq!(code, 1);
+    // A document with a key given twice is refused before any signature check.
+    let text = del.to_string().replacen(
+        "\"type\":\"erasure\"",
+        &format!("\"subject\":\"{other}\",\"type\":\"erasure\""),
+        1,
+    );
+    let f = dir.join("dup.json");
+    std::fs::write(&f, text).unwrap();
+    let (code, out) = run(&[
+        "receipt",
+        "verify",
+        &f.display().to_string(),
+        "--public-key",
+        &pk_file,
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("duplicate key `subject`"), "{out}");
+    // Erasing the erased subject again keeps the receipt of the real erasure.
+    let again = s
+        .call("DELETE", &format!("/v1/user/token/{t}"), Body::None)
+        .expect(200);
+    assert_eq!(again["receipt"], del["receipt"]);
     // Erasure leaves the chain verifiable.
-    let (code, out) = verify(&s.store, &[]);
+    let (code, out) = verify(&s.store, &["--public-key", &pk_file]);
     assert_eq!(code, 0, "{out}");
+}
+
+fn a_replaced_public_key_is_caught(b: &Backend) {
+    let mut s = Server::start(b);
+    traffic(&s, 2);
+    let pk = s
+        .call_as(None, "GET", "/v1/audit/publickey", Body::None)
+        .expect(200);
+    s.call("POST", "/v1/audit/checkpoint", Body::None)
+        .expect(200);
+    let pk_file = s.store.dir.path().join("pk.txt");
+    std::fs::write(&pk_file, pk["publickey"].as_str().unwrap()).unwrap();
+    let pk_file = pk_file.display().to_string();
+    s.stop();
+    let (code, out) = verify(&s.store, &["--public-key", &pk_file]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("note:"), "{out}");
+    // Someone with database access swaps in a key of their own.
+    let forged = "ab".repeat(32);
+    let value = match b {
+        Backend::Sqlite => format!("X'{forged}'"),
+        Backend::Postgres(_) => format!("'\\x{forged}'::bytea"),
+        Backend::Mysql(_) => format!("X'{forged}'"),
+    };
+    s.store.sql(&format!(
+        "UPDATE meta SET value = {value} WHERE name = 'audit_public_key/default'"
+    ));
+    let (code, out) = verify(&s.store, &["--public-key", &pk_file]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("KEY: the store's public key is not the one given"),
+        "{out}"
+    );
+    // The vault itself refuses to start with a published key that is not its own.
+    let root_key = s.root_key.clone();
+    let mut args = vec!["serve".to_string(), "--listen".into(), "127.0.0.1:0".into()];
+    args.extend(s.store.args.iter().cloned());
+    let out = Command::new(BIN)
+        .args(&args)
+        .env("STRONGBOX_ROOT_KEY", root_key)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("audit public key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn access_report_is_signed_and_only_for_the_subject(b: &Backend) {

@@ -137,6 +137,14 @@ fn dpo_approves_profile_changes_and_erasure(b: &Backend) {
     s.call("POST", &format!("/v1/request/{r3}"), Body::None)
         .expect(200);
     assert_eq!(s.get_user("token", &alice).expect(200)["data"], json!({}));
+    // The approved erasure has its signed receipt.
+    let receipt = s
+        .call("GET", &format!("/v1/audit/receipt/{alice}"), Body::None)
+        .expect(200);
+    assert_eq!(
+        receipt["receipt"]["receipt"]["reason"],
+        "delete user record by request"
+    );
     // The requests stay as a trace, without their payloads.
     let v = s
         .call("GET", "/v1/requests?status=approved", Body::None)

@@ -166,6 +166,15 @@ fn delete_link_erases_at_once(b: &Backend) {
         status(&s, &format!("/v1/exp/status/token/{t}"))["expstatus"],
         "expired"
     );
+    // The erasure by link leaves a signed receipt like any erasure.
+    let receipt = s
+        .call("GET", &format!("/v1/audit/receipt/{t}"), Body::None)
+        .expect(200);
+    assert_eq!(
+        receipt["receipt"]["receipt"]["reason"],
+        "delete user data by exptoken"
+    );
+    assert!(receipt["receipt"]["signature"].is_string());
     // The link works once.
     assert_eq!(
         s.call_as(
@@ -222,6 +231,15 @@ fn sweeper_erases_expired_users_and_consents(b: &Backend) {
         s.get_user("token", &keep).expect(200)["data"]["login"],
         "keep"
     );
+    // Retention expiry leaves a signed receipt like any erasure.
+    let receipt = s
+        .call("GET", &format!("/v1/audit/receipt/{t}"), Body::None)
+        .expect(200);
+    assert_eq!(
+        receipt["receipt"]["receipt"]["reason"],
+        "delete user data by expiration"
+    );
+    assert!(receipt["receipt"]["signature"].is_string());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let v = s
