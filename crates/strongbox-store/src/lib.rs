@@ -614,13 +614,23 @@ impl Store {
     pub async fn audit_by_ids(&self, ids: &[i64]) -> Result<Vec<AuditRow>> {
         let mut out = Vec::new();
         for chunk in ids.chunks(sql::MAX_IDS_PER_STATEMENT) {
-            let statement = sql::audit_by_ids(chunk.len());
+            // A few list lengths only (the last id repeated), so that the drivers'
+            // per-connection statement caches hold a few statements, not hundreds.
+            let width = sql::ID_LIST_WIDTHS
+                .iter()
+                .copied()
+                .find(|w| *w >= chunk.len())
+                .unwrap_or(sql::MAX_IDS_PER_STATEMENT);
+            let mut padded = chunk.to_vec();
+            padded.resize(width, chunk[chunk.len() - 1]);
+            let statement = sql::audit_by_ids(width);
             out.extend(match self {
-                Store::Sqlite(s) => s.audit_rows(&statement, chunk).await?,
-                Store::Sqlx(s) => s.audit_rows_dynamic(statement, chunk).await?,
+                Store::Sqlite(s) => s.audit_rows(&statement, &padded).await?,
+                Store::Sqlx(s) => s.audit_rows_dynamic(statement, &padded).await?,
             });
         }
         out.sort_by_key(|r| r.id);
+        out.dedup_by_key(|r| r.id);
         Ok(out)
     }
 

@@ -117,8 +117,7 @@ pub const RECORDS_DELETE_EXPIRED: &str =
 
 pub const META_CANARY: &str = "canary";
 pub const META_ROOT_TOKEN: &str = "root_token_hash";
-/// Seal statements with at most this many links each (placeholders stay < 65535).
-pub const MAX_SEALS_PER_STATEMENT: usize = 1000;
+
 
 /// `rows` comma-separated tuples of `width` placeholders, for multi-row VALUES lists:
 /// `values_list(2, 3)` is `(?, ?, ?), (?, ?, ?)`.
@@ -128,7 +127,11 @@ pub fn values_list(rows: usize, width: usize) -> String {
 }
 
 /// Ids looked up by one `IN (…)` query at most.
-pub const MAX_IDS_PER_STATEMENT: usize = 500;
+pub const MAX_IDS_PER_STATEMENT: usize = 512;
+/// The lengths `IN (…)` lists are padded to.
+pub const ID_LIST_WIDTHS: [usize; 4] = [4, 32, 128, MAX_IDS_PER_STATEMENT];
+/// The row counts multi-row link inserts are split into (largest first).
+pub const SEAL_INSERT_WIDTHS: [usize; 5] = [512, 128, 32, 8, 1];
 
 /// The audit rows with one of `n` ids.
 pub fn audit_by_ids(n: usize) -> String {

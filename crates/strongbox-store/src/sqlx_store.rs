@@ -908,7 +908,17 @@ impl SqlxStore {
                 if moved == 0 {
                     return Err(StoreError::Stale);
                 }
-                for chunk in seals.chunks(sql::MAX_SEALS_PER_STATEMENT) {
+                // Statements of a few fixed sizes, so the per-connection statement
+                // cache holds a handful of them.
+                let mut rest = seals.as_slice();
+                while !rest.is_empty() {
+                    let width = sql::SEAL_INSERT_WIDTHS
+                        .iter()
+                        .copied()
+                        .find(|w| *w <= rest.len())
+                        .unwrap_or(1);
+                    let (chunk, tail) = rest.split_at(width);
+                    rest = tail;
                     let statement = sql::seal_insert(chunk.len());
                     let statement = match self.dialect {
                         Dialect::Postgres => sql::numbered(&statement),
