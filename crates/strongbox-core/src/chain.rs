@@ -17,6 +17,8 @@
 //! the KEKs); its public key is stored in plain text so that the verifier needs no
 //! secret.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
 use serde_json::{Map, Value, json};
 use strongbox_crypto::{
     ChainEvent, KeyRingEntry, RootKey, SecretKey, SignedKind, VaultSigner, chain_genesis,
@@ -189,11 +191,31 @@ pub struct ChainHead {
     pub hash: Vec<u8>,
 }
 
+/// The sealer's progress, for `/v1/metrics`.
+pub struct ChainStats {
+    /// Position of the last sealed event.
+    pub sealed: AtomicI64,
+    /// Sealing passes that failed.
+    pub failures: AtomicU64,
+}
+
+pub static CHAIN_STATS: ChainStats = ChainStats {
+    sealed: AtomicI64::new(0),
+    failures: AtomicU64::new(0),
+};
+
 impl Vault {
     /// Links every committed, unsealed event of the tenant into its chain.
     pub async fn seal_audit(&self) -> Result<ChainHead> {
         loop {
-            let (head, more) = self.seal_pass().await?;
+            let (head, more) = match self.seal_pass().await {
+                Ok(r) => r,
+                Err(e) => {
+                    CHAIN_STATS.failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            };
+            CHAIN_STATS.sealed.store(head.seq, Ordering::Relaxed);
             if !more {
                 return Ok(head);
             }

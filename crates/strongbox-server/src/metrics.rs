@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::RwLock;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use strongbox_core::store_metrics::Histogram;
@@ -93,6 +94,32 @@ impl HttpMetrics {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
             h.render(name, "", &mut out);
+        }
+        let chain = &strongbox_core::chain::CHAIN_STATS;
+        for (name, kind, help, value) in [
+            (
+                "strongbox_audit_sealed_events",
+                "gauge",
+                "Position of the last audit event sealed into the hash chain.",
+                chain.sealed.load(Ordering::Relaxed) as u64,
+            ),
+            (
+                "strongbox_audit_seal_failures_total",
+                "counter",
+                "Sealing passes of the audit chain that failed.",
+                chain.failures.load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_store_write_failures_total",
+                "counter",
+                "Writes (each with its audit event) the database refused.",
+                strongbox_core::store_metrics::WRITE_HEALTH.failures(),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         }
         if let Some(rss) = resident_bytes() {
             let _ = writeln!(

@@ -118,7 +118,6 @@ pub const RECORDS_DELETE_EXPIRED: &str =
 pub const META_CANARY: &str = "canary";
 pub const META_ROOT_TOKEN: &str = "root_token_hash";
 
-
 /// `rows` comma-separated tuples of `width` placeholders, for multi-row VALUES lists:
 /// `values_list(2, 3)` is `(?, ?, ?), (?, ?, ?)`.
 pub fn values_list(rows: usize, width: usize) -> String {

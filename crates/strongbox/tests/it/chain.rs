@@ -130,6 +130,16 @@ fn external_checkpoint_catches_a_rewritten_tail(b: &Backend) {
     assert_eq!(latest["checkpoint"], cp["checkpoint"]);
     let seq = cp["checkpoint"]["seq"].as_i64().unwrap();
     assert!(seq > 5);
+    // The sealer's progress is in the metrics.
+    let metrics = s.call("GET", "/v1/metrics", Body::None);
+    let text = metrics.json.as_str().unwrap().to_string();
+    let sealed: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("strongbox_audit_sealed_events "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sealed >= seq, "{text}");
     // Not for users or anonymous callers.
     assert_eq!(
         s.call_as(None, "GET", "/v1/audit/checkpoint", Body::None)
