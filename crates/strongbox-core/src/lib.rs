@@ -3,6 +3,7 @@
 
 pub mod apps;
 mod audit;
+pub mod backup;
 pub mod chain;
 pub mod consent;
 pub mod error;

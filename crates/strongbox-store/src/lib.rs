@@ -6,6 +6,7 @@
 //! or as a keyed digest (blind indexes). Writes are [`WriteOp`]s; each one commits
 //! atomically together with its audit event, and is acknowledged only once durable.
 
+pub mod backup;
 pub mod metrics;
 mod schema;
 mod sql;
@@ -277,6 +278,13 @@ pub enum WriteOp {
         kind: String,
         now: i64,
     },
+    /// Rows of a backup, inserted as they are (a restore).
+    ImportRows {
+        table: &'static backup::Table,
+        rows: Vec<Vec<backup::Cell>>,
+    },
+    /// Deletes every row of every table a backup holds (a forced restore).
+    Wipe,
     /// Several ops that commit or fail together (a change with its audit event, a
     /// user creation that also adopts the consents given before it).
     Atomic(Vec<WriteOp>),
@@ -718,6 +726,24 @@ impl Store {
             Store::Sqlite(s) => s.write_batch(ops).await,
             Store::Sqlx(s) => s.write_batch(ops).await,
         }
+    }
+
+    /// Streams every row of every backed-up table from one consistent snapshot into
+    /// `out`, table after table in [`backup::TABLES`] order.
+    pub async fn export(&self, out: tokio::sync::mpsc::Sender<backup::ExportedRow>) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.export(out).await,
+            Store::Sqlx(s) => s.export(out).await,
+        }
+    }
+
+    /// Whether the store holds nothing yet (not even an initialization).
+    pub async fn is_empty(&self) -> Result<bool> {
+        let n = match self {
+            Store::Sqlite(s) => s.count(sql::COUNT_ANY).await?,
+            Store::Sqlx(s) => s.count(sql::COUNT_ANY).await?,
+        };
+        Ok(n == 0)
     }
 
     /// Whether the audit log can be read (one primary-key lookup).

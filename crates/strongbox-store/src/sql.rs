@@ -115,6 +115,10 @@ pub const RECORDS_STRIP_OWNER: &str = "UPDATE records SET body = NULL, kek_versi
 pub const RECORDS_DELETE_EXPIRED: &str =
     "DELETE FROM records WHERE tenant = ? AND kind = ? AND expires IS NOT NULL AND expires <= ?";
 
+/// Rows in the tables an initialized store always has rows in.
+pub const COUNT_ANY: &str = "SELECT (SELECT COUNT(*) FROM meta) + (SELECT COUNT(*) FROM users) \
+     + (SELECT COUNT(*) FROM records) + (SELECT COUNT(*) FROM audit)";
+
 pub const META_CANARY: &str = "canary";
 pub const META_ROOT_TOKEN: &str = "root_token_hash";
 

@@ -417,6 +417,41 @@ impl SqliteStore {
         .await
     }
 
+    /// One integer selected by `statement` (no arguments).
+    pub(crate) async fn count(&self, statement: &str) -> Result<i64> {
+        self.read(|c| c.prepare_cached(statement)?.query_row([], |r| r.get(0)))
+            .await
+    }
+
+    /// Every backed-up table from one read transaction on a connection of its own, so
+    /// the writer keeps committing meanwhile (WAL readers see a fixed snapshot).
+    pub(crate) async fn export(
+        &self,
+        out: tokio::sync::mpsc::Sender<crate::backup::ExportedRow>,
+    ) -> Result<()> {
+        let path = self.inner.path.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let conn = open_reader(&path)?;
+            conn.execute_batch("BEGIN").map_err(backend)?;
+            for table in crate::backup::TABLES {
+                let mut st = conn.prepare(&table.select()).map_err(backend)?;
+                let mut rows = st.query([]).map_err(backend)?;
+                while let Some(r) = rows.next().map_err(backend)? {
+                    let mut cells = Vec::with_capacity(table.columns.len());
+                    for i in 0..table.columns.len() {
+                        cells.push(cell(r.get_ref(i).map_err(backend)?));
+                    }
+                    if out.blocking_send((table, cells)).is_err() {
+                        return Err(StoreError::Backend("the backup reader stopped".into()));
+                    }
+                }
+            }
+            conn.execute_batch("COMMIT").map_err(backend)
+        })
+        .await
+        .map_err(backend)?
+    }
+
     /// A single text column selected by `statement`.
     pub(crate) async fn strings(&self, statement: &str, args: &[&str]) -> Result<Vec<String>> {
         self.read(|c| {
@@ -444,6 +479,18 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
         },
         tenant: r.get(10)?,
     })
+}
+
+fn cell(v: rusqlite::types::ValueRef<'_>) -> crate::backup::Cell {
+    use crate::backup::Cell;
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(i) => Cell::Int(i),
+        ValueRef::Real(f) => Cell::Int(f as i64),
+        ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
+    }
 }
 
 fn seal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SealRow> {
@@ -1001,6 +1048,27 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
             }
             for (name, value) in meta {
                 exec(sql::META_PUT, params![name, value])?;
+            }
+            Ok(())
+        }
+        WriteOp::ImportRows { table, rows } => {
+            let mut st = c.prepare_cached(&table.insert(1)).map_err(backend)?;
+            for row in rows {
+                let values = row.iter().map(|v| match v {
+                    crate::backup::Cell::Null => rusqlite::types::Value::Null,
+                    crate::backup::Cell::Int(i) => rusqlite::types::Value::Integer(*i),
+                    crate::backup::Cell::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                    crate::backup::Cell::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
+                });
+                st.execute(rusqlite::params_from_iter(values))
+                    .map_err(backend)?;
+            }
+            Ok(())
+        }
+        WriteOp::Wipe => {
+            for table in crate::backup::TABLES.iter().rev() {
+                c.execute(&format!("DELETE FROM {}", table.name), [])
+                    .map_err(backend)?;
             }
             Ok(())
         }

@@ -31,6 +31,9 @@ type AuditJob = (String, AuditEvent, oneshot::Sender<Result<()>>);
 
 /// Largest number of audit events written by one multi-row INSERT.
 const MAX_AUDIT_BATCH: usize = 64;
+/// Rows per insert statement in a restore (a multiple of which keeps the number of
+/// distinct statements small).
+const IMPORT_ROWS_PER_STATEMENT: usize = 64;
 /// Batches in flight at once (each on its own pooled connection).
 const AUDIT_BATCHERS: usize = 2;
 
@@ -502,6 +505,70 @@ impl SqlxStore {
             .await
             .map_err(backend)?;
         row.map(|r| r.try_get(0).map_err(backend)).transpose()
+    }
+
+    /// One integer selected by `statement` (no arguments).
+    pub(crate) async fn count(&self, statement: &'static str) -> Result<i64> {
+        let row = sqlx::query(statement)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.try_get::<i64, _>(0).map_err(backend)
+    }
+
+    /// Every backed-up table from one REPEATABLE READ, read-only transaction: all its
+    /// reads see one snapshot while other connections keep writing.
+    pub(crate) async fn export(
+        &self,
+        out: tokio::sync::mpsc::Sender<crate::backup::ExportedRow>,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let begin: &[&str] = match self.dialect {
+            Dialect::Postgres => &["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"],
+            _ => &[
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+            ],
+        };
+        for st in begin {
+            sqlx::query(AssertSqlSafe(*st))
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+        }
+        let r = Self::export_tables(&mut conn, &out).await;
+        let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let closed = sqlx::query(end).execute(&mut *conn).await.map_err(backend);
+        r.and(closed.map(|_| ()))
+    }
+
+    async fn export_tables(
+        conn: &mut sqlx::pool::PoolConnection<Any>,
+        out: &tokio::sync::mpsc::Sender<crate::backup::ExportedRow>,
+    ) -> Result<()> {
+        use crate::backup::{Cell, Kind};
+        use futures_util::TryStreamExt;
+        for table in crate::backup::TABLES {
+            let statement = table.select();
+            let mut rows = sqlx::query(AssertSqlSafe(statement)).fetch(&mut **conn);
+            while let Some(r) = rows.try_next().await.map_err(backend)? {
+                let mut cells = Vec::with_capacity(table.columns.len());
+                for (i, (_, kind)) in table.columns.iter().enumerate() {
+                    let c = match kind {
+                        Kind::Int => r.try_get::<Option<i64>, _>(i).map(|v| v.map(Cell::Int)),
+                        Kind::Text => r.try_get::<Option<String>, _>(i).map(|v| v.map(Cell::Text)),
+                        Kind::Bytes => r
+                            .try_get::<Option<Vec<u8>>, _>(i)
+                            .map(|v| v.map(Cell::Bytes)),
+                    };
+                    cells.push(c.map_err(backend)?.unwrap_or(Cell::Null));
+                }
+                if out.send((table, cells)).await.is_err() {
+                    return Err(StoreError::Backend("the backup reader stopped".into()));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -981,6 +1048,46 @@ impl SqlxStore {
                     let q = sqlx::query(self.q(sql::META_PUT))
                         .bind(name.clone())
                         .bind(value.clone());
+                    self.exec(tx, q).await?;
+                }
+                Ok(())
+            }
+            WriteOp::ImportRows { table, rows } => {
+                use crate::backup::{Cell, Kind};
+                for chunk in rows.chunks(IMPORT_ROWS_PER_STATEMENT) {
+                    let statement = table.insert(chunk.len());
+                    let statement = match self.dialect {
+                        Dialect::Postgres => sql::numbered(&statement),
+                        _ => statement,
+                    };
+                    let mut q = sqlx::query(AssertSqlSafe(statement));
+                    for row in chunk {
+                        for (cell, (_, kind)) in row.iter().zip(table.columns) {
+                            q = match (cell, kind) {
+                                (Cell::Int(i), _) => q.bind(*i),
+                                (Cell::Text(t), _) => q.bind(t.clone()),
+                                (Cell::Bytes(b), _) => q.bind(b.clone()),
+                                (Cell::Null, Kind::Int) => q.bind(None::<i64>),
+                                (Cell::Null, Kind::Text) => q.bind(None::<String>),
+                                (Cell::Null, Kind::Bytes) => q.bind(None::<Vec<u8>>),
+                            };
+                        }
+                    }
+                    self.exec(tx, q).await?;
+                }
+                if table.name == "audit" && self.dialect == Dialect::Postgres {
+                    // Explicit ids do not move the sequence; new events must come after.
+                    let q = sqlx::query(
+                        "SELECT setval(pg_get_serial_sequence('audit', 'id'), \
+                         COALESCE((SELECT MAX(id) FROM audit), 0) + 1, false)",
+                    );
+                    self.exec(tx, q).await?;
+                }
+                Ok(())
+            }
+            WriteOp::Wipe => {
+                for table in crate::backup::TABLES.iter().rev() {
+                    let q = sqlx::query(AssertSqlSafe(format!("DELETE FROM {}", table.name)));
                     self.exec(tx, q).await?;
                 }
                 Ok(())

@@ -98,6 +98,43 @@ pub enum Command {
         #[command(flatten)]
         vault: VaultArgs,
     },
+    /// Write a backup of the whole store to one file while the vault keeps serving:
+    /// ciphertexts, wrapped keys, index digests, audit rows and links, and a manifest
+    /// with row counts and a SHA-256 checksum. Never the root key. From a running
+    /// vault (--addr and --token: GET /v1/sys/backup) or from the store directly.
+    Backup {
+        /// Where to write the backup (created with mode 0600; an existing file is
+        /// replaced only once the new one is complete).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// A running vault's base URL, e.g. http://127.0.0.1:3000 (with --token).
+        #[arg(long, value_name = "URL", requires = "token")]
+        addr: Option<String>,
+        /// The root token, for --addr.
+        #[arg(
+            long,
+            env = "STRONGBOX_TOKEN",
+            value_name = "TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Restore a backup into an empty store of any backend (SQLite to PostgreSQL is a
+    /// migration), after checking its checksum. With --force it replaces an existing
+    /// store's contents, keeping that store's erasure ledger and applying it: nobody
+    /// erased there comes back from the backup.
+    Restore {
+        /// The backup file.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+        /// Replace the contents of a store that is not empty.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// The audit log's hash chain.
     Audit {
         #[command(subcommand)]
@@ -125,6 +162,9 @@ pub enum AuditCommand {
         /// the answer of GET /v1/audit/publickey): signatures are checked with it.
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
+        /// Check the chain inside a backup file instead of a live store.
+        #[arg(long, value_name = "FILE")]
+        backup: Option<PathBuf>,
         /// The tenant whose chain to check.
         #[arg(long, default_value = "default", value_name = "NAME")]
         tenant: String,

@@ -1,5 +1,6 @@
 //! The `strongbox` binary: `demo`, `init` and `serve`.
 
+mod backup;
 mod config;
 mod import;
 mod verify;
@@ -85,17 +86,44 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
                 AuditCommand::Verify {
                     from_checkpoint,
                     public_key,
+                    backup: from_backup,
                     tenant,
                     store,
                 },
         } => {
+            let source = match from_backup {
+                Some(path) => verify::Source::Backup(path),
+                None => verify::Source::Store(store.location(&file)?),
+            };
             verify::audit(
-                &store.location(&file)?,
+                &source,
                 &tenant,
                 from_checkpoint.as_deref(),
                 public_key.as_deref(),
             )
             .await
+        }
+        Command::Backup {
+            out,
+            addr,
+            token,
+            store,
+        } => {
+            let source = match (addr, token) {
+                (Some(addr), Some(token)) => backup::Source::Remote { addr, token },
+                _ => backup::Source::Store(store.location(&file)?),
+            };
+            backup::backup(&source, &out).await.map_err(Failure::Error)
+        }
+        Command::Restore {
+            input,
+            force,
+            store,
+        } => {
+            let location = store.location(&file)?;
+            backup::restore(&input, &location, store.durability(&file), force)
+                .await
+                .map_err(Failure::Error)
         }
         Command::Receipt {
             command:
@@ -148,7 +176,10 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
             let vault = open_vault(&store, root_key_file.as_deref(), &args, &file).await?;
             import::run(Arc::new(vault), batch_size.max(1), jobs.max(1)).await
         }
-        Command::Audit { .. } | Command::Receipt { .. } => {
+        Command::Audit { .. }
+        | Command::Receipt { .. }
+        | Command::Backup { .. }
+        | Command::Restore { .. } => {
             Err("internal: a verifier command reached the vault runner".into())
         }
     }

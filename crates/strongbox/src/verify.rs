@@ -33,8 +33,14 @@ fn read_key(path: &Path) -> Result<Vec<u8>, String> {
     parse_public_key(&text)
 }
 
+/// What `audit verify` checks: a store, or a backup file.
+pub enum Source {
+    Store(Location),
+    Backup(std::path::PathBuf),
+}
+
 pub async fn audit(
-    location: &Location,
+    source: &Source,
     tenant: &str,
     checkpoint: Option<&Path>,
     public_key: Option<&Path>,
@@ -44,7 +50,13 @@ pub async fn audit(
         None => None,
     };
     let pinned = public_key.map(read_key).transpose()?;
-    let store = open(location).await?;
+    // A backup is checked (checksum, counts) and loaded into a scratch SQLite store.
+    let scratch =
+        tempfile::tempdir().map_err(|e| format!("cannot make a scratch directory: {e}"))?;
+    let store = match source {
+        Source::Store(location) => open(location).await?,
+        Source::Backup(path) => crate::backup::load_scratch(path, scratch.path()).await?,
+    };
     let v = verify_chain(&store, tenant, external.as_ref(), pinned.as_deref()).await?;
     println!(
         "audit chain of tenant {}: {} events sealed, {} pending",

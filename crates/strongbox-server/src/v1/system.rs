@@ -125,6 +125,23 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// `GET /v1/sys/backup`: the whole store as a backup file (root only; audited).
+pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let who = principal(&state, &headers).await?;
+    let body = state.vault.backup(&who).await?;
+    let mut resp: Response = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"strongbox.backup\""),
+    );
+    Ok(resp)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -5,6 +5,7 @@ mod harness;
 
 mod apps;
 mod audit;
+mod backup;
 mod chain;
 mod cli;
 mod consent;

@@ -1,0 +1,428 @@
+//! Backup files, restores, and the erasure ledger that restores apply.
+//!
+//! A backup is one file of JSON lines: a header, then one line per row of every table
+//! (from one consistent snapshot, see `strongbox_store::backup`), then a manifest with
+//! the row count of each table and the SHA-256 of every byte before it. It holds what
+//! the database holds — ciphertext, wrapped keys, index digests, audit rows and links
+//! — and never the root key, which the database never has. Bytes are hex; a value's
+//! type comes from its column.
+//!
+//! A restore checks the checksum and counts before it writes anything, then loads
+//! every row in one transaction. Over an existing store (`force`) it first reads that
+//! store's **erasure ledger** — the subjects erased there (their tombstone rows,
+//! index entries kept by a schema's `preserve`, and signed receipts; no personal
+//! data) — and applies it to what it loads: an erased person in the backup is erased
+//! again (their key, data and documents destroyed, with an audit event), so restoring
+//! yesterday's backup never brings back someone erased today.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use strongbox_crypto::new_event_token;
+use strongbox_store::backup::{Cell, ExportedRow, Kind, SCHEMA_VERSION, TABLES, Table, table};
+use strongbox_store::{AuditEvent, Preserved, Store, WriteOp};
+
+use crate::normalize::USER_INDEXES;
+use crate::receipts::KIND_RECEIPT;
+use crate::requests::KIND_REQUEST;
+use crate::vault::now;
+
+/// The backup file format.
+pub const FORMAT: &str = "strongbox-backup";
+pub const FORMAT_VERSION: i64 = 1;
+/// Rows per insert op in a restore.
+const IMPORT_CHUNK: usize = 512;
+
+/// What a backup holds, per table, and its checksum.
+#[derive(Debug)]
+pub struct Manifest {
+    pub rows: BTreeMap<String, u64>,
+    pub sha256: String,
+}
+
+fn cell_json(cell: &Cell) -> Value {
+    match cell {
+        Cell::Null => Value::Null,
+        Cell::Int(i) => Value::from(*i),
+        Cell::Text(t) => Value::from(t.as_str()),
+        Cell::Bytes(b) => Value::from(hex::encode(b)),
+    }
+}
+
+fn json_cell(v: &Value, kind: Kind) -> Result<Cell, String> {
+    match (v, kind) {
+        (Value::Null, _) => Ok(Cell::Null),
+        (Value::Number(n), Kind::Int) => n.as_i64().map(Cell::Int).ok_or("not an integer".into()),
+        (Value::String(s), Kind::Text) => Ok(Cell::Text(s.clone())),
+        (Value::String(s), Kind::Bytes) => hex::decode(s)
+            .map(Cell::Bytes)
+            .map_err(|_| "bytes that are not hex".into()),
+        _ => Err("a value of the wrong type".into()),
+    }
+}
+
+/// Writes a backup of `store` to `out` while the store keeps serving.
+pub async fn write_backup(store: &Store, out: &mut (dyn Write + Send)) -> Result<Manifest, String> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ExportedRow>(1024);
+    let reading = store.export(tx);
+    let writing = async {
+        let mut hash = Sha256::new();
+        let mut rows: BTreeMap<String, u64> =
+            TABLES.iter().map(|t| (t.name.to_string(), 0)).collect();
+        let mut put = |line: &Value| -> Result<(), String> {
+            let mut bytes = serde_json::to_vec(line).map_err(|e| e.to_string())?;
+            bytes.push(b'\n');
+            hash.update(&bytes);
+            out.write_all(&bytes)
+                .map_err(|e| format!("cannot write the backup: {e}"))
+        };
+        put(&json!({
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "schema": SCHEMA_VERSION,
+            "created": now(),
+            "tables": TABLES.iter().map(|t| t.name).collect::<Vec<_>>(),
+        }))?;
+        while let Some((table, cells)) = rx.recv().await {
+            *rows.entry(table.name.to_string()).or_default() += 1;
+            let r: Vec<Value> = cells.iter().map(cell_json).collect();
+            put(&json!({"t": table.name, "r": r}))?;
+        }
+        let sha256 = hex::encode(hash.finalize());
+        let manifest = json!({"manifest": {"rows": rows, "sha256": sha256}});
+        let mut bytes = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+        bytes.push(b'\n');
+        out.write_all(&bytes)
+            .and_then(|()| out.flush())
+            .map_err(|e| format!("cannot write the backup: {e}"))?;
+        Ok::<_, String>(Manifest { rows, sha256 })
+    };
+    let (read, written) = tokio::join!(reading, writing);
+    read.map_err(|e| format!("reading the store failed: {e}"))?;
+    written
+}
+
+/// A backup read back and checked: its rows per table, in restore order.
+pub struct Backup {
+    pub tables: Vec<(&'static Table, Vec<Vec<Cell>>)>,
+    pub manifest: Manifest,
+}
+
+impl Backup {
+    fn rows_mut(&mut self, name: &str) -> Option<&mut Vec<Vec<Cell>>> {
+        self.tables
+            .iter_mut()
+            .find(|(t, _)| t.name == name)
+            .map(|(_, rows)| rows)
+    }
+
+    fn rows(&self, name: &str) -> &[Vec<Cell>] {
+        self.tables
+            .iter()
+            .find(|(t, _)| t.name == name)
+            .map(|(_, rows)| rows.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+/// Parses and checks a backup: the checksum over everything before the manifest,
+/// the format and schema versions, every value's type, and the row counts.
+pub fn read_backup(bytes: &[u8]) -> Result<Backup, String> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let cut = body
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .ok_or("not a Strongbox backup (no manifest)")?;
+    let (content, manifest_line) = (&bytes[..=cut], &body[cut + 1..]);
+    let manifest: Value =
+        serde_json::from_slice(manifest_line).map_err(|_| "the manifest is not JSON")?;
+    let m = manifest
+        .get("manifest")
+        .ok_or("not a Strongbox backup (no manifest)")?;
+    let expected = m["sha256"].as_str().unwrap_or("");
+    let actual = hex::encode(Sha256::digest(content));
+    if actual != expected {
+        return Err("checksum mismatch: the backup is damaged or was altered".into());
+    }
+    let mut lines = content.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    let header: Value = serde_json::from_slice(lines.next().ok_or("the backup is empty")?)
+        .map_err(|_| "the header is not JSON")?;
+    if header["format"] != FORMAT || header["version"] != FORMAT_VERSION {
+        return Err("not a Strongbox backup of a format this version reads".into());
+    }
+    if header["schema"] != SCHEMA_VERSION {
+        return Err(format!(
+            "the backup has schema version {}, this Strongbox restores {SCHEMA_VERSION}",
+            header["schema"]
+        ));
+    }
+    let mut tables: Vec<(&'static Table, Vec<Vec<Cell>>)> =
+        TABLES.iter().map(|t| (t, Vec::new())).collect();
+    for (n, line) in lines.enumerate() {
+        let v: Value = serde_json::from_slice(line).map_err(|_| format!("row {n} is not JSON"))?;
+        let name = v["t"].as_str().unwrap_or("");
+        let t = table(name).ok_or(format!("row {n} names an unknown table"))?;
+        let values = v["r"].as_array().ok_or(format!("row {n} has no values"))?;
+        if values.len() != t.columns.len() {
+            return Err(format!("row {n} of {name} has the wrong number of values"));
+        }
+        let cells = values
+            .iter()
+            .zip(t.columns)
+            .map(|(v, (_, kind))| json_cell(v, *kind))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("row {n} of {name}: {e}"))?;
+        if let Some((_, rows)) = tables.iter_mut().find(|(x, _)| x.name == name) {
+            rows.push(cells);
+        }
+    }
+    let mut rows = BTreeMap::new();
+    for (t, r) in &tables {
+        let declared = m["rows"][t.name].as_u64().unwrap_or(0);
+        if declared != r.len() as u64 {
+            return Err(format!(
+                "the manifest counts {declared} rows of {} but the backup has {}",
+                t.name,
+                r.len()
+            ));
+        }
+        rows.insert(t.name.to_string(), declared);
+    }
+    Ok(Backup {
+        tables,
+        manifest: Manifest {
+            rows,
+            sha256: actual,
+        },
+    })
+}
+
+fn text(c: &Cell) -> Option<&str> {
+    match c {
+        Cell::Text(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn int(c: &Cell) -> Option<i64> {
+    match c {
+        Cell::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+fn bytes(c: &Cell) -> Option<Vec<u8>> {
+    match c {
+        Cell::Bytes(b) => Some(b.clone()),
+        _ => None,
+    }
+}
+
+/// One erased subject of the store being replaced.
+struct Erased {
+    tenant: String,
+    token: String,
+    /// The tombstone: kept fields (a schema's `preserve`) under a fresh key, if any.
+    kept: Option<(Vec<u8>, i64, Vec<u8>)>,
+    /// Index names the tombstone still has entries in (kept lookup fields).
+    indexes: HashSet<String>,
+    receipt: Option<Vec<Cell>>,
+}
+
+fn slot<'a>(
+    map: &'a mut HashMap<(String, String), Erased>,
+    tenant: &str,
+    token: &str,
+) -> &'a mut Erased {
+    map.entry((tenant.to_string(), token.to_string()))
+        .or_insert_with(|| Erased {
+            tenant: tenant.to_string(),
+            token: token.to_string(),
+            kept: None,
+            indexes: HashSet::new(),
+            receipt: None,
+        })
+}
+
+/// The erasure ledger of `store`: who was erased there (tombstones and receipts).
+async fn ledger(store: &Store) -> Result<Vec<Erased>, String> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ExportedRow>(1024);
+    let reading = store.export(tx);
+    let collecting = async {
+        let mut erased: HashMap<(String, String), Erased> = HashMap::new();
+        while let Some((t, r)) = rx.recv().await {
+            match t.name {
+                // users: tenant, token, kek_version, wrapped_dek, data, …, erased
+                "users" if int(&r[8]).is_some() => {
+                    let (Some(tenant), Some(token)) = (text(&r[0]), text(&r[1])) else {
+                        continue;
+                    };
+                    let kept = match (bytes(&r[4]), int(&r[2]), bytes(&r[3])) {
+                        (Some(d), Some(v), Some(w)) => Some((d, v, w)),
+                        _ => None,
+                    };
+                    slot(&mut erased, tenant, token).kept = kept;
+                }
+                // user_index: tenant, name, digest, token (after users: tombstones known)
+                "user_index" => {
+                    let (Some(tenant), Some(name), Some(token)) =
+                        (text(&r[0]), text(&r[1]), text(&r[3]))
+                    else {
+                        continue;
+                    };
+                    if let Some(e) = erased.get_mut(&(tenant.to_string(), token.to_string())) {
+                        e.indexes.insert(name.to_string());
+                    }
+                }
+                // records: tenant, kind, id, …
+                "records" if text(&r[1]) == Some(KIND_RECEIPT) => {
+                    let (Some(tenant), Some(token)) = (text(&r[0]), text(&r[2])) else {
+                        continue;
+                    };
+                    let (tenant, token) = (tenant.to_string(), token.to_string());
+                    slot(&mut erased, &tenant, &token).receipt = Some(r);
+                }
+                _ => {}
+            }
+        }
+        erased.into_values().collect::<Vec<_>>()
+    };
+    let (read, erased) = tokio::join!(reading, collecting);
+    read.map_err(|e| format!("reading the erasure ledger failed: {e}"))?;
+    Ok(erased)
+}
+
+/// What a restore did.
+#[derive(Debug)]
+pub struct Restored {
+    pub rows: u64,
+    /// Subjects of the backup erased again from the ledger.
+    pub erased_again: usize,
+    /// Ledger entries (receipts) carried over into the restored store.
+    pub ledger: usize,
+}
+
+/// Restores `backup` into `store`: an empty one, or with `force` an existing one,
+/// whose contents it replaces after reading its erasure ledger, which it then applies
+/// to the restored data — all in one transaction.
+pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<Restored, String> {
+    let mut ops = Vec::new();
+    let mut erased = Vec::new();
+    if !store.is_empty().await.map_err(|e| e.to_string())? {
+        if !force {
+            return Err(
+                "the target store is not empty: give --force to replace its contents (its erasure ledger is kept and applied)"
+                    .into(),
+            );
+        }
+        erased = ledger(store).await?;
+        ops.push(WriteOp::Wipe);
+    }
+    // Live users of the backup, and the receipts it has.
+    let live: HashSet<(String, String)> = backup
+        .rows("users")
+        .iter()
+        .filter(|r| int(&r[8]).is_none())
+        .filter_map(|r| Some((text(&r[0])?.to_string(), text(&r[1])?.to_string())))
+        .collect();
+    let receipts: HashSet<(String, String)> = backup
+        .rows("records")
+        .iter()
+        .filter(|r| text(&r[1]) == Some(KIND_RECEIPT))
+        .filter_map(|r| Some((text(&r[0])?.to_string(), text(&r[2])?.to_string())))
+        .collect();
+    let mut carried = 0;
+    if let Some(records) = backup.rows_mut("records") {
+        for e in &erased {
+            if let Some(r) = &e.receipt
+                && !receipts.contains(&(e.tenant.clone(), e.token.clone()))
+            {
+                records.push(r.clone());
+                carried += 1;
+            }
+        }
+    }
+    let rows: u64 = backup.tables.iter().map(|(_, r)| r.len() as u64).sum();
+    for (t, rows) in std::mem::take(&mut backup.tables) {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            ops.push(WriteOp::ImportRows {
+                table: t,
+                rows: rows.by_ref().take(IMPORT_CHUNK).collect(),
+            });
+        }
+    }
+    let mut again = 0;
+    for e in &erased {
+        if !live.contains(&(e.tenant.clone(), e.token.clone())) {
+            continue;
+        }
+        again += 1;
+        let preserve = e
+            .kept
+            .as_ref()
+            .map(|(data, kek_version, wrapped)| Preserved {
+                data: data.clone(),
+                kek_version: *kek_version,
+                wrapped_dek: wrapped.clone(),
+                drop_indexes: USER_INDEXES
+                    .iter()
+                    .copied()
+                    .filter(|n| !e.indexes.contains(*n))
+                    .collect(),
+            });
+        ops.push(WriteOp::EraseUser {
+            tenant: e.tenant.clone(),
+            token: e.token.clone(),
+            preserve,
+            keep_kind: KIND_REQUEST.to_string(),
+            audit: AuditEvent {
+                atoken: new_event_token(),
+                at: now(),
+                actor: "system".into(),
+                action: "erase user again from the erasure ledger (restore)".into(),
+                record: Some(e.token.clone()),
+                status: "ok".into(),
+                app: None,
+                detail: None,
+                classes: None,
+            },
+        });
+    }
+    store
+        .write(WriteOp::Atomic(ops))
+        .await
+        .map_err(|e| format!("restoring failed (nothing was written): {e}"))?;
+    Ok(Restored {
+        rows,
+        erased_again: again,
+        ledger: carried,
+    })
+}
+
+/// The JSON summary a backup command prints.
+pub fn manifest_json(m: &Manifest) -> Value {
+    let rows: Map<String, Value> = m
+        .rows
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(*v)))
+        .collect();
+    json!({"rows": rows, "sha256": m.sha256})
+}
+
+impl crate::vault::Vault {
+    /// A backup of the whole store, for `GET /v1/sys/backup` (root only). The request
+    /// is audited first, so the backup holds its own event.
+    pub async fn backup(&self, who: &crate::vault::Principal) -> crate::error::Result<Vec<u8>> {
+        who.require_root()?;
+        self.audit(crate::vault::audit_event(who, "backup", None, "ok"))
+            .await?;
+        let mut out = Vec::new();
+        write_backup(&self.store, &mut out)
+            .await
+            .map_err(crate::error::Error::internal)?;
+        Ok(out)
+    }
+}
