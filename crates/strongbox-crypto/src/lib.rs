@@ -18,6 +18,7 @@
 mod aead;
 mod chain;
 mod keys;
+pub mod shamir;
 
 pub use aead::{Aad, open, seal};
 pub use chain::{
@@ -44,6 +45,9 @@ pub enum CryptoError {
     /// The operating system's random generator failed.
     #[error("the system random generator failed")]
     Random,
+    /// A key share is malformed, fails its checksum, or the shares do not fit together.
+    #[error("bad key share (mistyped, damaged, duplicate, or from another split)")]
+    BadShare,
 }
 
 /// Fills `buf` from the operating system's CSPRNG.
