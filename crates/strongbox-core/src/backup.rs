@@ -5,15 +5,16 @@
 //! the row count of each table and the SHA-256 of every byte before it. It holds what
 //! the database holds — ciphertext, wrapped keys, index digests, audit rows and links
 //! — and never the root key, which the database never has. Bytes are hex; a value's
-//! type comes from its column.
+//! type comes from its column. The checksum catches damage and truncation; it is not
+//! a signature (whoever can rewrite the file can recompute it).
 //!
-//! A restore checks the checksum and counts before it writes anything, then loads
-//! every row in one transaction. Over an existing store (`force`) it first reads that
-//! store's **erasure ledger** — the subjects erased there (their tombstone rows,
-//! index entries kept by a schema's `preserve`, and signed receipts; no personal
-//! data) — and applies it to what it loads: an erased person in the backup is erased
-//! again (their key, data and documents destroyed, with an audit event), so restoring
-//! yesterday's backup never brings back someone erased today.
+//! A restore checks the checksum, every value and the counts before it writes
+//! anything, then writes in one transaction. Into an empty store it loads everything.
+//! Over an existing store (`force`) it replaces the data tables, keeps the audit log
+//! (history, with the events since the backup), and applies that store's **erasure
+//! ledger** — who was erased there: tombstones, their kept lookups, signed receipts;
+//! no personal data — so restoring yesterday's backup never brings back someone
+//! erased today.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -24,7 +25,7 @@ use strongbox_crypto::new_event_token;
 use strongbox_store::backup::{Cell, ExportedRow, Kind, SCHEMA_VERSION, TABLES, Table, table};
 use strongbox_store::{AuditEvent, Preserved, Store, WriteOp};
 
-use crate::normalize::USER_INDEXES;
+use crate::notify::KIND_OUTBOX;
 use crate::receipts::KIND_RECEIPT;
 use crate::requests::KIND_REQUEST;
 use crate::vault::now;
@@ -67,7 +68,7 @@ fn json_cell(v: &Value, kind: Kind) -> Result<Cell, String> {
 pub async fn write_backup(store: &Store, out: &mut (dyn Write + Send)) -> Result<Manifest, String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExportedRow>(1024);
     let reading = store.export(tx);
-    let writing = async {
+    let writing = async move {
         let mut hash = Sha256::new();
         let mut rows: BTreeMap<String, u64> =
             TABLES.iter().map(|t| (t.name.to_string(), 0)).collect();
@@ -144,7 +145,7 @@ pub fn read_backup(bytes: &[u8]) -> Result<Backup, String> {
     let expected = m["sha256"].as_str().unwrap_or("");
     let actual = hex::encode(Sha256::digest(content));
     if actual != expected {
-        return Err("checksum mismatch: the backup is damaged or was altered".into());
+        return Err("checksum mismatch: the backup is damaged or incomplete".into());
     }
     let mut lines = content.split(|b| *b == b'\n').filter(|l| !l.is_empty());
     let header: Value = serde_json::from_slice(lines.next().ok_or("the backup is empty")?)
@@ -226,9 +227,19 @@ struct Erased {
     token: String,
     /// The tombstone: kept fields (a schema's `preserve`) under a fresh key, if any.
     kept: Option<(Vec<u8>, i64, Vec<u8>)>,
-    /// Index names the tombstone still has entries in (kept lookup fields).
-    indexes: HashSet<String>,
+    /// The tombstone's remaining index rows (kept lookup fields).
+    indexes: Vec<Vec<Cell>>,
     receipt: Option<Vec<Cell>>,
+}
+
+/// The erasure ledger of a store being replaced.
+#[derive(Default)]
+struct Ledger {
+    erased: Vec<Erased>,
+    /// Records owned by someone not in the vault yet (a consent given by email),
+    /// by (tenant, kind, id): the backup's others were withdrawn or adopted since —
+    /// maybe by someone erased since — and are not restored.
+    pending: HashSet<(String, String, String)>,
 }
 
 fn slot<'a>(
@@ -241,17 +252,19 @@ fn slot<'a>(
             tenant: tenant.to_string(),
             token: token.to_string(),
             kept: None,
-            indexes: HashSet::new(),
+            indexes: Vec::new(),
             receipt: None,
         })
 }
 
-/// The erasure ledger of `store`: who was erased there (tombstones and receipts).
-async fn ledger(store: &Store) -> Result<Vec<Erased>, String> {
+/// The erasure ledger of `store`: who was erased there (tombstones and receipts),
+/// and the pending consents it still has.
+async fn ledger(store: &Store) -> Result<Ledger, String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExportedRow>(1024);
     let reading = store.export(tx);
-    let collecting = async {
+    let collecting = async move {
         let mut erased: HashMap<(String, String), Erased> = HashMap::new();
+        let mut pending = HashSet::new();
         while let Some((t, r)) = rx.recv().await {
             match t.name {
                 // users: tenant, token, kek_version, wrapped_dek, data, …, erased
@@ -267,31 +280,38 @@ async fn ledger(store: &Store) -> Result<Vec<Erased>, String> {
                 }
                 // user_index: tenant, name, digest, token (after users: tombstones known)
                 "user_index" => {
-                    let (Some(tenant), Some(name), Some(token)) =
-                        (text(&r[0]), text(&r[1]), text(&r[3]))
-                    else {
+                    let (Some(tenant), Some(token)) = (text(&r[0]), text(&r[3])) else {
                         continue;
                     };
                     if let Some(e) = erased.get_mut(&(tenant.to_string(), token.to_string())) {
-                        e.indexes.insert(name.to_string());
+                        e.indexes.push(r);
                     }
                 }
-                // records: tenant, kind, id, …
-                "records" if text(&r[1]) == Some(KIND_RECEIPT) => {
-                    let (Some(tenant), Some(token)) = (text(&r[0]), text(&r[2])) else {
+                // records: tenant, kind, id, owner, …
+                "records" => {
+                    let (Some(tenant), Some(kind), Some(id)) =
+                        (text(&r[0]), text(&r[1]), text(&r[2]))
+                    else {
                         continue;
                     };
-                    let (tenant, token) = (tenant.to_string(), token.to_string());
-                    slot(&mut erased, &tenant, &token).receipt = Some(r);
+                    let key = (tenant.to_string(), kind.to_string(), id.to_string());
+                    if kind == KIND_RECEIPT {
+                        slot(&mut erased, &key.0, &key.2).receipt = Some(r);
+                    } else if text(&r[3]).is_some_and(|o| o.contains(':')) {
+                        pending.insert(key);
+                    }
                 }
                 _ => {}
             }
         }
-        erased.into_values().collect::<Vec<_>>()
+        Ledger {
+            erased: erased.into_values().collect(),
+            pending,
+        }
     };
-    let (read, erased) = tokio::join!(reading, collecting);
+    let (read, ledger) = tokio::join!(reading, collecting);
     read.map_err(|e| format!("reading the erasure ledger failed: {e}"))?;
-    Ok(erased)
+    Ok(ledger)
 }
 
 /// What a restore did.
@@ -304,22 +324,50 @@ pub struct Restored {
     pub ledger: usize,
 }
 
-/// Restores `backup` into `store`: an empty one, or with `force` an existing one,
-/// whose contents it replaces after reading its erasure ledger, which it then applies
-/// to the restored data — all in one transaction.
+/// Restores `backup` into `store`: an empty one, or with `force` an existing one.
+///
+/// Over an existing store the data tables are replaced and the audit log is kept:
+/// it is history, and it holds the events since the backup (the erasures among
+/// them), its signed checkpoints and the positions receipts name. The store's erasure
+/// ledger is read first and applied to the restored data — everyone erased there is
+/// erased again (tombstone, kept lookups and receipt as they are there), pending
+/// consents no longer there are dropped, and undelivered webhooks are not restored —
+/// all in one transaction with an audit event per re-erasure and one for the restore.
 pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<Restored, String> {
     let mut ops = Vec::new();
-    let mut erased = Vec::new();
-    if !store.is_empty().await.map_err(|e| e.to_string())? {
+    let mut ledger = Ledger::default();
+    let replacing = !store.is_empty().await.map_err(|e| e.to_string())?;
+    if replacing {
         if !force {
             return Err(
                 "the target store is not empty: give --force to replace its contents (its erasure ledger is kept and applied)"
                     .into(),
             );
         }
-        erased = ledger(store).await?;
-        ops.push(WriteOp::Wipe);
+        ledger = self::ledger(store).await?;
+        ops.push(WriteOp::Wipe(
+            TABLES.iter().filter(|t| !t.is_audit()).collect(),
+        ));
+        backup.tables.retain(|(t, _)| !t.is_audit());
+        if let Some(outbox) = backup.rows_mut("records") {
+            outbox.retain(|r| {
+                let (tenant, kind, id) = (text(&r[0]), text(&r[1]), text(&r[2]));
+                let placeholder = text(&r[3]).is_some_and(|o| o.contains(':'));
+                kind != Some(KIND_OUTBOX)
+                    && (!placeholder
+                        || ledger.pending.contains(&(
+                            tenant.unwrap_or("").to_string(),
+                            kind.unwrap_or("").to_string(),
+                            id.unwrap_or("").to_string(),
+                        )))
+            });
+        }
     }
+    let erased: HashSet<(String, String)> = ledger
+        .erased
+        .iter()
+        .map(|e| (e.tenant.clone(), e.token.clone()))
+        .collect();
     // Live users of the backup, and the receipts it has.
     let live: HashSet<(String, String)> = backup
         .rows("users")
@@ -333,9 +381,24 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
         .filter(|r| text(&r[1]) == Some(KIND_RECEIPT))
         .filter_map(|r| Some((text(&r[0])?.to_string(), text(&r[2])?.to_string())))
         .collect();
+    // An erased person's lookups are the tombstone's, not the backup's.
+    if let Some(index) = backup.rows_mut("user_index") {
+        index.retain(|r| {
+            let key = (
+                text(&r[0]).unwrap_or("").to_string(),
+                text(&r[3]).unwrap_or("").to_string(),
+            );
+            !erased.contains(&key)
+        });
+        for e in &ledger.erased {
+            if live.contains(&(e.tenant.clone(), e.token.clone())) {
+                index.extend(e.indexes.iter().cloned());
+            }
+        }
+    }
     let mut carried = 0;
     if let Some(records) = backup.rows_mut("records") {
-        for e in &erased {
+        for e in &ledger.erased {
             if let Some(r) = &e.receipt
                 && !receipts.contains(&(e.tenant.clone(), e.token.clone()))
             {
@@ -354,8 +417,12 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
             });
         }
     }
+    let event = |tenant: &str, action: &str, record: Option<&str>| WriteOp::Audit {
+        tenant: tenant.to_string(),
+        audit: system_event(action, record),
+    };
     let mut again = 0;
-    for e in &erased {
+    for e in &ledger.erased {
         if !live.contains(&(e.tenant.clone(), e.token.clone())) {
             continue;
         }
@@ -367,39 +434,58 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
                 data: data.clone(),
                 kek_version: *kek_version,
                 wrapped_dek: wrapped.clone(),
-                drop_indexes: USER_INDEXES
-                    .iter()
-                    .copied()
-                    .filter(|n| !e.indexes.contains(*n))
-                    .collect(),
+                // The index rows are already the tombstone's.
+                drop_indexes: Vec::new(),
             });
         ops.push(WriteOp::EraseUser {
             tenant: e.tenant.clone(),
             token: e.token.clone(),
             preserve,
             keep_kind: KIND_REQUEST.to_string(),
-            audit: AuditEvent {
-                atoken: new_event_token(),
-                at: now(),
-                actor: "system".into(),
-                action: "erase user again from the erasure ledger (restore)".into(),
-                record: Some(e.token.clone()),
-                status: "ok".into(),
-                app: None,
-                detail: None,
-                classes: None,
-            },
+            audit: system_event(
+                "erase user again from the erasure ledger (restore)",
+                Some(&e.token),
+            ),
         });
+    }
+    if replacing {
+        let tenants: HashSet<&str> = ledger.erased.iter().map(|e| e.tenant.as_str()).collect();
+        for tenant in tenants
+            .into_iter()
+            .chain([crate::vault::DEFAULT_TENANT])
+            .collect::<HashSet<_>>()
+        {
+            ops.push(event(tenant, "restore from backup", None));
+        }
     }
     store
         .write(WriteOp::Atomic(ops))
         .await
-        .map_err(|e| format!("restoring failed (nothing was written): {e}"))?;
+        .map_err(|e| match e {
+            strongbox_store::StoreError::CommitUnknown(d) => {
+                format!("restoring failed while committing; check the store before retrying: {d}")
+            }
+            other => format!("restoring failed (nothing was written): {other}"),
+        })?;
     Ok(Restored {
         rows,
         erased_again: again,
         ledger: carried,
     })
+}
+
+fn system_event(action: &str, record: Option<&str>) -> AuditEvent {
+    AuditEvent {
+        atoken: new_event_token(),
+        at: now(),
+        actor: "system".into(),
+        action: action.into(),
+        record: record.map(str::to_string),
+        status: "ok".into(),
+        app: None,
+        detail: None,
+        classes: None,
+    }
 }
 
 /// The JSON summary a backup command prints.

@@ -196,6 +196,9 @@ mod tests {
         altered.y[0] ^= 1;
         let wrong = combine(&[parse(0), parse(1), altered]).unwrap();
         assert_ne!(&wrong[..], &secret[..]);
-        assert_eq!(&combine(&[parse(4), parse(1), parse(3)]).unwrap()[..], &secret[..]);
+        assert_eq!(
+            &combine(&[parse(4), parse(1), parse(3)]).unwrap()[..],
+            &secret[..]
+        );
     }
 }

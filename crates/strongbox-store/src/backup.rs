@@ -144,6 +144,18 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
+/// Tables of the audit log: history, which a restore over an existing store keeps
+/// (the data tables are replaced; the events that happened since the backup — the
+/// erasures among them — stay, and new events continue the same chain).
+pub const AUDIT_TABLES: &[&str] = &["audit", "audit_seal", "audit_head", "audit_checkpoint"];
+
+impl Table {
+    /// Whether this is one of [`AUDIT_TABLES`].
+    pub fn is_audit(&self) -> bool {
+        AUDIT_TABLES.contains(&self.name)
+    }
+}
+
 /// The schema version backups are written in and restored into.
 pub const SCHEMA_VERSION: i64 = 4;
 

@@ -283,8 +283,8 @@ pub enum WriteOp {
         table: &'static backup::Table,
         rows: Vec<Vec<backup::Cell>>,
     },
-    /// Deletes every row of every table a backup holds (a forced restore).
-    Wipe,
+    /// Deletes every row of these tables (a forced restore).
+    Wipe(Vec<&'static backup::Table>),
     /// Several ops that commit or fail together (a change with its audit event, a
     /// user creation that also adopts the consents given before it).
     Atomic(Vec<WriteOp>),

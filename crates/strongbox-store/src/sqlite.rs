@@ -1065,8 +1065,8 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
             }
             Ok(())
         }
-        WriteOp::Wipe => {
-            for table in crate::backup::TABLES.iter().rev() {
+        WriteOp::Wipe(tables) => {
+            for table in tables.iter().rev() {
                 c.execute(&format!("DELETE FROM {}", table.name), [])
                     .map_err(backend)?;
             }

@@ -523,6 +523,9 @@ impl SqlxStore {
         out: tokio::sync::mpsc::Sender<crate::backup::ExportedRow>,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
+        // Never hand a connection back to the pool inside this transaction (if the
+        // backup is abandoned midway): close it instead.
+        conn.close_on_drop();
         let begin: &[&str] = match self.dialect {
             Dialect::Postgres => &["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"],
             _ => &[
@@ -1085,8 +1088,8 @@ impl SqlxStore {
                 }
                 Ok(())
             }
-            WriteOp::Wipe => {
-                for table in crate::backup::TABLES.iter().rev() {
+            WriteOp::Wipe(tables) => {
+                for table in tables.iter().rev() {
                     let q = sqlx::query(AssertSqlSafe(format!("DELETE FROM {}", table.name)));
                     self.exec(tx, q).await?;
                 }

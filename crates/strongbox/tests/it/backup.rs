@@ -122,6 +122,21 @@ fn restore_never_brings_back_the_erased(b: &Backend) {
         Body::Json(json!({"cart": 1})),
     )
     .expect(200);
+    // Someone not in the vault yet consents by email (a pending consent).
+    s.call("POST", "/v1/lbasis/promo", Body::None).expect(200);
+    s.call(
+        "POST",
+        "/v1/agreement/promo/email/pending@example.com",
+        Body::None,
+    )
+    .expect(200);
+    let pending_rows = |s: &Server| -> String {
+        s.store
+            .sql("SELECT COUNT(*) FROM records WHERE kind = 'agreement' AND owner LIKE '%:%'")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(pending_rows(&s), "1");
     let file = s.store.dir.path().join("yesterday.backup");
     let file_s = file.display().to_string();
     let (code, out) = run(&[
@@ -136,6 +151,10 @@ fn restore_never_brings_back_the_erased(b: &Backend) {
     let late = s.create_user(json!({"email": "late@example.com"}));
     s.call("DELETE", &format!("/v1/user/token/{late}"), Body::None)
         .expect(200);
+    // The pending consent's person signs up (adopting it) and is erased too.
+    let pending = s.create_user(json!({"email": "pending@example.com"}));
+    s.call("DELETE", &format!("/v1/user/token/{pending}"), Body::None)
+        .expect(200);
     s.stop();
     // Restoring yesterday's backup over today's store needs --force...
     let (code, out) = with_store(&s.store, &["restore", "--in", &file_s]);
@@ -145,7 +164,7 @@ fn restore_never_brings_back_the_erased(b: &Backend) {
     let (code, out) = with_store(&s.store, &["restore", "--in", &file_s, "--force"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("1 subject(s) erased again, 2 receipt(s) carried over"),
+        out.contains("1 subject(s) erased again, 3 receipt(s) carried over"),
         "{out}"
     );
     let s = s.restart();
@@ -177,9 +196,24 @@ fn restore_never_brings_back_the_erased(b: &Backend) {
             .contains("erase user again from the erasure ledger (restore)"),
         "{v}"
     );
+    // The audit log is history: the erasure itself is still in it, and the restore.
+    let events = v.to_string();
+    assert!(events.contains("delete user record by token"), "{events}");
+    let admin = s
+        .call("GET", "/v1/audit/admin?limit=100", Body::None)
+        .expect(200)
+        .to_string();
+    assert!(admin.contains("restore from backup"), "{admin}");
+    // The pending consent of the person erased since is not back either.
+    assert_eq!(pending_rows(&s), "0");
     s.call("POST", "/v1/audit/checkpoint", Body::None)
         .expect(200);
     let (code, out) = with_store(&s.store, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}");
+    // The carried receipt still verifies against the chain it names.
+    let f = s.store.dir.path().join("receipt.json");
+    std::fs::write(&f, receipt.to_string()).unwrap();
+    let (code, out) = with_store(&s.store, &["receipt", "verify", &f.display().to_string()]);
     assert_eq!(code, 0, "{out}");
     // The raw store holds nothing of the erased person's profile.
     let raw = String::from_utf8_lossy(&s.store.raw_contents()).into_owned();
