@@ -98,6 +98,40 @@ impl Default for Policy {
     }
 }
 
+/// The `meta` entry saying how the root key is kept (absent: the operator supplies it).
+pub const META_SEAL: &str = "seal";
+
+/// How the root key is kept when it is not supplied whole: split into Shamir shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealConfig {
+    pub shares: u8,
+    pub threshold: u8,
+}
+
+impl SealConfig {
+    pub fn to_json(self) -> String {
+        serde_json::json!({"type": "shamir", "shares": self.shares, "threshold": self.threshold})
+            .to_string()
+    }
+
+    /// The configuration stored in `store`, if the store was initialized with shares.
+    pub async fn of(store: &Store) -> Result<Option<SealConfig>> {
+        let Some(bytes) = store.meta_value(META_SEAL).await? else {
+            return Ok(None);
+        };
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(Error::internal)?;
+        let n = |k: &str| v[k].as_u64().and_then(|x| u8::try_from(x).ok());
+        match (v["type"].as_str(), n("shares"), n("threshold")) {
+            (Some("shamir"), Some(shares), Some(threshold)) => {
+                Ok(Some(SealConfig { shares, threshold }))
+            }
+            _ => Err(Error::internal(
+                "the stored seal configuration is not understood",
+            )),
+        }
+    }
+}
+
 /// Why a vault could not be opened. Messages are for the operator's terminal.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -205,6 +239,7 @@ impl Vault {
         store: &Store,
         root: &RootKey,
         root_token: &str,
+        seal: Option<SealConfig>,
     ) -> std::result::Result<(), OpenError> {
         let tenant = DEFAULT_TENANT;
         let now = now();
@@ -228,6 +263,9 @@ impl Vault {
                 canary: root.make_canary()?,
                 root_token_hash: root.token_hasher().hash(root_token).to_vec(),
                 keys,
+                meta: seal
+                    .map(|c| vec![(META_SEAL.to_string(), c.to_json().into_bytes())])
+                    .unwrap_or_default(),
             })
             .await?;
         // Databunker's two built-in legal bases.

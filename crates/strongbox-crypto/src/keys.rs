@@ -80,6 +80,22 @@ impl RootKey {
         Zeroizing::new(hex::encode(self.0.bytes()))
     }
 
+    /// Splits the key into `shares` Shamir shares, any `threshold` of which rebuild it.
+    pub fn split(
+        &self,
+        shares: u8,
+        threshold: u8,
+    ) -> Result<Vec<crate::shamir::Share>, CryptoError> {
+        crate::shamir::split(self.0.bytes(), shares, threshold)
+    }
+
+    /// Rebuilds a key from shares. Wrong shares give a wrong key, never an error:
+    /// check it against the canary before use.
+    pub fn from_shares(shares: &[crate::shamir::Share]) -> Result<Self, CryptoError> {
+        let secret = crate::shamir::combine(shares)?;
+        SecretKey::from_slice(&secret[..]).map(RootKey)
+    }
+
     /// A value stored in the database that proves, later, that a supplied root key is
     /// the one the store was initialized with — checked by AEAD authentication, so a
     /// wrong key is refused without ever decrypting data with it.

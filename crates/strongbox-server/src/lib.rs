@@ -6,6 +6,7 @@ mod body;
 mod error;
 mod metrics;
 mod middleware;
+pub mod seal;
 mod v1;
 
 use std::future::Future;

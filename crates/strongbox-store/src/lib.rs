@@ -190,6 +190,8 @@ pub struct InitData {
     pub canary: Vec<u8>,
     pub root_token_hash: Vec<u8>,
     pub keys: Vec<KeyRow>,
+    /// More `meta` rows (how the root key is kept: the seal configuration).
+    pub meta: Vec<(String, Vec<u8>)>,
 }
 
 /// What an initialized store holds about itself.

@@ -777,6 +777,9 @@ fn apply(c: &Connection, job: &Job) -> Result<()> {
                 .map_err(backend)?;
             put.execute(params![sql::META_ROOT_TOKEN, init.root_token_hash])
                 .map_err(backend)?;
+            for (name, value) in &init.meta {
+                put.execute(params![name, value]).map_err(backend)?;
+            }
             let mut key = c.prepare_cached(sql::KEY_PUT).map_err(backend)?;
             for k in &init.keys {
                 key.execute(params![

@@ -157,12 +157,14 @@ impl SqlxStore {
         if exists.is_some() {
             return Err(StoreError::AlreadyInitialized);
         }
-        for (name, value) in [
+        let fixed = [
             (sql::META_CANARY, &init.canary),
             (sql::META_ROOT_TOKEN, &init.root_token_hash),
-        ] {
+        ];
+        let extra = init.meta.iter().map(|(n, v)| (n.as_str(), v));
+        for (name, value) in fixed.into_iter().chain(extra) {
             let r = sqlx::query(self.q(sql::META_PUT))
-                .bind(name)
+                .bind(name.to_string())
                 .bind(value.clone())
                 .execute(&mut *tx)
                 .await;

@@ -52,6 +52,14 @@ pub enum Command {
     /// STRONGBOX_ROOT_KEY (64 hex chars) and STRONGBOX_ROOT_TOKEN (a UUID) in the
     /// environment supply them instead of generating new ones.
     Init {
+        /// Split the root key into this many Shamir shares (printed once each as
+        /// `Share N: …`) instead of printing the key; `serve` then starts sealed until
+        /// --threshold of them are given (`strongbox unseal`). 2 to 255.
+        #[arg(long, value_name = "N", requires = "threshold")]
+        shares: Option<u8>,
+        /// How many shares unseal the vault (2 to --shares).
+        #[arg(long, value_name = "K", requires = "shares")]
+        threshold: Option<u8>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -72,6 +80,10 @@ pub enum Command {
         /// key: `metrics_public`.
         #[arg(long, env = "STRONGBOX_METRICS_PUBLIC", value_name = "BOOL")]
         metrics_public: Option<bool>,
+        /// Seconds a sealed vault keeps the key shares given so far while it waits
+        /// for the rest [default: 600]. File key: `unseal_timeout`.
+        #[arg(long, env = "STRONGBOX_UNSEAL_TIMEOUT", value_name = "SECONDS")]
+        unseal_timeout: Option<u64>,
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
@@ -134,6 +146,28 @@ pub enum Command {
         force: bool,
         #[command(flatten)]
         store: StoreArgs,
+    },
+    /// Give a sealed vault its key shares: one per line on stdin, or at a prompt on a
+    /// terminal, until the threshold is met. Prints the progress (`k of n`).
+    Unseal {
+        /// The vault's base URL, e.g. http://127.0.0.1:3000.
+        #[arg(long, value_name = "URL")]
+        addr: String,
+    },
+    /// Seal a running vault: it drops its keys from memory and answers 503 until it
+    /// is unsealed again (stores initialized with --shares only).
+    Seal {
+        /// The vault's base URL.
+        #[arg(long, value_name = "URL")]
+        addr: String,
+        /// The root token.
+        #[arg(
+            long,
+            env = "STRONGBOX_TOKEN",
+            value_name = "TOKEN",
+            hide_env_values = true
+        )]
+        token: String,
     },
     /// The audit log's hash chain.
     Audit {
@@ -344,6 +378,7 @@ pub struct FileConfig {
     pub user_record_schema: Option<PathBuf>,
     pub notification_url: Option<String>,
     pub metrics_public: Option<bool>,
+    pub unseal_timeout: Option<u64>,
     pub self_service_forget_me: Option<bool>,
     pub self_service_user_record_change: Option<bool>,
     pub self_service_app_record_change: Option<Vec<String>>,

@@ -3,6 +3,7 @@
 mod backup;
 mod config;
 mod import;
+mod unseal;
 mod verify;
 mod webhooks;
 
@@ -15,11 +16,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use strongbox_core::expiry::parse_duration;
+use strongbox_core::vault::SealConfig;
 use strongbox_core::{
     Normalizer, Policy, SelfService, UserSchema, Vault, VaultConfig, parse_country,
 };
 use strongbox_crypto::{RootKey, parse_record_token};
 use strongbox_server::HttpConfig;
+use strongbox_server::seal::{Gate, Opening, Unsealer, gated_router};
 use strongbox_store::{Location, OpenOptions, Store};
 use zeroize::Zeroizing;
 
@@ -103,6 +106,8 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
             )
             .await
         }
+        Command::Unseal { addr } => unseal::unseal(&addr).await.map_err(Failure::Error),
+        Command::Seal { addr, token } => unseal::seal(&addr, &token).await.map_err(Failure::Error),
         Command::Backup {
             out,
             addr,
@@ -147,24 +152,69 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
 async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
     match command {
         Command::Demo { listen, vault } => demo(listen, &vault, &file).await,
-        Command::Init { store } => {
+        Command::Init {
+            shares,
+            threshold,
+            store,
+        } => {
             let location = store.location(&file)?;
-            init(&location, &store.durability(&file)).await
+            let seal = match (shares, threshold) {
+                (Some(shares), Some(threshold)) => {
+                    if threshold < 2 || shares < threshold {
+                        return Err("--threshold must be at least 2 and at most --shares".into());
+                    }
+                    Some(SealConfig { shares, threshold })
+                }
+                _ => None,
+            };
+            init(&location, &store.durability(&file), seal).await
         }
         Command::Serve {
             listen,
             root_key_file,
             bench_endpoints,
             metrics_public,
+            unseal_timeout,
             store,
             vault: args,
         } => {
-            let vault = open_vault(&store, root_key_file.as_deref(), &args, &file).await?;
+            let timeout = Duration::from_secs(
+                unseal_timeout
+                    .or(file.unseal_timeout)
+                    .unwrap_or(strongbox_server::seal::UNSEAL_TIMEOUT.as_secs())
+                    .max(1),
+            );
             let addr = listen.or(file.listen).unwrap_or(default_listen());
             let mut http = http_config(&args, &file);
             http.bench_endpoints = bench_endpoints.or(file.bench_endpoints).unwrap_or(false);
             http.metrics_public = metrics_public.or(file.metrics_public).unwrap_or(false);
-            serve(vault, addr, http, background(&args, &file)).await
+            let location = store.location(&file)?;
+            let db = Store::open(
+                &location,
+                &OpenOptions {
+                    create: false,
+                    durability: store.durability(&file),
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let seal = SealConfig::of(&db).await.map_err(|e| e.to_string())?;
+            let key_file = root_key_file.or(file.root_key_file.clone());
+            let root = match (supplied_root_key(key_file.as_deref())?, seal) {
+                (Some(root), _) => Some(root),
+                (None, Some(_)) => None,
+                (None, None) => {
+                    return Err(
+                        "no root key: set STRONGBOX_ROOT_KEY or pass --root-key-file".into(),
+                    );
+                }
+            };
+            let opener = Opener {
+                store: db,
+                config: vault_config(&args, &file)?,
+                jobs: background(&args, &file),
+            };
+            serve(opener, root, seal, addr, http, timeout).await
         }
         Command::Import {
             root_key_file,
@@ -179,7 +229,9 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
         Command::Audit { .. }
         | Command::Receipt { .. }
         | Command::Backup { .. }
-        | Command::Restore { .. } => {
+        | Command::Restore { .. }
+        | Command::Unseal { .. }
+        | Command::Seal { .. } => {
             Err("internal: a verifier command reached the vault runner".into())
         }
     }
@@ -335,20 +387,33 @@ fn http_config(args: &VaultArgs, file: &FileConfig) -> HttpConfig {
 
 /// The root key from STRONGBOX_ROOT_KEY or a key file.
 fn root_key(file: Option<&Path>) -> Result<RootKey, String> {
-    let text = match (std::env::var("STRONGBOX_ROOT_KEY").ok(), file) {
+    supplied_root_key(file)?
+        .ok_or_else(|| "no root key: set STRONGBOX_ROOT_KEY or pass --root-key-file".into())
+}
+
+/// The root key from STRONGBOX_ROOT_KEY or a key file, if one is given.
+fn supplied_root_key(file: Option<&Path>) -> Result<Option<RootKey>, String> {
+    let from_env = std::env::var("STRONGBOX_ROOT_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    let text = match (from_env, file) {
         (Some(k), _) => Zeroizing::new(k),
         (None, Some(path)) => Zeroizing::new(
             std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read root key file {}: {e}", path.display()))?,
         ),
-        (None, None) => {
-            return Err("no root key: set STRONGBOX_ROOT_KEY or pass --root-key-file".into());
-        }
+        (None, None) => return Ok(None),
     };
-    RootKey::from_hex(&text).map_err(|e| format!("invalid root key: {e}"))
+    RootKey::from_hex(&text)
+        .map(Some)
+        .map_err(|e| format!("invalid root key: {e}"))
 }
 
-async fn init(location: &Location, durability: &strongbox_store::Durability) -> Result<(), String> {
+async fn init(
+    location: &Location,
+    durability: &strongbox_store::Durability,
+    seal: Option<SealConfig>,
+) -> Result<(), String> {
     let (root, generated_key) = match std::env::var("STRONGBOX_ROOT_KEY") {
         Ok(k) => (
             RootKey::from_hex(&Zeroizing::new(k))
@@ -372,12 +437,30 @@ async fn init(location: &Location, durability: &strongbox_store::Durability) -> 
     let store = Store::open(location, &opts)
         .await
         .map_err(|e| e.to_string())?;
-    Vault::initialize(&store, &root, &token)
+    // Split before anything is written: a failure leaves no store without shares.
+    let shares = match seal {
+        Some(c) => Some(
+            root.split(c.shares, c.threshold)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    Vault::initialize(&store, &root, &token, seal)
         .await
         .map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Strongbox initialized: {}", location.describe());
-    if generated_key {
+    if let (Some(shares), Some(c)) = (&shares, seal) {
+        for (i, share) in shares.iter().enumerate() {
+            let _ = writeln!(out, "Share {}: {}", i + 1, share.to_text().as_str());
+        }
+        let _ = writeln!(
+            out,
+            "The root key was split into {} shares; any {} of them unseal the vault \
+             (strongbox unseal). Give each share to a different person.",
+            c.shares, c.threshold
+        );
+    } else if generated_key {
         let _ = writeln!(out, "Root key: {}", root.to_hex().as_str());
     } else {
         let _ = writeln!(out, "Root key: (supplied by STRONGBOX_ROOT_KEY, not shown)");
@@ -417,10 +500,7 @@ async fn demo(
     let store = Store::open(&location, &opts)
         .await
         .map_err(|e| e.to_string())?;
-    Vault::initialize(&store, &root, "DEMO")
-        .await
-        .map_err(|e| e.to_string())?;
-    let vault = Vault::open(store, &root, vault_config(args, file)?)
+    Vault::initialize(&store, &root, "DEMO", None)
         .await
         .map_err(|e| e.to_string())?;
     eprintln!(
@@ -429,7 +509,20 @@ async fn demo(
          Do not put real personal data here."
     );
     let addr = listen.or(file.listen).unwrap_or(default_listen());
-    let result = serve(vault, addr, http_config(args, file), background(args, file)).await;
+    let opener = Opener {
+        store,
+        config: vault_config(args, file)?,
+        jobs: background(args, file),
+    };
+    let result = serve(
+        opener,
+        Some(root),
+        None,
+        addr,
+        http_config(args, file),
+        strongbox_server::seal::UNSEAL_TIMEOUT,
+    )
+    .await;
     drop(dir);
     result
 }
@@ -457,31 +550,76 @@ fn background(args: &VaultArgs, file: &FileConfig) -> Background {
     }
 }
 
+/// Opens the vault from a root key and runs its background jobs: what the seal gate
+/// calls at start (key supplied) or once enough shares are in.
+struct Opener {
+    store: Store,
+    config: VaultConfig,
+    jobs: Background,
+}
+
+impl Unsealer for Opener {
+    fn open(&self, root: RootKey) -> Opening {
+        let (store, config) = (self.store.clone(), self.config.clone());
+        Box::pin(async move {
+            let vault = Vault::open(store, &root, config)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!("vault opened");
+            Ok(Arc::new(vault))
+        })
+    }
+
+    fn start(&self, vault: Arc<Vault>) -> Vec<tokio::task::AbortHandle> {
+        let mut jobs = vec![
+            tokio::spawn(sweeper(vault.clone(), self.jobs.sweep_every)).abort_handle(),
+            tokio::spawn(sealer(vault.clone(), self.jobs.checkpoint_every)).abort_handle(),
+        ];
+        if let Some(url) = vault.config().notification_url.clone() {
+            let secret = std::env::var("STRONGBOX_NOTIFICATION_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty());
+            if secret.is_none() {
+                tracing::warn!(
+                    "webhooks are not signed: set STRONGBOX_NOTIFICATION_SECRET so receivers can verify them"
+                );
+            }
+            jobs.push(tokio::spawn(webhooks::run(vault, url, secret)).abort_handle());
+        }
+        jobs
+    }
+}
+
+/// Serves the vault: opened now with `root`, or sealed until its shares are given.
 async fn serve(
-    vault: Vault,
+    opener: Opener,
+    root: Option<RootKey>,
+    seal: Option<SealConfig>,
     addr: SocketAddr,
     http: HttpConfig,
-    jobs: Background,
+    unseal_timeout: Duration,
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let vault = Arc::new(vault);
-    tokio::spawn(sweeper(vault.clone(), jobs.sweep_every));
-    tokio::spawn(sealer(vault.clone(), jobs.checkpoint_every));
-    if let Some(url) = vault.config().notification_url.clone() {
-        let secret = std::env::var("STRONGBOX_NOTIFICATION_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty());
-        if secret.is_none() {
+    let opened = match root {
+        Some(root) => Some(opener.open(root).await?),
+        None => None,
+    };
+    let gate = Arc::new(Gate::new(seal, Box::new(opener), http, unseal_timeout));
+    match opened {
+        Some(vault) => gate.install(vault),
+        None => {
+            let c = seal.map_or((0, 0), |c| (c.threshold, c.shares));
             tracing::warn!(
-                "webhooks are not signed: set STRONGBOX_NOTIFICATION_SECRET so receivers can verify them"
+                threshold = c.0,
+                shares = c.1,
+                "the vault is sealed: give the shares with `strongbox unseal`"
             );
         }
-        tokio::spawn(webhooks::run(vault.clone(), url, secret));
     }
-    let router = strongbox_server::router(vault.clone(), http);
+    let router = gated_router(gate.clone());
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "Strongbox listening on http://{local}");
@@ -492,7 +630,9 @@ async fn serve(
         .await
         .map_err(|e| e.to_string());
     // Leave nothing unsealed behind on a clean stop.
-    if let Err(e) = vault.seal_audit().await {
+    if let Some(vault) = strongbox_server::seal::shut(&gate)
+        && let Err(e) = vault.seal_audit().await
+    {
         tracing::warn!(error = %e, "sealing the audit chain at shutdown failed");
     }
     served

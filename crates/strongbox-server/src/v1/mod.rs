@@ -28,7 +28,7 @@ use crate::error::{ApiError, error_response};
 type Reply = std::result::Result<Response, ApiError>;
 
 /// The header carrying the access token, as in Databunker.
-const TOKEN_HEADER: &str = "x-bunker-token";
+pub(crate) const TOKEN_HEADER: &str = "x-bunker-token";
 
 pub fn routes() -> Router<AppState> {
     Router::new()

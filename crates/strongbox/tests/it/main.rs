@@ -20,5 +20,6 @@ mod sessions;
 mod shares;
 mod system;
 mod tokens;
+mod unseal;
 mod users;
 mod webhooks;

@@ -1,0 +1,303 @@
+//! Sealed start: the vault without its root key.
+//!
+//! A store initialized with `--shares N --threshold K` has no root key anywhere: the
+//! server starts *sealed*. Then `GET /v1/status` says so, `POST /v1/sys/unseal`
+//! takes shares one at a time (`{"share": "sbx1-…"}`) and every other route answers
+//! 503. When K distinct shares are in, they are combined and the result is checked
+//! against the store's canary by opening the vault: a wrong or tampered share never
+//! yields a key in use — the attempt is refused and the shares given so far are
+//! dropped. Shares given longer ago than the timeout ([`UNSEAL_TIMEOUT`] by default)
+//! expire.
+//!
+//! `POST /v1/sys/seal` (root token) drops the open vault — its keys are wiped when
+//! the last request using it finishes — and stops its background jobs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use strongbox_core::Vault;
+use strongbox_core::vault::SealConfig;
+use strongbox_crypto::RootKey;
+use strongbox_crypto::shamir::Share;
+use tower::ServiceExt;
+
+use crate::error::error_response;
+use crate::v1::json_response;
+use crate::{HttpConfig, router};
+
+/// Shares given longer ago than this are dropped, by default.
+pub const UNSEAL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Opening the vault from a root key (the canary check included).
+pub type Opening = Pin<Box<dyn Future<Output = Result<Arc<Vault>, String>> + Send>>;
+
+/// What the gate needs from the program that runs it.
+pub trait Unsealer: Send + Sync + 'static {
+    /// Opens the vault with `root`; fails for a key that is not the store's.
+    fn open(&self, root: RootKey) -> Opening;
+    /// Starts the background jobs of an opened vault; they are aborted when it is
+    /// sealed again.
+    fn start(&self, vault: Arc<Vault>) -> Vec<tokio::task::AbortHandle>;
+}
+
+struct Open {
+    router: Router,
+    vault: Arc<Vault>,
+    jobs: Vec<tokio::task::AbortHandle>,
+}
+
+#[derive(Default)]
+struct Progress {
+    shares: Vec<Share>,
+    started: Option<Instant>,
+}
+
+/// The vault behind a seal.
+pub struct Gate {
+    open: RwLock<Option<Open>>,
+    progress: Mutex<Progress>,
+    /// `None`: the store keeps no shares, so it cannot be sealed (its key is supplied).
+    config: Option<SealConfig>,
+    unsealer: Box<dyn Unsealer>,
+    http: HttpConfig,
+    /// How long given shares are kept while the others are awaited.
+    timeout: Duration,
+}
+
+impl Gate {
+    pub fn new(
+        config: Option<SealConfig>,
+        unsealer: Box<dyn Unsealer>,
+        http: HttpConfig,
+        timeout: Duration,
+    ) -> Gate {
+        Gate {
+            open: RwLock::new(None),
+            progress: Mutex::new(Progress::default()),
+            config,
+            unsealer,
+            http,
+            timeout,
+        }
+    }
+
+    /// Installs an opened vault (a root key supplied at start, or the shares in).
+    pub fn install(&self, vault: Arc<Vault>) {
+        let jobs = self.unsealer.start(vault.clone());
+        let router = router(vault.clone(), self.http.clone());
+        if let Ok(mut open) = self.open.write() {
+            *open = Some(Open {
+                router,
+                vault,
+                jobs,
+            });
+        }
+    }
+
+    /// The open vault, if unsealed.
+    pub fn vault(&self) -> Option<Arc<Vault>> {
+        self.open
+            .read()
+            .ok()
+            .and_then(|o| o.as_ref().map(|o| o.vault.clone()))
+    }
+
+    fn inner(&self) -> Option<Router> {
+        self.open
+            .read()
+            .ok()
+            .and_then(|o| o.as_ref().map(|o| o.router.clone()))
+    }
+
+    /// Drops the open vault and stops its jobs; returns it so a clean shutdown can
+    /// finish its work.
+    fn close(&self) -> Option<Arc<Vault>> {
+        let open = self.open.write().ok()?.take()?;
+        for job in &open.jobs {
+            job.abort();
+        }
+        Some(open.vault)
+    }
+
+    /// Unseal progress: (shares in, threshold, shares in all).
+    fn progress(&self) -> (usize, u8, u8) {
+        let (threshold, shares) = self.config.map_or((0, 0), |c| (c.threshold, c.shares));
+        let given = self.progress.lock().map_or(0, |mut p| {
+            if p.started.is_some_and(|t| t.elapsed() > self.timeout) {
+                *p = Progress::default();
+            }
+            p.shares.len()
+        });
+        (given, threshold, shares)
+    }
+
+    fn status(&self) -> Value {
+        let (given, threshold, shares) = self.progress();
+        json!({
+            "status": "ok",
+            "sealed": self.inner().is_none(),
+            "progress": given,
+            "threshold": threshold,
+            "shares": shares,
+        })
+    }
+}
+
+fn sealed_response(gate: &Gate) -> Response {
+    let (given, threshold, _) = gate.progress();
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!(
+            "the vault is sealed: unseal it with `strongbox unseal` ({given} of {threshold} shares given)"
+        ),
+    )
+}
+
+fn json(status: StatusCode, v: &Value) -> Response {
+    json_response(status, v.to_string().into_bytes())
+}
+
+async fn seal_status(State(gate): State<Arc<Gate>>) -> Response {
+    json(StatusCode::OK, &gate.status())
+}
+
+async fn status(State(gate): State<Arc<Gate>>, req: Request) -> Response {
+    match gate.inner() {
+        Some(r) => forward(r, req).await,
+        None => sealed_response(&gate),
+    }
+}
+
+async fn forward(router: Router, req: Request) -> Response {
+    match router.oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
+
+async fn fallback(State(gate): State<Arc<Gate>>, req: Request) -> Response {
+    match gate.inner() {
+        Some(r) => forward(r, req).await,
+        None => sealed_response(&gate),
+    }
+}
+
+async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
+    let bad = |m: &str| error_response(StatusCode::BAD_REQUEST, m);
+    if gate.inner().is_some() {
+        return json(StatusCode::OK, &gate.status());
+    }
+    let Some(config) = gate.config else {
+        return bad("this vault keeps no key shares: start it with its root key");
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, 4096).await else {
+        return bad("the body must be a small JSON object: {\"share\": \"sbx1-…\"}");
+    };
+    let text = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+        v.get("share")
+            .or(v.get("key"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let Some(text) = text else {
+        return bad("the body must be a JSON object: {\"share\": \"sbx1-…\"}");
+    };
+    let Ok(share) = Share::parse(&text) else {
+        return bad("not a valid share (mistyped or damaged: its checksum does not match)");
+    };
+    if share.threshold != config.threshold {
+        return bad("this share belongs to another split of the key");
+    }
+    let ready = {
+        let Ok(mut p) = gate.progress.lock() else {
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        };
+        if p.started.is_some_and(|t| t.elapsed() > gate.timeout) {
+            *p = Progress::default();
+        }
+        if p.shares.iter().any(|s| s.x == share.x) {
+            return bad("this share was given already");
+        }
+        p.started.get_or_insert_with(Instant::now);
+        p.shares.push(share);
+        if p.shares.len() < config.threshold as usize {
+            None
+        } else {
+            Some(std::mem::take(&mut *p))
+        }
+    };
+    let Some(progress) = ready else {
+        return json(StatusCode::OK, &gate.status());
+    };
+    let root = match RootKey::from_shares(&progress.shares) {
+        Ok(k) => k,
+        Err(_) => return bad("the shares do not fit together; start again"),
+    };
+    match gate.unsealer.open(root).await {
+        Ok(vault) => {
+            gate.install(vault);
+            tracing::info!("vault unsealed");
+            json(StatusCode::OK, &gate.status())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "unsealing failed: the shares do not form the root key");
+            bad(
+                "the shares do not form the root key (a wrong or damaged share); the shares given so far were dropped, start again",
+            )
+        }
+    }
+}
+
+async fn seal(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {
+    let Some(vault) = gate.vault() else {
+        return json(StatusCode::OK, &gate.status());
+    };
+    let token = headers
+        .get(crate::v1::TOKEN_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{0}invalid"));
+    match vault.authenticate(token).await.and_then(|p| {
+        p.require_root()?;
+        Ok(p)
+    }) {
+        Ok(_) => {}
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    }
+    if gate.config.is_none() {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "this vault keeps no key shares, so it could not be unsealed again: stop the process instead",
+        );
+    }
+    drop(vault);
+    gate.close();
+    tracing::info!("vault sealed");
+    json(StatusCode::OK, &gate.status())
+}
+
+/// The router in front of the gate: seal and unseal, status, and everything else
+/// passed to the open vault's router.
+pub fn gated_router(gate: Arc<Gate>) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/status/", get(status))
+        .route("/status", get(status))
+        .route("/v1/sys/seal-status", get(seal_status))
+        .route("/v1/sys/unseal", post(unseal))
+        .route("/v1/sys/seal", post(seal))
+        .fallback(fallback)
+        .with_state(gate)
+}
+
+/// Seals the gate for good at shutdown, handing back the vault for final work.
+pub fn shut(gate: &Gate) -> Option<Arc<Vault>> {
+    gate.close()
+}

@@ -1,0 +1,81 @@
+//! `strongbox unseal` and `strongbox seal`: talk to a running vault.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use serde_json::Value;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// POSTs `body` to `url`; returns the status and the JSON answer.
+fn post(url: &str, token: Option<&str>, body: &Value) -> Result<(u16, Value), String> {
+    let mut req = agent().post(url);
+    if let Some(t) = token {
+        req = req.header("X-Bunker-Token", t);
+    }
+    let mut resp = req
+        .send_json(body)
+        .map_err(|e| format!("cannot reach the vault: {e}"))?;
+    let status = resp.status().as_u16();
+    let v = resp.body_mut().read_json::<Value>().unwrap_or(Value::Null);
+    Ok((status, v))
+}
+
+fn progress(v: &Value) -> String {
+    format!("{} of {}", v["progress"], v["threshold"])
+}
+
+pub async fn unseal(addr: &str) -> Result<(), String> {
+    let url = format!("{}/v1/sys/unseal", addr.trim_end_matches('/'));
+    tokio::task::spawn_blocking(move || {
+        let stdin = std::io::stdin();
+        let interactive = stdin.is_terminal();
+        let mut lines = stdin.lock().lines();
+        loop {
+            if interactive {
+                eprint!("Share: ");
+                let _ = std::io::stderr().flush();
+            }
+            let Some(line) = lines.next() else {
+                return Err("no more shares on the input, and the vault is still sealed".into());
+            };
+            let line = zeroize::Zeroizing::new(line.map_err(|e| e.to_string())?);
+            let share = line.trim();
+            if share.is_empty() {
+                continue;
+            }
+            let (status, v) = post(&url, None, &serde_json::json!({"share": share}))?;
+            if status != 200 {
+                let message = v["message"].as_str().unwrap_or("unexpected answer");
+                return Err(format!("the vault refused the share: {message}"));
+            }
+            if v["sealed"] == false {
+                println!("Unsealed.");
+                return Ok(());
+            }
+            println!("Unseal progress: {}", progress(&v));
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+pub async fn seal(addr: &str, token: &str) -> Result<(), String> {
+    let url = format!("{}/v1/sys/seal", addr.trim_end_matches('/'));
+    let token = token.to_string();
+    tokio::task::spawn_blocking(move || {
+        let (status, v) = post(&url, Some(&token), &serde_json::json!({}))?;
+        if status != 200 {
+            let message = v["message"].as_str().unwrap_or("unexpected answer");
+            return Err(format!("the vault refused to seal: {message}"));
+        }
+        println!("Sealed.");
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
