@@ -576,8 +576,16 @@ pub async fn verify_receipt(
     public_key: Option<&[u8]>,
     store: Option<&Store>,
 ) -> Result<ReceiptCheck, String> {
-    let (receipt, signature) =
-        signed_pair(doc, "receipt").ok_or("no signed receipt in this document")?;
+    // An access report is checked the same way: its signature, and that the chain
+    // head it is anchored to is in the chain.
+    let (kind, receipt, signature) = match signed_pair(doc, "receipt") {
+        Some((r, s)) => (SignedKind::Receipt, r, s),
+        None => {
+            let (r, s) = signed_pair(doc, "report")
+                .ok_or("no signed receipt or access report in this document")?;
+            (SignedKind::Report, r, s)
+        }
+    };
     let text = |k: &str| receipt.get(k).and_then(Value::as_str).unwrap_or("");
     let tenant = text("tenant").to_string();
     let subject = text("subject").to_string();
@@ -601,17 +609,45 @@ pub async fn verify_receipt(
     }
     let sig = hex::decode(signature).map_err(|_| "the signature is not hex")?;
     let msg = crate::chain::canonical_json(receipt);
-    if !verify_signature(&key, SignedKind::Receipt, msg.as_bytes(), &sig) {
-        return Err("the signature does not verify: the receipt was altered or forged".into());
+    if !verify_signature(&key, kind, msg.as_bytes(), &sig) {
+        return Err("the signature does not verify: the document was altered or forged".into());
     }
     let mut check = ReceiptCheck {
         subject: subject.clone(),
-        erased: receipt.get("erased").and_then(Value::as_i64).unwrap_or(0),
+        erased: receipt
+            .get("erased")
+            .or(receipt.get("generated"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
         chain_seq: None,
     };
     let Some(store) = store else {
         return Ok(check);
     };
+    if kind == SignedKind::Report {
+        let chain = &receipt["chain"];
+        let seq = chain["seq"]
+            .as_i64()
+            .ok_or("the report names no chain position")?;
+        let hash = if seq == 0 {
+            Some(chain_genesis(&tenant).to_vec())
+        } else {
+            store
+                .audit_seals(&tenant, seq - 1, 1)
+                .await
+                .map_err(store_err)?
+                .into_iter()
+                .find(|l| l.seq == seq)
+                .map(|l| l.hash)
+        };
+        if hash.map(hex::encode).as_deref() != chain["hash"].as_str() {
+            return Err(format!(
+                "the audit chain does not have the report's hash at seq {seq}"
+            ));
+        }
+        check.chain_seq = Some(seq);
+        return Ok(check);
+    }
     let audit = &receipt["audit"];
     let seq = audit["seq"]
         .as_i64()

@@ -211,6 +211,7 @@ pub enum AuditCommand {
 pub enum ReceiptCommand {
     /// Check an erasure receipt's signature (with --public-key, or the key of the
     /// store given) and, given a store, that its audit chain holds the erasure event.
+    /// A signed access report (GET /v1/audit/report/…) is checked the same way.
     /// Exit status: 0 valid, 1 invalid, 2 the check could not run.
     Verify {
         /// The receipt: the answer of DELETE /v1/user/… or GET /v1/audit/receipt/…,

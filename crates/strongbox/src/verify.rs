@@ -103,13 +103,13 @@ pub async fn receipt(
     match verify_receipt(&doc, key.as_deref(), store.as_ref()).await {
         Ok(check) => {
             println!(
-                "signature: valid (subject {}, erased at {})",
+                "signature: valid (subject {}, dated {})",
                 check.subject, check.erased
             );
             if let Some(seq) = check.chain_seq {
-                println!("chain: the audit chain holds the erasure event at seq {seq}");
+                println!("chain: the audit chain holds the document's event or head at seq {seq}");
             }
-            println!("OK: the receipt is valid");
+            println!("OK: the document is valid");
             Ok(())
         }
         Err(why) => {

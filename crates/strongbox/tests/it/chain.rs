@@ -258,13 +258,13 @@ fn erasure_receipts_verify_and_forgeries_fail(b: &Backend) {
     let (receipt, pk_file) = (receipt.display().to_string(), pk_file.display().to_string());
     let (code, out) = run(&["receipt", "verify", &receipt, "--public-key", &pk_file]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("OK: the receipt is valid"), "{out}");
+    assert!(out.contains("OK: the document is valid"), "{out}");
     let mut args = vec!["receipt", "verify", &receipt];
     args.extend(s.store.args.iter().map(String::as_str));
     let (code, out) = run(&args);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("chain: the audit chain holds the erasure event at seq"),
+        out.contains("chain: the audit chain holds the document's event or head at seq"),
         "{out}"
     );
 
@@ -415,6 +415,35 @@ fn access_report_is_signed_and_only_for_the_subject(b: &Backend) {
     assert!(report["chain"]["seq"].as_i64().unwrap() >= actions.len() as i64);
     assert_eq!(v["report"]["signature"].as_str().unwrap().len(), 128);
     assert!(!v.to_string().contains("alice@example.com"));
+    // Anyone can check it with the public key; changed, it fails.
+    let dir = s.store.dir.path();
+    let pk = s
+        .call_as(None, "GET", "/v1/audit/publickey", Body::None)
+        .expect(200);
+    std::fs::write(dir.join("pk.json"), pk.to_string()).unwrap();
+    std::fs::write(dir.join("report.json"), v.to_string()).unwrap();
+    let pk_file = dir.join("pk.json").display().to_string();
+    let report_file = dir.join("report.json").display().to_string();
+    let (code, out) = run(&["receipt", "verify", &report_file, "--public-key", &pk_file]);
+    assert_eq!(code, 0, "{out}");
+    let mut args = vec!["receipt", "verify", &report_file];
+    args.extend(s.store.args.iter().map(String::as_str));
+    let (code, out) = run(&args);
+    assert_eq!(code, 0, "{out}");
+    let mut forged = v.clone();
+    forged["report"]["report"]["events"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    std::fs::write(dir.join("forged.json"), forged.to_string()).unwrap();
+    let (code, out) = run(&[
+        "receipt",
+        "verify",
+        &dir.join("forged.json").display().to_string(),
+        "--public-key",
+        &pk_file,
+    ]);
+    assert_eq!(code, 1, "{out}");
     // Alice cannot read Bob's report; root can.
     s.call_as(
         Some(&xt),
