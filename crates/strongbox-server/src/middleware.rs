@@ -39,6 +39,24 @@ pub async fn access_log(State(state): State<AppState>, req: Request, next: Next)
     if has_body && refused {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    security_headers(h);
+    let latency = started.elapsed();
+    state
+        .metrics
+        .observe(method.as_str(), &route, resp.status().as_u16(), latency);
+    tracing::info!(
+        target: "strongbox::access",
+        request_id = id,
+        method = %method,
+        route = %route,
+        status = resp.status().as_u16(),
+        latency_us = latency.as_micros() as u64,
+    );
+    resp
+}
+
+/// The headers every answer carries.
+pub fn security_headers(h: &mut axum::http::HeaderMap) {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -53,17 +71,11 @@ pub async fn access_log(State(state): State<AppState>, req: Request, next: Next)
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    let latency = started.elapsed();
-    state
-        .metrics
-        .observe(method.as_str(), &route, resp.status().as_u16(), latency);
-    tracing::info!(
-        target: "strongbox::access",
-        request_id = id,
-        method = %method,
-        route = %route,
-        status = resp.status().as_u16(),
-        latency_us = latency.as_micros() as u64,
-    );
+}
+
+/// Security headers on the seal gate's own answers (sealed 503s, unseal, seal).
+pub async fn gate_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    security_headers(resp.headers_mut());
     resp
 }

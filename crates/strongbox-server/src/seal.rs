@@ -14,7 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -29,6 +29,7 @@ use strongbox_core::vault::SealConfig;
 use strongbox_crypto::RootKey;
 use strongbox_crypto::shamir::Share;
 use tower::ServiceExt;
+use zeroize::Zeroizing;
 
 use crate::error::error_response;
 use crate::v1::json_response;
@@ -59,6 +60,8 @@ struct Open {
 struct Progress {
     shares: Vec<Share>,
     started: Option<Instant>,
+    /// The threshold was met and the vault is being opened: shares and seals wait.
+    opening: bool,
 }
 
 /// The vault behind a seal.
@@ -90,38 +93,49 @@ impl Gate {
         }
     }
 
+    // The guarded values are always consistent (each change is one assignment), so
+    // a panic elsewhere never hides the state behind a poisoned lock.
+    fn read(&self) -> RwLockReadGuard<'_, Option<Open>> {
+        self.open.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Option<Open>> {
+        self.open.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn progress_lock(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Installs an opened vault (a root key supplied at start, or the shares in).
+    /// If one is open already, the new one is dropped.
     pub fn install(&self, vault: Arc<Vault>) {
+        let mut open = self.write();
+        if open.is_some() {
+            return;
+        }
         let jobs = self.unsealer.start(vault.clone());
         let router = router(vault.clone(), self.http.clone());
-        if let Ok(mut open) = self.open.write() {
-            *open = Some(Open {
-                router,
-                vault,
-                jobs,
-            });
-        }
+        *open = Some(Open {
+            router,
+            vault,
+            jobs,
+        });
     }
 
     /// The open vault, if unsealed.
     pub fn vault(&self) -> Option<Arc<Vault>> {
-        self.open
-            .read()
-            .ok()
-            .and_then(|o| o.as_ref().map(|o| o.vault.clone()))
+        self.read().as_ref().map(|o| o.vault.clone())
     }
 
     fn inner(&self) -> Option<Router> {
-        self.open
-            .read()
-            .ok()
-            .and_then(|o| o.as_ref().map(|o| o.router.clone()))
+        self.read().as_ref().map(|o| o.router.clone())
     }
 
     /// Drops the open vault and stops its jobs; returns it so a clean shutdown can
     /// finish its work.
     fn close(&self) -> Option<Arc<Vault>> {
-        let open = self.open.write().ok()?.take()?;
+        let open = self.write().take()?;
         for job in &open.jobs {
             job.abort();
         }
@@ -130,14 +144,15 @@ impl Gate {
 
     /// Unseal progress: (shares in, threshold, shares in all).
     fn progress(&self) -> (usize, u8, u8) {
-        let (threshold, shares) = self.config.map_or((0, 0), |c| (c.threshold, c.shares));
-        let given = self.progress.lock().map_or(0, |mut p| {
-            if p.started.is_some_and(|t| t.elapsed() > self.timeout) {
-                *p = Progress::default();
-            }
-            p.shares.len()
-        });
-        (given, threshold, shares)
+        let (threshold, shares) = self
+            .config
+            .as_ref()
+            .map_or((0, 0), |c| (c.threshold, c.shares));
+        let mut p = self.progress_lock();
+        if !p.opening && p.started.is_some_and(|t| t.elapsed() > self.timeout) {
+            *p = Progress::default();
+        }
+        (p.shares.len(), threshold, shares)
     }
 
     fn status(&self) -> Value {
@@ -196,53 +211,68 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
     if gate.inner().is_some() {
         return json(StatusCode::OK, &gate.status());
     }
-    let Some(config) = gate.config else {
+    let Some(config) = gate.config.as_ref() else {
         return bad("this vault keeps no key shares: start it with its root key");
     };
     let Ok(bytes) = axum::body::to_bytes(body, 4096).await else {
         return bad("the body must be a small JSON object: {\"share\": \"sbx1-…\"}");
     };
-    let text = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
-        v.get("share")
-            .or(v.get("key"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+    let text: Option<Zeroizing<String>> =
+        serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+            v.get("share")
+                .or(v.get("key"))
+                .and_then(Value::as_str)
+                .map(|s| Zeroizing::new(s.to_string()))
+        });
     let Some(text) = text else {
         return bad("the body must be a JSON object: {\"share\": \"sbx1-…\"}");
     };
     let Ok(share) = Share::parse(&text) else {
         return bad("not a valid share (mistyped or damaged: its checksum does not match)");
     };
-    if share.threshold != config.threshold {
-        return bad("this share belongs to another split of the key");
+    // Only this split's shares count: anything else is refused without touching the
+    // progress of the others.
+    if share.threshold != config.threshold || !config.knows(share.x, &text) {
+        return bad("not a share of this vault's key");
     }
     let ready = {
-        let Ok(mut p) = gate.progress.lock() else {
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        };
+        let mut p = gate.progress_lock();
+        if p.opening {
+            return error_response(
+                StatusCode::CONFLICT,
+                "the vault is being unsealed with the shares already given",
+            );
+        }
         if p.started.is_some_and(|t| t.elapsed() > gate.timeout) {
             *p = Progress::default();
         }
         if p.shares.iter().any(|s| s.x == share.x) {
             return bad("this share was given already");
         }
+        if p.shares.capacity() == 0 {
+            // Reserved once: growing would copy shares to new memory and leave the
+            // old copy unwiped.
+            p.shares.reserve_exact(usize::from(config.threshold));
+        }
         p.started.get_or_insert_with(Instant::now);
         p.shares.push(share);
-        if p.shares.len() < config.threshold as usize {
+        if p.shares.len() < usize::from(config.threshold) {
             None
         } else {
-            Some(std::mem::take(&mut *p))
+            p.opening = true;
+            Some(std::mem::take(&mut p.shares))
         }
     };
-    let Some(progress) = ready else {
+    let Some(shares) = ready else {
         return json(StatusCode::OK, &gate.status());
     };
-    let root = match RootKey::from_shares(&progress.shares) {
-        Ok(k) => k,
-        Err(_) => return bad("the shares do not fit together; start again"),
+    let root = RootKey::from_shares(&shares);
+    drop(shares);
+    let opened = match root {
+        Ok(root) => gate.unsealer.open(root).await,
+        Err(_) => Err("the shares do not fit together".into()),
     };
-    match gate.unsealer.open(root).await {
+    let answer = match opened {
         Ok(vault) => {
             gate.install(vault);
             tracing::info!("vault unsealed");
@@ -254,7 +284,9 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
                 "the shares do not form the root key (a wrong or damaged share); the shares given so far were dropped, start again",
             )
         }
-    }
+    };
+    *gate.progress_lock() = Progress::default();
+    answer
 }
 
 async fn seal(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {
@@ -277,6 +309,16 @@ async fn seal(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {
             "this vault keeps no key shares, so it could not be unsealed again: stop the process instead",
         );
     }
+    if gate.progress_lock().opening {
+        return error_response(
+            StatusCode::CONFLICT,
+            "the vault is being unsealed; try again",
+        );
+    }
+    // Seal what is pending, so the events of this session are in the chain.
+    if let Err(e) = vault.seal_audit().await {
+        tracing::warn!(error = %e, "sealing the audit chain before sealing the vault failed");
+    }
     drop(vault);
     gate.close();
     tracing::info!("vault sealed");
@@ -294,6 +336,7 @@ pub fn gated_router(gate: Arc<Gate>) -> Router {
         .route("/v1/sys/unseal", post(unseal))
         .route("/v1/sys/seal", post(seal))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn(crate::middleware::gate_headers))
         .with_state(gate)
 }
 

@@ -163,7 +163,7 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
                     if threshold < 2 || shares < threshold {
                         return Err("--threshold must be at least 2 and at most --shares".into());
                     }
-                    Some(SealConfig { shares, threshold })
+                    Some((shares, threshold))
                 }
                 _ => None,
             };
@@ -200,7 +200,7 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
             let seal = SealConfig::of(&db).await.map_err(|e| e.to_string())?;
             let key_file = root_key_file.or(file.root_key_file.clone());
-            let root = match (supplied_root_key(key_file.as_deref())?, seal) {
+            let root = match (supplied_root_key(key_file.as_deref())?, &seal) {
                 (Some(root), _) => Some(root),
                 (None, Some(_)) => None,
                 (None, None) => {
@@ -412,7 +412,7 @@ fn supplied_root_key(file: Option<&Path>) -> Result<Option<RootKey>, String> {
 async fn init(
     location: &Location,
     durability: &strongbox_store::Durability,
-    seal: Option<SealConfig>,
+    seal: Option<(u8, u8)>,
 ) -> Result<(), String> {
     let (root, generated_key) = match std::env::var("STRONGBOX_ROOT_KEY") {
         Ok(k) => (
@@ -439,18 +439,26 @@ async fn init(
         .map_err(|e| e.to_string())?;
     // Split before anything is written: a failure leaves no store without shares.
     let shares = match seal {
-        Some(c) => Some(
-            root.split(c.shares, c.threshold)
-                .map_err(|e| e.to_string())?,
-        ),
+        Some((n, k)) => Some(root.split(n, k).map_err(|e| e.to_string())?),
         None => None,
     };
-    Vault::initialize(&store, &root, &token, seal)
+    let config = match (&shares, seal) {
+        (Some(shares), Some((n, k))) => Some(SealConfig {
+            shares: n,
+            threshold: k,
+            hashes: shares
+                .iter()
+                .map(|s| SealConfig::hash_share(&s.to_text()))
+                .collect(),
+        }),
+        _ => None,
+    };
+    Vault::initialize(&store, &root, &token, config.clone())
         .await
         .map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Strongbox initialized: {}", location.describe());
-    if let (Some(shares), Some(c)) = (&shares, seal) {
+    if let (Some(shares), Some(c)) = (&shares, config) {
         for (i, share) in shares.iter().enumerate() {
             let _ = writeln!(out, "Share {}: {}", i + 1, share.to_text().as_str());
         }
@@ -607,11 +615,11 @@ async fn serve(
         Some(root) => Some(opener.open(root).await?),
         None => None,
     };
+    let c = seal.as_ref().map_or((0, 0), |c| (c.threshold, c.shares));
     let gate = Arc::new(Gate::new(seal, Box::new(opener), http, unseal_timeout));
     match opened {
         Some(vault) => gate.install(vault),
         None => {
-            let c = seal.map_or((0, 0), |c| (c.threshold, c.shares));
             tracing::warn!(
                 threshold = c.0,
                 shares = c.1,

@@ -25,6 +25,14 @@ fn post(url: &str, token: Option<&str>, body: &Value) -> Result<(u16, Value), St
     Ok((status, v))
 }
 
+/// Turns the terminal's echo off or on (`stty`), so a typed share is not shown.
+fn echo(on: bool) {
+    let _ = std::process::Command::new("stty")
+        .arg(if on { "echo" } else { "-echo" })
+        .stdin(std::process::Stdio::inherit())
+        .status();
+}
+
 fn progress(v: &Value) -> String {
     format!("{} of {}", v["progress"], v["threshold"])
 }
@@ -37,10 +45,16 @@ pub async fn unseal(addr: &str) -> Result<(), String> {
         let mut lines = stdin.lock().lines();
         loop {
             if interactive {
-                eprint!("Share: ");
+                eprint!("Share (not echoed): ");
                 let _ = std::io::stderr().flush();
+                echo(false);
             }
-            let Some(line) = lines.next() else {
+            let line = lines.next();
+            if interactive {
+                echo(true);
+                eprintln!();
+            }
+            let Some(line) = line else {
                 return Err("no more shares on the input, and the vault is still sealed".into());
             };
             let line = zeroize::Zeroizing::new(line.map_err(|e| e.to_string())?);
