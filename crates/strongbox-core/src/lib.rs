@@ -14,6 +14,7 @@ mod receipts;
 mod records;
 pub mod requests;
 pub mod retention;
+pub mod rotate;
 pub mod schema;
 pub mod sessions;
 pub mod shares;

@@ -13,8 +13,18 @@ use crate::normalize::Normalizer;
 /// The tenant of the v1 API (Databunker's open-source edition has one).
 pub const DEFAULT_TENANT: &str = "default";
 
-const KIND_KEK: &str = "kek";
-const KIND_INDEX: &str = "index";
+pub(crate) const KIND_KEK: &str = "kek";
+pub(crate) const KIND_INDEX: &str = "index";
+/// The access-token hasher's key, once a root-key rotation made it an entry.
+pub(crate) const KIND_TOKEN: &str = "token";
+
+pub(crate) fn token_entry(tenant: &str) -> KeyRingEntry<'_> {
+    KeyRingEntry {
+        tenant,
+        kind: KIND_TOKEN,
+        version: 1,
+    }
+}
 
 /// Settings of the domain layer.
 #[derive(Clone, Debug, Default)]
@@ -334,6 +344,12 @@ impl Vault {
         let mut keks = HashMap::new();
         let mut index = None;
         let rows = store.keys(&tenant).await?;
+        // After a root-key rotation the token hasher is a key-ring entry; before, it
+        // is derived from the root key.
+        let token_hasher = match rows.iter().find(|r| r.kind == KIND_TOKEN) {
+            Some(row) => root.unwrap_token_hasher(&token_entry(&tenant), &row.wrapped)?,
+            None => root.token_hasher(),
+        };
         let signer = crate::chain::signing_key(&store, root, &tenant, &rows).await?;
         for row in rows {
             let entry = KeyRingEntry {
@@ -354,7 +370,7 @@ impl Vault {
                         index = Some(IndexSecret::new(row.version, key));
                     }
                 }
-                crate::chain::KIND_SIGNING => {}
+                crate::chain::KIND_SIGNING | KIND_TOKEN => {}
                 _ => return Err(OpenError::KeyRing("unknown key kind")),
             }
         }
@@ -374,7 +390,7 @@ impl Vault {
             },
             tenant,
             config,
-            token_hasher: root.token_hasher(),
+            token_hasher,
             root_token_hash: meta.root_token_hash,
         })
     }

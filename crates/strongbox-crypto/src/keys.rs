@@ -130,9 +130,40 @@ impl RootKey {
         self.0.derive("strongbox/v1/wrap")
     }
 
-    /// The hasher for access tokens (root and API tokens are stored only as its output).
+    /// The hasher for access tokens (root and API tokens are stored only as its
+    /// output), as first derived from the root key. After a root-key rotation it lives
+    /// on as a key-ring entry instead, so token hashes stay valid.
     pub fn token_hasher(&self) -> TokenHasher {
         TokenHasher(self.0.derive("strongbox/v1/token"))
+    }
+
+    /// Re-wraps a key-ring entry wrapped by `old` under this key.
+    pub fn rewrap(
+        &self,
+        old: &RootKey,
+        entry: &KeyRingEntry<'_>,
+        blob: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let key = old.unwrap(entry, blob)?;
+        self.wrap(entry, &key)
+    }
+
+    /// Wraps a token hasher's key as a key-ring entry.
+    pub fn wrap_token_hasher(
+        &self,
+        entry: &KeyRingEntry<'_>,
+        hasher: &TokenHasher,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.wrap(entry, &hasher.0)
+    }
+
+    /// The token hasher kept as a key-ring entry.
+    pub fn unwrap_token_hasher(
+        &self,
+        entry: &KeyRingEntry<'_>,
+        blob: &[u8],
+    ) -> Result<TokenHasher, CryptoError> {
+        self.unwrap(entry, blob).map(TokenHasher)
     }
 }
 

@@ -280,6 +280,16 @@ pub enum WriteOp {
         kind: String,
         now: i64,
     },
+    /// A new root key: the key ring re-wrapped (entries updated, or added) and the
+    /// canary replaced, if the canary is still `expected_canary` (`Stale` otherwise:
+    /// another rotation won); `meta` rows set or deleted (`None`) with it.
+    Rekey {
+        tenant: String,
+        expected_canary: Vec<u8>,
+        canary: Vec<u8>,
+        keys: Vec<KeyRow>,
+        meta: Vec<(String, Option<Vec<u8>>)>,
+    },
     /// Rows of a backup, inserted as they are (a restore).
     ImportRows {
         table: &'static backup::Table,

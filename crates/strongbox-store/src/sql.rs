@@ -120,6 +120,10 @@ pub const COUNT_ANY: &str = "SELECT (SELECT COUNT(*) FROM meta) + (SELECT COUNT(
      + (SELECT COUNT(*) FROM records) + (SELECT COUNT(*) FROM audit)";
 
 pub const META_CANARY: &str = "canary";
+pub const META_SWAP: &str = "UPDATE meta SET value = ? WHERE name = ? AND value = ?";
+pub const META_DELETE: &str = "DELETE FROM meta WHERE name = ?";
+pub const KEY_REWRAP: &str =
+    "UPDATE key_ring SET wrapped = ? WHERE tenant = ? AND kind = ? AND version = ?";
 pub const META_ROOT_TOKEN: &str = "root_token_hash";
 
 /// `rows` comma-separated tuples of `width` placeholders, for multi-row VALUES lists:

@@ -1054,6 +1054,40 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
             }
             Ok(())
         }
+        WriteOp::Rekey {
+            tenant,
+            expected_canary,
+            canary,
+            keys,
+            meta,
+        } => {
+            if exec(
+                sql::META_SWAP,
+                params![canary, sql::META_CANARY, expected_canary],
+            )? == 0
+            {
+                return Err(StoreError::Stale);
+            }
+            for k in keys {
+                let n = exec(
+                    sql::KEY_REWRAP,
+                    params![k.wrapped, tenant, k.kind, k.version],
+                )?;
+                if n == 0 {
+                    exec(
+                        sql::KEY_PUT,
+                        params![tenant, k.kind, k.version, k.wrapped, k.created],
+                    )?;
+                }
+            }
+            for (name, value) in meta {
+                exec(sql::META_DELETE, params![name])?;
+                if let Some(v) = value {
+                    exec(sql::META_PUT, params![name, v])?;
+                }
+            }
+            Ok(())
+        }
         WriteOp::ImportRows { table, rows } => {
             let mut st = c.prepare_cached(&table.insert(1)).map_err(backend)?;
             for row in rows {

@@ -1057,6 +1057,48 @@ impl SqlxStore {
                 }
                 Ok(())
             }
+            WriteOp::Rekey {
+                tenant,
+                expected_canary,
+                canary,
+                keys,
+                meta,
+            } => {
+                let q = sqlx::query(self.q(sql::META_SWAP))
+                    .bind(canary.clone())
+                    .bind(sql::META_CANARY)
+                    .bind(expected_canary.clone());
+                if self.exec(tx, q).await? == 0 {
+                    return Err(StoreError::Stale);
+                }
+                for k in keys {
+                    let q = sqlx::query(self.q(sql::KEY_REWRAP))
+                        .bind(k.wrapped.clone())
+                        .bind(tenant.clone())
+                        .bind(k.kind.clone())
+                        .bind(k.version);
+                    if self.exec(tx, q).await? == 0 {
+                        let q = sqlx::query(self.q(sql::KEY_PUT))
+                            .bind(tenant.clone())
+                            .bind(k.kind.clone())
+                            .bind(k.version)
+                            .bind(k.wrapped.clone())
+                            .bind(k.created);
+                        self.exec(tx, q).await?;
+                    }
+                }
+                for (name, value) in meta {
+                    let q = sqlx::query(self.q(sql::META_DELETE)).bind(name.clone());
+                    self.exec(tx, q).await?;
+                    if let Some(v) = value {
+                        let q = sqlx::query(self.q(sql::META_PUT))
+                            .bind(name.clone())
+                            .bind(v.clone());
+                        self.exec(tx, q).await?;
+                    }
+                }
+                Ok(())
+            }
             WriteOp::ImportRows { table, rows } => {
                 use crate::backup::{Cell, Kind};
                 for chunk in rows.chunks(IMPORT_ROWS_PER_STATEMENT) {

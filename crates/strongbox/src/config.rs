@@ -169,6 +169,11 @@ pub enum Command {
         )]
         token: String,
     },
+    /// Key rotation.
+    Rotate {
+        #[command(subcommand)]
+        what: RotateCommand,
+    },
     /// The audit log's hash chain.
     Audit {
         #[command(subcommand)]
@@ -178,6 +183,28 @@ pub enum Command {
     Receipt {
         #[command(subcommand)]
         command: ReceiptCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RotateCommand {
+    /// Replace the root key: re-wrap the key ring under a new one and print it once
+    /// (or its new shares). Data, tokens and running servers are unaffected; servers
+    /// started later need the new key. The current key comes from STRONGBOX_ROOT_KEY
+    /// or --root-key-file, or, for a store kept in shares, from enough of them on
+    /// stdin (one per line).
+    RootKey {
+        /// File holding the current root key (64 hex chars).
+        #[arg(long, env = "STRONGBOX_ROOT_KEY_FILE", value_name = "FILE")]
+        root_key_file: Option<PathBuf>,
+        /// Split the new key into this many shares instead of printing it.
+        #[arg(long, value_name = "N", requires = "threshold")]
+        shares: Option<u8>,
+        /// How many of the new shares unseal the vault.
+        #[arg(long, value_name = "K", requires = "shares")]
+        threshold: Option<u8>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 

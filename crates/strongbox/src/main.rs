@@ -7,7 +7,7 @@ mod unseal;
 mod verify;
 mod webhooks;
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -20,6 +20,7 @@ use strongbox_core::vault::SealConfig;
 use strongbox_core::{
     Normalizer, Policy, SelfService, UserSchema, Vault, VaultConfig, parse_country,
 };
+use strongbox_crypto::shamir::Share;
 use strongbox_crypto::{RootKey, parse_record_token};
 use strongbox_server::HttpConfig;
 use strongbox_server::seal::{Gate, Opening, Unsealer, gated_router};
@@ -27,7 +28,8 @@ use strongbox_store::{Location, OpenOptions, Store};
 use zeroize::Zeroizing;
 
 use crate::config::{
-    AuditCommand, Cli, Command, DEFAULT_LISTEN, FileConfig, ReceiptCommand, StoreArgs, VaultArgs,
+    AuditCommand, Cli, Command, DEFAULT_LISTEN, FileConfig, ReceiptCommand, RotateCommand,
+    StoreArgs, VaultArgs,
 };
 
 fn main() -> ExitCode {
@@ -105,6 +107,26 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
                 public_key.as_deref(),
             )
             .await
+        }
+        Command::Rotate {
+            what:
+                RotateCommand::RootKey {
+                    root_key_file,
+                    shares,
+                    threshold,
+                    store,
+                },
+        } => {
+            let location = store.location(&file)?;
+            let key_file = root_key_file.or(file.root_key_file.clone());
+            rotate_root_key(
+                &location,
+                store.durability(&file),
+                key_file.as_deref(),
+                shares.zip(threshold),
+            )
+            .await
+            .map_err(Failure::Error)
         }
         Command::Unseal { addr } => unseal::unseal(&addr).await.map_err(Failure::Error),
         Command::Seal { addr, token } => unseal::seal(&addr, &token).await.map_err(Failure::Error),
@@ -231,7 +253,8 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
         | Command::Backup { .. }
         | Command::Restore { .. }
         | Command::Unseal { .. }
-        | Command::Seal { .. } => {
+        | Command::Seal { .. }
+        | Command::Rotate { .. } => {
             Err("internal: a verifier command reached the vault runner".into())
         }
     }
@@ -409,6 +432,108 @@ fn supplied_root_key(file: Option<&Path>) -> Result<Option<RootKey>, String> {
         .map_err(|e| format!("invalid root key: {e}"))
 }
 
+/// The split of `root` into `n` shares of which `k` unseal, and its configuration.
+fn split_key(root: &RootKey, n: u8, k: u8) -> Result<(Vec<Share>, SealConfig), String> {
+    if k < 2 || n < k {
+        return Err("--threshold must be at least 2 and at most --shares".into());
+    }
+    let shares = root.split(n, k).map_err(|e| e.to_string())?;
+    let config = SealConfig {
+        shares: n,
+        threshold: k,
+        hashes: shares
+            .iter()
+            .map(|s| SealConfig::hash_share(&s.to_text()))
+            .collect(),
+    };
+    Ok((shares, config))
+}
+
+/// Prints the new key's shares, once.
+fn print_shares(out: &mut impl Write, shares: &[Share], c: &SealConfig) {
+    for (i, share) in shares.iter().enumerate() {
+        let _ = writeln!(out, "Share {}: {}", i + 1, share.to_text().as_str());
+    }
+    let _ = writeln!(
+        out,
+        "The root key was split into {} shares; any {} of them unseal the vault \
+         (strongbox unseal). Give each share to a different person.",
+        c.shares, c.threshold
+    );
+}
+
+/// `strongbox rotate root-key`.
+async fn rotate_root_key(
+    location: &Location,
+    durability: strongbox_store::Durability,
+    key_file: Option<&Path>,
+    split: Option<(u8, u8)>,
+) -> Result<(), String> {
+    let store = Store::open(
+        location,
+        &OpenOptions {
+            create: false,
+            durability,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let current = SealConfig::of(&store).await.map_err(|e| e.to_string())?;
+    let old = match (supplied_root_key(key_file)?, &current) {
+        (Some(k), _) => k,
+        (None, Some(c)) => shares_from_stdin(c)?,
+        (None, None) => {
+            return Err("no root key: set STRONGBOX_ROOT_KEY or pass --root-key-file".into());
+        }
+    };
+    let new = RootKey::generate().map_err(|e| e.to_string())?;
+    let split = match split {
+        Some((n, k)) => Some(split_key(&new, n, k)?),
+        None => None,
+    };
+    strongbox_core::rotate::rotate_root_key(&store, &old, &new, split.as_ref().map(|(_, c)| c))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Root key rotated: {}", location.describe());
+    match &split {
+        Some((shares, c)) => print_shares(&mut out, shares, c),
+        None => {
+            let _ = writeln!(out, "Root key: {}", new.to_hex().as_str());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "The old key (and its shares) no longer open this store; running servers keep working."
+    );
+    Ok(())
+}
+
+/// The current root key from shares on stdin (one per line, as many as needed).
+fn shares_from_stdin(c: &SealConfig) -> Result<RootKey, String> {
+    let mut shares: Vec<Share> = Vec::with_capacity(usize::from(c.threshold));
+    for line in std::io::stdin().lock().lines() {
+        let line = Zeroizing::new(line.map_err(|e| e.to_string())?);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let share = Share::parse(&line).map_err(|e| e.to_string())?;
+        if !c.knows(share.x, &line) {
+            return Err("a share on stdin is not one of this vault's".into());
+        }
+        if !shares.iter().any(|s| s.x == share.x) {
+            shares.push(share);
+        }
+        if shares.len() == usize::from(c.threshold) {
+            return RootKey::from_shares(&shares).map_err(|e| e.to_string());
+        }
+    }
+    Err(format!(
+        "the store's key is kept in shares: give {} of them on stdin, one per line",
+        c.threshold
+    ))
+}
+
 async fn init(
     location: &Location,
     durability: &strongbox_store::Durability,
@@ -438,36 +563,18 @@ async fn init(
         .await
         .map_err(|e| e.to_string())?;
     // Split before anything is written: a failure leaves no store without shares.
-    let shares = match seal {
-        Some((n, k)) => Some(root.split(n, k).map_err(|e| e.to_string())?),
+    let split = match seal {
+        Some((n, k)) => Some(split_key(&root, n, k)?),
         None => None,
     };
-    let config = match (&shares, seal) {
-        (Some(shares), Some((n, k))) => Some(SealConfig {
-            shares: n,
-            threshold: k,
-            hashes: shares
-                .iter()
-                .map(|s| SealConfig::hash_share(&s.to_text()))
-                .collect(),
-        }),
-        _ => None,
-    };
+    let config = split.as_ref().map(|(_, c)| c.clone());
     Vault::initialize(&store, &root, &token, config.clone())
         .await
         .map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Strongbox initialized: {}", location.describe());
-    if let (Some(shares), Some(c)) = (&shares, config) {
-        for (i, share) in shares.iter().enumerate() {
-            let _ = writeln!(out, "Share {}: {}", i + 1, share.to_text().as_str());
-        }
-        let _ = writeln!(
-            out,
-            "The root key was split into {} shares; any {} of them unseal the vault \
-             (strongbox unseal). Give each share to a different person.",
-            c.shares, c.threshold
-        );
+    if let Some((shares, c)) = &split {
+        print_shares(&mut out, shares, c);
     } else if generated_key {
         let _ = writeln!(out, "Root key: {}", root.to_hex().as_str());
     } else {

@@ -504,7 +504,7 @@ impl Server {
 }
 
 impl StoreLoc {
-    fn placeholder() -> StoreLoc {
+    pub fn placeholder() -> StoreLoc {
         StoreLoc {
             backend: Backend::Sqlite,
             args: Vec::new(),

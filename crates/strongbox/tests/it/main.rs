@@ -14,6 +14,7 @@ mod import;
 mod node_clients;
 mod requests;
 mod retention;
+mod rotate;
 mod schema;
 mod security;
 mod sessions;

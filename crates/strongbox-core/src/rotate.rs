@@ -1,0 +1,72 @@
+//! Root-key rotation: a new root key (or new shares) for the same vault.
+//!
+//! The root key wraps the key ring (KEKs, index secrets, the audit signing key) and
+//! proves itself through the canary; it never touches data directly. Rotating it
+//! re-wraps every key-ring entry under the new key and replaces the canary, in one
+//! transaction guarded by the old canary (two rotations at once: one wins). Nothing
+//! else changes: DEKs, ciphertext, index digests and audit rows stay as they are.
+//!
+//! Access-token hashes were keyed by a key derived from the root key; so that every
+//! token stays valid, that key becomes a key-ring entry of its own, wrapped by the new
+//! root key. Running servers keep working (their keys are in memory); a server
+//! started afterwards needs the new key or shares.
+
+use strongbox_crypto::{KeyRingEntry, RootKey};
+use strongbox_store::{KeyRow, Store, StoreError, WriteOp};
+
+use crate::vault::{
+    DEFAULT_TENANT, KIND_TOKEN, META_SEAL, OpenError, SealConfig, now, token_entry,
+};
+
+/// Re-wraps the key ring of `store` from `old` to `new`, and records how the new key
+/// is kept (`seal`: in shares, or `None`: supplied whole).
+pub async fn rotate_root_key(
+    store: &Store,
+    old: &RootKey,
+    new: &RootKey,
+    seal: Option<&SealConfig>,
+) -> Result<(), OpenError> {
+    let meta = store.meta().await?;
+    if !old.check_canary(&meta.canary) {
+        return Err(OpenError::WrongRootKey);
+    }
+    let tenant = DEFAULT_TENANT;
+    let rows = store.keys(tenant).await?;
+    let mut keys = Vec::with_capacity(rows.len() + 1);
+    for row in &rows {
+        let entry = KeyRingEntry {
+            tenant,
+            kind: &row.kind,
+            version: row.version,
+        };
+        keys.push(KeyRow {
+            wrapped: new.rewrap(old, &entry, &row.wrapped)?,
+            ..row.clone()
+        });
+    }
+    if !rows.iter().any(|r| r.kind == KIND_TOKEN) {
+        keys.push(KeyRow {
+            kind: KIND_TOKEN.to_string(),
+            version: 1,
+            wrapped: new.wrap_token_hasher(&token_entry(tenant), &old.token_hasher())?,
+            created: now(),
+        });
+    }
+    let op = WriteOp::Rekey {
+        tenant: tenant.to_string(),
+        expected_canary: meta.canary,
+        canary: new.make_canary()?,
+        keys,
+        meta: vec![(
+            META_SEAL.to_string(),
+            seal.map(|c| c.to_json().into_bytes()),
+        )],
+    };
+    match store.write(op).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Stale) => Err(OpenError::KeyRing(
+            "another rotation changed the root key meanwhile; nothing was changed",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
