@@ -14,27 +14,40 @@ pub enum Source {
     Store(Location),
 }
 
-/// Writes `path` only once the whole backup is in hand: a temporary file beside it
-/// (mode 0600), then a rename.
-fn write_file(
-    path: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> Result<(), String>,
-) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".strongbox-backup")
-        .tempfile_in(dir)
-        .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
-    let (mut file, tmp_path) = tmp.into_parts();
-    write(&mut file)?;
-    file.sync_all()
-        .map_err(|e| format!("cannot write the backup: {e}"))?;
-    tmp_path
-        .persist(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+/// A file beside `path` (mode 0600) that becomes `path` only once complete.
+struct Pending {
+    file: std::io::BufWriter<std::fs::File>,
+    tmp: tempfile::TempPath,
+}
+
+impl Pending {
+    fn create(path: &Path) -> Result<Pending, String> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".strongbox-backup")
+            .tempfile_in(dir)
+            .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
+        let (file, tmp) = tmp.into_parts();
+        Ok(Pending {
+            file: std::io::BufWriter::new(file),
+            tmp,
+        })
+    }
+
+    fn finish(self, path: &Path) -> Result<(), String> {
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| format!("cannot write the backup: {e}"))?;
+        file.sync_all()
+            .map_err(|e| format!("cannot write the backup: {e}"))?;
+        self.tmp
+            .persist(path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
 }
 
 pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
@@ -49,10 +62,12 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
             .map_err(|e| e.to_string())??;
             // Checked here too: what is written is a backup that restores.
             let checked = read_backup(&body)?;
-            write_file(out, |f| {
-                f.write_all(&body)
-                    .map_err(|e| format!("cannot write the backup: {e}"))
-            })?;
+            let mut pending = Pending::create(out)?;
+            pending
+                .file
+                .write_all(&body)
+                .map_err(|e| format!("cannot write the backup: {e}"))?;
+            pending.finish(out)?;
             checked.manifest
         }
         Source::Store(location) => {
@@ -65,12 +80,10 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
             )
             .await
             .map_err(|e| format!("cannot open {}: {e}", location.describe()))?;
-            let mut buf = Vec::new();
-            let manifest = write_backup(&store, &mut buf).await?;
-            write_file(out, |f| {
-                f.write_all(&buf)
-                    .map_err(|e| format!("cannot write the backup: {e}"))
-            })?;
+            // Streamed to the file as it is read, not held in memory.
+            let mut pending = Pending::create(out)?;
+            let manifest = write_backup(&store, &mut pending.file).await?;
+            pending.finish(out)?;
             manifest
         }
     };
