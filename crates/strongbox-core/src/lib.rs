@@ -8,6 +8,7 @@ pub mod chain;
 pub mod consent;
 pub mod error;
 pub mod expiry;
+pub mod kek;
 pub mod normalize;
 pub mod notify;
 mod receipts;

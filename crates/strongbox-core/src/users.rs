@@ -172,11 +172,7 @@ impl Vault {
         let (Some(version), Some(wrapped)) = (row.kek_version, row.wrapped_dek.as_ref()) else {
             return Ok(None);
         };
-        let kek = self
-            .keys
-            .keks
-            .get(&version)
-            .ok_or_else(|| Error::internal("a DEK is wrapped by an unknown KEK version"))?;
+        let kek = self.kek(version)?;
         Ok(Some(kek.unwrap_dek(&self.tenant, &row.token, wrapped)?))
     }
 

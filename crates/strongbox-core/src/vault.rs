@@ -1,9 +1,11 @@
 //! The vault: an opened store plus the unwrapped key ring, and authorization.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use strongbox_crypto::{
-    IndexSecret, Kek, KeyRingEntry, RootKey, SecretKey, TokenHasher, VaultSigner, new_event_token,
+    IndexSecret, Kek, KeyRingEntry, KeyWrapper, RootKey, SecretKey, TokenHasher, VaultSigner,
+    new_event_token,
 };
 use strongbox_store::{AuditEvent, InitData, KeyRow, Store, StoreError, WriteOp};
 
@@ -262,10 +264,39 @@ impl Principal {
     }
 }
 
+/// The KEKs of a tenant: every version still in the key ring, and the one that
+/// wraps new DEKs.
+pub(crate) struct KekSet {
+    pub current: i64,
+    pub all: HashMap<i64, Arc<Kek>>,
+    /// When each version was created (Unix seconds).
+    pub created: HashMap<i64, i64>,
+}
+
+/// Seconds after its creation before a new KEK wraps new DEKs: every node reloads
+/// the key ring more often than that, so none ever meets a DEK under a KEK it has not
+/// loaded yet.
+pub const KEK_ACTIVATION: i64 = 2;
+
+impl KekSet {
+    /// The newest version old enough to be active (the oldest one if none is).
+    pub(crate) fn pick_current(&mut self, now: i64) {
+        let oldest = self.all.keys().copied().min().unwrap_or(0);
+        self.current = self
+            .created
+            .iter()
+            .filter(|(v, t)| self.all.contains_key(v) && **t <= now - KEK_ACTIVATION)
+            .map(|(v, _)| *v)
+            .max()
+            .unwrap_or(oldest);
+    }
+}
+
 /// The unwrapped keys of one tenant.
 pub(crate) struct KeyRing {
-    pub current_kek: i64,
-    pub keks: HashMap<i64, Kek>,
+    pub keks: std::sync::RwLock<KekSet>,
+    /// Wraps new key-ring entries (a new KEK) while the vault runs.
+    pub wrapper: KeyWrapper,
     pub index: IndexSecret,
     /// Signs audit checkpoints, erasure receipts and access reports.
     pub signer: VaultSigner,
@@ -278,6 +309,8 @@ pub struct Vault {
     pub(crate) config: VaultConfig,
     token_hasher: TokenHasher,
     root_token_hash: Vec<u8>,
+    /// Where the background re-wrap of DEKs under a new KEK stands.
+    pub(crate) rewrap: std::sync::Mutex<crate::kek::Cursor>,
 }
 
 impl Vault {
@@ -342,6 +375,7 @@ impl Vault {
         }
         let tenant = DEFAULT_TENANT.to_string();
         let mut keks = HashMap::new();
+        let mut created = HashMap::new();
         let mut index = None;
         let rows = store.keys(&tenant).await?;
         // After a root-key rotation the token hasher is a key-ring entry; before, it
@@ -360,7 +394,8 @@ impl Vault {
             let key = root.unwrap(&entry, &row.wrapped)?;
             match row.kind.as_str() {
                 KIND_KEK => {
-                    keks.insert(row.version, Kek::new(row.version, key));
+                    keks.insert(row.version, Arc::new(Kek::new(row.version, key)));
+                    created.insert(row.version, row.created);
                 }
                 KIND_INDEX => {
                     if index
@@ -374,20 +409,25 @@ impl Vault {
                 _ => return Err(OpenError::KeyRing("unknown key kind")),
             }
         }
-        let current_kek = keks
-            .keys()
-            .copied()
-            .max()
-            .ok_or(OpenError::KeyRing("no KEK"))?;
+        if keks.is_empty() {
+            return Err(OpenError::KeyRing("no KEK"));
+        }
+        let mut set = KekSet {
+            current: 0,
+            all: keks,
+            created,
+        };
+        set.pick_current(now());
         let index = index.ok_or(OpenError::KeyRing("no index secret"))?;
         Ok(Vault {
             store,
             keys: KeyRing {
-                current_kek,
-                keks,
+                keks: std::sync::RwLock::new(set),
+                wrapper: root.wrapper(),
                 index,
                 signer,
             },
+            rewrap: std::sync::Mutex::new(crate::kek::Cursor::default()),
             tenant,
             config,
             token_hasher,
@@ -400,11 +440,29 @@ impl Vault {
     }
 
     /// The KEK that wraps new DEKs.
-    pub(crate) fn current_kek(&self) -> Result<&Kek> {
+    pub(crate) fn current_kek(&self) -> Result<Arc<Kek>> {
+        let set = self.keks();
+        set.all
+            .get(&set.current)
+            .cloned()
+            .ok_or_else(|| Error::internal("the current KEK is missing"))
+    }
+
+    /// KEK `version`, if this vault has it.
+    pub(crate) fn kek(&self, version: i64) -> Result<Arc<Kek>> {
+        self.keks().all.get(&version).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unavailable,
+                "a key is being rotated and this node has not loaded it yet; retry",
+            )
+        })
+    }
+
+    pub(crate) fn keks(&self) -> std::sync::RwLockReadGuard<'_, KekSet> {
         self.keys
             .keks
-            .get(&self.keys.current_kek)
-            .ok_or_else(|| Error::internal("the current KEK is missing"))
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Resolves an access token: the root token (compared in constant time, in

@@ -130,6 +130,12 @@ impl RootKey {
         self.0.derive("strongbox/v1/wrap")
     }
 
+    /// What a running vault keeps to add key-ring entries (a new KEK) without keeping
+    /// the root key itself: the wrapping key derived from it.
+    pub fn wrapper(&self) -> KeyWrapper {
+        KeyWrapper(self.wrap_key())
+    }
+
     /// The hasher for access tokens (root and API tokens are stored only as its
     /// output), as first derived from the root key. After a root-key rotation it lives
     /// on as a key-ring entry instead, so token hashes stay valid.
@@ -169,6 +175,21 @@ impl RootKey {
 
 fn canary_aad() -> Aad {
     Aad::new("", "canary", "", "")
+}
+
+/// Wraps and unwraps key-ring entries, like the root key it was derived from.
+#[derive(Debug)]
+pub struct KeyWrapper(SecretKey);
+
+impl KeyWrapper {
+    pub fn wrap(&self, entry: &KeyRingEntry<'_>, key: &SecretKey) -> Result<Vec<u8>, CryptoError> {
+        seal(&self.0, &entry.aad(), key.bytes())
+    }
+
+    pub fn unwrap(&self, entry: &KeyRingEntry<'_>, blob: &[u8]) -> Result<SecretKey, CryptoError> {
+        let pt = open(&self.0, &entry.aad(), blob)?;
+        SecretKey::from_slice(&pt)
+    }
 }
 
 /// Where a wrapped key-ring entry belongs: (tenant, kind, version).

@@ -26,8 +26,8 @@ pub use chain::{
     event_digest, fingerprint, verify_signature,
 };
 pub use keys::{
-    BlindIndexKey, Dek, IndexSecret, Kek, KeyRingEntry, RootKey, SecretKey, TokenHasher,
-    hmac_sha256, new_event_token, new_record_token, parse_record_token,
+    BlindIndexKey, Dek, IndexSecret, Kek, KeyRingEntry, KeyWrapper, RootKey, SecretKey,
+    TokenHasher, hmac_sha256, new_event_token, new_record_token, parse_record_token,
 };
 
 /// Everything that can go wrong in this crate. Messages never contain key material.

@@ -110,6 +110,23 @@ impl HttpMetrics {
                 chain.failures.load(Ordering::Relaxed),
             ),
             (
+                "strongbox_kek_rewrapped_total",
+                "counter",
+                "DEKs re-wrapped under a newer KEK by this node.",
+                strongbox_core::kek::REWRAP_STATS
+                    .rewrapped
+                    .load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_kek_rewrap_remaining",
+                "gauge",
+                "DEKs still under an older KEK, as last counted.",
+                strongbox_core::kek::REWRAP_STATS
+                    .remaining
+                    .load(Ordering::Relaxed)
+                    .max(0) as u64,
+            ),
+            (
                 "strongbox_store_write_failures_total",
                 "counter",
                 "Writes (each with its audit event) the database refused.",

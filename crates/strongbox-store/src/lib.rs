@@ -175,6 +175,16 @@ pub struct Preserved {
     pub drop_indexes: Vec<&'static str>,
 }
 
+/// A DEK wrapped by an old KEK: a user's (`kind` is `None`, `id` the token) or a
+/// record's own.
+#[derive(Clone, Debug)]
+pub struct WrappedDek {
+    pub kind: Option<String>,
+    pub id: String,
+    pub kek_version: i64,
+    pub wrapped: Vec<u8>,
+}
+
 /// A wrapped key-ring entry (a KEK or an index secret).
 #[derive(Clone)]
 pub struct KeyRow {
@@ -279,6 +289,20 @@ pub enum WriteOp {
         tenant: String,
         kind: String,
         now: i64,
+    },
+    /// DEKs re-wrapped under a newer KEK, each only if still wrapped by the version it
+    /// was read with (an erasure or a rewrite meanwhile wins).
+    Rewrap {
+        tenant: String,
+        rows: Vec<(WrappedDek, i64)>,
+        audit: AuditEvent,
+    },
+    /// Deletes a key-ring entry that nothing uses any more.
+    RetireKey {
+        tenant: String,
+        kind: String,
+        version: i64,
+        audit: AuditEvent,
     },
     /// A new root key: the key ring re-wrapped (entries updated, or added) and the
     /// canary replaced, if the canary is still `expected_canary` (`Stale` otherwise:
@@ -693,6 +717,50 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.audit_checkpoints(tenant).await,
             Store::Sqlx(s) => s.audit_checkpoints(tenant).await,
+        }
+    }
+
+    /// Users whose DEK is wrapped by a KEK older than `below`, after token `after`.
+    pub async fn users_to_rewrap(
+        &self,
+        tenant: &str,
+        below: i64,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<WrappedDek>> {
+        match self {
+            Store::Sqlite(s) => s.users_to_rewrap(tenant, below, after, limit as i64).await,
+            Store::Sqlx(s) => s.users_to_rewrap(tenant, below, after, limit as i64).await,
+        }
+    }
+
+    /// Records with their own DEK wrapped by a KEK older than `below`, after
+    /// (`kind`, `id`) `after`.
+    pub async fn records_to_rewrap(
+        &self,
+        tenant: &str,
+        below: i64,
+        after: (&str, &str),
+        limit: usize,
+    ) -> Result<Vec<WrappedDek>> {
+        match self {
+            Store::Sqlite(s) => {
+                s.records_to_rewrap(tenant, below, after, limit as i64)
+                    .await
+            }
+            Store::Sqlx(s) => {
+                s.records_to_rewrap(tenant, below, after, limit as i64)
+                    .await
+            }
+        }
+    }
+
+    /// How many DEKs (users' and records' own) are wrapped by KEK versions in
+    /// `from..below`.
+    pub async fn count_wrapped(&self, tenant: &str, from: i64, below: i64) -> Result<i64> {
+        match self {
+            Store::Sqlite(s) => s.count_wrapped(tenant, from, below).await,
+            Store::Sqlx(s) => s.count_wrapped(tenant, from, below).await,
         }
     }
 

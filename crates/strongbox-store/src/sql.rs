@@ -119,6 +119,23 @@ pub const RECORDS_DELETE_EXPIRED: &str =
 pub const COUNT_ANY: &str = "SELECT (SELECT COUNT(*) FROM meta) + (SELECT COUNT(*) FROM users) \
      + (SELECT COUNT(*) FROM records) + (SELECT COUNT(*) FROM audit)";
 
+pub const USERS_KEK_BELOW: &str = "SELECT token, kek_version, wrapped_dek FROM users \
+     WHERE tenant = ? AND kek_version < ? AND wrapped_dek IS NOT NULL AND token > ? ORDER BY token LIMIT ?";
+pub const RECORDS_KEK_BELOW: &str = "SELECT kind, id, kek_version, wrapped_dek FROM records \
+     WHERE tenant = ? AND kek_version < ? AND wrapped_dek IS NOT NULL \
+     AND (kind > ? OR (kind = ? AND id > ?)) ORDER BY kind, id LIMIT ?";
+pub const USERS_KEK_COUNT: &str = "SELECT COUNT(*) FROM users \
+     WHERE tenant = ? AND kek_version >= ? AND kek_version < ? AND wrapped_dek IS NOT NULL";
+pub const RECORDS_KEK_COUNT: &str = "SELECT COUNT(*) FROM records \
+     WHERE tenant = ? AND kek_version >= ? AND kek_version < ? AND wrapped_dek IS NOT NULL";
+pub const USER_REWRAP: &str = "UPDATE users SET wrapped_dek = ?, kek_version = ? \
+     WHERE tenant = ? AND token = ? AND kek_version = ?";
+/// Bumps the row version, so that a writer that read the record before (and would
+/// write its old wrapped DEK back) retries instead.
+pub const RECORD_REWRAP: &str = "UPDATE records SET wrapped_dek = ?, kek_version = ?, version = version + 1 \
+     WHERE tenant = ? AND kind = ? AND id = ? AND kek_version = ?";
+pub const KEY_DELETE: &str = "DELETE FROM key_ring WHERE tenant = ? AND kind = ? AND version = ?";
+
 pub const META_CANARY: &str = "canary";
 pub const META_SWAP: &str = "UPDATE meta SET value = ? WHERE name = ? AND value = ?";
 pub const META_DELETE: &str = "DELETE FROM meta WHERE name = ?";

@@ -408,6 +408,66 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn users_to_rewrap(
+        &self,
+        tenant: &str,
+        below: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<crate::WrappedDek>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(sql::USERS_KEK_BELOW)?;
+            let rows = st.query_map(params![tenant, below, after, limit], |r| {
+                Ok(crate::WrappedDek {
+                    kind: None,
+                    id: r.get(0)?,
+                    kek_version: r.get(1)?,
+                    wrapped: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn records_to_rewrap(
+        &self,
+        tenant: &str,
+        below: i64,
+        after: (&str, &str),
+        limit: i64,
+    ) -> Result<Vec<crate::WrappedDek>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(sql::RECORDS_KEK_BELOW)?;
+            let rows = st.query_map(
+                params![tenant, below, after.0, after.0, after.1, limit],
+                |r| {
+                    Ok(crate::WrappedDek {
+                        kind: Some(r.get(0)?),
+                        id: r.get(1)?,
+                        kek_version: r.get(2)?,
+                        wrapped: r.get(3)?,
+                    })
+                },
+            )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn count_wrapped(&self, tenant: &str, from: i64, below: i64) -> Result<i64> {
+        self.read(|c| {
+            let mut n = 0i64;
+            for st in [sql::USERS_KEK_COUNT, sql::RECORDS_KEK_COUNT] {
+                n += c
+                    .prepare_cached(st)?
+                    .query_row(params![tenant, from, below], |r| r.get::<_, i64>(0))?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
     pub(crate) async fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>> {
         self.read(|c| {
             c.prepare_cached(sql::META_GET)?
@@ -1053,6 +1113,34 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
                 exec(sql::META_PUT, params![name, value])?;
             }
             Ok(())
+        }
+        WriteOp::Rewrap {
+            tenant,
+            rows,
+            audit: a,
+        } => {
+            for (d, new_version) in rows {
+                match &d.kind {
+                    None => exec(
+                        sql::USER_REWRAP,
+                        params![d.wrapped, new_version, tenant, d.id, d.kek_version],
+                    )?,
+                    Some(kind) => exec(
+                        sql::RECORD_REWRAP,
+                        params![d.wrapped, new_version, tenant, kind, d.id, d.kek_version],
+                    )?,
+                };
+            }
+            audit(tenant, a)
+        }
+        WriteOp::RetireKey {
+            tenant,
+            kind,
+            version,
+            audit: a,
+        } => {
+            exec(sql::KEY_DELETE, params![tenant, kind, version])?;
+            audit(tenant, a)
         }
         WriteOp::Rekey {
             tenant,

@@ -500,6 +500,77 @@ impl SqlxStore {
             .collect()
     }
 
+    pub(crate) async fn users_to_rewrap(
+        &self,
+        tenant: &str,
+        below: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<crate::WrappedDek>> {
+        let rows = sqlx::query(self.q(sql::USERS_KEK_BELOW))
+            .bind(tenant.to_string())
+            .bind(below)
+            .bind(after.to_string())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::WrappedDek {
+                    kind: None,
+                    id: r.try_get(0).map_err(backend)?,
+                    kek_version: r.try_get(1).map_err(backend)?,
+                    wrapped: r.try_get(2).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn records_to_rewrap(
+        &self,
+        tenant: &str,
+        below: i64,
+        after: (&str, &str),
+        limit: i64,
+    ) -> Result<Vec<crate::WrappedDek>> {
+        let rows = sqlx::query(self.q(sql::RECORDS_KEK_BELOW))
+            .bind(tenant.to_string())
+            .bind(below)
+            .bind(after.0.to_string())
+            .bind(after.0.to_string())
+            .bind(after.1.to_string())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::WrappedDek {
+                    kind: Some(r.try_get(0).map_err(backend)?),
+                    id: r.try_get(1).map_err(backend)?,
+                    kek_version: r.try_get(2).map_err(backend)?,
+                    wrapped: r.try_get(3).map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn count_wrapped(&self, tenant: &str, from: i64, below: i64) -> Result<i64> {
+        let mut n = 0;
+        for st in [sql::USERS_KEK_COUNT, sql::RECORDS_KEK_COUNT] {
+            let row = sqlx::query(self.q(st))
+                .bind(tenant.to_string())
+                .bind(from)
+                .bind(below)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend)?;
+            n += row.try_get::<i64, _>(0).map_err(backend)?;
+        }
+        Ok(n)
+    }
+
     pub(crate) async fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let row = sqlx::query(self.q(sql::META_GET))
             .bind(name.to_string())
@@ -1056,6 +1127,44 @@ impl SqlxStore {
                     self.exec(tx, q).await?;
                 }
                 Ok(())
+            }
+            WriteOp::Rewrap {
+                tenant,
+                rows,
+                audit,
+            } => {
+                for (d, new_version) in rows {
+                    let q = match &d.kind {
+                        None => sqlx::query(self.q(sql::USER_REWRAP))
+                            .bind(d.wrapped.clone())
+                            .bind(*new_version)
+                            .bind(tenant.clone())
+                            .bind(d.id.clone())
+                            .bind(d.kek_version),
+                        Some(kind) => sqlx::query(self.q(sql::RECORD_REWRAP))
+                            .bind(d.wrapped.clone())
+                            .bind(*new_version)
+                            .bind(tenant.clone())
+                            .bind(kind.clone())
+                            .bind(d.id.clone())
+                            .bind(d.kek_version),
+                    };
+                    self.exec(tx, q).await?;
+                }
+                self.audit(tx, tenant, audit).await
+            }
+            WriteOp::RetireKey {
+                tenant,
+                kind,
+                version,
+                audit,
+            } => {
+                let q = sqlx::query(self.q(sql::KEY_DELETE))
+                    .bind(tenant.clone())
+                    .bind(kind.clone())
+                    .bind(*version);
+                self.exec(tx, q).await?;
+                self.audit(tx, tenant, audit).await
             }
             WriteOp::Rekey {
                 tenant,

@@ -188,6 +188,22 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum RotateCommand {
+    /// Rotate the KEK of a running vault: a new version wraps new DEKs within
+    /// seconds, and every DEK is re-wrapped to it in the background while the vault
+    /// keeps serving. Shows the progress until done (Ctrl-C only stops watching).
+    Kek {
+        /// The vault's base URL.
+        #[arg(long, value_name = "URL")]
+        addr: String,
+        /// The root token.
+        #[arg(
+            long,
+            env = "STRONGBOX_TOKEN",
+            value_name = "TOKEN",
+            hide_env_values = true
+        )]
+        token: String,
+    },
     /// Replace the root key: re-wrap the key ring under a new one and print it once
     /// (or its new shares). Data, tokens and running servers are unaffected; servers
     /// started later need the new key. The current key comes from STRONGBOX_ROOT_KEY
@@ -324,6 +340,15 @@ pub struct VaultArgs {
         value_name = "SECONDS"
     )]
     pub audit_checkpoint_interval: Option<u64>,
+    /// DEKs re-wrapped per 100 ms after a KEK rotation (the background job's pace)
+    /// [default: 500]. File key: `rewrap_batch`.
+    #[arg(long, env = "STRONGBOX_REWRAP_BATCH", value_name = "N")]
+    pub rewrap_batch: Option<usize>,
+    /// Seconds a new KEK must have been current, with no DEK left under an older one,
+    /// before the older versions are deleted from the key ring [default: 3600]. File
+    /// key: `kek_retire_after`.
+    #[arg(long, env = "STRONGBOX_KEK_RETIRE_AFTER", value_name = "SECONDS")]
+    pub kek_retire_after: Option<u64>,
     /// Answer reads of personal data even when their audit event cannot be written
     /// (each such read is logged). Changes always fail closed [default: false: reads
     /// fail closed too]. File key: `audit_fail_open_reads`.
@@ -402,6 +427,8 @@ pub struct FileConfig {
     pub sweep_interval: Option<u64>,
     pub audit_checkpoint_interval: Option<u64>,
     pub audit_fail_open_reads: Option<bool>,
+    pub rewrap_batch: Option<usize>,
+    pub kek_retire_after: Option<u64>,
     pub list_users: Option<bool>,
     pub user_record_schema: Option<PathBuf>,
     pub notification_url: Option<String>,

@@ -128,6 +128,11 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
             .await
             .map_err(Failure::Error)
         }
+        Command::Rotate {
+            what: RotateCommand::Kek { addr, token },
+        } => unseal::rotate_kek(&addr, &token)
+            .await
+            .map_err(Failure::Error),
         Command::Unseal { addr } => unseal::unseal(&addr).await.map_err(Failure::Error),
         Command::Seal { addr, token } => unseal::seal(&addr, &token).await.map_err(Failure::Error),
         Command::Backup {
@@ -647,6 +652,10 @@ struct Background {
     sweep_every: Duration,
     /// `None`: no periodic checkpoints.
     checkpoint_every: Option<Duration>,
+    /// DEKs re-wrapped per tick after a KEK rotation.
+    rewrap_batch: usize,
+    /// Seconds before unused old KEKs are retired.
+    kek_retire_after: i64,
 }
 
 fn background(args: &VaultArgs, file: &FileConfig) -> Background {
@@ -662,6 +671,16 @@ fn background(args: &VaultArgs, file: &FileConfig) -> Background {
     Background {
         sweep_every: Duration::from_secs(sweep),
         checkpoint_every: (checkpoint > 0).then(|| Duration::from_secs(checkpoint)),
+        rewrap_batch: args
+            .rewrap_batch
+            .or(file.rewrap_batch)
+            .unwrap_or(500)
+            .max(1),
+        kek_retire_after: args
+            .kek_retire_after
+            .or(file.kek_retire_after)
+            .unwrap_or(3600)
+            .min(i64::MAX as u64) as i64,
     }
 }
 
@@ -689,6 +708,12 @@ impl Unsealer for Opener {
         let mut jobs = vec![
             tokio::spawn(sweeper(vault.clone(), self.jobs.sweep_every)).abort_handle(),
             tokio::spawn(sealer(vault.clone(), self.jobs.checkpoint_every)).abort_handle(),
+            tokio::spawn(rewrapper(
+                vault.clone(),
+                self.jobs.rewrap_batch,
+                self.jobs.kek_retire_after,
+            ))
+            .abort_handle(),
         ];
         if let Some(url) = vault.config().notification_url.clone() {
             let secret = std::env::var("STRONGBOX_NOTIFICATION_SECRET")
@@ -767,6 +792,33 @@ async fn sweeper(vault: Arc<Vault>, every: Duration) {
         tick.tick().await;
         if let Err(e) = vault.sweep().await {
             tracing::warn!(error = %e, "sweeping expired data failed");
+        }
+    }
+}
+
+/// Keeps the key ring current (KEKs added by any node) and re-wraps DEKs under old
+/// KEKs, `batch` per 100 ms; idles at one key-ring read per 500 ms.
+async fn rewrapper(vault: Arc<Vault>, batch: usize, retire_after: i64) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n: u64 = 0;
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        n += 1;
+        if n.is_multiple_of(5)
+            && let Err(e) = vault.reload_keys().await
+        {
+            tracing::warn!(error = %e, "reloading the key ring failed");
+        }
+        match vault.rewrap_pass(batch, retire_after).await {
+            Ok(0) => tokio::time::sleep(Duration::from_millis(400)).await,
+            Ok(_) => failing = false,
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "re-wrapping DEKs failed; will retry");
+                failing = true;
+            }
+            Err(_) => {}
         }
     }
 }

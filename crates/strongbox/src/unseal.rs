@@ -1,4 +1,5 @@
-//! `strongbox unseal` and `strongbox seal`: talk to a running vault.
+//! `strongbox unseal`, `strongbox seal` and `strongbox rotate kek`: talk to a running
+//! vault.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -89,6 +90,75 @@ pub async fn seal(addr: &str, token: &str) -> Result<(), String> {
         }
         println!("Sealed.");
         Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+fn get(url: &str, token: &str) -> Result<(u16, Value), String> {
+    let mut resp = agent()
+        .get(url)
+        .header("X-Bunker-Token", token)
+        .call()
+        .map_err(|e| format!("cannot reach the vault: {e}"))?;
+    let status = resp.status().as_u16();
+    let v = resp.body_mut().read_json::<Value>().unwrap_or(Value::Null);
+    Ok((status, v))
+}
+
+/// A progress bar: `[#######.............]  35 %  (350 of 1000 DEKs)`.
+fn bar(done: i64, total: i64) -> String {
+    let pct = if total > 0 { done * 100 / total } else { 100 };
+    let filled = (pct / 5) as usize;
+    format!(
+        "[{}{}] {pct:>3} %  ({done} of {total} DEKs)",
+        "#".repeat(filled),
+        ".".repeat(20 - filled)
+    )
+}
+
+pub async fn rotate_kek(addr: &str, token: &str) -> Result<(), String> {
+    let url = format!("{}/v1/sys/rotate/kek", addr.trim_end_matches('/'));
+    let token = token.to_string();
+    tokio::task::spawn_blocking(move || {
+        let (status, v) = post(&url, Some(&token), &serde_json::json!({}))?;
+        if status != 200 {
+            let message = v["message"].as_str().unwrap_or("unexpected answer");
+            return Err(format!("the vault refused to rotate: {message}"));
+        }
+        let version = v["version"].as_i64().unwrap_or(0);
+        println!("KEK version {version} created; re-wrapping every DEK to it in the background.");
+        let tty = std::io::stderr().is_terminal();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let (status, s) = get(&url, &token)?;
+            if status != 200 {
+                let message = s["message"].as_str().unwrap_or("unexpected answer");
+                return Err(format!("cannot read the rotation's progress: {message}"));
+            }
+            let (current, remaining, total) = (
+                s["current"].as_i64().unwrap_or(0),
+                s["remaining"].as_i64().unwrap_or(0),
+                s["total"].as_i64().unwrap_or(0),
+            );
+            let line = if current < version {
+                format!("waiting for KEK version {version} to become current…")
+            } else {
+                bar(total - remaining, total)
+            };
+            if tty {
+                eprint!("\r{line}");
+            } else {
+                eprintln!("{line}");
+            }
+            if current >= version && remaining == 0 {
+                if tty {
+                    eprintln!();
+                }
+                println!("Done: every DEK is wrapped by KEK version {version}.");
+                return Ok(());
+            }
+        }
     })
     .await
     .map_err(|e| e.to_string())?

@@ -96,6 +96,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/exp/delete/{exptoken}", get(retention::delete))
         .route("/v1/sys/configuration", get(system::configuration))
         .route("/v1/sys/backup", get(system::backup))
+        .route(
+            "/v1/sys/rotate/kek",
+            get(system::kek_status).post(system::rotate_kek),
+        )
         .route("/v1/metrics", get(system::metrics))
         .route("/v1/users", post(system::list_users))
         .route("/v1/lbasis", get(consent::list_legal_bases))

@@ -142,6 +142,30 @@ pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Reply 
     Ok(resp)
 }
 
+/// `POST /v1/sys/rotate/kek`: a new KEK version (root).
+pub async fn rotate_kek(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let who = principal(&state, &headers).await?;
+    let version = state.vault.rotate_kek(&who).await?;
+    Ok(ok_fields(&[
+        ("version", Value::from(version)),
+        (
+            "activates_in",
+            Value::from(strongbox_core::vault::KEK_ACTIVATION),
+        ),
+    ]))
+}
+
+/// `GET /v1/sys/rotate/kek`: where the re-wrap stands (root).
+pub async fn kek_status(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let who = principal(&state, &headers).await?;
+    let status = state.vault.kek_status(&who).await?;
+    let fields: Vec<(&str, Value)> = ["current", "newest", "versions", "remaining", "total"]
+        .iter()
+        .map(|k| (*k, status[*k].clone()))
+        .collect();
+    Ok(ok_fields(&fields))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,0 +1,328 @@
+//! KEK rotation while the vault serves.
+//!
+//! `rotate_kek` adds a KEK version to the key ring (wrapped by the root key's
+//! wrapping key, which a running vault keeps). Every node reloads the key ring often
+//! (`reload_keys`), and a new version wraps new DEKs [`KEK_ACTIVATION`] seconds after
+//! its creation, so no node ever meets a DEK under a KEK it has not loaded. Then a
+//! background job on every node re-wraps the DEKs under older versions, a batch at a
+//! time in key order; each write applies only if the DEK is still under the version
+//! it was read with, so nodes working at once, erasures and rewrites meanwhile are
+//! all safe, and a crash loses nothing: the next run finds what is left. When no DEK
+//! uses an old version any more, and the new one has been current for a while
+//! (`kek_retire_after`), the old version is deleted from the key ring.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+use strongbox_crypto::{Kek, KeyRingEntry, SecretKey};
+use strongbox_store::{KeyRow, StoreError, WrappedDek, WriteOp};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::vault::{KIND_KEK, Principal, Vault, audit_event, now};
+
+/// Where the re-wrap stands: the last user token and record key done in this pass.
+#[derive(Default)]
+pub struct Cursor {
+    user: String,
+    record: (String, String),
+    users_done: bool,
+    records_done: bool,
+    /// A current version under which every DEK was found (nothing older left).
+    clean: Option<i64>,
+}
+
+/// Re-wrap progress, for `/v1/metrics`.
+pub struct RewrapStats {
+    pub rewrapped: AtomicU64,
+    /// DEKs under older KEKs, as last counted (-1: not counted yet).
+    pub remaining: AtomicI64,
+}
+
+pub static REWRAP_STATS: RewrapStats = RewrapStats {
+    rewrapped: AtomicU64::new(0),
+    remaining: AtomicI64::new(-1),
+};
+
+impl Vault {
+    /// Loads KEK versions added by any node, and picks the current one.
+    pub async fn reload_keys(&self) -> Result<()> {
+        let rows = self.store.keys(&self.tenant).await?;
+        let missing: Vec<&KeyRow> = {
+            let set = self.keks();
+            rows.iter()
+                .filter(|r| r.kind == KIND_KEK && !set.all.contains_key(&r.version))
+                .collect()
+        };
+        let mut loaded = Vec::new();
+        for row in missing {
+            let entry = KeyRingEntry {
+                tenant: &self.tenant,
+                kind: KIND_KEK,
+                version: row.version,
+            };
+            let key = self.keys.wrapper.unwrap(&entry, &row.wrapped)?;
+            loaded.push((
+                row.version,
+                row.created,
+                Arc::new(Kek::new(row.version, key)),
+            ));
+        }
+        let mut set = self
+            .keys
+            .keks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (version, created, kek) in loaded {
+            set.all.insert(version, kek);
+            set.created.insert(version, created);
+        }
+        set.pick_current(now());
+        Ok(())
+    }
+
+    /// Adds a new KEK version (root only); it wraps new DEKs on every node within
+    /// seconds, and the DEKs under older versions are re-wrapped in the background.
+    pub async fn rotate_kek(&self, who: &Principal) -> Result<i64> {
+        who.require_root()?;
+        let rows = self.store.keys(&self.tenant).await?;
+        // A new KEK is wrapped with the key this server was opened with: if the root
+        // key was rotated since, the store's entries no longer open with it, and a KEK
+        // wrapped now would be unreadable to every server started with the new key.
+        let newest = rows
+            .iter()
+            .filter(|r| r.kind == KIND_KEK)
+            .max_by_key(|r| r.version)
+            .ok_or_else(|| Error::internal("the key ring has no KEK"))?;
+        let probe = KeyRingEntry {
+            tenant: &self.tenant,
+            kind: KIND_KEK,
+            version: newest.version,
+        };
+        if self.keys.wrapper.unwrap(&probe, &newest.wrapped).is_err() {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "the root key was rotated since this server started: restart it with the new key first",
+            ));
+        }
+        let version = newest.version + 1;
+        let entry = KeyRingEntry {
+            tenant: &self.tenant,
+            kind: KIND_KEK,
+            version,
+        };
+        let op = WriteOp::Atomic(vec![
+            WriteOp::AddKey {
+                tenant: self.tenant.clone(),
+                key: KeyRow {
+                    kind: KIND_KEK.to_string(),
+                    version,
+                    wrapped: self.keys.wrapper.wrap(&entry, &SecretKey::generate()?)?,
+                    created: now(),
+                },
+                meta: Vec::new(),
+            },
+            WriteOp::Audit {
+                tenant: self.tenant.clone(),
+                audit: audit_event(who, &format!("rotate KEK to version {version}"), None, "ok"),
+            },
+        ]);
+        match self.store.write(op).await {
+            Ok(()) => {}
+            Err(StoreError::Duplicate(_)) => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "another KEK rotation is under way",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.reload_keys().await?;
+        *self
+            .rewrap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Cursor::default();
+        Ok(version)
+    }
+
+    /// Re-wraps up to `batch` DEKs under an older KEK with the current one. Returns
+    /// how many it re-wrapped; 0 when there is nothing (left) to do.
+    pub async fn rewrap_pass(&self, batch: usize, retire_after: i64) -> Result<usize> {
+        let (current, oldest) = {
+            let set = self.keks();
+            (set.current, set.all.keys().copied().min().unwrap_or(0))
+        };
+        if oldest >= current {
+            return Ok(0);
+        }
+        let (user, record, users_done, records_done) = {
+            let c = self
+                .rewrap
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (
+                c.user.clone(),
+                c.record.clone(),
+                c.users_done,
+                c.records_done,
+            )
+        };
+        let users = if users_done {
+            Vec::new()
+        } else {
+            self.store
+                .users_to_rewrap(&self.tenant, current, &user, batch)
+                .await?
+        };
+        let records = if records_done {
+            Vec::new()
+        } else {
+            self.store
+                .records_to_rewrap(&self.tenant, current, (&record.0, &record.1), batch)
+                .await?
+        };
+        let kek = self.kek(current)?;
+        let mut rows = Vec::with_capacity(users.len() + records.len());
+        for d in users.iter().chain(&records) {
+            let subject = match &d.kind {
+                None => d.id.clone(),
+                Some(kind) => format!("{kind}/{}", d.id),
+            };
+            let dek = self
+                .kek(d.kek_version)?
+                .unwrap_dek(&self.tenant, &subject, &d.wrapped)?;
+            rows.push((
+                WrappedDek {
+                    wrapped: kek.wrap_dek(&self.tenant, &subject, &dek)?,
+                    ..d.clone()
+                },
+                current,
+            ));
+        }
+        let n = rows.len();
+        if n > 0 {
+            self.store
+                .write(WriteOp::Rewrap {
+                    tenant: self.tenant.clone(),
+                    rows,
+                    audit: audit_event(
+                        &Principal::System,
+                        &format!("rewrap {n} DEKs under KEK version {current}"),
+                        None,
+                        "ok",
+                    ),
+                })
+                .await?;
+            REWRAP_STATS
+                .rewrapped
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        {
+            let mut c = self
+                .rewrap
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match users.last() {
+                Some(last) if users.len() == batch => c.user = last.id.clone(),
+                _ => c.users_done = true,
+            }
+            match records.last() {
+                Some(last) if records.len() == batch => {
+                    c.record = (last.kind.clone().unwrap_or_default(), last.id.clone())
+                }
+                _ => c.records_done = true,
+            }
+            if c.users_done && c.records_done {
+                // A pass is over: the next one starts from the beginning, and finds
+                // only what was written under an old KEK meanwhile.
+                let clean = c.clean;
+                *c = Cursor {
+                    clean,
+                    ..Cursor::default()
+                };
+            }
+        }
+        if n == 0 {
+            self.retire_keks(current, retire_after).await?;
+        }
+        Ok(n)
+    }
+
+    /// Deletes KEK versions older than `current` that no DEK uses, once `current` has
+    /// been active for `retire_after` seconds.
+    async fn retire_keks(&self, current: i64, retire_after: i64) -> Result<()> {
+        // Once clean, nothing can fall back under an old KEK (every node has the
+        // current one, and rewraps bump record versions), so no need to count again.
+        let clean = self
+            .rewrap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clean
+            == Some(current);
+        let remaining = if clean {
+            0
+        } else {
+            self.store.count_wrapped(&self.tenant, 0, current).await?
+        };
+        REWRAP_STATS.remaining.store(remaining, Ordering::Relaxed);
+        if remaining == 0 {
+            self.rewrap
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clean = Some(current);
+        }
+        let (old, created) = {
+            let set = self.keks();
+            let old: Vec<i64> = set.all.keys().copied().filter(|v| *v < current).collect();
+            (old, set.created.get(&current).copied().unwrap_or(0))
+        };
+        if remaining > 0 || now() - created < retire_after {
+            return Ok(());
+        }
+        for version in old {
+            self.store
+                .write(WriteOp::RetireKey {
+                    tenant: self.tenant.clone(),
+                    kind: KIND_KEK.to_string(),
+                    version,
+                    audit: audit_event(
+                        &Principal::System,
+                        &format!("retire KEK version {version}"),
+                        None,
+                        "ok",
+                    ),
+                })
+                .await?;
+            self.keys
+                .keks
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .all
+                .remove(&version);
+        }
+        Ok(())
+    }
+
+    /// Where a KEK rotation stands (root only).
+    pub async fn kek_status(&self, who: &Principal) -> Result<Value> {
+        who.require_root()?;
+        self.reload_keys().await?;
+        let (current, mut versions, newest) = {
+            let set = self.keks();
+            let versions: Vec<i64> = set.all.keys().copied().collect();
+            let newest = versions.iter().copied().max().unwrap_or(0);
+            (set.current, versions, newest)
+        };
+        versions.sort_unstable();
+        let remaining = self.store.count_wrapped(&self.tenant, 0, current).await?;
+        let total = self.store.count_wrapped(&self.tenant, 0, i64::MAX).await?;
+        REWRAP_STATS.remaining.store(remaining, Ordering::Relaxed);
+        Ok(json!({
+            "current": current,
+            "newest": newest,
+            "versions": versions,
+            "remaining": remaining,
+            "total": total,
+        }))
+    }
+}
