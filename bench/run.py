@@ -33,6 +33,8 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk.lua")
 SCENARIOS = ["status", "probe", "get_token", "get_email", "post", "put"]
+# Not run by default: the four vault operations in turn (`--scenarios mixed`, and what
+# `--rotate-kek` runs while it rotates).
 LABELS = {
     "status": "ceiling: GET /v1/status",
     "probe": "ceiling: point lookup, no crypto",
@@ -40,6 +42,7 @@ LABELS = {
     "get_email": "GET /v1/user/email/{e}",
     "post": "POST /v1/user",
     "put": "PUT /v1/user/token/{t}",
+    "mixed": "mixed GET/GET/PUT/POST",
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -187,6 +190,8 @@ def run_backend(binary, backend, admin_url, args):
                     f"p50 {r['p50_us'] / 1000:.2f} ms  p99 {r['p99_us'] / 1000:.2f} ms  "
                     f"non-2xx {r['non2xx'] + r['socket_errors']}  cpu {r['cpu']:.0f}%  peak {peak:.0f} MB")
                 results.append(r)
+        if args.rotate_kek:
+            results.append(rotate_under_load(base, token, wrk_env, backend, args))
         return {"backend": backend, "users": args.users, "import_secs": import_secs,
                 "idle_rss": idle_rss, "results": results}
     finally:
@@ -195,6 +200,45 @@ def run_backend(binary, backend, admin_url, args):
             server.wait(timeout=30)
         store.drop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def http(method, url, token):
+    import urllib.request
+    req = urllib.request.Request(url, method=method, headers={"X-Bunker-Token": token},
+                                 data=b"{}" if method == "POST" else None)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def rotate_under_load(base, token, wrk_env, backend, args):
+    """The mixed load for `--duration` seconds with a KEK rotation started 2 s in;
+    reports the load's figures and how long the rotation took to re-wrap every DEK."""
+    import threading
+    conns = max(args.connections)
+    out = {}
+
+    def load():
+        out["r"] = wrk(base, "mixed", conns, args.duration, {**wrk_env, "BENCH_RUN": f"rot{backend}{int(time.time())}"})
+
+    t = threading.Thread(target=load)
+    t.start()
+    time.sleep(2)
+    started = time.monotonic()
+    version = http("POST", f"{base}/v1/sys/rotate/kek", token)["version"]
+    rewrap_secs = None
+    while t.is_alive() or rewrap_secs is None:
+        s = http("GET", f"{base}/v1/sys/rotate/kek", token)
+        if s["current"] >= version and s["remaining"] == 0:
+            rewrap_secs = time.monotonic() - started
+            break
+        time.sleep(0.2)
+    t.join()
+    r = out["r"]
+    r.update(scenario="mixed", conns=conns, rps=r["requests"] / (r["duration_us"] / 1e6), cpu=0, peak_rss=0,
+             rotation_secs=rewrap_secs)
+    log(f"[{backend}] KEK rotation under mixed load c={conns}: {r['rps']:.0f} req/s, "
+        f"non-2xx {r['non2xx'] + r['socket_errors']}, every DEK re-wrapped {rewrap_secs:.1f} s after the rotation started")
+    return r
 
 
 def machine():
@@ -221,7 +265,10 @@ def markdown(runs):
             frac = "—"
             if r["conns"] in ceiling and r["scenario"] not in ("probe", "status"):
                 frac = f"{r['rps'] / ceiling[r['conns']] * 100:.0f} %"
-            out.append(f"| {LABELS[r['scenario']]} | {r['conns']} | {r['rps']:,.0f} | {frac} | "
+            label = LABELS[r["scenario"]]
+            if r.get("rotation_secs") is not None:
+                label += f" during a KEK rotation (every DEK re-wrapped in {r['rotation_secs']:.1f} s)"
+            out.append(f"| {label} | {r['conns']} | {r['rps']:,.0f} | {frac} | "
                        f"{r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['non2xx'] + r['socket_errors']} | "
                        f"{r['cpu']:.0f} % | {r['peak_rss']:.0f} |")
         out.append("")
@@ -241,6 +288,8 @@ def main():
     p.add_argument("--serve-arg", dest="serve_args", action="append", default=[],
                    help="extra argument for `strongbox serve` (repeatable), e.g. --serve-arg=--sqlite-durability=normal")
     p.add_argument("--no-write", action="store_true", help="print the tables, do not touch docs/")
+    p.add_argument("--rotate-kek", action="store_true",
+                   help="also run the mixed load while rotating the KEK (reports non-2xx and the re-wrap time)")
     args = p.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     args.scenarios = args.scenarios.split(",")

@@ -5,6 +5,7 @@
 --   get_email   GET /v1/user/email/{email}
 --   post        POST /v1/user with a unique body
 --   put         PUT /v1/user/token/{token}
+--   mixed       the four vault operations in turn (GET by token, GET by email, PUT, POST)
 -- BENCH_TOKENS names a file with one user token per line (user i on line i+1);
 -- users were created as bench{i}@bench.example. BENCH_RUN makes new logins unique.
 
@@ -36,7 +37,7 @@ function init(args)
   math.randomseed(os.time() + thread_id * 7919)
   counter = math.random(math.max(n, 1))
   wrk.headers["X-Bunker-Token"] = root
-  if scenario == "post" or scenario == "put" then
+  if scenario == "post" or scenario == "put" or scenario == "mixed" then
     wrk.headers["Content-Type"] = "application/json"
   end
 end
@@ -46,8 +47,24 @@ local function pick()
   return counter
 end
 
+local function mixed()
+  counter = counter + 1
+  local k = counter % 4
+  if k == 0 then
+    return wrk.format("GET", "/v1/user/token/" .. tokens[pick()])
+  elseif k == 1 then
+    return wrk.format("GET", "/v1/user/email/bench" .. (pick() - 1) .. "@bench.example")
+  elseif k == 2 then
+    return wrk.format("PUT", "/v1/user/token/" .. tokens[pick()], nil, '{"visits":' .. counter .. '}')
+  end
+  local id = run .. "-m" .. thread_id .. "-" .. counter
+  return wrk.format("POST", "/v1/user", nil, '{"login":"mix-' .. id .. '","email":"mix-' .. id .. '@bench.example"}')
+end
+
 request = function()
-  if scenario == "status" then
+  if scenario == "mixed" then
+    return mixed()
+  elseif scenario == "status" then
     return wrk.format("GET", "/v1/status")
   elseif scenario == "probe" then
     return wrk.format("GET", "/bench/lookup/" .. tokens[pick()])
