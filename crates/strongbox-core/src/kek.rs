@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 use strongbox_crypto::{Kek, KeyRingEntry, SecretKey};
-use strongbox_store::{KeyRow, StoreError, WrappedDek, WriteOp};
+use strongbox_store::{KeyRow, Rewrapped, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::vault::{KIND_KEK, Principal, Vault, audit_event, now};
@@ -35,12 +35,15 @@ pub struct Cursor {
 /// Re-wrap progress, for `/v1/metrics`.
 pub struct RewrapStats {
     pub rewrapped: AtomicU64,
+    /// DEKs left as they were because they did not open.
+    pub skipped: AtomicU64,
     /// DEKs under older KEKs, as last counted (-1: not counted yet).
     pub remaining: AtomicI64,
 }
 
 pub static REWRAP_STATS: RewrapStats = RewrapStats {
     rewrapped: AtomicU64::new(0),
+    skipped: AtomicU64::new(0),
     remaining: AtomicI64::new(-1),
 };
 
@@ -55,29 +58,41 @@ impl Vault {
                 .collect()
         };
         let mut loaded = Vec::new();
+        let mut unreadable = false;
         for row in missing {
             let entry = KeyRingEntry {
                 tenant: &self.tenant,
                 kind: KIND_KEK,
                 version: row.version,
             };
-            let key = self.keys.wrapper.unwrap(&entry, &row.wrapped)?;
-            loaded.push((
-                row.version,
-                row.created,
-                Arc::new(Kek::new(row.version, key)),
-            ));
+            match self.keys.wrapper.unwrap(&entry, &row.wrapped) {
+                Ok(key) => loaded.push((row.version, Arc::new(Kek::new(row.version, key)))),
+                Err(_) => unreadable = true,
+            }
         }
+        let now = now();
         let mut set = self
             .keys
             .keks
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (version, created, kek) in loaded {
+        for (version, kek) in loaded {
             set.all.insert(version, kek);
-            set.created.insert(version, created);
+            // Activation counts from when this node loaded it, not from the clock of
+            // the node that made it.
+            set.created.insert(version, now);
         }
-        set.pick_current(now());
+        set.pick_current(now);
+        // A KEK this node cannot open (the root key was rotated and this node still
+        // runs on the old one): it must not wrap new DEKs under a KEK that others
+        // may retire, so it refuses writes that need a new DEK until restarted.
+        set.stale = unreadable;
+        if unreadable {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the key ring has a KEK this server cannot open: restart it with the current root key",
+            ));
+        }
         Ok(())
     }
 
@@ -183,21 +198,30 @@ impl Vault {
         };
         let kek = self.kek(current)?;
         let mut rows = Vec::with_capacity(users.len() + records.len());
+        let mut skipped = 0u64;
         for d in users.iter().chain(&records) {
             let subject = match &d.kind {
                 None => d.id.clone(),
                 Some(kind) => format!("{kind}/{}", d.id),
             };
-            let dek = self
-                .kek(d.kek_version)?
-                .unwrap_dek(&self.tenant, &subject, &d.wrapped)?;
-            rows.push((
-                WrappedDek {
-                    wrapped: kek.wrap_dek(&self.tenant, &subject, &dek)?,
-                    ..d.clone()
-                },
-                current,
-            ));
+            // A DEK that does not open (damaged, or under a KEK this node lacks) is
+            // skipped rather than allowed to stall the rest; its KEK is never retired.
+            let Ok(dek) = self
+                .kek(d.kek_version)
+                .and_then(|k| Ok(k.unwrap_dek(&self.tenant, &subject, &d.wrapped)?))
+            else {
+                skipped += 1;
+                continue;
+            };
+            rows.push(Rewrapped {
+                old: d.clone(),
+                new_version: current,
+                new_wrapped: kek.wrap_dek(&self.tenant, &subject, &dek)?,
+            });
+        }
+        if skipped > 0 {
+            REWRAP_STATS.skipped.fetch_add(skipped, Ordering::Relaxed);
+            tracing::warn!(skipped, "DEKs that do not open were left as they are");
         }
         let n = rows.len();
         if n > 0 {
@@ -279,20 +303,33 @@ impl Vault {
         if remaining > 0 || now() - created < retire_after {
             return Ok(());
         }
+        if self.keks().stale {
+            return Ok(());
+        }
         for version in old {
-            self.store
-                .write(WriteOp::RetireKey {
-                    tenant: self.tenant.clone(),
-                    kind: KIND_KEK.to_string(),
-                    version,
-                    audit: audit_event(
-                        &Principal::System,
-                        &format!("retire KEK version {version}"),
-                        None,
-                        "ok",
-                    ),
-                })
-                .await?;
+            let op = WriteOp::RetireKek {
+                tenant: self.tenant.clone(),
+                version,
+                audit: audit_event(
+                    &Principal::System,
+                    &format!("retire KEK version {version}"),
+                    None,
+                    "ok",
+                ),
+            };
+            match self.store.write(op).await {
+                Ok(()) => {}
+                // Something (a lagging node) wrapped a DEK under it after all: the
+                // re-wrap goes on, and retirement waits.
+                Err(StoreError::Stale) => {
+                    self.rewrap
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clean = None;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
             self.keys
                 .keks
                 .write()

@@ -44,8 +44,9 @@ pub async fn rotate_root_key(
             ..row.clone()
         });
     }
+    let mut added = Vec::new();
     if !rows.iter().any(|r| r.kind == KIND_TOKEN) {
-        keys.push(KeyRow {
+        added.push(KeyRow {
             kind: KIND_TOKEN.to_string(),
             version: 1,
             wrapped: new.wrap_token_hasher(&token_entry(tenant), &old.token_hasher())?,
@@ -57,6 +58,7 @@ pub async fn rotate_root_key(
         expected_canary: meta.canary,
         canary: new.make_canary()?,
         keys,
+        added,
         meta: vec![(
             META_SEAL.to_string(),
             seal.map(|c| c.to_json().into_bytes()),
@@ -65,7 +67,7 @@ pub async fn rotate_root_key(
     match store.write(op).await {
         Ok(()) => Ok(()),
         Err(StoreError::Stale) => Err(OpenError::KeyRing(
-            "another rotation changed the root key meanwhile; nothing was changed",
+            "the root key or the key ring changed meanwhile (another rotation, a KEK added or retired); nothing was changed: run it again",
         )),
         Err(e) => Err(e.into()),
     }

@@ -269,8 +269,10 @@ impl Principal {
 pub(crate) struct KekSet {
     pub current: i64,
     pub all: HashMap<i64, Arc<Kek>>,
-    /// When each version was created (Unix seconds).
+    /// When this node took each version in (Unix seconds; at start: its creation).
     pub created: HashMap<i64, i64>,
+    /// The store has a KEK this node cannot open: it wraps no new DEKs.
+    pub stale: bool,
 }
 
 /// Seconds after its creation before a new KEK wraps new DEKs: every node reloads
@@ -416,6 +418,7 @@ impl Vault {
             current: 0,
             all: keks,
             created,
+            stale: false,
         };
         set.pick_current(now());
         let index = index.ok_or(OpenError::KeyRing("no index secret"))?;
@@ -442,6 +445,12 @@ impl Vault {
     /// The KEK that wraps new DEKs.
     pub(crate) fn current_kek(&self) -> Result<Arc<Kek>> {
         let set = self.keks();
+        if set.stale {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the key ring has a KEK this server cannot open: restart it with the current root key",
+            ));
+        }
         set.all
             .get(&set.current)
             .cloned()

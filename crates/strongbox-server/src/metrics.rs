@@ -118,6 +118,14 @@ impl HttpMetrics {
                     .load(Ordering::Relaxed),
             ),
             (
+                "strongbox_kek_rewrap_skipped_total",
+                "counter",
+                "DEKs the re-wrap left as they were because they did not open.",
+                strongbox_core::kek::REWRAP_STATS
+                    .skipped
+                    .load(Ordering::Relaxed),
+            ),
+            (
                 "strongbox_kek_rewrap_remaining",
                 "gauge",
                 "DEKs still under an older KEK, as last counted.",

@@ -185,6 +185,14 @@ pub struct WrappedDek {
     pub wrapped: Vec<u8>,
 }
 
+/// A DEK re-wrapped: as read (`old`), and its new wrapping under `new_version`.
+#[derive(Clone, Debug)]
+pub struct Rewrapped {
+    pub old: WrappedDek,
+    pub new_version: i64,
+    pub new_wrapped: Vec<u8>,
+}
+
 /// A wrapped key-ring entry (a KEK or an index secret).
 #[derive(Clone)]
 pub struct KeyRow {
@@ -290,17 +298,17 @@ pub enum WriteOp {
         kind: String,
         now: i64,
     },
-    /// DEKs re-wrapped under a newer KEK, each only if still wrapped by the version it
-    /// was read with (an erasure or a rewrite meanwhile wins).
+    /// DEKs re-wrapped under a newer KEK, each only if still exactly as read (the
+    /// same version and wrapped bytes: an erasure or a rewrite meanwhile wins).
     Rewrap {
         tenant: String,
-        rows: Vec<(WrappedDek, i64)>,
+        rows: Vec<Rewrapped>,
         audit: AuditEvent,
     },
-    /// Deletes a key-ring entry that nothing uses any more.
-    RetireKey {
+    /// Deletes KEK `version` if no DEK uses it (checked in the same statement);
+    /// `Stale` if one does.
+    RetireKek {
         tenant: String,
-        kind: String,
         version: i64,
         audit: AuditEvent,
     },
@@ -311,7 +319,11 @@ pub enum WriteOp {
         tenant: String,
         expected_canary: Vec<u8>,
         canary: Vec<u8>,
+        /// Every entry of the key ring, re-wrapped; the ring must still hold exactly
+        /// these (kind, version) pairs (`Stale` otherwise: one was added or retired).
         keys: Vec<KeyRow>,
+        /// Entries to add.
+        added: Vec<KeyRow>,
         meta: Vec<(String, Option<Vec<u8>>)>,
     },
     /// Rows of a backup, inserted as they are (a restore).
@@ -838,6 +850,13 @@ impl Store {
             Store::Sqlx(s) => s.ping().await,
         }
     }
+}
+
+/// Whether two lists of key-ring (kind, version) pairs hold the same entries.
+pub(crate) fn same_versions(mut a: Vec<(String, i64)>, mut b: Vec<(String, i64)>) -> bool {
+    a.sort();
+    b.sort();
+    a == b
 }
 
 fn first(rows: Vec<RecordRow>) -> Option<RecordRow> {

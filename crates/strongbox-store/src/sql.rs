@@ -129,12 +129,17 @@ pub const USERS_KEK_COUNT: &str = "SELECT COUNT(*) FROM users \
 pub const RECORDS_KEK_COUNT: &str = "SELECT COUNT(*) FROM records \
      WHERE tenant = ? AND kek_version >= ? AND kek_version < ? AND wrapped_dek IS NOT NULL";
 pub const USER_REWRAP: &str = "UPDATE users SET wrapped_dek = ?, kek_version = ? \
-     WHERE tenant = ? AND token = ? AND kek_version = ?";
+     WHERE tenant = ? AND token = ? AND kek_version = ? AND wrapped_dek = ?";
 /// Bumps the row version, so that a writer that read the record before (and would
 /// write its old wrapped DEK back) retries instead.
 pub const RECORD_REWRAP: &str = "UPDATE records SET wrapped_dek = ?, kek_version = ?, version = version + 1 \
-     WHERE tenant = ? AND kind = ? AND id = ? AND kek_version = ?";
-pub const KEY_DELETE: &str = "DELETE FROM key_ring WHERE tenant = ? AND kind = ? AND version = ?";
+     WHERE tenant = ? AND kind = ? AND id = ? AND kek_version = ? AND wrapped_dek = ?";
+/// Deletes a KEK only if no DEK uses it, checked in the same statement.
+pub const KEK_RETIRE: &str = "DELETE FROM key_ring WHERE tenant = ? AND kind = 'kek' AND version = ? \
+     AND NOT EXISTS (SELECT 1 FROM users WHERE tenant = ? AND kek_version = ? AND wrapped_dek IS NOT NULL) \
+     AND NOT EXISTS (SELECT 1 FROM records WHERE tenant = ? AND kek_version = ? AND wrapped_dek IS NOT NULL)";
+pub const KEY_VERSIONS: &str =
+    "SELECT kind, version FROM key_ring WHERE tenant = ? ORDER BY kind, version";
 
 pub const META_CANARY: &str = "canary";
 pub const META_SWAP: &str = "UPDATE meta SET value = ? WHERE name = ? AND value = ?";

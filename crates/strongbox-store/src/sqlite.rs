@@ -19,12 +19,12 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use crate::now;
 use crate::schema::{self, Dialect};
 use crate::{
     AuditEvent, AuditHead, AuditRow, CheckpointRow, InitData, KeyRow, OpenOptions, RecordRow,
     Result, SealRow, StoreError, StoreMeta, UserRow, WriteOp, sql,
 };
+use crate::{now, same_versions};
 
 /// How hard SQLite works to keep a commit through a power loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1119,27 +1119,48 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
             rows,
             audit: a,
         } => {
-            for (d, new_version) in rows {
+            for r in rows {
+                let d = &r.old;
                 match &d.kind {
                     None => exec(
                         sql::USER_REWRAP,
-                        params![d.wrapped, new_version, tenant, d.id, d.kek_version],
+                        params![
+                            r.new_wrapped,
+                            r.new_version,
+                            tenant,
+                            d.id,
+                            d.kek_version,
+                            d.wrapped
+                        ],
                     )?,
                     Some(kind) => exec(
                         sql::RECORD_REWRAP,
-                        params![d.wrapped, new_version, tenant, kind, d.id, d.kek_version],
+                        params![
+                            r.new_wrapped,
+                            r.new_version,
+                            tenant,
+                            kind,
+                            d.id,
+                            d.kek_version,
+                            d.wrapped
+                        ],
                     )?,
                 };
             }
             audit(tenant, a)
         }
-        WriteOp::RetireKey {
+        WriteOp::RetireKek {
             tenant,
-            kind,
             version,
             audit: a,
         } => {
-            exec(sql::KEY_DELETE, params![tenant, kind, version])?;
+            let n = exec(
+                sql::KEK_RETIRE,
+                params![tenant, version, tenant, version, tenant, version],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Stale);
+            }
             audit(tenant, a)
         }
         WriteOp::Rekey {
@@ -1147,6 +1168,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
             expected_canary,
             canary,
             keys,
+            added,
             meta,
         } => {
             if exec(
@@ -1156,17 +1178,29 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
             {
                 return Err(StoreError::Stale);
             }
+            let present: Vec<(String, i64)> = c
+                .prepare_cached(sql::KEY_VERSIONS)
+                .and_then(|mut st| {
+                    st.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(backend)?;
+            let expected: Vec<(String, i64)> =
+                keys.iter().map(|k| (k.kind.clone(), k.version)).collect();
+            if !same_versions(present, expected) {
+                return Err(StoreError::Stale);
+            }
             for k in keys {
-                let n = exec(
+                exec(
                     sql::KEY_REWRAP,
                     params![k.wrapped, tenant, k.kind, k.version],
                 )?;
-                if n == 0 {
-                    exec(
-                        sql::KEY_PUT,
-                        params![tenant, k.kind, k.version, k.wrapped, k.created],
-                    )?;
-                }
+            }
+            for k in added {
+                exec(
+                    sql::KEY_PUT,
+                    params![tenant, k.kind, k.version, k.wrapped, k.created],
+                )?;
             }
             for (name, value) in meta {
                 exec(sql::META_DELETE, params![name])?;

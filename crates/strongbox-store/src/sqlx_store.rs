@@ -1133,37 +1133,41 @@ impl SqlxStore {
                 rows,
                 audit,
             } => {
-                for (d, new_version) in rows {
+                for r in rows {
+                    let d = &r.old;
                     let q = match &d.kind {
                         None => sqlx::query(self.q(sql::USER_REWRAP))
-                            .bind(d.wrapped.clone())
-                            .bind(*new_version)
+                            .bind(r.new_wrapped.clone())
+                            .bind(r.new_version)
                             .bind(tenant.clone())
                             .bind(d.id.clone())
-                            .bind(d.kek_version),
+                            .bind(d.kek_version)
+                            .bind(d.wrapped.clone()),
                         Some(kind) => sqlx::query(self.q(sql::RECORD_REWRAP))
-                            .bind(d.wrapped.clone())
-                            .bind(*new_version)
+                            .bind(r.new_wrapped.clone())
+                            .bind(r.new_version)
                             .bind(tenant.clone())
                             .bind(kind.clone())
                             .bind(d.id.clone())
-                            .bind(d.kek_version),
+                            .bind(d.kek_version)
+                            .bind(d.wrapped.clone()),
                     };
                     self.exec(tx, q).await?;
                 }
                 self.audit(tx, tenant, audit).await
             }
-            WriteOp::RetireKey {
+            WriteOp::RetireKek {
                 tenant,
-                kind,
                 version,
                 audit,
             } => {
-                let q = sqlx::query(self.q(sql::KEY_DELETE))
-                    .bind(tenant.clone())
-                    .bind(kind.clone())
-                    .bind(*version);
-                self.exec(tx, q).await?;
+                let mut q = sqlx::query(self.q(sql::KEK_RETIRE));
+                for _ in 0..3 {
+                    q = q.bind(tenant.clone()).bind(*version);
+                }
+                if self.exec(tx, q).await? == 0 {
+                    return Err(StoreError::Stale);
+                }
                 self.audit(tx, tenant, audit).await
             }
             WriteOp::Rekey {
@@ -1171,6 +1175,7 @@ impl SqlxStore {
                 expected_canary,
                 canary,
                 keys,
+                added,
                 meta,
             } => {
                 let q = sqlx::query(self.q(sql::META_SWAP))
@@ -1180,21 +1185,40 @@ impl SqlxStore {
                 if self.exec(tx, q).await? == 0 {
                     return Err(StoreError::Stale);
                 }
+                let rows = sqlx::query(self.q(sql::KEY_VERSIONS))
+                    .bind(tenant.clone())
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(backend)?;
+                let present = rows
+                    .iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get(0).map_err(backend)?,
+                            r.try_get(1).map_err(backend)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<(String, i64)>>>()?;
+                let expected = keys.iter().map(|k| (k.kind.clone(), k.version)).collect();
+                if !crate::same_versions(present, expected) {
+                    return Err(StoreError::Stale);
+                }
                 for k in keys {
                     let q = sqlx::query(self.q(sql::KEY_REWRAP))
                         .bind(k.wrapped.clone())
                         .bind(tenant.clone())
                         .bind(k.kind.clone())
                         .bind(k.version);
-                    if self.exec(tx, q).await? == 0 {
-                        let q = sqlx::query(self.q(sql::KEY_PUT))
-                            .bind(tenant.clone())
-                            .bind(k.kind.clone())
-                            .bind(k.version)
-                            .bind(k.wrapped.clone())
-                            .bind(k.created);
-                        self.exec(tx, q).await?;
-                    }
+                    self.exec(tx, q).await?;
+                }
+                for k in added {
+                    let q = sqlx::query(self.q(sql::KEY_PUT))
+                        .bind(tenant.clone())
+                        .bind(k.kind.clone())
+                        .bind(k.version)
+                        .bind(k.wrapped.clone())
+                        .bind(k.created);
+                    self.exec(tx, q).await?;
                 }
                 for (name, value) in meta {
                     let q = sqlx::query(self.q(sql::META_DELETE)).bind(name.clone());

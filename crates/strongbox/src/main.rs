@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use strongbox_core::OpenError;
 use strongbox_core::expiry::parse_duration;
 use strongbox_core::vault::SealConfig;
 use strongbox_core::{
@@ -24,7 +25,7 @@ use strongbox_crypto::shamir::Share;
 use strongbox_crypto::{RootKey, parse_record_token};
 use strongbox_server::HttpConfig;
 use strongbox_server::seal::{Gate, Opening, Unsealer, gated_router};
-use strongbox_store::{Location, OpenOptions, Store};
+use strongbox_store::{Location, OpenOptions, Store, StoreError};
 use zeroize::Zeroizing;
 
 use crate::config::{
@@ -496,11 +497,25 @@ async fn rotate_root_key(
         Some((n, k)) => Some(split_key(&new, n, k)?),
         None => None,
     };
-    strongbox_core::rotate::rotate_root_key(&store, &old, &new, split.as_ref().map(|(_, c)| c))
-        .await
-        .map_err(|e| e.to_string())?;
+    let rotated =
+        strongbox_core::rotate::rotate_root_key(&store, &old, &new, split.as_ref().map(|(_, c)| c))
+            .await;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "Root key rotated: {}", location.describe());
+    match rotated {
+        Ok(()) => {
+            let _ = writeln!(out, "Root key rotated: {}", location.describe());
+        }
+        // The commit may have happened: the new key must not be lost with it.
+        Err(OpenError::Store(StoreError::CommitUnknown(_))) => {
+            let _ = writeln!(
+                out,
+                "WARNING: the database failed while committing; the rotation may or may not \
+                 have happened. Try the old key first; if it no longer opens the store, this is \
+                 the new one:"
+            );
+        }
+        Err(e) => return Err(e.to_string()),
+    }
     match &split {
         Some((shares, c)) => print_shares(&mut out, shares, c),
         None => {
@@ -708,6 +723,7 @@ impl Unsealer for Opener {
         let mut jobs = vec![
             tokio::spawn(sweeper(vault.clone(), self.jobs.sweep_every)).abort_handle(),
             tokio::spawn(sealer(vault.clone(), self.jobs.checkpoint_every)).abort_handle(),
+            tokio::spawn(key_reloader(vault.clone())).abort_handle(),
             tokio::spawn(rewrapper(
                 vault.clone(),
                 self.jobs.rewrap_batch,
@@ -796,21 +812,34 @@ async fn sweeper(vault: Arc<Vault>, every: Duration) {
     }
 }
 
-/// Keeps the key ring current (KEKs added by any node) and re-wraps DEKs under old
-/// KEKs, `batch` per 100 ms; idles at one key-ring read per 500 ms.
-async fn rewrapper(vault: Arc<Vault>, batch: usize, retire_after: i64) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+/// Keeps the key ring current (KEKs added by any node), every 500 ms: a new KEK
+/// becomes current only after [`strongbox_core::vault::KEK_ACTIVATION`] seconds, by
+/// which time every node has loaded it.
+async fn key_reloader(vault: Arc<Vault>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut n: u64 = 0;
     let mut failing = false;
     loop {
         tick.tick().await;
-        n += 1;
-        if n.is_multiple_of(5)
-            && let Err(e) = vault.reload_keys().await
-        {
-            tracing::warn!(error = %e, "reloading the key ring failed");
+        match vault.reload_keys().await {
+            Err(e) if !failing => {
+                tracing::error!(error = %e, "reloading the key ring failed");
+                failing = true;
+            }
+            Err(_) => {}
+            Ok(()) => failing = false,
         }
+    }
+}
+
+/// Re-wraps DEKs under old KEKs, `batch` per 100 ms; idle, one cheap check per
+/// 500 ms.
+async fn rewrapper(vault: Arc<Vault>, batch: usize, retire_after: i64) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
         match vault.rewrap_pass(batch, retire_after).await {
             Ok(0) => tokio::time::sleep(Duration::from_millis(400)).await,
             Ok(_) => failing = false,
