@@ -74,7 +74,12 @@ pub struct Gate {
     http: HttpConfig,
     /// How long given shares are kept while the others are awaited.
     timeout: Duration,
+    /// Unseal attempts in the current second (a crude limit against hammering).
+    attempts: Mutex<(Instant, u32)>,
 }
+
+/// Unseal requests accepted per second at most; more get 429.
+const UNSEAL_ATTEMPTS_PER_SECOND: u32 = 20;
 
 impl Gate {
     pub fn new(
@@ -90,6 +95,26 @@ impl Gate {
             unsealer,
             http,
             timeout,
+            attempts: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Whether another unseal attempt is allowed this second.
+    fn attempt_allowed(&self) -> bool {
+        let mut a = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
+        if a.0.elapsed() >= Duration::from_secs(1) {
+            *a = (Instant::now(), 0);
+        }
+        a.1 += 1;
+        a.1 <= UNSEAL_ATTEMPTS_PER_SECOND
+    }
+
+    /// Drops shares given longer ago than the timeout (called by a timer, so they do
+    /// not linger in memory until the next request).
+    pub fn expire_shares(&self) {
+        let mut p = self.progress_lock();
+        if !p.opening && p.started.is_some_and(|t| t.elapsed() > self.timeout) {
+            *p = Progress::default();
         }
     }
 
@@ -214,6 +239,12 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
     let Some(config) = gate.config.as_ref() else {
         return bad("this vault keeps no key shares: start it with its root key");
     };
+    if !gate.attempt_allowed() {
+        return error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many unseal attempts; try again in a second",
+        );
+    }
     let Ok(bytes) = axum::body::to_bytes(body, 4096).await else {
         return bad("the body must be a small JSON object: {\"share\": \"sbx1-…\"}");
     };

@@ -775,6 +775,17 @@ async fn serve(
             );
         }
     }
+    // Shares given to a sealed vault expire on a timer, not only on the next request.
+    let expiring = {
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                gate.expire_shares();
+            }
+        })
+    };
     let router = gated_router(gate.clone());
     {
         let mut out = std::io::stdout().lock();
@@ -785,6 +796,7 @@ async fn serve(
     let served = strongbox_server::serve(listener, router, shutdown_signal())
         .await
         .map_err(|e| e.to_string());
+    expiring.abort();
     // Leave nothing unsealed behind on a clean stop.
     if let Some(vault) = strongbox_server::seal::shut(&gate)
         && let Err(e) = vault.seal_audit().await

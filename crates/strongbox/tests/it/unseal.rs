@@ -210,4 +210,9 @@ fn wrong_shares_never_unseal(b: &Backend) {
     let (code, out) = unseal_cli(&s, &format!("{}\n", shares[3]));
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("still sealed"), "{out}");
+    // Hammering the endpoint is slowed down.
+    let limited = (0..60)
+        .filter(|_| give(&s, "sbx1-3-1-00-00000000").0 == 429)
+        .count();
+    assert!(limited > 0, "no request was limited");
 }
