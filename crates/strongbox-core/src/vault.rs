@@ -317,12 +317,13 @@ pub struct Vault {
 
 impl Vault {
     /// Initializes an empty store: a first KEK and index secret (wrapped by the root
-    /// key), the root-key canary and the root token's hash.
+    /// key), the root-key canary and the root token's hash, and `meta` entries (how
+    /// the root key is kept: its shares' configuration, or the key service's entry).
     pub async fn initialize(
         store: &Store,
         root: &RootKey,
         root_token: &str,
-        seal: Option<SealConfig>,
+        meta: Vec<(String, Vec<u8>)>,
     ) -> std::result::Result<(), OpenError> {
         let tenant = DEFAULT_TENANT;
         let now = now();
@@ -346,9 +347,7 @@ impl Vault {
                 canary: root.make_canary()?,
                 root_token_hash: root.token_hasher().hash(root_token).to_vec(),
                 keys,
-                meta: seal
-                    .map(|c| vec![(META_SEAL.to_string(), c.to_json().into_bytes())])
-                    .unwrap_or_default(),
+                meta,
             })
             .await?;
         // Databunker's two built-in legal bases.

@@ -60,6 +60,12 @@ pub enum Command {
         /// How many shares unseal the vault (2 to --shares).
         #[arg(long, value_name = "K", requires = "shares")]
         threshold: Option<u8>,
+        /// Keep the root key wrapped by this AWS KMS key (id, ARN or alias) instead of
+        /// printing it; `serve` then unseals through KMS at start. Needs a build with
+        /// `--features kms`; region, credentials and endpoint come from the usual AWS
+        /// settings (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, …).
+        #[arg(long, value_name = "KEY", conflicts_with = "shares")]
+        kms_key_id: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },

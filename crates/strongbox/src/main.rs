@@ -3,6 +3,7 @@
 mod backup;
 mod config;
 mod import;
+mod keeper;
 mod unseal;
 mod verify;
 mod webhooks;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use clap::Parser;
 use strongbox_core::OpenError;
 use strongbox_core::expiry::parse_duration;
-use strongbox_core::vault::SealConfig;
+use strongbox_core::vault::{META_SEAL, SealConfig};
 use strongbox_core::{
     Normalizer, Policy, SelfService, UserSchema, Vault, VaultConfig, parse_country,
 };
@@ -183,6 +184,7 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
         Command::Init {
             shares,
             threshold,
+            kms_key_id,
             store,
         } => {
             let location = store.location(&file)?;
@@ -195,7 +197,13 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
                 }
                 _ => None,
             };
-            init(&location, &store.durability(&file), seal).await
+            init(
+                &location,
+                &store.durability(&file),
+                seal,
+                kms_key_id.as_deref(),
+            )
+            .await
         }
         Command::Serve {
             listen,
@@ -228,7 +236,15 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
             let seal = SealConfig::of(&db).await.map_err(|e| e.to_string())?;
             let key_file = root_key_file.or(file.root_key_file.clone());
-            let root = match (supplied_root_key(key_file.as_deref())?, &seal) {
+            let supplied = match supplied_root_key(key_file.as_deref())? {
+                Some(root) => Some(root),
+                // Auto-unseal: the key service unwraps it (or start fails, clearly).
+                None => match keeper::stored(&db).await? {
+                    Some((k, blob)) => Some(keeper::unwrap_with_retries(k.as_ref(), &blob).await?),
+                    None => None,
+                },
+            };
+            let root = match (supplied, &seal) {
                 (Some(root), _) => Some(root),
                 (None, Some(_)) => None,
                 (None, None) => {
@@ -554,10 +570,22 @@ fn shares_from_stdin(c: &SealConfig) -> Result<RootKey, String> {
     ))
 }
 
+/// The keeper for `init --kms-key-id`.
+#[cfg(feature = "kms")]
+fn kms_keeper(key_id: &str) -> Result<Box<dyn keeper::KeyKeeper>, String> {
+    Ok(keeper::aws_kms(key_id))
+}
+
+#[cfg(not(feature = "kms"))]
+fn kms_keeper(_: &str) -> Result<Box<dyn keeper::KeyKeeper>, String> {
+    Err("this build has no AWS KMS support: build with `--features kms`".into())
+}
+
 async fn init(
     location: &Location,
     durability: &strongbox_store::Durability,
     seal: Option<(u8, u8)>,
+    kms_key_id: Option<&str>,
 ) -> Result<(), String> {
     let (root, generated_key) = match std::env::var("STRONGBOX_ROOT_KEY") {
         Ok(k) => (
@@ -588,12 +616,34 @@ async fn init(
         None => None,
     };
     let config = split.as_ref().map(|(_, c)| c.clone());
-    Vault::initialize(&store, &root, &token, config.clone())
+    let mut meta = Vec::new();
+    if let Some(c) = &config {
+        meta.push((META_SEAL.to_string(), c.to_json().into_bytes()));
+    }
+    // With a key service, the key is wrapped there before anything is written.
+    let kept = match kms_key_id {
+        Some(id) => {
+            let k = kms_keeper(id)?;
+            let blob = k.wrap(&root).await?;
+            meta.push((
+                keeper::META_AUTOUNSEAL.to_string(),
+                keeper::entry(k.as_ref(), &blob),
+            ));
+            Some(id.to_string())
+        }
+        None => None,
+    };
+    Vault::initialize(&store, &root, &token, meta)
         .await
         .map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Strongbox initialized: {}", location.describe());
-    if let Some((shares, c)) = &split {
+    if let Some(id) = &kept {
+        let _ = writeln!(
+            out,
+            "Root key: (kept by the AWS KMS key {id}; not shown — the vault unseals through KMS)"
+        );
+    } else if let Some((shares, c)) = &split {
         print_shares(&mut out, shares, c);
     } else if generated_key {
         let _ = writeln!(out, "Root key: {}", root.to_hex().as_str());
@@ -635,7 +685,7 @@ async fn demo(
     let store = Store::open(&location, &opts)
         .await
         .map_err(|e| e.to_string())?;
-    Vault::initialize(&store, &root, "DEMO", None)
+    Vault::initialize(&store, &root, "DEMO", Vec::new())
         .await
         .map_err(|e| e.to_string())?;
     eprintln!(

@@ -11,6 +11,8 @@ mod cli;
 mod consent;
 mod hostile;
 mod import;
+#[cfg(feature = "kms")]
+mod kms;
 mod node_clients;
 mod requests;
 mod retention;
