@@ -252,18 +252,18 @@ impl Vault {
             let fresh = self.store.audit_after(max_id, SEAL_BATCH).await?;
             let mut new_max = max_id;
             for row in &fresh {
-                // Before the first seal there is nothing in flight to wait for (the
-                // events of a store that had no chain yet are all committed).
-                if current.is_some() {
-                    let from = (new_max + 1).max(row.id - MAX_GAPS as i64);
-                    if from > new_max + 1 {
-                        tracing::warn!(
-                            skipped = from - new_max - 1,
-                            "audit ids jumped; not waiting for the skipped ones"
-                        );
-                    }
-                    waiting.extend((from..row.id).map(|id| (id, now)));
+                // Ids skipped so far may belong to transactions still committing —
+                // on the very first pass too (events can be in flight then). On a
+                // store upgraded with a long history the skipped ids are old
+                // rollbacks; they expire after GAP_TTL.
+                let from = (new_max + 1).max(row.id - MAX_GAPS as i64);
+                if from > new_max + 1 {
+                    tracing::warn!(
+                        skipped = from - new_max - 1,
+                        "audit ids jumped; not waiting for the skipped ones"
+                    );
                 }
+                waiting.extend((from..row.id).map(|id| (id, now)));
                 new_max = row.id;
             }
             if waiting.len() > MAX_GAPS {
