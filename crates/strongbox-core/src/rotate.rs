@@ -14,17 +14,16 @@
 use strongbox_crypto::{KeyRingEntry, RootKey};
 use strongbox_store::{KeyRow, Store, StoreError, WriteOp};
 
-use crate::vault::{
-    DEFAULT_TENANT, KIND_TOKEN, META_SEAL, OpenError, SealConfig, now, token_entry,
-};
+use crate::vault::{DEFAULT_TENANT, KIND_TOKEN, OpenError, now, token_entry};
 
-/// Re-wraps the key ring of `store` from `old` to `new`, and records how the new key
-/// is kept (`seal`: in shares, or `None`: supplied whole).
+/// Re-wraps the key ring of `store` from `old` to `new`, and sets (or, with `None`,
+/// removes) the `meta` entries that say how the new key is kept: its shares'
+/// configuration, or a key service's ciphertext of it.
 pub async fn rotate_root_key(
     store: &Store,
     old: &RootKey,
     new: &RootKey,
-    seal: Option<&SealConfig>,
+    entries: Vec<(String, Option<Vec<u8>>)>,
 ) -> Result<(), OpenError> {
     let meta = store.meta().await?;
     if !old.check_canary(&meta.canary) {
@@ -59,10 +58,7 @@ pub async fn rotate_root_key(
         canary: new.make_canary()?,
         keys,
         added,
-        meta: vec![(
-            META_SEAL.to_string(),
-            seal.map(|c| c.to_json().into_bytes()),
-        )],
+        meta: entries,
     };
     match store.write(op).await {
         Ok(()) => Ok(()),

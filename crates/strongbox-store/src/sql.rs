@@ -51,7 +51,9 @@ macro_rules! select_audit {
 pub const AUDIT_IN_RANGE: &str =
     select_audit!("WHERE id >= ? AND id < ? AND atoken = ? AND tenant = ?");
 pub const AUDIT_AFTER: &str = select_audit!("WHERE id > ? ORDER BY id LIMIT ?");
-pub const AUDIT_ID_RANGE: &str = "SELECT MIN(id), MAX(id) FROM audit";
+/// Two subqueries, not `SELECT MIN(id), MAX(id)`: SQLite answers a lone MIN or MAX
+/// from the primary key's ends, but both in one query scan the whole log.
+pub const AUDIT_ID_RANGE: &str = "SELECT (SELECT MIN(id) FROM audit), (SELECT MAX(id) FROM audit)";
 pub const AUDIT_AT_FROM: &str = "SELECT id, at FROM audit WHERE id >= ? ORDER BY id LIMIT 1";
 pub const AUDIT_PAGE_ALL: &str =
     select_audit!("WHERE tenant = ? ORDER BY id DESC LIMIT ? OFFSET ?");

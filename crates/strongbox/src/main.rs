@@ -501,10 +501,12 @@ async fn rotate_root_key(
     .await
     .map_err(|e| e.to_string())?;
     let current = SealConfig::of(&store).await.map_err(|e| e.to_string())?;
-    let old = match (supplied_root_key(key_file)?, &current) {
-        (Some(k), _) => k,
-        (None, Some(c)) => shares_from_stdin(c)?,
-        (None, None) => {
+    let kept = keeper::stored(&store).await?;
+    let old = match (supplied_root_key(key_file)?, &kept, &current) {
+        (Some(k), _, _) => k,
+        (None, Some((k, blob)), _) => keeper::unwrap_with_retries(k.as_ref(), blob).await?,
+        (None, None, Some(c)) => shares_from_stdin(c)?,
+        (None, None, None) => {
             return Err("no root key: set STRONGBOX_ROOT_KEY or pass --root-key-file".into());
         }
     };
@@ -513,9 +515,20 @@ async fn rotate_root_key(
         Some((n, k)) => Some(split_key(&new, n, k)?),
         None => None,
     };
-    let rotated =
-        strongbox_core::rotate::rotate_root_key(&store, &old, &new, split.as_ref().map(|(_, c)| c))
-            .await;
+    // How the new key is kept: in new shares if asked; else by the same key service
+    // as the old one; else printed once.
+    let rewrapped = match (&split, &kept) {
+        (None, Some((k, _))) => Some(keeper::entry(k.as_ref(), &k.wrap(&new).await?)),
+        _ => None,
+    };
+    let meta = vec![
+        (
+            META_SEAL.to_string(),
+            split.as_ref().map(|(_, c)| c.to_json().into_bytes()),
+        ),
+        (keeper::META_AUTOUNSEAL.to_string(), rewrapped.clone()),
+    ];
+    let rotated = strongbox_core::rotate::rotate_root_key(&store, &old, &new, meta).await;
     let mut out = std::io::stdout().lock();
     match rotated {
         Ok(()) => {
@@ -532,9 +545,15 @@ async fn rotate_root_key(
         }
         Err(e) => return Err(e.to_string()),
     }
-    match &split {
-        Some((shares, c)) => print_shares(&mut out, shares, c),
-        None => {
+    match (&split, &rewrapped) {
+        (Some((shares, c)), _) => print_shares(&mut out, shares, c),
+        (None, Some(_)) => {
+            let _ = writeln!(
+                out,
+                "Root key: (kept by the same key service as before; not shown)"
+            );
+        }
+        (None, None) => {
             let _ = writeln!(out, "Root key: {}", new.to_hex().as_str());
         }
     }

@@ -121,6 +121,25 @@ fn kms_auto_unseal(b: &Backend) {
     let token = init_with_kms(&store, &kms.url, &key);
     let s = Server::serve(store, String::new(), token, env_args(&kms.url));
     let t = s.create_user(json!({"email": "kms@example.com"}));
+    let mut s = s.restart();
+    s.get_user("token", &t).expect(200);
+    // Rotating the root key keeps it with KMS: the old one comes from KMS, the new
+    // one goes there, and the vault still unseals by itself.
+    s.stop();
+    let out = Command::new(BIN)
+        .args(["rotate", "root-key"])
+        .args(&s.store.args)
+        .envs(aws_env(&kms.url))
+        .env_remove("STRONGBOX_ROOT_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("kept by the same key service"), "{stdout}");
     let s = s.restart();
     s.get_user("token", &t).expect(200);
 }
