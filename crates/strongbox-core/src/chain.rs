@@ -319,6 +319,11 @@ impl Vault {
         self.keys.signer.public_key()
     }
 
+    /// The public key as lowercase hex, as every document and endpoint shows it.
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.public_key())
+    }
+
     /// Seals what is pending and signs the chain head (root only; the sweeper too).
     pub async fn checkpoint_audit(&self, who: &Principal) -> Result<Value> {
         who.require_root()?;

@@ -101,7 +101,7 @@ impl Vault {
             "reason": event.action,
             "destroyed": destroyed,
             "audit": {"event": event.atoken},
-            "publickey": hex::encode(self.public_key()),
+            "publickey": self.public_key_hex(),
         });
         let meta = json!({"receipt": receipt, "after": after});
         let now = now();
@@ -230,7 +230,7 @@ impl Vault {
             "complete": rows.len() < REPORT_LIMIT,
             "events": events,
             "chain": {"seq": head.seq, "hash": hex::encode(&head.hash)},
-            "publickey": hex::encode(self.public_key()),
+            "publickey": self.public_key_hex(),
         });
         self.audit(audit_event(who, "view access report", Some(&token), "ok"))
             .await?;

@@ -43,7 +43,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, path: PathOf
 pub async fn public_key(State(state): State<AppState>) -> Reply {
     Ok(ok_fields(&[
         ("algorithm", Value::from("ed25519")),
-        ("publickey", Value::from(hex_of(&state.vault.public_key()))),
+        ("publickey", Value::from(state.vault.public_key_hex())),
     ]))
 }
 
@@ -85,8 +85,4 @@ pub async fn report(
     let token = path_params(path)?;
     let r = state.vault.access_report(&who, &token).await?;
     Ok(ok_fields(&[("report", r)]))
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

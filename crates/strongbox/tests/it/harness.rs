@@ -587,3 +587,37 @@ macro_rules! backend_tests {
         }
     };
 }
+
+/// Runs the `strongbox` binary with `args`, the environment changes `env` (a `None`
+/// value removes the variable) and `stdin`; returns its exit code and its stdout
+/// followed by its stderr.
+pub fn run_bin(args: &[&str], env: &[(&str, Option<&str>)], stdin: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

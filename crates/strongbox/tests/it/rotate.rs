@@ -1,13 +1,12 @@
 //! Root-key rotation, on every backend: data, the root token and user access tokens
 //! survive; the old key no longer opens the store; rotating into and out of shares.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::harness::{BIN, Backend, Body, Server, StoreLoc};
+use crate::harness::{BIN, Backend, Body, Server, StoreLoc, run_bin};
 use crate::tokens::issue;
 
 backend_tests!(
@@ -18,33 +17,10 @@ backend_tests!(
 
 /// Runs `strongbox rotate root-key` with `env` and `stdin`; returns (code, stdout).
 fn rotate(store: &StoreLoc, root_key: Option<&str>, extra: &[&str], stdin: &str) -> (i32, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["rotate", "root-key"])
-        .args(&store.args)
-        .args(extra)
-        .env_remove("STRONGBOX_ROOT_KEY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(k) = root_key {
-        cmd.env("STRONGBOX_ROOT_KEY", k);
-    }
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let mut args = vec!["rotate", "root-key"];
+    args.extend(store.args.iter().map(String::as_str));
+    args.extend(extra);
+    run_bin(&args, &[("STRONGBOX_ROOT_KEY", root_key)], stdin)
 }
 
 fn line<'a>(out: &'a str, prefix: &str) -> &'a str {

@@ -3,13 +3,12 @@
 //! shares, shares that expire, sealing again, and unsealing after a restart — on every
 //! backend.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::harness::{BIN, Backend, Body, Server, StoreLoc};
+use crate::harness::{BIN, Backend, Body, Server, StoreLoc, run_bin};
 use crate::tokens::issue;
 
 backend_tests!(sealed_start_unseal_and_seal, wrong_shares_never_unseal);
@@ -66,28 +65,7 @@ fn give(s: &Server, share: &str) -> (u16, serde_json::Value) {
 }
 
 fn unseal_cli(s: &Server, input: &str) -> (i32, String) {
-    let mut child = Command::new(BIN)
-        .args(["unseal", "--addr", &s.base])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    run_bin(&["unseal", "--addr", &s.base], &[], input)
 }
 
 fn sealed_start_unseal_and_seal(b: &Backend) {
