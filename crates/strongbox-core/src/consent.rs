@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value, json};
 use strongbox_crypto::Dek;
-use strongbox_store::{RecordRow, StoreError, WriteOp};
+use strongbox_store::{IndexEntry, RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, Result};
 use crate::expiry::parse_duration;
@@ -119,16 +119,37 @@ fn meta_bytes(meta: &Map<String, Value>) -> Result<Vec<u8>> {
 enum Party {
     /// A user in the vault.
     User { token: String, dek: Dek },
-    /// An email or phone not in the vault yet: `email:<digest hex>`.
-    Pending(String),
+    /// An email or phone not in the vault yet: its owner keys (see
+    /// [`pending_owner`]), one per index-key version in use, the current one first.
+    Pending(Vec<String>),
 }
 
 impl Party {
     fn key(&self) -> &str {
         match self {
             Party::User { token, .. } => token,
-            Party::Pending(key) => key,
+            Party::Pending(keys) => keys.first().map(String::as_str).unwrap_or_default(),
         }
+    }
+}
+
+/// The owner key of consents given for an email or phone not in the vault yet: the
+/// index name and the value's blind-index digest, `email:<hex>` under index-key
+/// version 1 and `email:<version>:<hex>` under later ones (a rotation re-keys them).
+pub(crate) fn pending_owner(e: &IndexEntry) -> String {
+    match e.key_version {
+        1 => format!("{}:{}", e.name, hex(&e.digest)),
+        v => format!("{}:{v}:{}", e.name, hex(&e.digest)),
+    }
+}
+
+/// The index-key version of a pending owner key; `None` for a user token.
+pub(crate) fn pending_owner_version(owner: &str) -> Option<i64> {
+    let mut parts = owner.split(':');
+    let (_, second, third) = (parts.next()?, parts.next()?, parts.next());
+    match third {
+        None => Some(1),
+        Some(_) => second.parse().ok(),
     }
 }
 
@@ -354,14 +375,38 @@ impl Vault {
                 .normalizer
                 .normalize(name, identity)
                 .ok_or_else(|| Error::bad_request(format!("bad {name}")))?;
-            let digest = self.index_entry(name, &normalized).digest;
-            return Ok(Party::Pending(format!("{name}:{}", hex(&digest))));
+            let current = self.indexes().current;
+            let mut entries = self.index_entries(name, &normalized);
+            entries.sort_by_key(|e| e.key_version != current);
+            return Ok(Party::Pending(entries.iter().map(pending_owner).collect()));
         }
         let s = self.subject(who, action, mode, identity).await?;
         Ok(Party::User {
             token: s.token,
             dek: s.dek,
         })
+    }
+
+    /// Where `party`'s agreement to `brief` is, or goes: for a pending party, the
+    /// agreement under any index-key version in use, else the current version's key.
+    /// Returns its id and owner.
+    async fn agreement_slot(&self, party: &Party, brief: &str) -> Result<(String, String)> {
+        if let Party::Pending(keys) = party
+            && keys.len() > 1
+        {
+            for key in keys {
+                let id = agreement_id(key, brief);
+                if self
+                    .store
+                    .record(&self.tenant, KIND_AGREEMENT, &id)
+                    .await?
+                    .is_some()
+                {
+                    return Ok((id, key.clone()));
+                }
+            }
+        }
+        Ok((agreement_id(party.key(), brief), party.key().to_string()))
     }
 
     /// The key that opens an agreement's body.
@@ -421,7 +466,7 @@ impl Vault {
         if let Some(code) = text(&body, "referencecode")? {
             sealed.insert("referencecode".into(), Value::from(code));
         }
-        let id = agreement_id(party.key(), &brief);
+        let (id, owner) = self.agreement_slot(&party, &brief).await?;
         let record = match &party {
             Party::User { token, .. } => Some(token.as_str()),
             Party::Pending(_) => None,
@@ -443,7 +488,7 @@ impl Vault {
                     "status": status, "when": now,
                 });
                 let mut row = RecordRow {
-                    owner: Some(party.key().to_string()),
+                    owner: Some(owner.clone()),
                     label: Some(brief.clone()),
                     created: now,
                     updated: now,
@@ -617,7 +662,7 @@ impl Vault {
         extra: &[WriteOp],
     ) -> Result<()> {
         let action = format!("withdraw agreement for {brief}");
-        let id = agreement_id(party.key(), brief);
+        let (id, _) = self.agreement_slot(party, brief).await?;
         let record = match party {
             Party::User { token, .. } => Some(token.as_str()),
             Party::Pending(_) => None,
@@ -740,12 +785,13 @@ impl Vault {
     /// Ops that move consents given to `email`/`phone` digests before the user
     /// existed over to the new user `token` (sealed under `dek`). The email's consent
     /// wins when both name the same brief, as in Databunker.
-    /// The owner keys pending consents of these index digests would have.
-    pub(crate) fn pending_owners(&self, digests: &[(&'static str, Vec<u8>)]) -> Vec<String> {
-        digests
+    /// The owner keys pending consents of a new user's email and phone entries would
+    /// have (at most four: two identities under at most two index-key versions).
+    pub(crate) fn pending_owners(&self, entries: &[IndexEntry]) -> Vec<String> {
+        entries
             .iter()
-            .filter(|(n, _)| matches!(*n, "email" | "phone"))
-            .map(|(n, d)| format!("{n}:{}", hex(d)))
+            .filter(|e| matches!(e.name, "email" | "phone"))
+            .map(pending_owner)
             .collect()
     }
 
@@ -753,29 +799,16 @@ impl Vault {
         &self,
         token: &str,
         dek: &Dek,
-        digests: &[(&'static str, Vec<u8>)],
+        owners: &[String],
     ) -> Result<Vec<WriteOp>> {
-        let key = |name: &str| {
-            digests
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(n, d)| format!("{n}:{}", hex(d)))
-        };
+        if owners.is_empty() {
+            return Ok(Vec::new());
+        }
         // One query for both identities (creating a user is a hot path).
-        let (email, phone) = (key("email"), key("phone"));
-        let rows = match (&email, &phone) {
-            (None, None) => return Ok(Vec::new()),
-            (Some(a), Some(b)) => {
-                self.store
-                    .records_of_either(&self.tenant, KIND_AGREEMENT, a, b)
-                    .await?
-            }
-            (Some(a), None) | (None, Some(a)) => {
-                self.store
-                    .records_of_either(&self.tenant, KIND_AGREEMENT, a, a)
-                    .await?
-            }
-        };
+        let rows = self
+            .store
+            .records_of_owners(&self.tenant, KIND_AGREEMENT, owners)
+            .await?;
         // Rows come ordered by owner: `email:` before `phone:`, so on a brief given
         // both ways the email's consent wins, as in Databunker.
         let mut ops = Vec::new();
@@ -813,6 +846,146 @@ impl Vault {
             briefs.push(brief);
         }
         Ok(ops)
+    }
+
+    /// Moves consents given for an email or phone not in the vault, under an index
+    /// key older than `current`, to their key under `current` (an index-key
+    /// rotation). Returns how many moved and how many are left (they did not open,
+    /// or changed meanwhile: the next pass tries again).
+    pub(crate) async fn rekey_pending_agreements(&self, current: i64) -> Result<(usize, usize)> {
+        let Some(secret) = self.indexes().all.get(&current).cloned() else {
+            return Ok((0, 0));
+        };
+        let (mut moved, mut left) = (0, 0);
+        for row in self.pending_agreements(current).await? {
+            match self.rekey_pending(&row, &secret).await {
+                Ok(true) => moved += 1,
+                Ok(false) => left += 1,
+                Err(e) => {
+                    left += 1;
+                    crate::reindex::REINDEX_STATS
+                        .skipped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(error = %e, "a pending consent could not be re-keyed");
+                }
+            }
+        }
+        Ok((moved, left))
+    }
+
+    /// How many pending consents are keyed under index versions below `version`.
+    pub(crate) async fn pending_agreements_below(&self, version: i64) -> Result<usize> {
+        Ok(self.pending_agreements(version).await?.len())
+    }
+
+    async fn pending_agreements(&self, below: i64) -> Result<Vec<RecordRow>> {
+        Ok(self
+            .store
+            .records_of_kind(&self.tenant, KIND_AGREEMENT)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.owner
+                    .as_deref()
+                    .and_then(pending_owner_version)
+                    .is_some_and(|v| v < below)
+            })
+            .collect())
+    }
+
+    /// One pending consent moved under `secret`'s key; `false` if it changed
+    /// meanwhile. Should a consent already be there (given while the two versions
+    /// were both in use), the one changed last is kept.
+    async fn rekey_pending(
+        &self,
+        row: &RecordRow,
+        secret: &strongbox_crypto::IndexSecret,
+    ) -> Result<bool> {
+        let owner = row.owner.as_deref().unwrap_or_default();
+        let name = match owner.split(':').next() {
+            Some("email") => "email",
+            Some("phone") => "phone",
+            _ => return Err(Error::internal("a pending consent has an unknown owner")),
+        };
+        let own = self
+            .own_dek(row)?
+            .ok_or_else(|| Error::internal("a pending agreement has no key"))?;
+        let body = self.open_body(&own, row)?;
+        let normalized = body
+            .get("who")
+            .and_then(Value::as_str)
+            .and_then(|who| self.config.normalizer.normalize(name, who))
+            .ok_or_else(|| Error::internal("a pending agreement names nobody"))?;
+        let brief = row
+            .label
+            .clone()
+            .ok_or_else(|| Error::internal("a pending agreement has no brief"))?;
+        let new_owner = pending_owner(&crate::reindex::entry(secret, name, &normalized));
+        let id = agreement_id(&new_owner, &brief);
+        let (dek, kek_version, wrapped) = self.new_record_dek(KIND_AGREEMENT, &id)?;
+        let mut moved = RecordRow {
+            id: id.clone(),
+            owner: Some(new_owner),
+            body: Some(self.seal_body(&dek, KIND_AGREEMENT, &id, &body)?),
+            kek_version: Some(kek_version),
+            wrapped_dek: Some(wrapped),
+            version: 1,
+            ..row.clone()
+        };
+        // The old one goes only if unchanged since it was read.
+        let take_old = [
+            WriteOp::PutRecord {
+                tenant: self.tenant.clone(),
+                record: row.clone(),
+                expected_version: Some(row.version),
+            },
+            WriteOp::DeleteRecord {
+                tenant: self.tenant.clone(),
+                kind: KIND_AGREEMENT.into(),
+                id: row.id.clone(),
+            },
+            WriteOp::Audit {
+                tenant: self.tenant.clone(),
+                audit: audit_event(
+                    &Principal::System,
+                    &format!(
+                        "re-key a pending consent under index key version {}",
+                        secret.version
+                    ),
+                    None,
+                    "ok",
+                ),
+            },
+        ];
+        let put = |record: RecordRow, expected_version| {
+            let mut ops = take_old.to_vec();
+            ops.push(WriteOp::PutRecord {
+                tenant: self.tenant.clone(),
+                record,
+                expected_version,
+            });
+            WriteOp::Atomic(ops)
+        };
+        let r = match self.store.write(put(moved.clone(), None)).await {
+            Err(StoreError::Duplicate(_)) => {
+                match self.store.record(&self.tenant, KIND_AGREEMENT, &id).await? {
+                    Some(there) if there.updated >= row.updated => {
+                        self.store.write(WriteOp::Atomic(take_old.to_vec())).await
+                    }
+                    Some(there) => {
+                        moved.created = there.created;
+                        self.store.write(put(moved, Some(there.version))).await
+                    }
+                    None => return Ok(false),
+                }
+            }
+            other => other,
+        };
+        match r {
+            Ok(()) => Ok(true),
+            Err(StoreError::Stale) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     // ---- processing activities ---------------------------------------------------
@@ -1064,6 +1237,24 @@ mod tests {
         }
         assert!(parse_brief(&"a".repeat(65), "x").is_ok());
         assert!(parse_brief(&"a".repeat(66), "x").is_err());
+    }
+
+    #[test]
+    fn pending_owner_keys_carry_their_index_version() {
+        let e = |v| IndexEntry {
+            name: "email",
+            digest: vec![0xab, 0x01],
+            key_version: v,
+        };
+        assert_eq!(pending_owner(&e(1)), "email:ab01");
+        assert_eq!(pending_owner(&e(7)), "email:7:ab01");
+        assert_eq!(pending_owner_version("email:ab01"), Some(1));
+        assert_eq!(pending_owner_version("phone:7:ab01"), Some(7));
+        // A user token owns the consents of people in the vault.
+        assert_eq!(
+            pending_owner_version("0b4ecb62-8c2e-4fa4-8a7a-f53b9e0f4c01"),
+            None
+        );
     }
 
     #[test]

@@ -48,9 +48,11 @@ pub static REWRAP_STATS: RewrapStats = RewrapStats {
 };
 
 impl Vault {
-    /// Loads KEK versions added by any node, and picks the current one.
+    /// Loads KEK and index-secret versions added by any node, and picks the current
+    /// ones.
     pub async fn reload_keys(&self) -> Result<()> {
         let rows = self.store.keys(&self.tenant).await?;
+        let index_readable = self.reload_index(&rows);
         let missing: Vec<&KeyRow> = {
             let set = self.keks();
             rows.iter()
@@ -86,11 +88,11 @@ impl Vault {
         // A KEK this node cannot open (the root key was rotated and this node still
         // runs on the old one): it must not wrap new DEKs under a KEK that others
         // may retire, so it refuses writes that need a new DEK until restarted.
-        set.stale = unreadable;
-        if unreadable {
+        set.stale = unreadable || !index_readable;
+        if set.stale {
             return Err(Error::new(
                 ErrorKind::Unavailable,
-                "the key ring has a KEK this server cannot open: restart it with the current root key",
+                "the key ring has a key this server cannot open: restart it with the current root key",
             ));
         }
         Ok(())

@@ -13,6 +13,7 @@ pub mod normalize;
 pub mod notify;
 mod receipts;
 mod records;
+pub mod reindex;
 pub mod requests;
 pub mod retention;
 pub mod rotate;

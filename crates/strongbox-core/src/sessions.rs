@@ -34,11 +34,7 @@ impl Vault {
                 let Some(v) = self.config.normalizer.field(name, body.get(name)) else {
                     return Ok(None);
                 };
-                let digest = self.index_entry(name, &v).digest;
-                return Ok(self
-                    .store
-                    .user_by_index(&self.tenant, name, &digest)
-                    .await?);
+                return self.find_by_index(name, &v).await;
             }
         }
         match body

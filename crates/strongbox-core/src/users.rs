@@ -148,7 +148,7 @@ impl Vault {
     }
 
     /// Blind-index entries of a profile, in Databunker's order.
-    fn indexes_of(&self, profile: &Map<String, Value>) -> Vec<(&'static str, String)> {
+    pub(crate) fn indexes_of(&self, profile: &Map<String, Value>) -> Vec<(&'static str, String)> {
         USER_INDEXES
             .iter()
             .filter_map(|&name| {
@@ -160,12 +160,24 @@ impl Vault {
             .collect()
     }
 
-    pub(crate) fn index_entry(&self, name: &'static str, normalized: &str) -> IndexEntry {
-        IndexEntry {
-            name,
-            digest: self.keys.index.index_key(name).digest(normalized).to_vec(),
-            key_version: self.keys.index.version,
-        }
+    /// The entries of a value in index `name`: one per index-key version in the key
+    /// ring (two while a rotation's backfill runs), so that every node finds it.
+    pub(crate) fn index_entries(&self, name: &'static str, normalized: &str) -> Vec<IndexEntry> {
+        self.indexes().entries(name, normalized)
+    }
+
+    /// The user holding a (normalized) value in index `name`, under any index-key
+    /// version in use, in one query.
+    pub(crate) async fn find_by_index(
+        &self,
+        name: &'static str,
+        normalized: &str,
+    ) -> Result<Option<UserRow>> {
+        let digests = self.indexes().digests(name, normalized);
+        Ok(self
+            .store
+            .user_by_index(&self.tenant, name, &digests)
+            .await?)
     }
 
     pub(crate) fn dek_of(&self, row: &UserRow) -> Result<Option<Dek>> {
@@ -188,17 +200,14 @@ impl Vault {
             dek,
             notify,
         } = self.new_user_op(who, profile)?;
-        let digests: Vec<_> = match &op {
-            WriteOp::CreateUser { indexes, .. } => {
-                indexes.iter().map(|e| (e.name, e.digest.clone())).collect()
-            }
+        let owners = match &op {
+            WriteOp::CreateUser { indexes, .. } => self.pending_owners(indexes),
             _ => Vec::new(),
         };
         // Consents given for this email or phone before the user existed move over to
         // the user in the same commit. They are rare, so the create first runs with a
         // guard that refuses it (cheaply, inside the same statement or transaction)
         // if there are any; only then are they read and adopted.
-        let owners = self.pending_owners(&digests);
         let guarded = match op {
             WriteOp::CreateUser {
                 tenant,
@@ -213,7 +222,7 @@ impl Vault {
                 audit,
                 guard: Some(Guard {
                     kind: KIND_AGREEMENT.to_string(),
-                    owners,
+                    owners: owners.clone(),
                 }),
             },
             other => other,
@@ -230,9 +239,7 @@ impl Vault {
             Err(StoreError::Guarded) => {}
             other => return other.map(|()| token).map_err(Error::from),
         }
-        let adopted = self
-            .adopt_pending_agreements(&token, &dek, &digests)
-            .await?;
+        let adopted = self.adopt_pending_agreements(&token, &dek, &owners).await?;
         let unguarded = match guarded {
             WriteOp::CreateUser {
                 tenant,
@@ -335,7 +342,7 @@ impl Vault {
             },
             indexes: indexes
                 .iter()
-                .map(|(name, v)| self.index_entry(name, v))
+                .flat_map(|(name, v)| self.index_entries(name, v))
                 .collect(),
             guard: None,
             audit: self.with_detail(
@@ -411,13 +418,7 @@ impl Vault {
             }
             Some(name) => match self.config.normalizer.normalize(name, identity) {
                 None => Ok(None),
-                Some(v) => {
-                    let entry = self.index_entry(name, &v);
-                    Ok(self
-                        .store
-                        .user_by_index(&self.tenant, name, &entry.digest)
-                        .await?)
-                }
+                Some(v) => self.find_by_index(name, &v).await,
             },
         }
     }
@@ -503,7 +504,7 @@ impl Vault {
         serde_json::from_slice(&plain).map_err(Error::internal)
     }
 
-    fn decrypt_profile(&self, row: &UserRow, dek: &Dek) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn decrypt_profile(&self, row: &UserRow, dek: &Dek) -> Result<Zeroizing<Vec<u8>>> {
         let data = row
             .data
             .as_ref()
@@ -646,7 +647,7 @@ impl Vault {
                         drop_indexes.push(name);
                     }
                     if let Some(v) = after {
-                        add_indexes.push(self.index_entry(name, v));
+                        add_indexes.extend(self.index_entries(name, v));
                     }
                 }
             }

@@ -299,7 +299,8 @@ pub(crate) struct KeyRing {
     pub keks: std::sync::RwLock<KekSet>,
     /// Wraps new key-ring entries (a new KEK) while the vault runs.
     pub wrapper: KeyWrapper,
-    pub index: IndexSecret,
+    /// Blind-index secrets: one version, or two while a rotation runs.
+    pub index: std::sync::RwLock<crate::reindex::IndexSet>,
     /// Signs audit checkpoints, erasure receipts and access reports.
     pub signer: VaultSigner,
 }
@@ -313,6 +314,8 @@ pub struct Vault {
     root_token_hash: Vec<u8>,
     /// Where the background re-wrap of DEKs under a new KEK stands.
     pub(crate) rewrap: std::sync::Mutex<crate::kek::Cursor>,
+    /// Where the background backfill of a blind-index key rotation stands.
+    pub(crate) reindex: std::sync::Mutex<crate::reindex::Cursor>,
 }
 
 impl Vault {
@@ -377,7 +380,7 @@ impl Vault {
         let tenant = DEFAULT_TENANT.to_string();
         let mut keks = HashMap::new();
         let mut created = HashMap::new();
-        let mut index = None;
+        let mut index = crate::reindex::IndexSet::default();
         let rows = store.keys(&tenant).await?;
         // After a root-key rotation the token hasher is a key-ring entry; before, it
         // is derived from the root key.
@@ -399,12 +402,7 @@ impl Vault {
                     created.insert(row.version, row.created);
                 }
                 KIND_INDEX => {
-                    if index
-                        .as_ref()
-                        .is_none_or(|s: &IndexSecret| s.version < row.version)
-                    {
-                        index = Some(IndexSecret::new(row.version, key));
-                    }
+                    index.insert(row.version, IndexSecret::new(row.version, key), row.created)
                 }
                 crate::chain::KIND_SIGNING | KIND_TOKEN => {}
                 _ => return Err(OpenError::KeyRing("unknown key kind")),
@@ -420,16 +418,20 @@ impl Vault {
             stale: false,
         };
         set.pick_current(now());
-        let index = index.ok_or(OpenError::KeyRing("no index secret"))?;
+        if index.all.is_empty() {
+            return Err(OpenError::KeyRing("no index secret"));
+        }
+        index.pick_current(now());
         Ok(Vault {
             store,
             keys: KeyRing {
                 keks: std::sync::RwLock::new(set),
                 wrapper: root.wrapper(),
-                index,
+                index: std::sync::RwLock::new(index),
                 signer,
             },
             rewrap: std::sync::Mutex::new(crate::kek::Cursor::default()),
+            reindex: std::sync::Mutex::new(crate::reindex::Cursor::default()),
             tenant,
             config,
             token_hasher,
@@ -464,6 +466,13 @@ impl Vault {
                 "a key is being rotated and this node has not loaded it yet; retry",
             )
         })
+    }
+
+    pub(crate) fn indexes(&self) -> std::sync::RwLockReadGuard<'_, crate::reindex::IndexSet> {
+        self.keys
+            .index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn keks(&self) -> std::sync::RwLockReadGuard<'_, KekSet> {

@@ -135,6 +135,31 @@ impl HttpMetrics {
                     .max(0) as u64,
             ),
             (
+                "strongbox_index_backfilled_total",
+                "counter",
+                "Users whose index entries this node wrote under a new index key.",
+                strongbox_core::reindex::REINDEX_STATS
+                    .backfilled
+                    .load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_index_backfill_skipped_total",
+                "counter",
+                "Users and pending consents the index backfill left as they were (they did not open).",
+                strongbox_core::reindex::REINDEX_STATS
+                    .skipped
+                    .load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_index_backfill_remaining",
+                "gauge",
+                "Index entries not yet under the new index key, as last counted.",
+                strongbox_core::reindex::REINDEX_STATS
+                    .remaining
+                    .load(Ordering::Relaxed)
+                    .max(0) as u64,
+            ),
+            (
                 "strongbox_store_write_failures_total",
                 "counter",
                 "Writes (each with its audit event) the database refused.",

@@ -149,7 +149,7 @@ pub struct RecordRow {
 }
 
 /// See `WriteOp::CreateUser::guard`: records of `kind` owned by one of `owners`
-/// (at most two).
+/// (at most four: an email and a phone, each under at most two index-key versions).
 #[derive(Clone, Debug)]
 pub struct Guard {
     pub kind: String,
@@ -157,12 +157,25 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// The two owners the guard statement binds (the first repeated if alone).
-    fn pair(&self) -> (String, String) {
-        let a = self.owners.first().cloned().unwrap_or_default();
-        let b = self.owners.get(1).cloned().unwrap_or_else(|| a.clone());
-        (a, b)
+    /// The four owners the guard statement binds.
+    fn binds(&self) -> [String; 4] {
+        owners4(&self.owners)
     }
+}
+
+/// Up to four owners as the four `IN` places of a statement (the first repeated).
+fn owners4(owners: &[String]) -> [String; 4] {
+    let first = owners.first().cloned().unwrap_or_default();
+    std::array::from_fn(|i| owners.get(i).cloned().unwrap_or_else(|| first.clone()))
+}
+
+/// Index entries under a new index-key version for one user, written only if the
+/// user row is still at `version` (a change meanwhile wrote its own entries).
+#[derive(Clone, Debug)]
+pub struct Reindexed {
+    pub token: String,
+    pub version: i64,
+    pub entries: Vec<IndexEntry>,
 }
 
 /// What survives an erasure: the kept fields sealed under a fresh DEK, and the index
@@ -311,6 +324,29 @@ pub enum WriteOp {
         tenant: String,
         version: i64,
         audit: AuditEvent,
+    },
+    /// Index entries under a new index-key version (a rotation's backfill); an entry
+    /// already there is left as it is.
+    Reindex {
+        tenant: String,
+        rows: Vec<Reindexed>,
+        audit: AuditEvent,
+    },
+    /// Deletes index secret `version` if every entry under it has one under
+    /// `successor` (checked in the same statement); `Stale` otherwise.
+    RetireIndexKey {
+        tenant: String,
+        version: i64,
+        successor: i64,
+        audit: AuditEvent,
+    },
+    /// Deletes the index entries under versions below `below` of the users with
+    /// tokens in `from..=to` (after a cut-over: nobody looks them up any more).
+    PurgeIndex {
+        tenant: String,
+        below: i64,
+        from: String,
+        to: String,
     },
     /// A new root key: the key ring re-wrapped (entries updated, or added) and the
     /// canary replaced, if the canary is still `expected_canary` (`Stale` otherwise:
@@ -506,17 +542,18 @@ impl Store {
         }
     }
 
-    /// The user that holds `digest` in index `name`, if any.
+    /// The user that holds one of `digests` (the same value under each index-key
+    /// version in use, at most two) in index `name`, if any.
     pub async fn user_by_index(
         &self,
         tenant: &str,
         name: &str,
-        digest: &[u8],
+        digests: &[Vec<u8>],
     ) -> Result<Option<UserRow>> {
         let started = Instant::now();
         let r = match self {
-            Store::Sqlite(s) => s.user_by_index(tenant, name, digest).await,
-            Store::Sqlx(s) => s.user_by_index(tenant, name, digest).await,
+            Store::Sqlite(s) => s.user_by_index(tenant, name, digests).await,
+            Store::Sqlx(s) => s.user_by_index(tenant, name, digests).await,
         };
         metrics::STORE_READS.observe(started.elapsed());
         r
@@ -539,15 +576,16 @@ impl Store {
             .await
     }
 
-    /// The records of `kind` owned by `a` or `b` (one query), by owner then key.
-    pub async fn records_of_either(
+    /// The records of `kind` owned by any of `owners` (at most four; one query), by
+    /// owner then key.
+    pub async fn records_of_owners(
         &self,
         tenant: &str,
         kind: &str,
-        a: &str,
-        b: &str,
+        owners: &[String],
     ) -> Result<Vec<RecordRow>> {
-        self.select(sql::RECORDS_OF_EITHER_OWNER, &[tenant, kind, a, b])
+        let [a, b, c, d] = owners4(owners);
+        self.select(sql::RECORDS_OF_OWNERS, &[tenant, kind, &a, &b, &c, &d])
             .await
     }
 
@@ -773,6 +811,56 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.count_wrapped(tenant, from, below).await,
             Store::Sqlx(s) => s.count_wrapped(tenant, from, below).await,
+        }
+    }
+
+    /// Users with index entries under key version `old` that have no entry under
+    /// `new` for the same name, after token `after`, by token.
+    pub async fn users_to_reindex(
+        &self,
+        tenant: &str,
+        (old, new): (i64, i64),
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<UserRow>> {
+        match self {
+            Store::Sqlite(s) => {
+                s.users_to_reindex(tenant, (old, new), after, limit as i64)
+                    .await
+            }
+            Store::Sqlx(s) => {
+                s.users_to_reindex(tenant, (old, new), after, limit as i64)
+                    .await
+            }
+        }
+    }
+
+    /// Index entries under `old`: how many have no counterpart under `new` yet, and
+    /// how many there are.
+    pub async fn count_reindex(&self, tenant: &str, old: i64, new: i64) -> Result<(i64, i64)> {
+        match self {
+            Store::Sqlite(s) => s.count_reindex(tenant, old, new).await,
+            Store::Sqlx(s) => s.count_reindex(tenant, old, new).await,
+        }
+    }
+
+    /// Tokens holding index entries under versions below `below`, after `after`.
+    pub async fn tokens_with_old_index(
+        &self,
+        tenant: &str,
+        below: i64,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        match self {
+            Store::Sqlite(s) => {
+                s.tokens_with_old_index(tenant, below, after, limit as i64)
+                    .await
+            }
+            Store::Sqlx(s) => {
+                s.tokens_with_old_index(tenant, below, after, limit as i64)
+                    .await
+            }
         }
     }
 

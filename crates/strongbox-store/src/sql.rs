@@ -26,6 +26,11 @@ pub const USER_ERASE: &str = "UPDATE users SET data = NULL, wrapped_dek = NULL, 
 pub const USER_BY_INDEX: &str = "SELECT u.token, u.kek_version, u.wrapped_dek, u.data, u.version, u.created, u.updated, u.erased \
      FROM user_index i JOIN users u ON u.tenant = i.tenant AND u.token = i.token \
      WHERE i.tenant = ? AND i.name = ? AND i.digest = ?";
+/// The same for a value under either of two index-key versions (while a rotation's
+/// backfill runs), the newer version's entry first.
+pub const USER_BY_INDEX2: &str = "SELECT u.token, u.kek_version, u.wrapped_dek, u.data, u.version, u.created, u.updated, u.erased \
+     FROM user_index i JOIN users u ON u.tenant = i.tenant AND u.token = i.token \
+     WHERE i.tenant = ? AND i.name = ? AND i.digest IN (?, ?) ORDER BY i.key_version DESC LIMIT 1";
 pub const INDEX_INSERT: &str =
     "INSERT INTO user_index (tenant, name, digest, token, key_version) VALUES (?, ?, ?, ?, ?)";
 pub const INDEX_DROP_ONE: &str =
@@ -93,10 +98,10 @@ macro_rules! select_records {
 pub const RECORD_GET: &str = select_records!("WHERE tenant = ? AND kind = ? AND id = ?");
 pub const RECORDS_OF_OWNER: &str =
     select_records!("WHERE tenant = ? AND owner = ? AND kind = ? ORDER BY id");
-pub const RECORDS_OF_EITHER_OWNER: &str =
-    select_records!("WHERE tenant = ? AND kind = ? AND owner IN (?, ?) ORDER BY owner, id");
+pub const RECORDS_OF_OWNERS: &str =
+    select_records!("WHERE tenant = ? AND kind = ? AND owner IN (?, ?, ?, ?) ORDER BY owner, id");
 pub const GUARD_EXISTS: &str =
-    "SELECT COUNT(*) FROM records WHERE tenant = ? AND kind = ? AND owner IN (?, ?)";
+    "SELECT COUNT(*) FROM records WHERE tenant = ? AND kind = ? AND owner IN (?, ?, ?, ?)";
 pub const RECORDS_OF_KIND: &str = select_records!("WHERE tenant = ? AND kind = ? ORDER BY id");
 pub const RECORDS_BY_LABEL: &str =
     select_records!("WHERE tenant = ? AND kind = ? AND label = ? ORDER BY id");
@@ -140,6 +145,49 @@ pub const RECORD_REWRAP: &str = "UPDATE records SET wrapped_dek = ?, kek_version
 pub const KEK_RETIRE: &str = "DELETE FROM key_ring WHERE tenant = ? AND kind = 'kek' AND version = ? \
      AND NOT EXISTS (SELECT 1 FROM users WHERE tenant = ? AND kek_version = ? AND wrapped_dek IS NOT NULL) \
      AND NOT EXISTS (SELECT 1 FROM records WHERE tenant = ? AND kek_version = ? AND wrapped_dek IS NOT NULL)";
+
+/// An index entry under key version `old` (the second `?`) with no entry of the same
+/// subject and name under `new` (the third).
+macro_rules! index_behind {
+    () => {
+        "EXISTS (SELECT 1 FROM user_index o WHERE o.tenant = u.tenant AND o.token = u.token \
+         AND o.key_version = ? AND NOT EXISTS (SELECT 1 FROM user_index n WHERE n.tenant = o.tenant \
+         AND n.token = o.token AND n.name = o.name AND n.key_version = ?))"
+    };
+}
+/// Users with index entries not yet under the new key version, after a token.
+pub const USERS_TO_REINDEX: &str = concat!(
+    "SELECT u.token, u.kek_version, u.wrapped_dek, u.data, u.version, u.created, u.updated, u.erased \
+     FROM users u WHERE u.tenant = ? AND ",
+    index_behind!(),
+    " AND u.token > ? ORDER BY u.token LIMIT ?"
+);
+pub const INDEX_BEHIND_COUNT: &str = "SELECT COUNT(*) FROM user_index o WHERE o.tenant = ? \
+     AND o.key_version = ? AND NOT EXISTS (SELECT 1 FROM user_index n WHERE n.tenant = o.tenant \
+     AND n.token = o.token AND n.name = o.name AND n.key_version = ?)";
+pub const INDEX_VERSION_COUNT: &str =
+    "SELECT COUNT(*) FROM user_index WHERE tenant = ? AND key_version = ?";
+/// The user row's version, locked until the transaction ends (PostgreSQL, MariaDB);
+/// SQLite's writer holds the whole database already.
+pub const USER_VERSION_LOCK: &str =
+    "SELECT version FROM users WHERE tenant = ? AND token = ? FOR UPDATE";
+pub const USER_VERSION: &str = "SELECT version FROM users WHERE tenant = ? AND token = ?";
+/// An index entry that may already be there (a backfill on two nodes at once).
+pub const INDEX_INSERT_IF_NEW: &str = "INSERT INTO user_index (tenant, name, digest, token, key_version) \
+     VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
+pub const INDEX_INSERT_IF_NEW_MYSQL: &str = "INSERT IGNORE INTO user_index (tenant, name, digest, token, key_version) \
+     VALUES (?, ?, ?, ?, ?)";
+/// Deletes index secret `version` only if every entry under it has one under the
+/// successor (checked in the same statement).
+pub const INDEX_KEY_RETIRE: &str = "DELETE FROM key_ring WHERE tenant = ? AND kind = 'index' AND version = ? \
+     AND NOT EXISTS (SELECT 1 FROM user_index o WHERE o.tenant = ? AND o.key_version = ? \
+     AND NOT EXISTS (SELECT 1 FROM user_index n WHERE n.tenant = o.tenant AND n.token = o.token \
+     AND n.name = o.name AND n.key_version = ?))";
+/// Tokens with entries under retired index versions (below the `?`), after a token.
+pub const INDEX_OLD_TOKENS: &str = "SELECT DISTINCT token FROM user_index WHERE tenant = ? \
+     AND token > ? AND key_version < ? ORDER BY token LIMIT ?";
+pub const INDEX_PURGE: &str = "DELETE FROM user_index WHERE tenant = ? AND token >= ? AND token <= ? \
+     AND key_version < ?";
 pub const KEY_VERSIONS: &str =
     "SELECT kind, version FROM key_ring WHERE tenant = ? ORDER BY kind, version";
 

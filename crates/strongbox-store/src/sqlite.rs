@@ -213,12 +213,18 @@ impl SqliteStore {
         &self,
         tenant: &str,
         name: &str,
-        digest: &[u8],
+        digests: &[Vec<u8>],
     ) -> Result<Option<UserRow>> {
-        self.read(|c| {
-            c.prepare_cached(sql::USER_BY_INDEX)?
-                .query_row(params![tenant, name, digest], user_row)
-                .optional()
+        self.read(|c| match digests {
+            [one] => c
+                .prepare_cached(sql::USER_BY_INDEX)?
+                .query_row(params![tenant, name, one], user_row)
+                .optional(),
+            [a, b] => c
+                .prepare_cached(sql::USER_BY_INDEX2)?
+                .query_row(params![tenant, name, a, b], user_row)
+                .optional(),
+            _ => Ok(None),
         })
         .await
     }
@@ -464,6 +470,54 @@ impl SqliteStore {
                     .query_row(params![tenant, from, below], |r| r.get::<_, i64>(0))?;
             }
             Ok(n)
+        })
+        .await
+    }
+
+    pub(crate) async fn users_to_reindex(
+        &self,
+        tenant: &str,
+        (old, new): (i64, i64),
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<UserRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(sql::USERS_TO_REINDEX)?;
+            let rows = st.query_map(params![tenant, old, new, after, limit], user_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn count_reindex(
+        &self,
+        tenant: &str,
+        old: i64,
+        new: i64,
+    ) -> Result<(i64, i64)> {
+        self.read(|c| {
+            let behind = c
+                .prepare_cached(sql::INDEX_BEHIND_COUNT)?
+                .query_row(params![tenant, old, new], |r| r.get(0))?;
+            let all = c
+                .prepare_cached(sql::INDEX_VERSION_COUNT)?
+                .query_row(params![tenant, old], |r| r.get(0))?;
+            Ok((behind, all))
+        })
+        .await
+    }
+
+    pub(crate) async fn tokens_with_old_index(
+        &self,
+        tenant: &str,
+        below: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(sql::INDEX_OLD_TOKENS)?;
+            let rows = st.query_map(params![tenant, after, below, limit], |r| r.get(0))?;
+            rows.collect()
         })
         .await
     }
@@ -886,10 +940,12 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
             guard,
         } => {
             if let Some(g) = guard {
-                let (o1, o2) = g.pair();
+                let [o1, o2, o3, o4] = g.binds();
                 let n: i64 = c
                     .prepare_cached(sql::GUARD_EXISTS)
-                    .and_then(|mut s| s.query_row(params![tenant, g.kind, o1, o2], |r| r.get(0)))
+                    .and_then(|mut s| {
+                        s.query_row(params![tenant, g.kind, o1, o2, o3, o4], |r| r.get(0))
+                    })
                     .map_err(backend)?;
                 if n > 0 {
                     return Err(StoreError::Guarded);
@@ -1148,6 +1204,53 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
                 };
             }
             audit(tenant, a)
+        }
+        WriteOp::Reindex {
+            tenant,
+            rows,
+            audit: a,
+        } => {
+            for r in rows {
+                let version: Option<i64> = c
+                    .prepare_cached(sql::USER_VERSION)
+                    .and_then(|mut s| s.query_row(params![tenant, r.token], |r| r.get(0)))
+                    .optional()
+                    .map_err(backend)?;
+                if version != Some(r.version) {
+                    continue;
+                }
+                for e in &r.entries {
+                    exec(
+                        sql::INDEX_INSERT_IF_NEW,
+                        params![tenant, e.name, e.digest, r.token, e.key_version],
+                    )?;
+                }
+            }
+            audit(tenant, a)
+        }
+        WriteOp::RetireIndexKey {
+            tenant,
+            version,
+            successor,
+            audit: a,
+        } => {
+            let n = exec(
+                sql::INDEX_KEY_RETIRE,
+                params![tenant, version, tenant, version, successor],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Stale);
+            }
+            audit(tenant, a)
+        }
+        WriteOp::PurgeIndex {
+            tenant,
+            below,
+            from,
+            to,
+        } => {
+            exec(sql::INDEX_PURGE, params![tenant, from, to, below])?;
+            Ok(())
         }
         WriteOp::RetireKek {
             tenant,

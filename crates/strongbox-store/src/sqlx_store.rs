@@ -242,15 +242,20 @@ impl SqlxStore {
         &self,
         tenant: &str,
         name: &str,
-        digest: &[u8],
+        digests: &[Vec<u8>],
     ) -> Result<Option<UserRow>> {
-        let row = sqlx::query(self.q(sql::USER_BY_INDEX))
+        let statement = match digests.len() {
+            1 => sql::USER_BY_INDEX,
+            2 => sql::USER_BY_INDEX2,
+            _ => return Ok(None),
+        };
+        let mut q = sqlx::query(self.q(statement))
             .bind(tenant.to_string())
-            .bind(name.to_string())
-            .bind(digest.to_vec())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
+            .bind(name.to_string());
+        for d in digests {
+            q = q.bind(d.clone());
+        }
+        let row = q.fetch_optional(&self.pool).await.map_err(backend)?;
         row.map(|r| user_row(&r)).transpose()
     }
 
@@ -571,6 +576,67 @@ impl SqlxStore {
         Ok(n)
     }
 
+    pub(crate) async fn users_to_reindex(
+        &self,
+        tenant: &str,
+        (old, new): (i64, i64),
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<UserRow>> {
+        let rows = sqlx::query(self.q(sql::USERS_TO_REINDEX))
+            .bind(tenant.to_string())
+            .bind(old)
+            .bind(new)
+            .bind(after.to_string())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(user_row).collect()
+    }
+
+    pub(crate) async fn count_reindex(
+        &self,
+        tenant: &str,
+        old: i64,
+        new: i64,
+    ) -> Result<(i64, i64)> {
+        let behind = sqlx::query(self.q(sql::INDEX_BEHIND_COUNT))
+            .bind(tenant.to_string())
+            .bind(old)
+            .bind(new)
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get::<i64, _>(0))
+            .map_err(backend)?;
+        let all = sqlx::query(self.q(sql::INDEX_VERSION_COUNT))
+            .bind(tenant.to_string())
+            .bind(old)
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get::<i64, _>(0))
+            .map_err(backend)?;
+        Ok((behind, all))
+    }
+
+    pub(crate) async fn tokens_with_old_index(
+        &self,
+        tenant: &str,
+        below: i64,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(self.q(sql::INDEX_OLD_TOKENS))
+            .bind(tenant.to_string())
+            .bind(after.to_string())
+            .bind(below)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| r.try_get(0).map_err(backend)).collect()
+    }
+
     pub(crate) async fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let row = sqlx::query(self.q(sql::META_GET))
             .bind(name.to_string())
@@ -712,7 +778,7 @@ impl SqlxStore {
         if guard.is_some() {
             sql.push_str(
                 ", g AS (INSERT INTO meta (name, value) SELECT ?, ? WHERE EXISTS \
-                 (SELECT 1 FROM records WHERE tenant = ? AND kind = ? AND owner IN (?, ?)))",
+                 (SELECT 1 FROM records WHERE tenant = ? AND kind = ? AND owner IN (?, ?, ?, ?)))",
             );
         }
         if !indexes.is_empty() {
@@ -726,14 +792,16 @@ impl SqlxStore {
         sql.push_str(sql::AUDIT_INSERT);
         let mut q = bind_user(sqlx::query(AssertSqlSafe(sql::numbered(&sql))), tenant, u);
         if let Some(g) = guard {
-            let (o1, o2) = g.pair();
+            let [o1, o2, o3, o4] = g.binds();
             q = q
                 .bind(sql::META_CANARY)
                 .bind(Vec::<u8>::new())
                 .bind(tenant.to_string())
                 .bind(g.kind.clone())
                 .bind(o1)
-                .bind(o2);
+                .bind(o2)
+                .bind(o3)
+                .bind(o4);
         }
         for e in indexes {
             q = q
@@ -865,12 +933,14 @@ impl SqlxStore {
                 guard,
             } => {
                 if let Some(g) = guard {
-                    let (o1, o2) = g.pair();
+                    let [o1, o2, o3, o4] = g.binds();
                     let n: i64 = sqlx::query(self.q(sql::GUARD_EXISTS))
                         .bind(tenant.clone())
                         .bind(g.kind.clone())
                         .bind(o1)
                         .bind(o2)
+                        .bind(o3)
+                        .bind(o4)
                         .fetch_one(&mut **tx)
                         .await
                         .and_then(|r| r.try_get(0))
@@ -1155,6 +1225,70 @@ impl SqlxStore {
                     self.exec(tx, q).await?;
                 }
                 self.audit(tx, tenant, audit).await
+            }
+            WriteOp::Reindex {
+                tenant,
+                rows,
+                audit,
+            } => {
+                let insert = match self.dialect {
+                    Dialect::Mysql => sql::INDEX_INSERT_IF_NEW_MYSQL,
+                    _ => sql::INDEX_INSERT_IF_NEW,
+                };
+                for r in rows {
+                    // Locked, so that a change of the profile (which rewrites its
+                    // entries) cannot commit between this check and the inserts.
+                    let version: Option<i64> = sqlx::query(self.q(sql::USER_VERSION_LOCK))
+                        .bind(tenant.clone())
+                        .bind(r.token.clone())
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+                        .map_err(backend)?;
+                    if version != Some(r.version) {
+                        continue;
+                    }
+                    for e in &r.entries {
+                        let q = sqlx::query(self.q(insert))
+                            .bind(tenant.clone())
+                            .bind(e.name)
+                            .bind(e.digest.clone())
+                            .bind(r.token.clone())
+                            .bind(e.key_version);
+                        self.exec(tx, q).await?;
+                    }
+                }
+                self.audit(tx, tenant, audit).await
+            }
+            WriteOp::RetireIndexKey {
+                tenant,
+                version,
+                successor,
+                audit,
+            } => {
+                let q = sqlx::query(self.q(sql::INDEX_KEY_RETIRE))
+                    .bind(tenant.clone())
+                    .bind(*version)
+                    .bind(tenant.clone())
+                    .bind(*version)
+                    .bind(*successor);
+                if self.exec(tx, q).await? == 0 {
+                    return Err(StoreError::Stale);
+                }
+                self.audit(tx, tenant, audit).await
+            }
+            WriteOp::PurgeIndex {
+                tenant,
+                below,
+                from,
+                to,
+            } => {
+                let q = sqlx::query(self.q(sql::INDEX_PURGE))
+                    .bind(tenant.clone())
+                    .bind(from.clone())
+                    .bind(to.clone())
+                    .bind(*below);
+                self.exec(tx, q).await.map(|_| ())
             }
             WriteOp::RetireKek {
                 tenant,

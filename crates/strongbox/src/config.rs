@@ -210,6 +210,24 @@ pub enum RotateCommand {
         )]
         token: String,
     },
+    /// Rotate the blind-index key of a running vault: every node writes and looks up
+    /// under both versions within a second, the entries of every person are
+    /// backfilled under the new one in the background, then the old version is
+    /// retired and its entries purged. Shows the progress until done (Ctrl-C only
+    /// stops watching).
+    Index {
+        /// The vault's base URL.
+        #[arg(long, value_name = "URL")]
+        addr: String,
+        /// The root token.
+        #[arg(
+            long,
+            env = "STRONGBOX_TOKEN",
+            value_name = "TOKEN",
+            hide_env_values = true
+        )]
+        token: String,
+    },
     /// Replace the root key: re-wrap the key ring under a new one and print it once
     /// (or its new shares). Data, tokens and running servers are unaffected; servers
     /// started later need the new key. The current key comes from STRONGBOX_ROOT_KEY

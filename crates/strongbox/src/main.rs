@@ -135,6 +135,11 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
         } => unseal::rotate_kek(&addr, &token)
             .await
             .map_err(Failure::Error),
+        Command::Rotate {
+            what: RotateCommand::Index { addr, token },
+        } => unseal::rotate_index(&addr, &token)
+            .await
+            .map_err(Failure::Error),
         Command::Unseal { addr } => unseal::unseal(&addr).await.map_err(Failure::Error),
         Command::Seal { addr, token } => unseal::seal(&addr, &token).await.map_err(Failure::Error),
         Command::Backup {
@@ -913,22 +918,38 @@ async fn key_reloader(vault: Arc<Vault>) {
     }
 }
 
-/// Re-wraps DEKs under old KEKs, `batch` per 100 ms; idle, one cheap check per
-/// 500 ms.
+/// The key-rotation jobs: re-wraps DEKs under old KEKs, and backfills index entries
+/// under a new index key, `batch` of each per 100 ms; idle, one cheap check per
+/// 500 ms. A failure of either is logged once until it works again.
 async fn rewrapper(vault: Arc<Vault>, batch: usize, retire_after: i64) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
+    let mut failing = [false; 2];
     loop {
         tick.tick().await;
-        match vault.rewrap_pass(batch, retire_after).await {
-            Ok(0) => tokio::time::sleep(Duration::from_millis(400)).await,
-            Ok(_) => failing = false,
-            Err(e) if !failing => {
-                tracing::warn!(error = %e, "re-wrapping DEKs failed; will retry");
-                failing = true;
+        let results = [
+            (
+                "re-wrapping DEKs",
+                vault.rewrap_pass(batch, retire_after).await,
+            ),
+            ("backfilling index entries", vault.reindex_pass(batch).await),
+        ];
+        let mut busy = false;
+        for ((job, r), failing) in results.into_iter().zip(failing.iter_mut()) {
+            match r {
+                Ok(n) => {
+                    busy |= n > 0;
+                    *failing = false;
+                }
+                Err(e) if !*failing => {
+                    tracing::warn!(error = %e, "{job} failed; will retry");
+                    *failing = true;
+                }
+                Err(_) => {}
             }
-            Err(_) => {}
+        }
+        if !busy {
+            tokio::time::sleep(Duration::from_millis(400)).await;
         }
     }
 }

@@ -107,11 +107,11 @@ fn get(url: &str, token: &str) -> Result<(u16, Value), String> {
 }
 
 /// A progress bar: `[#######.............]  35 %  (350 of 1000 DEKs)`.
-fn bar(done: i64, total: i64) -> String {
+fn bar(done: i64, total: i64, what: &str) -> String {
     let pct = if total > 0 { done * 100 / total } else { 100 };
-    let filled = (pct / 5) as usize;
+    let filled = (pct.clamp(0, 100) / 5) as usize;
     format!(
-        "[{}{}] {pct:>3} %  ({done} of {total} DEKs)",
+        "[{}{}] {pct:>3} %  ({done} of {total} {what})",
         "#".repeat(filled),
         ".".repeat(20 - filled)
     )
@@ -144,7 +144,7 @@ pub async fn rotate_kek(addr: &str, token: &str) -> Result<(), String> {
             let line = if current < version {
                 format!("waiting for KEK version {version} to become current…")
             } else {
-                bar(total - remaining, total)
+                bar(total - remaining, total, "DEKs")
             };
             if tty {
                 eprint!("\r{line}");
@@ -156,6 +156,64 @@ pub async fn rotate_kek(addr: &str, token: &str) -> Result<(), String> {
                     eprintln!();
                 }
                 println!("Done: every DEK is wrapped by KEK version {version}.");
+                return Ok(());
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+pub async fn rotate_index(addr: &str, token: &str) -> Result<(), String> {
+    let url = format!("{}/v1/sys/rotate/index", addr.trim_end_matches('/'));
+    let token = token.to_string();
+    tokio::task::spawn_blocking(move || {
+        let (status, v) = post(&url, Some(&token), &serde_json::json!({}))?;
+        if status != 200 {
+            let message = v["message"].as_str().unwrap_or("unexpected answer");
+            return Err(format!("the vault refused to rotate: {message}"));
+        }
+        let version = v["version"].as_i64().unwrap_or(0);
+        println!(
+            "Index key version {version} created; backfilling every index entry under it in the background."
+        );
+        let tty = std::io::stderr().is_terminal();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let (status, s) = get(&url, &token)?;
+            if status != 200 {
+                let message = s["message"].as_str().unwrap_or("unexpected answer");
+                return Err(format!("cannot read the rotation's progress: {message}"));
+            }
+            let (current, remaining, total, pending) = (
+                s["current"].as_i64().unwrap_or(0),
+                s["remaining"].as_i64().unwrap_or(0),
+                s["total"].as_i64().unwrap_or(0),
+                s["pending_consents"].as_i64().unwrap_or(0),
+            );
+            let versions = s["versions"].as_array().map_or(0, Vec::len);
+            let done = versions == 1 && current >= version;
+            let line = if current < version {
+                format!("waiting for index key version {version} to become current…")
+            } else if remaining > 0 || pending > 0 || total == 0 {
+                let mut line = bar(total - remaining, total, "index entries");
+                if pending > 0 {
+                    line.push_str(&format!(", {pending} pending consents to re-key"));
+                }
+                line
+            } else {
+                "every entry backfilled; retiring the old version…".to_string()
+            };
+            if tty {
+                eprint!("\r{line}");
+            } else {
+                eprintln!("{line}");
+            }
+            if done {
+                if tty {
+                    eprintln!();
+                }
+                println!("Done: every lookup uses index key version {version}; the old one is retired.");
                 return Ok(());
             }
         }

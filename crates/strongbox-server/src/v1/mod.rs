@@ -100,6 +100,10 @@ pub fn routes() -> Router<AppState> {
             "/v1/sys/rotate/kek",
             get(system::kek_status).post(system::rotate_kek),
         )
+        .route(
+            "/v1/sys/rotate/index",
+            get(system::index_status).post(system::rotate_index),
+        )
         .route("/v1/metrics", get(system::metrics))
         .route("/v1/users", post(system::list_users))
         .route("/v1/lbasis", get(consent::list_legal_bases))

@@ -166,6 +166,37 @@ pub async fn kek_status(State(state): State<AppState>, headers: HeaderMap) -> Re
     Ok(ok_fields(&fields))
 }
 
+/// `POST /v1/sys/rotate/index`: a new blind-index key version (root).
+pub async fn rotate_index(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let who = principal(&state, &headers).await?;
+    let version = state.vault.rotate_index(&who).await?;
+    Ok(ok_fields(&[
+        ("version", Value::from(version)),
+        (
+            "activates_in",
+            Value::from(strongbox_core::vault::KEK_ACTIVATION),
+        ),
+    ]))
+}
+
+/// `GET /v1/sys/rotate/index`: where the backfill stands (root).
+pub async fn index_status(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let who = principal(&state, &headers).await?;
+    let status = state.vault.index_status(&who).await?;
+    let fields: Vec<(&str, Value)> = [
+        "current",
+        "newest",
+        "versions",
+        "remaining",
+        "total",
+        "pending_consents",
+    ]
+    .iter()
+    .map(|k| (*k, status[*k].clone()))
+    .collect();
+    Ok(ok_fields(&fields))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,5 +1,7 @@
-//! Root-key rotation, on every backend: data, the root token and user access tokens
-//! survive; the old key no longer opens the store; rotating into and out of shares.
+//! Key rotation, on every backend. Root key: data, the root token and user access
+//! tokens survive; the old key no longer opens the store; rotating into and out of
+//! shares. KEKs and blind-index keys: online, under load, with zero failed requests,
+//! resuming after a crash.
 
 use std::process::Command;
 
@@ -13,6 +15,8 @@ backend_tests!(
     root_key_rotation_keeps_data_and_tokens,
     kek_rotation_under_load_fails_nothing,
     kek_rewrap_resumes_after_a_crash,
+    index_rotation_under_load_fails_nothing,
+    index_backfill_resumes_after_a_crash,
 );
 
 /// Runs `strongbox rotate root-key` with `env` and `stdin`; returns (code, stdout).
@@ -260,5 +264,244 @@ fn kek_rewrap_resumes_after_a_crash(b: &Backend) {
     }
     for t in &tokens {
         s.get_user("token", t).expect(200);
+    }
+}
+
+fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn index_rotation_under_load_fails_nothing(b: &Backend) {
+    let s = Server::start_with(b, &["--rewrap-batch", "25"]);
+    let tokens: Vec<String> = (0..150)
+        .map(|i| {
+            s.create_user(json!({"email": format!("x{i}@example.com"), "login": format!("lx{i}")}))
+        })
+        .collect();
+    // A consent given by someone not in the vault yet (keyed by an index digest),
+    // and a session found through its owner's email.
+    s.call("POST", "/v1/lbasis/promo", Body::None).expect(200);
+    s.call(
+        "POST",
+        "/v1/agreement/promo/email/later@example.com",
+        Body::None,
+    )
+    .expect(200);
+    let sid = "0b4ecb62-8c2e-4fa4-8a7a-f53b9e0f4c01";
+    s.call(
+        "POST",
+        &format!("/v1/session/{sid}"),
+        Body::Json(json!({"email": "x3@example.com", "cart": 1})),
+    )
+    .expect(200);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Users whose email the load changes, and users it creates: (token, email).
+    let (failures, changed, created) = std::thread::scope(|scope| {
+        let load: Vec<_> = (0..3)
+            .map(|k| {
+                let (s, tokens, stop) = (&s, &tokens, &stop);
+                scope.spawn(move || {
+                    let (mut bad, mut changed, mut created) = (Vec::new(), Vec::new(), Vec::new());
+                    let mut i = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let n = (i * 7 + k) % tokens.len();
+                        let r = match i % 5 {
+                            0 | 1 => s.call("GET", &format!("/v1/user/login/lx{n}"), Body::None),
+                            2 => {
+                                let email = format!("moved{k}-{i}@example.com");
+                                let r = s.call(
+                                    "PUT",
+                                    &format!("/v1/user/token/{}", tokens[n]),
+                                    Body::Json(json!({"email": email})),
+                                );
+                                changed.push((tokens[n].clone(), email));
+                                r
+                            }
+                            3 => {
+                                let email = format!("new{k}-{i}@example.com");
+                                let r =
+                                    s.call("POST", "/v1/user", Body::Json(json!({"email": email})));
+                                if let Some(t) = r.json["token"].as_str() {
+                                    created.push((t.to_string(), email));
+                                }
+                                r
+                            }
+                            // Uniqueness holds throughout: a taken email is refused.
+                            _ => {
+                                let r = s.call(
+                                    "POST",
+                                    "/v1/user",
+                                    Body::Json(json!({"login": format!("lx{n}")})),
+                                );
+                                if r.status != 409 {
+                                    bad.push((
+                                        r.status,
+                                        format!("duplicate login accepted: {}", r.json),
+                                    ));
+                                }
+                                i += 1;
+                                continue;
+                            }
+                        };
+                        if r.status != 200 {
+                            bad.push((r.status, r.json.to_string()));
+                        }
+                        i += 1;
+                    }
+                    (bad, changed, created)
+                })
+            })
+            .collect();
+        let out = Command::new(BIN)
+            .args(["rotate", "index", "--addr", &s.base, "--token", &s.token])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("Done: every lookup uses index key version 2"),
+            "{text}"
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = (Vec::new(), Vec::new(), Vec::new());
+        for h in load {
+            let (bad, changed, created) = h.join().unwrap();
+            all.0.extend(bad);
+            all.1.extend(changed);
+            all.2.extend(created);
+        }
+        all
+    });
+    assert!(
+        failures.is_empty(),
+        "requests failed during the rotation: {failures:?}"
+    );
+    assert!(!created.is_empty() && !changed.is_empty());
+    // Cut over: only version 2 is in the key ring, and version 1's entries are purged.
+    assert_eq!(
+        count(
+            &s.store,
+            "SELECT COUNT(*) FROM key_ring WHERE kind = 'index'"
+        ),
+        1
+    );
+    wait_until("version 1's index entries were not purged", 15, || {
+        count(
+            &s.store,
+            "SELECT COUNT(*) FROM user_index WHERE key_version = 1",
+        ) == 0
+    });
+    // Every person reads back by every lookup: the last email each was given.
+    let mut email_of = std::collections::HashMap::new();
+    for (i, t) in tokens.iter().enumerate() {
+        email_of.insert(t.clone(), format!("x{i}@example.com"));
+    }
+    for (t, e) in changed.iter().chain(&created) {
+        email_of.insert(t.clone(), e.clone());
+    }
+    for (t, e) in &email_of {
+        let v = s.get_user("email", e).expect(200);
+        assert_eq!(v["token"].as_str(), Some(t.as_str()), "{e}");
+    }
+    for i in 0..tokens.len() {
+        s.call("GET", &format!("/v1/user/login/lx{i}"), Body::None)
+            .expect(200);
+    }
+    // An old email no longer finds anyone; taken values are still refused.
+    let moved = &changed[0].0;
+    let before = tokens.iter().position(|t| t == moved).unwrap();
+    s.get_user("email", &format!("x{before}@example.com"))
+        .expect(404);
+    s.call(
+        "POST",
+        "/v1/user",
+        Body::Json(json!({"email": email_of[moved]})),
+    )
+    .expect(409);
+    // The session's owner is still found by email.
+    s.call("GET", &format!("/v1/session/{sid}"), Body::None)
+        .expect(200);
+    // The pending consent was re-keyed, and the person who signs up now adopts it.
+    assert_eq!(
+        count(
+            &s.store,
+            "SELECT COUNT(*) FROM records WHERE kind = 'agreement' AND owner LIKE 'email:2:%'"
+        ),
+        1
+    );
+    let later = s.create_user(json!({"email": "later@example.com"}));
+    let v = s
+        .call("GET", &format!("/v1/agreements/token/{later}"), Body::None)
+        .expect(200);
+    assert_eq!(v["rows"][0]["brief"], "promo", "{v}");
+    let v = s
+        .call("GET", "/v1/sys/rotate/index", Body::None)
+        .expect(200);
+    assert_eq!(
+        (&v["current"], &v["versions"], &v["remaining"]),
+        (&json!(2), &json!([2]), &json!(0))
+    );
+    // A second rotation works the same way.
+    let v = s
+        .call("POST", "/v1/sys/rotate/index", Body::None)
+        .expect(200);
+    assert_eq!(v["version"], 3);
+    let r = s.call("POST", "/v1/sys/rotate/index", Body::None);
+    assert_eq!(r.status, 409, "{}", r.json);
+    wait_until("index key version 3 did not take over", 30, || {
+        s.call("GET", "/v1/sys/rotate/index", Body::None)
+            .expect(200)["versions"]
+            == json!([3])
+    });
+    s.get_user("email", "later@example.com").expect(200);
+    for e in email_of.values().take(20) {
+        s.get_user("email", e).expect(200);
+    }
+}
+
+fn index_backfill_resumes_after_a_crash(b: &Backend) {
+    let s = Server::start_with(b, &["--rewrap-batch", "3"]);
+    let tokens: Vec<String> = (0..200)
+        .map(|i| s.create_user(json!({"email": format!("c{i}@example.com")})))
+        .collect();
+    s.call("POST", "/v1/sys/rotate/index", Body::None)
+        .expect(200);
+    // Killed in the middle of the backfill (it needs ~7 s at 3 per 100 ms).
+    wait_until("the backfill did not start", 15, || {
+        count(
+            &s.store,
+            "SELECT COUNT(*) FROM user_index WHERE key_version = 2",
+        ) > 20
+    });
+    let s = s.crash_and_restart();
+    let done = count(
+        &s.store,
+        "SELECT COUNT(*) FROM user_index WHERE key_version = 2",
+    );
+    assert!(done < 200, "the crash came too late to test anything");
+    // Found throughout, and finished by the next run.
+    for i in (0..200).step_by(10) {
+        s.get_user("email", &format!("c{i}@example.com"))
+            .expect(200);
+    }
+    wait_until("the backfill did not resume", 30, || {
+        count(
+            &s.store,
+            "SELECT COUNT(*) FROM key_ring WHERE kind = 'index'",
+        ) == 1
+    });
+    for (i, t) in tokens.iter().enumerate() {
+        let v = s
+            .get_user("email", &format!("c{i}@example.com"))
+            .expect(200);
+        assert_eq!(v["token"].as_str(), Some(t.as_str()));
     }
 }

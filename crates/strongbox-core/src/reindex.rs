@@ -1,0 +1,464 @@
+//! Blind-index key rotation while the vault serves.
+//!
+//! `rotate_index` adds an index-secret version to the key ring. From the moment a
+//! node loads it (`reload_keys`, every 500 ms), that node writes every index entry
+//! under both versions and looks values up under both in one query (dual lookup);
+//! uniqueness stays enforced by the old version's entries, which every node still
+//! writes. [`KEK_ACTIVATION`] seconds after loading it, the new version becomes the
+//! node's current one: new pending consents are keyed by it, and the background job
+//! backfills the entries of every user who has one under the old version only. It
+//! decrypts the profile (or the fields an erasure preserved) and writes the entries
+//! only if the user row is still at the version it read, holding the row's lock (a
+//! change meanwhile wrote entries of its own). Then it re-keys consents given for an
+//! email or phone not in the vault yet. When nothing is left under the old version,
+//! it is deleted from the key ring by a statement that checks exactly that again
+//! (the cut-over): nodes drop it within a reload and look up, and write, only under
+//! the new version. The old entries are then purged, a batch of users at a time.
+//! Nodes may run the job at once; a crash loses nothing, the next pass finds what is
+//! left.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use serde_json::{Map, Value, json};
+use strongbox_crypto::{IndexSecret, KeyRingEntry, SecretKey};
+use strongbox_store::{IndexEntry, KeyRow, Reindexed, StoreError, WriteOp};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::vault::{KEK_ACTIVATION, KIND_INDEX, Principal, Vault, audit_event, now};
+
+/// The blind-index secrets of a tenant.
+#[derive(Default)]
+pub(crate) struct IndexSet {
+    /// Every version in the key ring: one, or two while a rotation runs.
+    pub all: BTreeMap<i64, Arc<IndexSecret>>,
+    /// When this node took each version in (Unix seconds; at start: its creation).
+    loaded: HashMap<i64, i64>,
+    /// The newest version active on this node: the backfill's target, and the key
+    /// of new pending consents.
+    pub current: i64,
+}
+
+impl IndexSet {
+    pub(crate) fn insert(&mut self, version: i64, secret: IndexSecret, loaded: i64) {
+        self.all.insert(version, Arc::new(secret));
+        self.loaded.insert(version, loaded);
+    }
+
+    /// The newest version loaded [`KEK_ACTIVATION`] seconds ago or more (the oldest
+    /// one if none is).
+    pub(crate) fn pick_current(&mut self, now: i64) {
+        let oldest = self.oldest();
+        self.current = self
+            .loaded
+            .iter()
+            .filter(|(v, t)| self.all.contains_key(v) && **t <= now - KEK_ACTIVATION)
+            .map(|(v, _)| *v)
+            .max()
+            .unwrap_or(oldest);
+    }
+
+    pub(crate) fn oldest(&self) -> i64 {
+        self.all.keys().next().copied().unwrap_or(0)
+    }
+
+    /// The entries of a normalized value in index `name`, one per version.
+    pub(crate) fn entries(&self, name: &'static str, normalized: &str) -> Vec<IndexEntry> {
+        self.all
+            .values()
+            .map(|s| entry(s, name, normalized))
+            .collect()
+    }
+
+    /// The digests of a normalized value in index `name`, newest version first.
+    pub(crate) fn digests(&self, name: &str, normalized: &str) -> Vec<Vec<u8>> {
+        self.all
+            .values()
+            .rev()
+            .map(|s| s.index_key(name).digest(normalized).to_vec())
+            .collect()
+    }
+}
+
+pub(crate) fn entry(secret: &IndexSecret, name: &'static str, normalized: &str) -> IndexEntry {
+    IndexEntry {
+        name,
+        digest: secret.index_key(name).digest(normalized).to_vec(),
+        key_version: secret.version,
+    }
+}
+
+/// Where the backfill stands.
+#[derive(Default)]
+pub struct Cursor {
+    /// The last user token done in this pass.
+    user: String,
+    /// Entries under versions below `below` are left to purge, for tokens after
+    /// `after`, from `not_before` on. `None` once none are left; a new process
+    /// checks once.
+    purge: Option<Purge>,
+    started: bool,
+}
+
+struct Purge {
+    below: i64,
+    after: String,
+    not_before: i64,
+}
+
+/// Backfill progress, for `/v1/metrics`.
+pub struct ReindexStats {
+    pub backfilled: AtomicU64,
+    /// Users (or pending consents) left as they were because they did not open.
+    pub skipped: AtomicU64,
+    /// Index entries not yet under the new version, as last counted (-1: not
+    /// counted yet).
+    pub remaining: AtomicI64,
+}
+
+pub static REINDEX_STATS: ReindexStats = ReindexStats {
+    backfilled: AtomicU64::new(0),
+    skipped: AtomicU64::new(0),
+    remaining: AtomicI64::new(-1),
+};
+
+impl Vault {
+    fn reindex_cursor(&self) -> std::sync::MutexGuard<'_, Cursor> {
+        self.reindex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes in index versions added by any node and drops retired ones (never the
+    /// last). `false` if one does not open with this node's key.
+    pub(crate) fn reload_index(&self, rows: &[KeyRow]) -> bool {
+        let rows: Vec<&KeyRow> = rows.iter().filter(|r| r.kind == KIND_INDEX).collect();
+        let missing: Vec<&KeyRow> = {
+            let set = self.indexes();
+            rows.iter()
+                .copied()
+                .filter(|r| !set.all.contains_key(&r.version))
+                .collect()
+        };
+        let mut loaded = Vec::new();
+        let mut readable = true;
+        for row in missing {
+            let entry = KeyRingEntry {
+                tenant: &self.tenant,
+                kind: KIND_INDEX,
+                version: row.version,
+            };
+            match self.keys.wrapper.unwrap(&entry, &row.wrapped) {
+                Ok(key) => loaded.push(IndexSecret::new(row.version, key)),
+                Err(_) => readable = false,
+            }
+        }
+        let now = now();
+        let mut set = self
+            .keys
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for secret in loaded {
+            set.insert(secret.version, secret, now);
+        }
+        let retired: Vec<i64> = set
+            .all
+            .keys()
+            .copied()
+            .filter(|v| !rows.iter().any(|r| r.version == *v))
+            .collect();
+        if retired.len() < set.all.len() {
+            for v in retired {
+                set.all.remove(&v);
+                set.loaded.remove(&v);
+            }
+        }
+        set.pick_current(now);
+        readable
+    }
+
+    /// Adds a new index-key version (root only). Every node writes and looks up
+    /// under both versions within a second; the background job backfills, then
+    /// retires the old version.
+    pub async fn rotate_index(&self, who: &Principal) -> Result<i64> {
+        who.require_root()?;
+        let rows = self.store.keys(&self.tenant).await?;
+        let index: Vec<&KeyRow> = rows.iter().filter(|r| r.kind == KIND_INDEX).collect();
+        if index.len() > 1 {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "an index-key rotation is under way: wait for it to finish",
+            ));
+        }
+        let newest = index
+            .first()
+            .ok_or_else(|| Error::internal("the key ring has no index secret"))?;
+        // As for KEKs: a secret wrapped with a root key that was rotated since this
+        // server started would be unreadable to every other server.
+        let probe = KeyRingEntry {
+            tenant: &self.tenant,
+            kind: KIND_INDEX,
+            version: newest.version,
+        };
+        if self.keys.wrapper.unwrap(&probe, &newest.wrapped).is_err() {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "the root key was rotated since this server started: restart it with the new key first",
+            ));
+        }
+        let version = newest.version + 1;
+        let entry = KeyRingEntry {
+            tenant: &self.tenant,
+            kind: KIND_INDEX,
+            version,
+        };
+        let op = WriteOp::Atomic(vec![
+            WriteOp::AddKey {
+                tenant: self.tenant.clone(),
+                key: KeyRow {
+                    kind: KIND_INDEX.to_string(),
+                    version,
+                    wrapped: self.keys.wrapper.wrap(&entry, &SecretKey::generate()?)?,
+                    created: now(),
+                },
+                meta: Vec::new(),
+            },
+            WriteOp::Audit {
+                tenant: self.tenant.clone(),
+                audit: audit_event(
+                    who,
+                    &format!("rotate index key to version {version}"),
+                    None,
+                    "ok",
+                ),
+            },
+        ]);
+        match self.store.write(op).await {
+            Ok(()) => {}
+            Err(StoreError::Duplicate(_)) => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "an index-key rotation is under way: wait for it to finish",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.reload_keys().await?;
+        self.reindex_cursor().user.clear();
+        Ok(version)
+    }
+
+    /// One step of the background job: backfills up to `batch` users, or re-keys
+    /// pending consents, or retires the old version, or purges its entries for up
+    /// to `batch` users. Returns how much it did; 0 when there is nothing to do.
+    pub async fn reindex_pass(&self, batch: usize) -> Result<usize> {
+        let (oldest, current) = {
+            let set = self.indexes();
+            (set.oldest(), set.current)
+        };
+        {
+            let mut c = self.reindex_cursor();
+            if !c.started {
+                // Entries a crash left behind after a cut-over: checked once.
+                c.started = true;
+                c.purge = Some(Purge {
+                    below: oldest,
+                    after: String::new(),
+                    not_before: 0,
+                });
+            }
+        }
+        if oldest < current {
+            let n = self.backfill_users(oldest, current, batch).await?;
+            if n > 0 {
+                return Ok(n);
+            }
+            let (moved, left) = self.rekey_pending_agreements(current).await?;
+            if moved > 0 {
+                return Ok(moved);
+            }
+            if left == 0 {
+                self.retire_index(oldest, current).await?;
+            }
+            return Ok(0);
+        }
+        self.purge_index(batch).await
+    }
+
+    async fn backfill_users(&self, old: i64, new: i64, batch: usize) -> Result<usize> {
+        let after = self.reindex_cursor().user.clone();
+        let users = self
+            .store
+            .users_to_reindex(&self.tenant, (old, new), &after, batch)
+            .await?;
+        let secret = self
+            .indexes()
+            .all
+            .get(&new)
+            .cloned()
+            .ok_or_else(|| Error::internal("the current index secret is missing"))?;
+        let mut rows = Vec::with_capacity(users.len());
+        let mut skipped = 0u64;
+        for user in &users {
+            // A profile that does not open is skipped rather than allowed to stall
+            // the rest; the old version then stays (and so does the dual lookup).
+            let profile = self.dek_of(user).and_then(|dek| match dek {
+                Some(dek) => {
+                    let plain = self.decrypt_profile(user, &dek)?;
+                    serde_json::from_slice::<Map<String, Value>>(&plain).map_err(Error::internal)
+                }
+                None => Ok(Map::new()),
+            });
+            let Ok(profile) = profile else {
+                skipped += 1;
+                continue;
+            };
+            let entries: Vec<IndexEntry> = self
+                .indexes_of(&profile)
+                .iter()
+                .map(|(name, v)| entry(&secret, name, v))
+                .collect();
+            // Nothing to write (the entry's field is gone from the profile: it can
+            // only be left, and the old version with it).
+            if entries.is_empty() {
+                skipped += 1;
+                continue;
+            }
+            rows.push(Reindexed {
+                token: user.token.clone(),
+                version: user.version,
+                entries,
+            });
+        }
+        if skipped > 0 {
+            REINDEX_STATS.skipped.fetch_add(skipped, Ordering::Relaxed);
+            tracing::warn!(skipped, "profiles that do not open were left unindexed");
+        }
+        let n = rows.len();
+        if n > 0 {
+            self.store
+                .write(WriteOp::Reindex {
+                    tenant: self.tenant.clone(),
+                    rows,
+                    audit: audit_event(
+                        &Principal::System,
+                        &format!(
+                            "backfill the index entries of {n} users under index key version {new}"
+                        ),
+                        None,
+                        "ok",
+                    ),
+                })
+                .await?;
+            REINDEX_STATS
+                .backfilled
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        let mut c = self.reindex_cursor();
+        match users.last() {
+            Some(last) if users.len() == batch => c.user = last.token.clone(),
+            // The pass is over; the next one starts again from the beginning and
+            // finds only what was written under the old version alone meanwhile.
+            _ => c.user.clear(),
+        }
+        Ok(n)
+    }
+
+    /// The cut-over: deletes index version `old` if nothing is left under it alone.
+    async fn retire_index(&self, old: i64, new: i64) -> Result<()> {
+        let (remaining, _) = self.store.count_reindex(&self.tenant, old, new).await?;
+        REINDEX_STATS.remaining.store(remaining, Ordering::Relaxed);
+        if remaining > 0 {
+            return Ok(());
+        }
+        let op = WriteOp::RetireIndexKey {
+            tenant: self.tenant.clone(),
+            version: old,
+            successor: new,
+            audit: audit_event(
+                &Principal::System,
+                &format!("retire index key version {old}"),
+                None,
+                "ok",
+            ),
+        };
+        match self.store.write(op).await {
+            Ok(()) => {}
+            // Written under the old version alone after the count (a lagging
+            // node): the backfill goes on.
+            Err(StoreError::Stale) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(version = old, "index key version retired");
+        self.reload_keys().await?;
+        // Nodes stop writing under the old version within a reload; its entries
+        // are purged after that.
+        self.reindex_cursor().purge = Some(Purge {
+            below: new,
+            after: String::new(),
+            not_before: now() + KEK_ACTIVATION,
+        });
+        Ok(())
+    }
+
+    /// Deletes the entries under retired versions of up to `batch` users.
+    async fn purge_index(&self, batch: usize) -> Result<usize> {
+        let (below, after) = match &self.reindex_cursor().purge {
+            Some(p) if p.not_before <= now() => (p.below, p.after.clone()),
+            _ => return Ok(0),
+        };
+        let tokens = self
+            .store
+            .tokens_with_old_index(&self.tenant, below, &after, batch)
+            .await?;
+        let (Some(first), Some(last)) = (tokens.first(), tokens.last()) else {
+            self.reindex_cursor().purge = None;
+            return Ok(0);
+        };
+        self.store
+            .write(WriteOp::PurgeIndex {
+                tenant: self.tenant.clone(),
+                below,
+                from: first.clone(),
+                to: last.clone(),
+            })
+            .await?;
+        if let Some(p) = self.reindex_cursor().purge.as_mut() {
+            p.after = last.clone();
+        }
+        Ok(tokens.len())
+    }
+
+    /// Where an index-key rotation stands (root only).
+    pub async fn index_status(&self, who: &Principal) -> Result<Value> {
+        who.require_root()?;
+        self.reload_keys().await?;
+        let (current, versions) = {
+            let set = self.indexes();
+            (set.current, set.all.keys().copied().collect::<Vec<i64>>())
+        };
+        let (oldest, newest) = (
+            versions.first().copied().unwrap_or(0),
+            versions.last().copied().unwrap_or(0),
+        );
+        let (remaining, total) = if oldest < newest {
+            self.store
+                .count_reindex(&self.tenant, oldest, newest)
+                .await?
+        } else {
+            (0, 0)
+        };
+        let pending = self.pending_agreements_below(newest).await?;
+        REINDEX_STATS.remaining.store(remaining, Ordering::Relaxed);
+        Ok(json!({
+            "current": current,
+            "newest": newest,
+            "versions": versions,
+            "remaining": remaining,
+            "total": total,
+            "pending_consents": pending,
+        }))
+    }
+}
