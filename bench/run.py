@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk.lua")
 SCENARIOS = ["status", "probe", "get_token", "get_email", "post", "put"]
 # Not run by default: the four vault operations in turn (`--scenarios mixed`, and what
-# `--rotate-kek` runs while it rotates).
+# `--rotate-kek` and `--rotate-index` run while they rotate).
 LABELS = {
     "status": "ceiling: GET /v1/status",
     "probe": "ceiling: point lookup, no crypto",
@@ -191,7 +191,9 @@ def run_backend(binary, backend, admin_url, args):
                     f"non-2xx {r['non2xx'] + r['socket_errors']}  cpu {r['cpu']:.0f}%  peak {peak:.0f} MB")
                 results.append(r)
         if args.rotate_kek:
-            results.append(rotate_under_load(base, token, wrk_env, backend, args))
+            results.append(rotate_under_load(base, token, wrk_env, backend, args, "kek"))
+        if args.rotate_index:
+            results.append(rotate_under_load(base, token, wrk_env, backend, args, "index"))
         return {"backend": backend, "users": args.users, "import_secs": import_secs,
                 "idle_rss": idle_rss, "results": results}
     finally:
@@ -210,34 +212,54 @@ def http(method, url, token):
         return json.loads(resp.read())
 
 
-def rotate_under_load(base, token, wrk_env, backend, args):
-    """The mixed load for `--duration` seconds with a KEK rotation started 2 s in;
-    reports the load's figures and how long the rotation took to re-wrap every DEK."""
+def rotate_under_load(base, token, wrk_env, backend, args, kind):
+    """The mixed load for `--duration` seconds with a rotation (`kind`: "kek" or
+    "index") started 2 s in; reports the load's figures, how long the rotation took
+    to finish (every DEK re-wrapped; every index entry backfilled and the old index
+    key retired), and then reads every bulk-loaded user back (by token after a KEK
+    rotation, by email after an index rotation)."""
     import threading
+    import urllib.error
     conns = max(args.connections)
     out = {}
 
     def load():
-        out["r"] = wrk(base, "mixed", conns, args.duration, {**wrk_env, "BENCH_RUN": f"rot{backend}{int(time.time())}"})
+        out["r"] = wrk(base, "mixed", conns, args.duration, {**wrk_env, "BENCH_RUN": f"rot{kind}{backend}{int(time.time())}"})
+
+    def finished(s, version):
+        if kind == "kek":
+            return s["current"] >= version and s["remaining"] == 0
+        return s["versions"] == [version]
 
     t = threading.Thread(target=load)
     t.start()
     time.sleep(2)
     started = time.monotonic()
-    version = http("POST", f"{base}/v1/sys/rotate/kek", token)["version"]
-    rewrap_secs = None
-    while t.is_alive() or rewrap_secs is None:
-        s = http("GET", f"{base}/v1/sys/rotate/kek", token)
-        if s["current"] >= version and s["remaining"] == 0:
-            rewrap_secs = time.monotonic() - started
+    url = f"{base}/v1/sys/rotate/{kind}"
+    version = http("POST", url, token)["version"]
+    secs = None
+    while secs is None:
+        if finished(http("GET", url, token), version):
+            secs = time.monotonic() - started
             break
         time.sleep(0.2)
     t.join()
+    with open(wrk_env["BENCH_TOKENS"]) as f:
+        tokens = [line.strip() for line in f if line.strip()]
+    unreadable = 0
+    for i, t_ in enumerate(tokens):
+        path = f"/v1/user/token/{t_}" if kind == "kek" else f"/v1/user/email/bench{i}@bench.example"
+        try:
+            http("GET", base + path, token)
+        except urllib.error.HTTPError:
+            unreadable += 1
     r = out["r"]
     r.update(scenario="mixed", conns=conns, rps=r["requests"] / (r["duration_us"] / 1e6), cpu=0, peak_rss=0,
-             rotation_secs=rewrap_secs)
-    log(f"[{backend}] KEK rotation under mixed load c={conns}: {r['rps']:.0f} req/s, "
-        f"non-2xx {r['non2xx'] + r['socket_errors']}, every DEK re-wrapped {rewrap_secs:.1f} s after the rotation started")
+             rotation=kind, rotation_secs=secs, unreadable=unreadable)
+    what = "every DEK re-wrapped" if kind == "kek" else "every index entry backfilled and the old key retired"
+    log(f"[{backend}] {kind} rotation under mixed load c={conns}: {r['rps']:.0f} req/s, "
+        f"non-2xx {r['non2xx'] + r['socket_errors']}, {what} {secs:.1f} s after the rotation started; "
+        f"{len(tokens) - unreadable} of {len(tokens)} users read back")
     return r
 
 
@@ -266,8 +288,12 @@ def markdown(runs):
             if r["conns"] in ceiling and r["scenario"] not in ("probe", "status"):
                 frac = f"{r['rps'] / ceiling[r['conns']] * 100:.0f} %"
             label = LABELS[r["scenario"]]
-            if r.get("rotation_secs") is not None:
-                label += f" during a KEK rotation (every DEK re-wrapped in {r['rotation_secs']:.1f} s)"
+            if r.get("rotation") == "kek":
+                label += (f" during a KEK rotation (every DEK re-wrapped in {r['rotation_secs']:.1f} s; "
+                          f"{r['unreadable']} users unreadable after)")
+            elif r.get("rotation") == "index":
+                label += (f" during an index-key rotation (backfilled and cut over in {r['rotation_secs']:.1f} s; "
+                          f"{r['unreadable']} users not found by email after)")
             out.append(f"| {label} | {r['conns']} | {r['rps']:,.0f} | {frac} | "
                        f"{r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['non2xx'] + r['socket_errors']} | "
                        f"{r['cpu']:.0f} % | {r['peak_rss']:.0f} |")
@@ -290,6 +316,8 @@ def main():
     p.add_argument("--no-write", action="store_true", help="print the tables, do not touch docs/")
     p.add_argument("--rotate-kek", action="store_true",
                    help="also run the mixed load while rotating the KEK (reports non-2xx and the re-wrap time)")
+    p.add_argument("--rotate-index", action="store_true",
+                   help="also run the mixed load while rotating the blind-index key (reports non-2xx and the cut-over time)")
     args = p.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     args.scenarios = args.scenarios.split(",")
