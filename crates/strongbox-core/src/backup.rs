@@ -239,7 +239,7 @@ struct Ledger {
     /// Records owned by someone not in the vault yet (a consent given by email),
     /// by (tenant, kind, id): the backup's others were withdrawn or adopted since —
     /// maybe by someone erased since — and are not restored.
-    pending: HashSet<(String, String, String)>,
+    pending: HashMap<(String, String, String), Vec<Cell>>,
     /// The store's key ring and canary: KEKs newer than the backup (a tombstone's kept
     /// fields may be wrapped by one) are carried over when both share a root key.
     keys: Vec<Vec<Cell>>,
@@ -268,7 +268,7 @@ async fn ledger(store: &Store) -> Result<Ledger, String> {
     let reading = store.export(tx);
     let collecting = async move {
         let mut erased: HashMap<(String, String), Erased> = HashMap::new();
-        let mut pending = HashSet::new();
+        let mut pending = HashMap::new();
         let mut keys = Vec::new();
         let mut canary = None;
         while let Some((t, r)) = rx.recv().await {
@@ -307,7 +307,7 @@ async fn ledger(store: &Store) -> Result<Ledger, String> {
                     if kind == KIND_RECEIPT {
                         slot(&mut erased, &key.0, &key.2).receipt = Some(r);
                     } else if text(&r[3]).is_some_and(|o| o.contains(':')) {
-                        pending.insert(key);
+                        pending.insert(key, r);
                     }
                 }
                 _ => {}
@@ -366,7 +366,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
                 let placeholder = text(&r[3]).is_some_and(|o| o.contains(':'));
                 kind != Some(KIND_OUTBOX)
                     && (!placeholder
-                        || ledger.pending.contains(&(
+                        || ledger.pending.contains_key(&(
                             tenant.unwrap_or("").to_string(),
                             kind.unwrap_or("").to_string(),
                             id.unwrap_or("").to_string(),
@@ -381,6 +381,13 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
             .rows("meta")
             .iter()
             .any(|r| text(&r[0]) == Some("canary") && bytes(&r[1]) == ledger.canary);
+    let index_versions = |ring: &[Vec<Cell>]| -> HashSet<i64> {
+        ring.iter()
+            .filter(|r| text(&r[1]) == Some(crate::vault::KIND_INDEX))
+            .filter_map(|r| int(&r[2]))
+            .collect()
+    };
+    let backup_index = index_versions(backup.rows("key_ring"));
     if same_root {
         let have: HashSet<(String, String, i64)> = backup
             .rows("key_ring")
@@ -393,7 +400,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
                 ))
             })
             .collect();
-        let extra: Vec<Vec<Cell>> = ledger
+        let mut extra: Vec<Vec<Cell>> = ledger
             .keys
             .iter()
             .filter(|r| match (text(&r[0]), text(&r[1]), int(&r[2])) {
@@ -402,10 +409,46 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
             })
             .cloned()
             .collect();
+        // Index keys: at most two versions in use (a rotation's pair). The store's
+        // newest one comes along if there is room: the backfill then brings the
+        // backup's entries under it, and the store's pending consents keyed by it
+        // (re-keyed since the backup) are the ones restored.
+        let mut room = 2usize.saturating_sub(backup_index.len());
+        extra.sort_by_key(|r| std::cmp::Reverse(int(&r[2])));
+        extra.retain(|r| {
+            if text(&r[1]) != Some(crate::vault::KIND_INDEX) {
+                return true;
+            }
+            let keep = room > 0;
+            room = room.saturating_sub(1);
+            keep
+        });
         if let Some(ring) = backup.rows_mut("key_ring") {
             ring.extend(extra);
         }
+        let carried = index_versions(backup.rows("key_ring"));
+        if let Some(records) = backup.rows_mut("records") {
+            let ids: HashSet<(String, String, String)> = records
+                .iter()
+                .filter_map(|r| {
+                    Some((
+                        text(&r[0])?.to_string(),
+                        text(&r[1])?.to_string(),
+                        text(&r[2])?.to_string(),
+                    ))
+                })
+                .collect();
+            for (id, row) in &ledger.pending {
+                let version = text(&row[3]).and_then(crate::consent::pending_owner_version);
+                if version.is_some_and(|v| carried.contains(&v) && !backup_index.contains(&v))
+                    && !ids.contains(id)
+                {
+                    records.push(row.clone());
+                }
+            }
+        }
     }
+    let final_index = index_versions(backup.rows("key_ring"));
     let erased: HashSet<(String, String)> = ledger
         .erased
         .iter()
@@ -435,7 +478,14 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
         });
         for e in &ledger.erased {
             if live.contains(&(e.tenant.clone(), e.token.clone())) {
-                index.extend(e.indexes.iter().cloned());
+                // Under an index key that is not restored, a kept lookup would be
+                // dead weight: nobody could compute it.
+                index.extend(
+                    e.indexes
+                        .iter()
+                        .filter(|r| int(&r[4]).is_some_and(|v| final_index.contains(&v)))
+                        .cloned(),
+                );
             }
         }
     }

@@ -115,6 +115,18 @@ fn meta_bytes(meta: &Map<String, Value>) -> Result<Vec<u8>> {
     serde_json::to_vec(meta).map_err(Error::internal)
 }
 
+/// Tries at finding a pending consent that an index-key rotation moves meanwhile.
+const MAX_SLOT_ATTEMPTS: usize = 3;
+const MOVED: &str = "the consent was moved to a new index key meanwhile: try again";
+
+fn moved() -> Error {
+    Error::new(crate::ErrorKind::Conflict, MOVED)
+}
+
+fn is_moved(e: &Error) -> bool {
+    e.kind == crate::ErrorKind::Conflict && e.message == MOVED
+}
+
 /// Who an agreement belongs to.
 enum Party {
     /// A user in the vault.
@@ -376,7 +388,7 @@ impl Vault {
                 .normalize(name, identity)
                 .ok_or_else(|| Error::bad_request(format!("bad {name}")))?;
             let current = self.indexes().current;
-            let mut entries = self.index_entries(name, &normalized);
+            let mut entries = self.index_entries(name, &normalized)?;
             entries.sort_by_key(|e| e.key_version != current);
             return Ok(Party::Pending(entries.iter().map(pending_owner).collect()));
         }
@@ -466,62 +478,75 @@ impl Vault {
         if let Some(code) = text(&body, "referencecode")? {
             sealed.insert("referencecode".into(), Value::from(code));
         }
-        let (id, owner) = self.agreement_slot(&party, &brief).await?;
         let record = match &party {
             Party::User { token, .. } => Some(token.as_str()),
             Party::Pending(_) => None,
         };
-        self.upsert_record(
-            KIND_AGREEMENT,
-            &id,
-            |current| {
-                let creation = match current {
-                    Some(c) => meta_of(c)?
-                        .get("creationtime")
-                        .cloned()
-                        .unwrap_or(Value::from(now)),
-                    None => Value::from(now),
-                };
-                let meta = json!({
-                    "agreementmethod": method, "brief": brief, "creationtime": creation,
-                    "endtime": endtime, "mode": mode.name(), "starttime": starttime,
-                    "status": status, "when": now,
-                });
-                let mut row = RecordRow {
-                    owner: Some(owner.clone()),
-                    label: Some(brief.clone()),
-                    created: now,
-                    updated: now,
-                    expires: (endtime > 0).then_some(endtime),
-                    meta: serde_json::to_vec(&meta).ok(),
-                    ..RecordRow::default()
-                };
-                let dek = match (&party, current) {
-                    (Party::User { dek, .. }, _) => DekRef::User(dek),
-                    (Party::Pending(_), Some(c)) => {
-                        row.kek_version = c.kek_version;
-                        row.wrapped_dek = c.wrapped_dek.clone();
-                        self.agreement_dek(&party, c)?
-                    }
-                    (Party::Pending(_), None) => {
-                        let (dek, version, wrapped) = self.new_record_dek(KIND_AGREEMENT, &id)?;
-                        row.kek_version = Some(version);
-                        row.wrapped_dek = Some(wrapped);
-                        DekRef::Own(dek)
-                    }
-                };
-                row.body = Some(self.seal_body(
-                    &dek,
+        for _ in 0..MAX_SLOT_ATTEMPTS {
+            let (id, owner) = self.agreement_slot(&party, &brief).await?;
+            let r = self
+                .upsert_record(
                     KIND_AGREEMENT,
                     &id,
-                    &Value::Object(sealed.clone()),
-                )?);
-                Ok(row)
-            },
-            audit_event(who, &action, record, "ok"),
-        )
-        .await?;
-        Ok(())
+                    |current| {
+                        // Found under an older index key, then moved to the current one by
+                        // an index-key rotation: look it up again.
+                        if current.is_none() && owner != party.key() {
+                            return Err(moved());
+                        }
+                        let creation = match current {
+                            Some(c) => meta_of(c)?
+                                .get("creationtime")
+                                .cloned()
+                                .unwrap_or(Value::from(now)),
+                            None => Value::from(now),
+                        };
+                        let meta = json!({
+                            "agreementmethod": method, "brief": brief, "creationtime": creation,
+                            "endtime": endtime, "mode": mode.name(), "starttime": starttime,
+                            "status": status, "when": now,
+                        });
+                        let mut row = RecordRow {
+                            owner: Some(owner.clone()),
+                            label: Some(brief.clone()),
+                            created: now,
+                            updated: now,
+                            expires: (endtime > 0).then_some(endtime),
+                            meta: serde_json::to_vec(&meta).ok(),
+                            ..RecordRow::default()
+                        };
+                        let dek = match (&party, current) {
+                            (Party::User { dek, .. }, _) => DekRef::User(dek),
+                            (Party::Pending(_), Some(c)) => {
+                                row.kek_version = c.kek_version;
+                                row.wrapped_dek = c.wrapped_dek.clone();
+                                self.agreement_dek(&party, c)?
+                            }
+                            (Party::Pending(_), None) => {
+                                let (dek, version, wrapped) =
+                                    self.new_record_dek(KIND_AGREEMENT, &id)?;
+                                row.kek_version = Some(version);
+                                row.wrapped_dek = Some(wrapped);
+                                DekRef::Own(dek)
+                            }
+                        };
+                        row.body = Some(self.seal_body(
+                            &dek,
+                            KIND_AGREEMENT,
+                            &id,
+                            &Value::Object(sealed.clone()),
+                        )?);
+                        Ok(row)
+                    },
+                    audit_event(who, &action, record, "ok"),
+                )
+                .await;
+            match r {
+                Err(e) if is_moved(&e) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+        Err(moved())
     }
 
     /// One agreement of a user.
@@ -662,75 +687,94 @@ impl Vault {
         extra: &[WriteOp],
     ) -> Result<()> {
         let action = format!("withdraw agreement for {brief}");
-        let (id, _) = self.agreement_slot(party, brief).await?;
         let record = match party {
             Party::User { token, .. } => Some(token.as_str()),
             Party::Pending(_) => None,
         };
-        if self
-            .store
-            .record(&self.tenant, KIND_AGREEMENT, &id)
-            .await?
-            .is_none()
-        {
-            if extra.is_empty() {
-                self.audit(audit_event(who, &action, record, "not-found"))
-                    .await?;
-            } else {
-                self.store.write(WriteOp::Atomic(extra.to_vec())).await?;
+        for _ in 0..MAX_SLOT_ATTEMPTS {
+            let (id, owner) = self.agreement_slot(party, brief).await?;
+            // Found under an older index key, then moved by an index-key rotation.
+            let gone = || {
+                if owner != party.key() {
+                    moved()
+                } else {
+                    Error::not_found("not found")
+                }
+            };
+            if self
+                .store
+                .record(&self.tenant, KIND_AGREEMENT, &id)
+                .await?
+                .is_none()
+            {
+                if owner != party.key() {
+                    continue;
+                }
+                if extra.is_empty() {
+                    self.audit(audit_event(who, &action, record, "not-found"))
+                        .await?;
+                } else {
+                    self.store.write(WriteOp::Atomic(extra.to_vec())).await?;
+                }
+                return Ok(());
             }
-            return Ok(());
+            let now = now();
+            // Databunker names a known user by token in the notification.
+            let notify = match party {
+                Party::User { token, .. } => {
+                    self.consent_notification(brief, token, "token", "no")?
+                }
+                Party::Pending(_) => {
+                    self.consent_notification(brief, identity, mode.name(), "no")?
+                }
+            };
+            let extra: Vec<WriteOp> = extra.iter().cloned().chain(notify).collect();
+            let result = self
+                .upsert_record_with(
+                    KIND_AGREEMENT,
+                    &id,
+                    |current| {
+                        let current = current.ok_or_else(gone)?;
+                        let mut meta = meta_of(current)?;
+                        meta.insert("status".into(), Value::from("no"));
+                        meta.insert("endtime".into(), Value::from(0));
+                        meta.insert("when".into(), Value::from(now));
+                        meta.insert("mode".into(), Value::from(mode.name()));
+                        let dek = self.agreement_dek(party, current)?;
+                        let mut sealed = match self.open_body(&dek, current)? {
+                            Value::Object(m) => m,
+                            _ => Map::new(),
+                        };
+                        sealed.insert("who".into(), Value::from(identity));
+                        sealed.insert("lastmodifiedby".into(), Value::from(modifier));
+                        Ok(RecordRow {
+                            owner: current.owner.clone(),
+                            label: current.label.clone(),
+                            updated: now,
+                            meta: Some(meta_bytes(&meta)?),
+                            body: Some(self.seal_body(
+                                &dek,
+                                KIND_AGREEMENT,
+                                &id,
+                                &Value::Object(sealed),
+                            )?),
+                            kek_version: current.kek_version,
+                            wrapped_dek: current.wrapped_dek.clone(),
+                            ..RecordRow::default()
+                        })
+                    },
+                    audit_event(who, &action, record, "ok"),
+                    &extra,
+                )
+                .await;
+            return match result {
+                Err(e) if is_moved(&e) => continue,
+                // Deleted in between (the user was erased): nothing left to withdraw.
+                Err(e) if e.kind == crate::ErrorKind::NotFound => Ok(()),
+                other => other.map(|_| ()),
+            };
         }
-        let now = now();
-        // Databunker names a known user by token in the notification.
-        let notify = match party {
-            Party::User { token, .. } => self.consent_notification(brief, token, "token", "no")?,
-            Party::Pending(_) => self.consent_notification(brief, identity, mode.name(), "no")?,
-        };
-        let extra: Vec<WriteOp> = extra.iter().cloned().chain(notify).collect();
-        let result = self
-            .upsert_record_with(
-                KIND_AGREEMENT,
-                &id,
-                |current| {
-                    let current = current.ok_or_else(|| Error::not_found("not found"))?;
-                    let mut meta = meta_of(current)?;
-                    meta.insert("status".into(), Value::from("no"));
-                    meta.insert("endtime".into(), Value::from(0));
-                    meta.insert("when".into(), Value::from(now));
-                    meta.insert("mode".into(), Value::from(mode.name()));
-                    let dek = self.agreement_dek(party, current)?;
-                    let mut sealed = match self.open_body(&dek, current)? {
-                        Value::Object(m) => m,
-                        _ => Map::new(),
-                    };
-                    sealed.insert("who".into(), Value::from(identity));
-                    sealed.insert("lastmodifiedby".into(), Value::from(modifier));
-                    Ok(RecordRow {
-                        owner: current.owner.clone(),
-                        label: current.label.clone(),
-                        updated: now,
-                        meta: Some(meta_bytes(&meta)?),
-                        body: Some(self.seal_body(
-                            &dek,
-                            KIND_AGREEMENT,
-                            &id,
-                            &Value::Object(sealed),
-                        )?),
-                        kek_version: current.kek_version,
-                        wrapped_dek: current.wrapped_dek.clone(),
-                        ..RecordRow::default()
-                    })
-                },
-                audit_event(who, &action, record, "ok"),
-                &extra,
-            )
-            .await;
-        match result {
-            // Deleted in between (the user was erased): nothing left to withdraw.
-            Err(e) if e.kind == crate::ErrorKind::NotFound => Ok(()),
-            other => other.map(|_| ()),
-        }
+        Err(moved())
     }
 
     /// Revokes every given consent to `brief` (root only): status `revoked`.
@@ -805,15 +849,28 @@ impl Vault {
             return Ok(Vec::new());
         }
         // One query for both identities (creating a user is a hot path).
-        let rows = self
+        let mut rows = self
             .store
             .records_of_owners(&self.tenant, KIND_AGREEMENT, owners)
             .await?;
-        // Rows come ordered by owner: `email:` before `phone:`, so on a brief given
-        // both ways the email's consent wins, as in Databunker.
+        // On a brief given both ways the email's consent wins, as in Databunker; of
+        // one given under two index keys (during a rotation), the later one.
+        let identity = |r: &RecordRow| r.owner.clone().unwrap_or_default().starts_with("phone:");
+        rows.sort_by(|a, b| {
+            identity(a)
+                .cmp(&identity(b))
+                .then(b.updated.cmp(&a.updated))
+        });
         let mut ops = Vec::new();
         let mut briefs = Vec::new();
         for row in rows {
+            // Only as read: an index-key rotation may move it meanwhile (`Stale`:
+            // the caller adopts again).
+            ops.push(WriteOp::PutRecord {
+                tenant: self.tenant.clone(),
+                record: row.clone(),
+                expected_version: Some(row.version),
+            });
             ops.push(WriteOp::DeleteRecord {
                 tenant: self.tenant.clone(),
                 kind: KIND_AGREEMENT.into(),
@@ -969,7 +1026,7 @@ impl Vault {
         let r = match self.store.write(put(moved.clone(), None)).await {
             Err(StoreError::Duplicate(_)) => {
                 match self.store.record(&self.tenant, KIND_AGREEMENT, &id).await? {
-                    Some(there) if there.updated >= row.updated => {
+                    Some(there) if there.updated > row.updated => {
                         self.store.write(WriteOp::Atomic(take_old.to_vec())).await
                     }
                     Some(there) => {

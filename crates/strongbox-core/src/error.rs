@@ -74,7 +74,7 @@ impl From<strongbox_store::StoreError> for Error {
                     "storage failed while committing: the outcome is unknown; check before retrying",
                 )
             }
-            S::Backend(detail) => {
+            S::Backend(detail) | S::Deadlock(detail) => {
                 tracing::error!(detail = %detail, "storage error");
                 Error::new(
                     ErrorKind::Unavailable,

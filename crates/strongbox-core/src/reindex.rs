@@ -38,6 +38,10 @@ pub(crate) struct IndexSet {
     /// The newest version active on this node: the backfill's target, and the key
     /// of new pending consents.
     pub current: i64,
+    /// Every version this node has was retired, and it cannot open the one that
+    /// replaced them (it runs on an old root key): it must not look up or write
+    /// index entries until restarted.
+    pub stale: bool,
 }
 
 impl IndexSet {
@@ -64,20 +68,34 @@ impl IndexSet {
     }
 
     /// The entries of a normalized value in index `name`, one per version.
-    pub(crate) fn entries(&self, name: &'static str, normalized: &str) -> Vec<IndexEntry> {
-        self.all
+    pub(crate) fn entries(&self, name: &'static str, normalized: &str) -> Result<Vec<IndexEntry>> {
+        self.usable()?;
+        Ok(self
+            .all
             .values()
             .map(|s| entry(s, name, normalized))
-            .collect()
+            .collect())
     }
 
     /// The digests of a normalized value in index `name`, newest version first.
-    pub(crate) fn digests(&self, name: &str, normalized: &str) -> Vec<Vec<u8>> {
-        self.all
+    pub(crate) fn digests(&self, name: &str, normalized: &str) -> Result<Vec<Vec<u8>>> {
+        self.usable()?;
+        Ok(self
+            .all
             .values()
             .rev()
             .map(|s| s.index_key(name).digest(normalized).to_vec())
-            .collect()
+            .collect())
+    }
+
+    fn usable(&self) -> Result<()> {
+        if self.stale {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                "the key ring has an index key this server cannot open: restart it with the current root key",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -94,6 +112,14 @@ pub(crate) fn entry(secret: &IndexSecret, name: &'static str, normalized: &str) 
 pub struct Cursor {
     /// The last user token done in this pass.
     user: String,
+    /// A whole pass is done: what later passes find was written under the old
+    /// version alone meanwhile (by a lagging node), or cannot be backfilled.
+    first_pass_done: bool,
+    /// Users a later pass tried, at the row version tried, and whether a pass
+    /// found them again unchanged: then they cannot be backfilled (a value another
+    /// person holds under the new key, or a field gone from the profile) and are
+    /// not tried again.
+    tried: HashMap<String, (i64, bool)>,
     /// Entries under versions below `below` are left to purge, for tokens after
     /// `after`, from `not_before` on. `None` once none are left; a new process
     /// checks once.
@@ -174,6 +200,9 @@ impl Vault {
                 set.all.remove(&v);
                 set.loaded.remove(&v);
             }
+            set.stale = false;
+        } else if !retired.is_empty() {
+            set.stale = true;
         }
         set.pick_current(now);
         readable
@@ -245,8 +274,16 @@ impl Vault {
             }
             Err(e) => return Err(e.into()),
         }
-        self.reload_keys().await?;
-        self.reindex_cursor().user.clear();
+        // Done: the reloader takes it in within 500 ms if this fails.
+        if let Err(e) = self.reload_keys().await {
+            tracing::warn!(error = %e, "reloading the key ring after the rotation failed");
+        }
+        let mut c = self.reindex_cursor();
+        *c = Cursor {
+            purge: c.purge.take(),
+            started: c.started,
+            ..Cursor::default()
+        };
         Ok(version)
     }
 
@@ -288,11 +325,38 @@ impl Vault {
     }
 
     async fn backfill_users(&self, old: i64, new: i64, batch: usize) -> Result<usize> {
-        let after = self.reindex_cursor().user.clone();
-        let users = self
+        let (after, later_pass) = {
+            let c = self.reindex_cursor();
+            (c.user.clone(), c.first_pass_done)
+        };
+        let found = self
             .store
             .users_to_reindex(&self.tenant, (old, new), &after, batch)
             .await?;
+        let last = found.last().map(|u| u.token.clone());
+        let full = found.len() == batch;
+        let users: Vec<_> = if later_pass {
+            let mut c = self.reindex_cursor();
+            found
+                .into_iter()
+                .filter(|u| match c.tried.get_mut(&u.token) {
+                    Some(tried) if tried.0 == u.version => {
+                        if !tried.1 {
+                            tried.1 = true;
+                            REINDEX_STATS.skipped.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!("a user's index entries cannot be backfilled; the old index key stays");
+                        }
+                        false
+                    }
+                    _ => {
+                        c.tried.insert(u.token.clone(), (u.version, false));
+                        true
+                    }
+                })
+                .collect()
+        } else {
+            found
+        };
         let secret = self
             .indexes()
             .all
@@ -344,9 +408,7 @@ impl Vault {
                     rows,
                     audit: audit_event(
                         &Principal::System,
-                        &format!(
-                            "backfill the index entries of {n} users under index key version {new}"
-                        ),
+                        &format!("backfill {n} users under index key version {new}"),
                         None,
                         "ok",
                     ),
@@ -357,11 +419,14 @@ impl Vault {
                 .fetch_add(n as u64, Ordering::Relaxed);
         }
         let mut c = self.reindex_cursor();
-        match users.last() {
-            Some(last) if users.len() == batch => c.user = last.token.clone(),
+        match last {
+            Some(last) if full => c.user = last,
             // The pass is over; the next one starts again from the beginning and
             // finds only what was written under the old version alone meanwhile.
-            _ => c.user.clear(),
+            _ => {
+                c.user.clear();
+                c.first_pass_done = true;
+            }
         }
         Ok(n)
     }
@@ -409,6 +474,12 @@ impl Vault {
             Some(p) if p.not_before <= now() => (p.below, p.after.clone()),
             _ => return Ok(0),
         };
+        if after.is_empty() {
+            // Consents a lagging node keyed under the old version just before the
+            // cut-over (every node has dropped it by now).
+            let current = self.indexes().current;
+            self.rekey_pending_agreements(current).await?;
+        }
         let tokens = self
             .store
             .tokens_with_old_index(&self.tenant, below, &after, batch)
@@ -451,6 +522,12 @@ impl Vault {
             (0, 0)
         };
         let pending = self.pending_agreements_below(newest).await?;
+        let stuck = self
+            .reindex_cursor()
+            .tried
+            .values()
+            .filter(|(_, again)| *again)
+            .count();
         REINDEX_STATS.remaining.store(remaining, Ordering::Relaxed);
         Ok(json!({
             "current": current,
@@ -459,6 +536,7 @@ impl Vault {
             "remaining": remaining,
             "total": total,
             "pending_consents": pending,
+            "stuck": stuck,
         }))
     }
 }

@@ -162,7 +162,11 @@ impl Vault {
 
     /// The entries of a value in index `name`: one per index-key version in the key
     /// ring (two while a rotation's backfill runs), so that every node finds it.
-    pub(crate) fn index_entries(&self, name: &'static str, normalized: &str) -> Vec<IndexEntry> {
+    pub(crate) fn index_entries(
+        &self,
+        name: &'static str,
+        normalized: &str,
+    ) -> Result<Vec<IndexEntry>> {
         self.indexes().entries(name, normalized)
     }
 
@@ -173,7 +177,7 @@ impl Vault {
         name: &'static str,
         normalized: &str,
     ) -> Result<Option<UserRow>> {
-        let digests = self.indexes().digests(name, normalized);
+        let digests = self.indexes().digests(name, normalized)?;
         Ok(self
             .store
             .user_by_index(&self.tenant, name, &digests)
@@ -239,7 +243,6 @@ impl Vault {
             Err(StoreError::Guarded) => {}
             other => return other.map(|()| token).map_err(Error::from),
         }
-        let adopted = self.adopt_pending_agreements(&token, &dek, &owners).await?;
         let unguarded = match guarded {
             WriteOp::CreateUser {
                 tenant,
@@ -256,14 +259,22 @@ impl Vault {
             },
             other => other,
         };
-        let op = WriteOp::Atomic(
-            std::iter::once(unguarded)
-                .chain(adopted)
-                .chain(notify)
-                .collect(),
-        );
-        self.store.write(op).await?;
-        Ok(token)
+        // `Stale`: a consent moved (an index-key rotation) between reading and
+        // adopting it; nothing was written, so adopt again.
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let adopted = self.adopt_pending_agreements(&token, &dek, &owners).await?;
+            let op = WriteOp::Atomic(
+                std::iter::once(unguarded.clone())
+                    .chain(adopted)
+                    .chain(notify.clone())
+                    .collect(),
+            );
+            match self.store.write(op).await {
+                Err(StoreError::Stale) => continue,
+                other => return other.map(|()| token).map_err(Error::from),
+            }
+        }
+        Err(Error::internal("create retried too often under contention"))
     }
 
     /// Creates many users at once (bulk import). Each profile succeeds or fails on its
@@ -342,8 +353,9 @@ impl Vault {
             },
             indexes: indexes
                 .iter()
-                .flat_map(|(name, v)| self.index_entries(name, v))
-                .collect(),
+                .map(|(name, v)| self.index_entries(name, v))
+                .collect::<Result<Vec<_>>>()?
+                .concat(),
             guard: None,
             audit: self.with_detail(
                 AuditEvent {
@@ -647,7 +659,7 @@ impl Vault {
                         drop_indexes.push(name);
                     }
                     if let Some(v) = after {
-                        add_indexes.extend(self.index_entries(name, v));
+                        add_indexes.extend(self.index_entries(name, v)?);
                     }
                 }
             }

@@ -568,7 +568,9 @@ impl Vault {
             })
             .await;
         match r {
-            Err(StoreError::Backend(_)) if self.config.audit_fail_open_reads => {
+            Err(StoreError::Backend(_) | StoreError::Deadlock(_))
+                if self.config.audit_fail_open_reads =>
+            {
                 tracing::warn!("a read was answered without its audit event (fail-open reads)");
                 Ok(())
             }
@@ -578,6 +580,9 @@ impl Vault {
 }
 
 /// A new audit event for `principal` doing `action` on `record`.
+/// Characters of an audit event's action that are kept.
+const AUDIT_ACTION_MAX: usize = 64;
+
 pub(crate) fn audit_event(
     principal: &Principal,
     action: &str,
@@ -588,7 +593,8 @@ pub(crate) fn audit_event(
         atoken: new_event_token(),
         at: now(),
         actor: principal.audit_label(),
-        action: action.to_string(),
+        // The column holds 64 characters (a long consent brief would not fit).
+        action: action.chars().take(AUDIT_ACTION_MAX).collect(),
         record: record.map(str::to_string),
         status: status.to_string(),
         app: None,

@@ -395,6 +395,11 @@ pub enum StoreError {
     /// and never contains bound values (they are ciphertext or digests anyway).
     #[error("storage error: {0}")]
     Backend(String),
+    /// The database chose this transaction as a deadlock's victim (or could not
+    /// serialize it): nothing was written, and running it again may well succeed.
+    /// Writes are retried a few times before this is reported.
+    #[error("storage error: {0}")]
+    Deadlock(String),
     /// The database failed while committing (a lost connection): the write may or
     /// may not have happened.
     #[error("storage error while committing: {0}")]

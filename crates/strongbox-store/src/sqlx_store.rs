@@ -37,9 +37,20 @@ const IMPORT_ROWS_PER_STATEMENT: usize = 64;
 /// Batches in flight at once (each on its own pooled connection).
 const AUDIT_BATCHERS: usize = 2;
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: sqlx::Error) -> StoreError {
+    // SQLSTATE 40001: serialization failure, and MariaDB's deadlock (1213);
+    // 40P01: PostgreSQL's deadlock.
+    let transient = matches!(&e, sqlx::Error::Database(d)
+        if matches!(d.code().as_deref(), Some("40001" | "40P01")));
+    if transient {
+        StoreError::Deadlock(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
 }
+
+/// How often a write that lost a deadlock is run again.
+const DEADLOCK_RETRIES: u32 = 4;
 
 fn commit_unknown(e: impl std::fmt::Display) -> StoreError {
     StoreError::CommitUnknown(e.to_string())
@@ -745,13 +756,26 @@ impl SqlxStore {
                 .await
             {
                 // A taken index: the transaction below finds out which one, in order.
-                Err(StoreError::Duplicate(_)) => {}
+                // A deadlock: the transaction below tries again.
+                Err(StoreError::Duplicate(_) | StoreError::Deadlock(_)) => {}
                 other => return other,
             }
         }
-        let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
-        self.apply(&mut tx, &op).await?;
-        tx.commit().await.map_err(commit_unknown)
+        let mut attempt = 0;
+        loop {
+            let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
+            match self.apply(&mut tx, &op).await {
+                Ok(()) => return tx.commit().await.map_err(commit_unknown),
+                // Rolled back when `tx` drops; a short, growing pause breaks the tie.
+                Err(StoreError::Deadlock(_)) if attempt < DEADLOCK_RETRIES => {
+                    drop(tx);
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                Err(StoreError::Deadlock(detail)) => return Err(StoreError::Backend(detail)),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// A create on PostgreSQL in one round trip: the user row, its index entries and

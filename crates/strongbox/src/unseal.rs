@@ -178,6 +178,9 @@ pub async fn rotate_index(addr: &str, token: &str) -> Result<(), String> {
             "Index key version {version} created; backfilling every index entry under it in the background."
         );
         let tty = std::io::stderr().is_terminal();
+        // (remaining, when it last changed): a backfill that stops moving with
+        // entries it cannot write is reported instead of watched forever.
+        let mut progress = (i64::MAX, std::time::Instant::now());
         loop {
             std::thread::sleep(std::time::Duration::from_millis(500));
             let (status, s) = get(&url, &token)?;
@@ -185,6 +188,7 @@ pub async fn rotate_index(addr: &str, token: &str) -> Result<(), String> {
                 let message = s["message"].as_str().unwrap_or("unexpected answer");
                 return Err(format!("cannot read the rotation's progress: {message}"));
             }
+            let stuck = s["stuck"].as_i64().unwrap_or(0);
             let (current, remaining, total, pending) = (
                 s["current"].as_i64().unwrap_or(0),
                 s["remaining"].as_i64().unwrap_or(0),
@@ -215,6 +219,18 @@ pub async fn rotate_index(addr: &str, token: &str) -> Result<(), String> {
                 }
                 println!("Done: every lookup uses index key version {version}; the old one is retired.");
                 return Ok(());
+            }
+            if remaining != progress.0 {
+                progress = (remaining, std::time::Instant::now());
+            } else if stuck > 0 && progress.1.elapsed() > std::time::Duration::from_secs(30) {
+                if tty {
+                    eprintln!();
+                }
+                return Err(format!(
+                    "the backfill is stalled: {stuck} people's index entries cannot be written under \
+                     version {version} (a profile that does not open, or a value another person \
+                     holds); both versions stay in use, lookups keep working. See the server log."
+                ));
             }
         }
     })

@@ -12,6 +12,7 @@ backend_tests!(
     consent_before_the_user_exists,
     consent_errors_and_authorization,
     erasure_removes_consents,
+    long_briefs_fit_the_audit_log,
 );
 
 fn msg(v: Value) -> String {
@@ -603,4 +604,21 @@ fn erasure_removes_consents(b: &Backend) {
     );
     // The legal basis itself stays.
     assert_eq!(lbasis(&s).len(), 3);
+}
+
+/// A brief of the longest accepted length makes audit actions longer than the audit
+/// log's column: they are cut, not refused (PostgreSQL and MariaDB enforce widths).
+fn long_briefs_fit_the_audit_log(b: &Backend) {
+    let s = Server::start(b);
+    let brief = format!("b{}", "x".repeat(64));
+    s.call("POST", &format!("/v1/lbasis/{brief}"), Body::None)
+        .expect(200);
+    let t = s.create_user(json!({"email": "long@example.com"}));
+    let path = format!("/v1/agreement/{brief}/token/{t}");
+    s.call("POST", &path, Body::None).expect(200);
+    s.call("DELETE", &path, Body::None).expect(200);
+    let v = s
+        .call("GET", &format!("/v1/agreements/token/{t}"), Body::None)
+        .expect(200);
+    assert_eq!(v["rows"][0]["status"], "no", "{v}");
 }

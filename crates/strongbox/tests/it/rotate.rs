@@ -276,7 +276,8 @@ fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
 }
 
 fn index_rotation_under_load_fails_nothing(b: &Backend) {
-    let s = Server::start_with(b, &["--rewrap-batch", "25"]);
+    // The default batch (500): every user in one pass.
+    let s = Server::start(b);
     let tokens: Vec<String> = (0..150)
         .map(|i| {
             s.create_user(json!({"email": format!("x{i}@example.com"), "login": format!("lx{i}")}))
@@ -299,6 +300,7 @@ fn index_rotation_under_load_fails_nothing(b: &Backend) {
     )
     .expect(200);
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut consents_last = std::collections::HashMap::new();
     // Users whose email the load changes, and users it creates: (token, email).
     let (failures, changed, created) = std::thread::scope(|scope| {
         let load: Vec<_> = (0..3)
@@ -356,6 +358,30 @@ fn index_rotation_under_load_fails_nothing(b: &Backend) {
                 })
             })
             .collect();
+        // Consents given and withdrawn by people not in the vault yet, throughout:
+        // the last word of each person, by email.
+        let consents = {
+            let (s, stop) = (&s, &stop);
+            scope.spawn(move || {
+                let (mut bad, mut last) = (Vec::new(), std::collections::HashMap::new());
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let email = format!("p{}@example.com", i % 5);
+                    let path = format!("/v1/agreement/promo/email/{email}");
+                    let (r, status) = if i % 3 == 2 {
+                        (s.call("DELETE", &path, Body::None), "no")
+                    } else {
+                        (s.call("POST", &path, Body::None), "yes")
+                    };
+                    if r.status != 200 {
+                        bad.push((r.status, r.json.to_string()));
+                    }
+                    last.insert(email, status);
+                    i += 1;
+                }
+                (bad, last)
+            })
+        };
         let out = Command::new(BIN)
             .args(["rotate", "index", "--addr", &s.base, "--token", &s.token])
             .output()
@@ -372,6 +398,9 @@ fn index_rotation_under_load_fails_nothing(b: &Backend) {
         );
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut all = (Vec::new(), Vec::new(), Vec::new());
+        let (bad, last) = consents.join().unwrap();
+        all.0.extend(bad);
+        consents_last = last;
         for h in load {
             let (bad, changed, created) = h.join().unwrap();
             all.0.extend(bad);
@@ -435,13 +464,32 @@ fn index_rotation_under_load_fails_nothing(b: &Backend) {
             &s.store,
             "SELECT COUNT(*) FROM records WHERE kind = 'agreement' AND owner LIKE 'email:2:%'"
         ),
-        1
+        1 + consents_last.len() as i64
     );
     let later = s.create_user(json!({"email": "later@example.com"}));
     let v = s
         .call("GET", &format!("/v1/agreements/token/{later}"), Body::None)
         .expect(200);
     assert_eq!(v["rows"][0]["brief"], "promo", "{v}");
+    // Each person's consent is there once, re-keyed, with their last word.
+    assert_eq!(
+        count(
+            &s.store,
+            "SELECT COUNT(*) FROM records WHERE kind = 'agreement' AND owner LIKE 'email:2:%'"
+        ),
+        consents_last.len() as i64
+    );
+    for (email, status) in &consents_last {
+        let t = s.create_user(json!({"email": email}));
+        let v = s
+            .call("GET", &format!("/v1/agreements/token/{t}"), Body::None)
+            .expect(200);
+        assert_eq!(
+            (&v["total"], &v["rows"][0]["status"]),
+            (&json!(1), &json!(status)),
+            "{email}: {v}"
+        );
+    }
     let v = s
         .call("GET", "/v1/sys/rotate/index", Body::None)
         .expect(200);
