@@ -595,11 +595,12 @@ impl SqlxStore {
         limit: i64,
     ) -> Result<Vec<UserRow>> {
         let rows = sqlx::query(self.q(sql::USERS_TO_REINDEX))
+            .bind(new)
             .bind(tenant.to_string())
             .bind(old)
-            .bind(new)
             .bind(after.to_string())
             .bind(limit)
+            .bind(tenant.to_string())
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
@@ -613,9 +614,9 @@ impl SqlxStore {
         new: i64,
     ) -> Result<(i64, i64)> {
         let behind = sqlx::query(self.q(sql::INDEX_BEHIND_COUNT))
+            .bind(new)
             .bind(tenant.to_string())
             .bind(old)
-            .bind(new)
             .fetch_one(&self.pool)
             .await
             .and_then(|r| r.try_get::<i64, _>(0))
@@ -1293,9 +1294,9 @@ impl SqlxStore {
                 let q = sqlx::query(self.q(sql::INDEX_KEY_RETIRE))
                     .bind(tenant.clone())
                     .bind(*version)
+                    .bind(*successor)
                     .bind(tenant.clone())
-                    .bind(*version)
-                    .bind(*successor);
+                    .bind(*version);
                 if self.exec(tx, q).await? == 0 {
                     return Err(StoreError::Stale);
                 }
