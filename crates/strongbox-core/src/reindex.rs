@@ -329,12 +329,10 @@ impl Vault {
             let c = self.reindex_cursor();
             (c.user.clone(), c.first_pass_done)
         };
-        let found = self
+        let (found, next) = self
             .store
             .users_to_reindex(&self.tenant, (old, new), &after, batch)
             .await?;
-        let last = found.last().map(|u| u.token.clone());
-        let full = found.len() == batch;
         let users: Vec<_> = if later_pass {
             let mut c = self.reindex_cursor();
             found
@@ -419,8 +417,8 @@ impl Vault {
                 .fetch_add(n as u64, Ordering::Relaxed);
         }
         let mut c = self.reindex_cursor();
-        match last {
-            Some(last) if full => c.user = last,
+        match next {
+            Some(next) => c.user = next,
             // The pass is over; the next one starts again from the beginning and
             // finds only what was written under the old version alone meanwhile.
             _ => {

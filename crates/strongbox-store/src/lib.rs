@@ -820,24 +820,27 @@ impl Store {
     }
 
     /// Users with index entries under key version `old` that have no entry under
-    /// `new` for the same name, after token `after`, by token.
+    /// `new` for the same name, among the next `limit` users (by token, after
+    /// `after`) with entries under `old`. Returns them and where the next batch
+    /// starts (`None`: this was the last one).
     pub async fn users_to_reindex(
         &self,
         tenant: &str,
         (old, new): (i64, i64),
         after: &str,
         limit: usize,
-    ) -> Result<Vec<UserRow>> {
-        match self {
-            Store::Sqlite(s) => {
-                s.users_to_reindex(tenant, (old, new), after, limit as i64)
-                    .await
-            }
-            Store::Sqlx(s) => {
-                s.users_to_reindex(tenant, (old, new), after, limit as i64)
-                    .await
-            }
-        }
+    ) -> Result<(Vec<UserRow>, Option<String>)> {
+        let tokens = self
+            .tokens_with_old_index(tenant, old + 1, after, limit)
+            .await?;
+        let Some(upto) = tokens.last() else {
+            return Ok((Vec::new(), None));
+        };
+        let users = match self {
+            Store::Sqlite(s) => s.users_to_reindex(tenant, (old, new), (after, upto)).await,
+            Store::Sqlx(s) => s.users_to_reindex(tenant, (old, new), (after, upto)).await,
+        }?;
+        Ok((users, (tokens.len() == limit).then(|| upto.clone())))
     }
 
     /// Index entries under `old`: how many have no counterpart under `new` yet, and

@@ -146,32 +146,34 @@ pub const KEK_RETIRE: &str = "DELETE FROM key_ring WHERE tenant = ? AND kind = '
      AND NOT EXISTS (SELECT 1 FROM users WHERE tenant = ? AND kek_version = ? AND wrapped_dek IS NOT NULL) \
      AND NOT EXISTS (SELECT 1 FROM records WHERE tenant = ? AND kek_version = ? AND wrapped_dek IS NOT NULL)";
 
-/// Index entries under key version `old` with no entry of the same subject and name
-/// under `new`: a left join, not `NOT EXISTS` (MariaDB planned the correlated form
-/// as a scan per user, about a minute for 10,000 users). Binds: new, tenant, old.
+/// The (token, name) pairs whose index entries, among versions `old` and `new`, are
+/// under `old` only: grouped, not a self-join (MariaDB planned the join through the
+/// primary key's (tenant, name) prefix once parameters were bound: about a minute
+/// per batch at 10,000 users). Binds: tenant, old, new, then `$rest`'s, then old.
 macro_rules! index_behind {
     ($select:literal, $rest:literal) => {
         concat!(
             $select,
-            " FROM user_index o LEFT JOIN user_index n ON n.tenant = o.tenant \
-             AND n.token = o.token AND n.name = o.name AND n.key_version = ? \
-             WHERE o.tenant = ? AND o.key_version = ? AND n.token IS NULL",
-            $rest
+            " FROM user_index WHERE tenant = ? AND key_version IN (?, ?)",
+            $rest,
+            " GROUP BY token, name HAVING MAX(key_version) = ?"
         )
     };
 }
-/// Users with index entries not yet under the new key version, after a token.
-/// Binds: new, tenant, old, after, limit, tenant.
+/// Users with index entries not yet under the new key version, with tokens in
+/// `(after, upto]`. Binds: tenant, old, new, after, upto, old, tenant.
 pub const USERS_TO_REINDEX: &str = concat!(
     "SELECT u.token, u.kek_version, u.wrapped_dek, u.data, u.version, u.created, u.updated, u.erased \
      FROM (",
-    index_behind!(
-        "SELECT DISTINCT o.token",
-        " AND o.token > ? ORDER BY o.token LIMIT ?"
-    ),
+    index_behind!("SELECT DISTINCT token", " AND token > ? AND token <= ?"),
     ") b JOIN users u ON u.tenant = ? AND u.token = b.token ORDER BY u.token"
 );
-pub const INDEX_BEHIND_COUNT: &str = index_behind!("SELECT COUNT(*)", "");
+/// Binds: tenant, old, new, old.
+pub const INDEX_BEHIND_COUNT: &str = concat!(
+    "SELECT COUNT(*) FROM (",
+    index_behind!("SELECT token", ""),
+    ") b"
+);
 pub const INDEX_VERSION_COUNT: &str =
     "SELECT COUNT(*) FROM user_index WHERE tenant = ? AND key_version = ?";
 /// The user row's version, locked until the transaction ends (PostgreSQL, MariaDB);
@@ -185,11 +187,11 @@ pub const INDEX_INSERT_IF_NEW: &str = "INSERT INTO user_index (tenant, name, dig
 pub const INDEX_INSERT_IF_NEW_MYSQL: &str = "INSERT IGNORE INTO user_index (tenant, name, digest, token, key_version) \
      VALUES (?, ?, ?, ?, ?)";
 /// Deletes index secret `version` only if every entry under it has one under the
-/// successor (checked in the same statement). Binds: tenant, version, successor,
-/// tenant, version.
+/// successor (checked in the same statement). Binds: tenant, version, tenant,
+/// version, successor, version.
 pub const INDEX_KEY_RETIRE: &str = concat!(
     "DELETE FROM key_ring WHERE tenant = ? AND kind = 'index' AND version = ? AND NOT EXISTS (",
-    index_behind!("SELECT 1", ""),
+    index_behind!("SELECT token", ""),
     ")"
 );
 /// Tokens with entries under retired index versions (below the `?`), after a token.

@@ -478,12 +478,14 @@ impl SqliteStore {
         &self,
         tenant: &str,
         (old, new): (i64, i64),
-        after: &str,
-        limit: i64,
+        (after, upto): (&str, &str),
     ) -> Result<Vec<UserRow>> {
         self.read(|c| {
             let mut st = c.prepare_cached(sql::USERS_TO_REINDEX)?;
-            let rows = st.query_map(params![new, tenant, old, after, limit, tenant], user_row)?;
+            let rows = st.query_map(
+                params![tenant, old, new, after, upto, old, tenant],
+                user_row,
+            )?;
             rows.collect()
         })
         .await
@@ -498,7 +500,7 @@ impl SqliteStore {
         self.read(|c| {
             let behind = c
                 .prepare_cached(sql::INDEX_BEHIND_COUNT)?
-                .query_row(params![new, tenant, old], |r| r.get(0))?;
+                .query_row(params![tenant, old, new, old], |r| r.get(0))?;
             let all = c
                 .prepare_cached(sql::INDEX_VERSION_COUNT)?
                 .query_row(params![tenant, old], |r| r.get(0))?;
@@ -1236,7 +1238,7 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
         } => {
             let n = exec(
                 sql::INDEX_KEY_RETIRE,
-                params![tenant, version, successor, tenant, version],
+                params![tenant, version, tenant, version, successor, version],
             )?;
             if n == 0 {
                 return Err(StoreError::Stale);

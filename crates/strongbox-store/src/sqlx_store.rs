@@ -591,15 +591,15 @@ impl SqlxStore {
         &self,
         tenant: &str,
         (old, new): (i64, i64),
-        after: &str,
-        limit: i64,
+        (after, upto): (&str, &str),
     ) -> Result<Vec<UserRow>> {
         let rows = sqlx::query(self.q(sql::USERS_TO_REINDEX))
-            .bind(new)
             .bind(tenant.to_string())
             .bind(old)
+            .bind(new)
             .bind(after.to_string())
-            .bind(limit)
+            .bind(upto.to_string())
+            .bind(old)
             .bind(tenant.to_string())
             .fetch_all(&self.pool)
             .await
@@ -614,8 +614,9 @@ impl SqlxStore {
         new: i64,
     ) -> Result<(i64, i64)> {
         let behind = sqlx::query(self.q(sql::INDEX_BEHIND_COUNT))
-            .bind(new)
             .bind(tenant.to_string())
+            .bind(old)
+            .bind(new)
             .bind(old)
             .fetch_one(&self.pool)
             .await
@@ -1294,8 +1295,9 @@ impl SqlxStore {
                 let q = sqlx::query(self.q(sql::INDEX_KEY_RETIRE))
                     .bind(tenant.clone())
                     .bind(*version)
-                    .bind(*successor)
                     .bind(tenant.clone())
+                    .bind(*version)
+                    .bind(*successor)
                     .bind(*version);
                 if self.exec(tx, q).await? == 0 {
                     return Err(StoreError::Stale);

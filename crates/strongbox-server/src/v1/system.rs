@@ -190,6 +190,7 @@ pub async fn index_status(State(state): State<AppState>, headers: HeaderMap) -> 
         "remaining",
         "total",
         "pending_consents",
+        "stuck",
     ]
     .iter()
     .map(|k| (*k, status[*k].clone()))
