@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk.lua")
 SCENARIOS = ["status", "probe", "get_token", "get_email", "post", "put"]
 # Not run by default: the four vault operations in turn (`--scenarios mixed`, and what
-# `--rotate-kek` and `--rotate-index` run while they rotate).
+# `--rotate-root-key`, `--rotate-kek` and `--rotate-index` run while they rotate).
 LABELS = {
     "status": "ceiling: GET /v1/status",
     "probe": "ceiling: point lookup, no crypto",
@@ -190,10 +190,11 @@ def run_backend(binary, backend, admin_url, args):
                     f"p50 {r['p50_us'] / 1000:.2f} ms  p99 {r['p99_us'] / 1000:.2f} ms  "
                     f"non-2xx {r['non2xx'] + r['socket_errors']}  cpu {r['cpu']:.0f}%  peak {peak:.0f} MB")
                 results.append(r)
-        if args.rotate_kek:
-            results.append(rotate_under_load(base, token, wrk_env, backend, args, "kek"))
-        if args.rotate_index:
-            results.append(rotate_under_load(base, token, wrk_env, backend, args, "index"))
+        for kind, wanted in (("root-key", args.rotate_root_key), ("kek", args.rotate_kek),
+                             ("index", args.rotate_index)):
+            if wanted:
+                rotate = (binary, store, env)
+                results.append(rotate_under_load(base, token, wrk_env, backend, args, kind, rotate))
         return {"backend": backend, "users": args.users, "import_secs": import_secs,
                 "idle_rss": idle_rss, "results": results}
     finally:
@@ -212,12 +213,13 @@ def http(method, url, token):
         return json.loads(resp.read())
 
 
-def rotate_under_load(base, token, wrk_env, backend, args, kind):
-    """The mixed load for `--duration` seconds with a rotation (`kind`: "kek" or
-    "index") started 2 s in; reports the load's figures, how long the rotation took
-    to finish (every DEK re-wrapped; every index entry backfilled and the old index
-    key retired), and then reads every bulk-loaded user back (by token after a KEK
-    rotation, by email after an index rotation)."""
+def rotate_under_load(base, token, wrk_env, backend, args, kind, rotate):
+    """The mixed load for `--duration` seconds with a rotation (`kind`: "root-key",
+    "kek" or "index") started 2 s in; reports the load's figures, how long the
+    rotation took to finish (the root key: `strongbox rotate root-key` on the store
+    under the running server; every DEK re-wrapped; every index entry backfilled and
+    the old index key retired), and then reads every bulk-loaded user back (by email
+    after an index rotation, by token otherwise)."""
     import threading
     import urllib.error
     conns = max(args.connections)
@@ -236,8 +238,15 @@ def rotate_under_load(base, token, wrk_env, backend, args, kind):
     time.sleep(2)
     started = time.monotonic()
     url = f"{base}/v1/sys/rotate/{kind}"
-    version = http("POST", url, token)["version"]
     secs = None
+    if kind == "root-key":
+        binary, store, env = rotate
+        p = subprocess.run([binary, "rotate", "root-key", *store.args], env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"rotate root-key failed: {p.stdout}{p.stderr}")
+        secs = time.monotonic() - started
+    else:
+        version = http("POST", url, token)["version"]
     while secs is None:
         if finished(http("GET", url, token), version):
             secs = time.monotonic() - started
@@ -248,7 +257,7 @@ def rotate_under_load(base, token, wrk_env, backend, args, kind):
         tokens = [line.strip() for line in f if line.strip()]
     unreadable = 0
     for i, t_ in enumerate(tokens):
-        path = f"/v1/user/token/{t_}" if kind == "kek" else f"/v1/user/email/bench{i}@bench.example"
+        path = f"/v1/user/email/bench{i}@bench.example" if kind == "index" else f"/v1/user/token/{t_}"
         try:
             http("GET", base + path, token)
         except urllib.error.HTTPError:
@@ -256,7 +265,9 @@ def rotate_under_load(base, token, wrk_env, backend, args, kind):
     r = out["r"]
     r.update(scenario="mixed", conns=conns, rps=r["requests"] / (r["duration_us"] / 1e6), cpu=0, peak_rss=0,
              rotation=kind, rotation_secs=secs, unreadable=unreadable)
-    what = "every DEK re-wrapped" if kind == "kek" else "every index entry backfilled and the old key retired"
+    what = {"root-key": "the key ring re-wrapped under a new root key",
+            "kek": "every DEK re-wrapped",
+            "index": "every index entry backfilled and the old key retired"}[kind]
     log(f"[{backend}] {kind} rotation under mixed load c={conns}: {r['rps']:.0f} req/s, "
         f"non-2xx {r['non2xx'] + r['socket_errors']}, {what} {secs:.1f} s after the rotation started; "
         f"{len(tokens) - unreadable} of {len(tokens)} users read back")
@@ -288,7 +299,10 @@ def markdown(runs):
             if r["conns"] in ceiling and r["scenario"] not in ("probe", "status"):
                 frac = f"{r['rps'] / ceiling[r['conns']] * 100:.0f} %"
             label = LABELS[r["scenario"]]
-            if r.get("rotation") == "kek":
+            if r.get("rotation") == "root-key":
+                label += (f" during a root-key rotation (key ring re-wrapped in {r['rotation_secs']:.1f} s; "
+                          f"{r['unreadable']} users unreadable after)")
+            elif r.get("rotation") == "kek":
                 label += (f" during a KEK rotation (every DEK re-wrapped in {r['rotation_secs']:.1f} s; "
                           f"{r['unreadable']} users unreadable after)")
             elif r.get("rotation") == "index":
@@ -316,6 +330,8 @@ def main():
     p.add_argument("--no-write", action="store_true", help="print the tables, do not touch docs/")
     p.add_argument("--rotate-kek", action="store_true",
                    help="also run the mixed load while rotating the KEK (reports non-2xx and the re-wrap time)")
+    p.add_argument("--rotate-root-key", action="store_true",
+                   help="also run the mixed load while `strongbox rotate root-key` re-wraps the key ring under the running server")
     p.add_argument("--rotate-index", action="store_true",
                    help="also run the mixed load while rotating the blind-index key (reports non-2xx and the cut-over time)")
     args = p.parse_args()

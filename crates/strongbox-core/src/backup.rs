@@ -64,45 +64,100 @@ fn json_cell(v: &Value, kind: Kind) -> Result<Cell, String> {
     }
 }
 
+/// Where a backup goes: a file, or a channel of chunks (an HTTP response body,
+/// which then streams: the backup is never whole in memory).
+pub enum Sink<'a> {
+    Writer(&'a mut (dyn Write + Send)),
+    Channel {
+        tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
+        buf: Vec<u8>,
+    },
+}
+
+/// Bytes sent down a channel at a time.
+const CHUNK: usize = 64 * 1024;
+
+impl Sink<'_> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match self {
+            Sink::Writer(out) => out
+                .write_all(bytes)
+                .map_err(|e| format!("cannot write the backup: {e}")),
+            Sink::Channel { tx, buf } => {
+                buf.extend_from_slice(bytes);
+                if buf.len() >= CHUNK {
+                    let chunk = std::mem::replace(buf, Vec::with_capacity(CHUNK + 4096));
+                    tx.send(Ok(chunk))
+                        .await
+                        .map_err(|_| "the backup's receiver went away".to_string())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        match self {
+            Sink::Writer(out) => out
+                .flush()
+                .map_err(|e| format!("cannot write the backup: {e}")),
+            Sink::Channel { tx, buf } => {
+                let chunk = std::mem::take(buf);
+                tx.send(Ok(chunk))
+                    .await
+                    .map_err(|_| "the backup's receiver went away".to_string())
+            }
+        }
+    }
+}
+
 /// Writes a backup of `store` to `out` while the store keeps serving.
-pub async fn write_backup(store: &Store, out: &mut (dyn Write + Send)) -> Result<Manifest, String> {
+pub async fn write_backup(store: &Store, mut out: Sink<'_>) -> Result<Manifest, String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExportedRow>(1024);
     let reading = store.export(tx);
     let writing = async move {
         let mut hash = Sha256::new();
         let mut rows: BTreeMap<String, u64> =
             TABLES.iter().map(|t| (t.name.to_string(), 0)).collect();
-        let mut put = |line: &Value| -> Result<(), String> {
-            let mut bytes = serde_json::to_vec(line).map_err(|e| e.to_string())?;
+        let line = |v: &Value| -> Result<Vec<u8>, String> {
+            let mut bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
             bytes.push(b'\n');
-            hash.update(&bytes);
-            out.write_all(&bytes)
-                .map_err(|e| format!("cannot write the backup: {e}"))
+            Ok(bytes)
         };
-        put(&json!({
+        let header = line(&json!({
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "schema": SCHEMA_VERSION,
             "created": now(),
             "tables": TABLES.iter().map(|t| t.name).collect::<Vec<_>>(),
         }))?;
+        hash.update(&header);
+        out.write(&header).await?;
         while let Some((table, cells)) = rx.recv().await {
             *rows.entry(table.name.to_string()).or_default() += 1;
             let r: Vec<Value> = cells.iter().map(cell_json).collect();
-            put(&json!({"t": table.name, "r": r}))?;
+            let bytes = line(&json!({"t": table.name, "r": r}))?;
+            hash.update(&bytes);
+            out.write(&bytes).await?;
         }
         let sha256 = hex::encode(hash.finalize());
-        let manifest = json!({"manifest": {"rows": rows, "sha256": sha256}});
-        let mut bytes = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
-        bytes.push(b'\n');
-        out.write_all(&bytes)
-            .and_then(|()| out.flush())
-            .map_err(|e| format!("cannot write the backup: {e}"))?;
-        Ok::<_, String>(Manifest { rows, sha256 })
+        let manifest = line(&json!({"manifest": {"rows": rows, "sha256": sha256}}))?;
+        Ok::<_, String>((out, manifest, Manifest { rows, sha256 }))
     };
     let (read, written) = tokio::join!(reading, writing);
-    read.map_err(|e| format!("reading the store failed: {e}"))?;
-    written
+    let (mut out, manifest, done) = written?;
+    // The manifest goes last, and only after a complete read: a backup cut short
+    // has none, and no reader accepts it.
+    if let Err(e) = read {
+        let message = format!("reading the store failed: {e}");
+        if let Sink::Channel { tx, .. } = &out {
+            let _ = tx.send(Err(message.clone())).await;
+        }
+        return Err(message);
+    }
+    out.write(&manifest).await?;
+    out.finish().await?;
+    Ok(done)
 }
 
 /// A backup read back and checked: its rows per table, in restore order.
@@ -594,14 +649,24 @@ pub fn manifest_json(m: &Manifest) -> Value {
 impl crate::vault::Vault {
     /// A backup of the whole store, for `GET /v1/sys/backup` (root only). The request
     /// is audited first, so the backup holds its own event.
-    pub async fn backup(&self, who: &crate::vault::Principal) -> crate::error::Result<Vec<u8>> {
+    pub async fn backup(
+        &self,
+        who: &crate::vault::Principal,
+    ) -> crate::error::Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>> {
         who.require_root()?;
         self.audit(crate::vault::audit_event(who, "backup", None, "ok"))
             .await?;
-        let mut out = Vec::new();
-        write_backup(&self.store, &mut out)
-            .await
-            .map_err(crate::error::Error::internal)?;
-        Ok(out)
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let sink = Sink::Channel {
+                tx,
+                buf: Vec::with_capacity(CHUNK + 4096),
+            };
+            if let Err(e) = write_backup(&store, sink).await {
+                tracing::warn!(error = %e, "a backup download failed");
+            }
+        });
+        Ok(rx)
     }
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use strongbox_core::backup::{read_backup, restore as restore_into, write_backup};
+use strongbox_core::backup::{Sink, read_backup, restore as restore_into, write_backup};
 use strongbox_store::{Durability, Location, OpenOptions, Store};
 
 /// Where a backup comes from.
@@ -54,19 +54,18 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
     let manifest = match source {
         Source::Remote { addr, token } => {
             let url = format!("{}/v1/sys/backup", addr.trim_end_matches('/'));
-            let body = tokio::task::spawn_blocking({
+            // Streamed into the file as it comes, then checked there: what is
+            // kept is a backup that restores.
+            let pending = Pending::create(out)?;
+            let pending = tokio::task::spawn_blocking({
                 let token = token.clone();
-                move || fetch(&url, &token)
+                move || fetch(&url, &token, pending)
             })
             .await
             .map_err(|e| e.to_string())??;
-            // Checked here too: what is written is a backup that restores.
-            let checked = read_backup(&body)?;
-            let mut pending = Pending::create(out)?;
-            pending
-                .file
-                .write_all(&body)
-                .map_err(|e| format!("cannot write the backup: {e}"))?;
+            let written = std::fs::read(&pending.tmp)
+                .map_err(|e| format!("cannot read the backup back: {e}"))?;
+            let checked = read_backup(&written)?;
             pending.finish(out)?;
             checked.manifest
         }
@@ -82,7 +81,7 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
             .map_err(|e| format!("cannot open {}: {e}", location.describe()))?;
             // Streamed to the file as it is read, not held in memory.
             let mut pending = Pending::create(out)?;
-            let manifest = write_backup(&store, &mut pending.file).await?;
+            let manifest = write_backup(&store, Sink::Writer(&mut pending.file)).await?;
             pending.finish(out)?;
             manifest
         }
@@ -98,7 +97,7 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn fetch(url: &str, token: &str) -> Result<Vec<u8>, String> {
+fn fetch(url: &str, token: &str, mut pending: Pending) -> Result<Pending, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -109,20 +108,22 @@ fn fetch(url: &str, token: &str) -> Result<Vec<u8>, String> {
         .call()
         .map_err(|e| format!("cannot reach the vault: {e}"))?;
     let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(u64::MAX)
-        .read_to_vec()
-        .map_err(|e| format!("reading the backup failed: {e}"))?;
     if status != 200 {
+        let body = resp.body_mut().read_to_vec().unwrap_or_default();
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["message"].as_str().map(str::to_string))
             .unwrap_or_default();
         return Err(format!("the vault answered {status}: {message}"));
     }
-    Ok(body)
+    let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
+    std::io::copy(&mut reader, &mut pending.file)
+        .map_err(|e| format!("reading the backup failed: {e}"))?;
+    pending
+        .file
+        .flush()
+        .map_err(|e| format!("cannot write the backup: {e}"))?;
+    Ok(pending)
 }
 
 pub async fn restore(

@@ -125,11 +125,35 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// `GET /v1/sys/backup`: the whole store as a backup file (root only; audited).
+/// A response body fed by a channel of chunks. An error ends the response
+/// abruptly, so that a client never takes a cut-short body for a whole one.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>);
+
+impl http_body::Body for ChannelBody {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|item| {
+            item.map(|chunk| {
+                chunk
+                    .map(|bytes| http_body::Frame::data(axum::body::Bytes::from(bytes)))
+                    .map_err(std::io::Error::other)
+            })
+        })
+    }
+}
+
+/// `GET /v1/sys/backup`: the whole store as a backup file, streamed as it is read
+/// (root only; audited).
 pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Reply {
     let who = principal(&state, &headers).await?;
-    let body = state.vault.backup(&who).await?;
-    let mut resp: Response = (StatusCode::OK, body).into_response();
+    let chunks = state.vault.backup(&who).await?;
+    let mut resp: Response =
+        (StatusCode::OK, axum::body::Body::new(ChannelBody(chunks))).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
