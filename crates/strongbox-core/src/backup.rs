@@ -77,6 +77,21 @@ pub enum Sink<'a> {
 /// Bytes sent down a channel at a time.
 const CHUNK: usize = 64 * 1024;
 
+/// How long a chunk may wait for the receiver (a stalled download) before the
+/// backup is abandoned: it holds a read snapshot of the store meanwhile.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn send_chunk(
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
+    chunk: Vec<u8>,
+) -> Result<(), String> {
+    match tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(chunk))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("the backup's receiver went away".into()),
+        Err(_) => Err("the backup's receiver stalled".into()),
+    }
+}
+
 impl Sink<'_> {
     async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         match self {
@@ -87,9 +102,7 @@ impl Sink<'_> {
                 buf.extend_from_slice(bytes);
                 if buf.len() >= CHUNK {
                     let chunk = std::mem::replace(buf, Vec::with_capacity(CHUNK + 4096));
-                    tx.send(Ok(chunk))
-                        .await
-                        .map_err(|_| "the backup's receiver went away".to_string())?;
+                    send_chunk(tx, chunk).await?;
                 }
                 Ok(())
             }
@@ -101,12 +114,7 @@ impl Sink<'_> {
             Sink::Writer(out) => out
                 .flush()
                 .map_err(|e| format!("cannot write the backup: {e}")),
-            Sink::Channel { tx, buf } => {
-                let chunk = std::mem::take(buf);
-                tx.send(Ok(chunk))
-                    .await
-                    .map_err(|_| "the backup's receiver went away".to_string())
-            }
+            Sink::Channel { tx, buf } => send_chunk(tx, std::mem::take(buf)).await,
         }
     }
 }
@@ -436,10 +444,11 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
             .rows("meta")
             .iter()
             .any(|r| text(&r[0]) == Some("canary") && bytes(&r[1]) == ledger.canary);
-    let index_versions = |ring: &[Vec<Cell>]| -> HashSet<i64> {
+    // Index-key versions per tenant.
+    let index_versions = |ring: &[Vec<Cell>]| -> HashSet<(String, i64)> {
         ring.iter()
             .filter(|r| text(&r[1]) == Some(crate::vault::KIND_INDEX))
-            .filter_map(|r| int(&r[2]))
+            .filter_map(|r| Some((text(&r[0])?.to_string(), int(&r[2])?)))
             .collect()
     };
     let backup_index = index_versions(backup.rows("key_ring"));
@@ -464,18 +473,31 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
             })
             .cloned()
             .collect();
-        // Index keys: at most two versions in use (a rotation's pair). The store's
-        // newest one comes along if there is room: the backfill then brings the
-        // backup's entries under it, and the store's pending consents keyed by it
-        // (re-keyed since the backup) are the ones restored.
-        let mut room = 2usize.saturating_sub(backup_index.len());
+        // Index keys: at most two versions in use per tenant (a rotation's pair).
+        // The store's newest one, if newer than the backup's, comes along when
+        // there is room: the backfill then brings the backup's entries under it,
+        // and the store's pending consents keyed by it (re-keyed since the backup)
+        // are the ones restored.
+        let mut room: HashMap<String, usize> = HashMap::new();
+        let mut newest: HashMap<String, i64> = HashMap::new();
+        for (tenant, v) in &backup_index {
+            *room.entry(tenant.clone()).or_insert(2) -= 1;
+            let n = newest.entry(tenant.clone()).or_insert(*v);
+            *n = (*n).max(*v);
+        }
         extra.sort_by_key(|r| std::cmp::Reverse(int(&r[2])));
         extra.retain(|r| {
             if text(&r[1]) != Some(crate::vault::KIND_INDEX) {
                 return true;
             }
-            let keep = room > 0;
-            room = room.saturating_sub(1);
+            let (Some(tenant), Some(v)) = (text(&r[0]), int(&r[2])) else {
+                return false;
+            };
+            let left = room.entry(tenant.to_string()).or_insert(2);
+            let keep = *left > 0 && newest.get(tenant).is_none_or(|n| v > *n);
+            if keep {
+                *left -= 1;
+            }
             keep
         });
         if let Some(ring) = backup.rows_mut("key_ring") {
@@ -495,7 +517,9 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
                 .collect();
             for (id, row) in &ledger.pending {
                 let version = text(&row[3]).and_then(crate::consent::pending_owner_version);
-                if version.is_some_and(|v| carried.contains(&v) && !backup_index.contains(&v))
+                let key = |v: i64| (id.0.clone(), v);
+                if version
+                    .is_some_and(|v| carried.contains(&key(v)) && !backup_index.contains(&key(v)))
                     && !ids.contains(id)
                 {
                     records.push(row.clone());
@@ -538,7 +562,9 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
                 index.extend(
                     e.indexes
                         .iter()
-                        .filter(|r| int(&r[4]).is_some_and(|v| final_index.contains(&v)))
+                        .filter(|r| {
+                            int(&r[4]).is_some_and(|v| final_index.contains(&(e.tenant.clone(), v)))
+                        })
                         .cloned(),
                 );
             }
@@ -658,13 +684,22 @@ impl crate::vault::Vault {
             .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let store = self.store.clone();
-        tokio::spawn(async move {
+        let watcher = tx.clone();
+        let writer = tokio::spawn(async move {
             let sink = Sink::Channel {
                 tx,
                 buf: Vec::with_capacity(CHUNK + 4096),
             };
             if let Err(e) = write_backup(&store, sink).await {
                 tracing::warn!(error = %e, "a backup download failed");
+            }
+        });
+        // Should the writer panic, the download ends in an error, not as if whole.
+        tokio::spawn(async move {
+            if writer.await.is_err() {
+                let _ = watcher
+                    .send(Err("the backup failed on the server".into()))
+                    .await;
             }
         });
         Ok(rx)

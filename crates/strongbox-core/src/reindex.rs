@@ -110,21 +110,43 @@ pub(crate) fn entry(secret: &IndexSecret, name: &'static str, normalized: &str) 
 /// Where the backfill stands.
 #[derive(Default)]
 pub struct Cursor {
+    /// The (old, new) versions this state is about; another pair starts afresh
+    /// (every node notices a rotation by itself, not only the one that made it).
+    target: (i64, i64),
     /// The last user token done in this pass.
     user: String,
     /// A whole pass is done: what later passes find was written under the old
     /// version alone meanwhile (by a lagging node), or cannot be backfilled.
     first_pass_done: bool,
-    /// Users a later pass tried, at the row version tried, and whether a pass
-    /// found them again unchanged: then they cannot be backfilled (a value another
-    /// person holds under the new key, or a field gone from the profile) and are
-    /// not tried again.
-    tried: HashMap<String, (i64, bool)>,
+    /// Users a later pass tried (and whose batch committed): the row version
+    /// tried, how often, and when first. Tried twice at one version, they cannot
+    /// be backfilled (a value another person holds under the new key, or a field
+    /// gone from the profile) and are left alone for [`STUCK_RETRY`] seconds.
+    tried: HashMap<String, Tried>,
     /// Entries under versions below `below` are left to purge, for tokens after
     /// `after`, from `not_before` on. `None` once none are left; a new process
     /// checks once.
     purge: Option<Purge>,
     started: bool,
+}
+
+struct Tried {
+    version: i64,
+    attempts: u8,
+    since: i64,
+}
+
+/// Seconds before users found stuck are tried again.
+const STUCK_RETRY: i64 = 600;
+
+/// How long one step of the job walks ranges with nothing to write before it
+/// yields.
+const EMPTY_RANGES_BUDGET: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Tried {
+    fn stuck(&self, now: i64) -> bool {
+        self.attempts >= 2 && now - self.since < STUCK_RETRY
+    }
 }
 
 struct Purge {
@@ -278,12 +300,6 @@ impl Vault {
         if let Err(e) = self.reload_keys().await {
             tracing::warn!(error = %e, "reloading the key ring after the rotation failed");
         }
-        let mut c = self.reindex_cursor();
-        *c = Cursor {
-            purge: c.purge.take(),
-            started: c.started,
-            ..Cursor::default()
-        };
         Ok(version)
     }
 
@@ -308,9 +324,20 @@ impl Vault {
             }
         }
         if oldest < current {
-            let n = self.backfill_users(oldest, current, batch).await?;
-            if n > 0 {
-                return Ok(n);
+            // Ranges with nothing to write (done by another node, or before a
+            // restart) are walked through quickly; the rest waits for the pass's end.
+            let started = std::time::Instant::now();
+            loop {
+                let (n, more) = self.backfill_users(oldest, current, batch).await?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                if !more {
+                    break;
+                }
+                if started.elapsed() > EMPTY_RANGES_BUDGET {
+                    return Ok(1);
+                }
             }
             let (moved, left) = self.rekey_pending_agreements(current).await?;
             if moved > 0 {
@@ -324,32 +351,34 @@ impl Vault {
         self.purge_index(batch).await
     }
 
-    async fn backfill_users(&self, old: i64, new: i64, batch: usize) -> Result<usize> {
+    /// One batch of the backfill: returns how many users it wrote entries for, and
+    /// whether the pass goes on.
+    async fn backfill_users(&self, old: i64, new: i64, batch: usize) -> Result<(usize, bool)> {
         let (after, later_pass) = {
-            let c = self.reindex_cursor();
+            let mut c = self.reindex_cursor();
+            if c.target != (old, new) {
+                *c = Cursor {
+                    target: (old, new),
+                    purge: c.purge.take(),
+                    started: c.started,
+                    ..Cursor::default()
+                };
+            }
             (c.user.clone(), c.first_pass_done)
         };
         let (found, next) = self
             .store
             .users_to_reindex(&self.tenant, (old, new), &after, batch)
             .await?;
+        let now = now();
         let users: Vec<_> = if later_pass {
-            let mut c = self.reindex_cursor();
+            let c = self.reindex_cursor();
             found
                 .into_iter()
-                .filter(|u| match c.tried.get_mut(&u.token) {
-                    Some(tried) if tried.0 == u.version => {
-                        if !tried.1 {
-                            tried.1 = true;
-                            REINDEX_STATS.skipped.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!("a user's index entries cannot be backfilled; the old index key stays");
-                        }
-                        false
-                    }
-                    _ => {
-                        c.tried.insert(u.token.clone(), (u.version, false));
-                        true
-                    }
+                .filter(|u| {
+                    !c.tried
+                        .get(&u.token)
+                        .is_some_and(|t| t.version == u.version && t.stuck(now))
                 })
                 .collect()
         } else {
@@ -417,6 +446,31 @@ impl Vault {
                 .fetch_add(n as u64, Ordering::Relaxed);
         }
         let mut c = self.reindex_cursor();
+        if later_pass {
+            // Counted only once the batch committed: a failed write is no attempt.
+            for u in &users {
+                let t = c.tried.entry(u.token.clone()).or_insert(Tried {
+                    version: u.version,
+                    attempts: 0,
+                    since: now,
+                });
+                if t.version != u.version || !t.stuck(now) && t.attempts >= 2 {
+                    *t = Tried {
+                        version: u.version,
+                        attempts: 0,
+                        since: now,
+                    };
+                }
+                t.attempts += 1;
+                if t.attempts == 2 {
+                    REINDEX_STATS.skipped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "a user's index entries cannot be backfilled; the old index key stays"
+                    );
+                }
+            }
+        }
+        let more = next.is_some();
         match next {
             Some(next) => c.user = next,
             // The pass is over; the next one starts again from the beginning and
@@ -426,7 +480,7 @@ impl Vault {
                 c.first_pass_done = true;
             }
         }
-        Ok(n)
+        Ok((n, more))
     }
 
     /// The cut-over: deletes index version `old` if nothing is left under it alone.
@@ -520,11 +574,12 @@ impl Vault {
             (0, 0)
         };
         let pending = self.pending_agreements_below(newest).await?;
+        let now = now();
         let stuck = self
             .reindex_cursor()
             .tried
             .values()
-            .filter(|(_, again)| *again)
+            .filter(|t| t.stuck(now))
             .count();
         REINDEX_STATS.remaining.store(remaining, Ordering::Relaxed);
         Ok(json!({

@@ -887,15 +887,34 @@ impl SqlxStore {
 
     /// All ops in one transaction, each in its own savepoint so that a refused op
     /// (duplicate index) does not undo the others.
+    /// A deadlock rolls the whole transaction back (savepoints too): the batch
+    /// then runs again from the start.
     pub async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<()>>> {
+        let mut attempt = 0;
+        loop {
+            match self.write_batch_once(&ops).await {
+                Err(StoreError::Deadlock(_)) if attempt < DEADLOCK_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                Err(StoreError::Deadlock(detail)) => return Err(StoreError::Backend(detail)),
+                other => return other,
+            }
+        }
+    }
+
+    async fn write_batch_once(&self, ops: &[WriteOp]) -> Result<Vec<Result<()>>> {
         let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
         let mut out = Vec::with_capacity(ops.len());
-        for op in &ops {
+        for op in ops {
             sqlx::query("SAVEPOINT op")
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
             let r = self.apply(&mut tx, op).await;
+            if let Err(StoreError::Deadlock(d)) = r {
+                return Err(StoreError::Deadlock(d));
+            }
             let end = if r.is_ok() {
                 "RELEASE SAVEPOINT op"
             } else {

@@ -17,6 +17,7 @@ backend_tests!(
     kek_rewrap_resumes_after_a_crash,
     index_rotation_under_load_fails_nothing,
     index_backfill_resumes_after_a_crash,
+    index_rotations_on_two_nodes,
 );
 
 /// Runs `strongbox rotate root-key` with `env` and `stdin`; returns (code, stdout).
@@ -551,5 +552,91 @@ fn index_backfill_resumes_after_a_crash(b: &Backend) {
             .get_user("email", &format!("c{i}@example.com"))
             .expect(200);
         assert_eq!(v["token"].as_str(), Some(t.as_str()));
+    }
+}
+
+/// Two servers on one database: rotated through one, then through the other, under
+/// load on both; each serves every lookup throughout and both cut over.
+fn index_rotations_on_two_nodes(b: &Backend) {
+    if matches!(b, Backend::Sqlite) {
+        // One SQLite file has one writer process.
+        return;
+    }
+    let one = Server::start(b);
+    let store = StoreLoc {
+        backend: one.store.backend.clone(),
+        args: one.store.args.clone(),
+        dir: tempfile::tempdir().unwrap(),
+        db: None,
+        url: one.store.url.clone(),
+    };
+    let two = Server::serve(store, one.root_key.clone(), one.token.clone(), vec![]);
+    let users = 120;
+    for i in 0..users {
+        one.create_user(json!({"email": format!("n{i}@example.com")}));
+    }
+    for (version, via) in [(2, &one), (3, &two)] {
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let failures = std::thread::scope(|scope| {
+            let load: Vec<_> = [&one, &two]
+                .into_iter()
+                .enumerate()
+                .map(|(k, s)| {
+                    let stop = &stop;
+                    scope.spawn(move || {
+                        let mut bad = Vec::new();
+                        let mut i = 0;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let r = if i % 4 == 3 {
+                                s.call(
+                                    "POST",
+                                    "/v1/user",
+                                    Body::Json(
+                                        json!({"email": format!("v{version}-{k}-{i}@example.com")}),
+                                    ),
+                                )
+                            } else {
+                                s.call(
+                                    "GET",
+                                    &format!("/v1/user/email/n{}@example.com", i % users),
+                                    Body::None,
+                                )
+                            };
+                            if r.status != 200 {
+                                bad.push((r.status, r.json.to_string()));
+                            }
+                            i += 1;
+                        }
+                        bad
+                    })
+                })
+                .collect();
+            let v = via
+                .call("POST", "/v1/sys/rotate/index", Body::None)
+                .expect(200);
+            assert_eq!(v["version"], version);
+            wait_until("the nodes did not both cut over", 30, || {
+                [&one, &two].iter().all(|s| {
+                    s.call("GET", "/v1/sys/rotate/index", Body::None)
+                        .expect(200)["versions"]
+                        == json!([version])
+                })
+            });
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            load.into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert!(failures.is_empty(), "requests failed: {failures:?}");
+        for s in [&one, &two] {
+            for i in (0..users).step_by(7) {
+                s.get_user("email", &format!("n{i}@example.com"))
+                    .expect(200);
+            }
+            let v = s
+                .call("GET", "/v1/sys/rotate/index", Body::None)
+                .expect(200);
+            assert_eq!(v["stuck"], 0, "{v}");
+        }
     }
 }
