@@ -194,25 +194,102 @@ impl Backup {
 /// Parses and checks a backup: the checksum over everything before the manifest,
 /// the format and schema versions, every value's type, and the row counts.
 pub fn read_backup(bytes: &[u8]) -> Result<Backup, String> {
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    let cut = body
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .ok_or("not a Strongbox backup (no manifest)")?;
-    let (content, manifest_line) = (&bytes[..=cut], &body[cut + 1..]);
+    let mut tables: Vec<(&'static Table, Vec<Vec<Cell>>)> =
+        TABLES.iter().map(|t| (t, Vec::new())).collect();
+    let manifest = scan_backup(bytes, |t, cells| {
+        if let Some((_, rows)) = tables.iter_mut().find(|(x, _)| x.name == t.name) {
+            rows.push(cells);
+        }
+    })?;
+    Ok(Backup { tables, manifest })
+}
+
+/// Checks a backup as [`read_backup`] does, a line at a time, without keeping it.
+pub fn check_backup(input: impl std::io::BufRead) -> Result<Manifest, String> {
+    scan_backup(input, |_, _| {})
+}
+
+/// Reads a backup line by line, handing each checked row to `on_row`. The last
+/// line is the manifest; a damaged or cut-short file is reported as such (the
+/// checksum) before any complaint about a row in it.
+fn scan_backup(
+    mut input: impl std::io::BufRead,
+    mut on_row: impl FnMut(&'static Table, Vec<Cell>),
+) -> Result<Manifest, String> {
+    let mut hash = Sha256::new();
+    let mut counts: BTreeMap<&'static str, u64> = TABLES.iter().map(|t| (t.name, 0)).collect();
+    let mut header_seen = false;
+    let mut first_error: Option<String> = None;
+    let mut row = 0usize;
+    let mut last: Option<Vec<u8>> = None;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = input
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("cannot read the backup: {e}"))?;
+        if read == 0 {
+            break;
+        }
+        let Some(prev) = last.replace(line.clone()) else {
+            continue;
+        };
+        hash.update(&prev);
+        let content = prev.strip_suffix(b"\n").unwrap_or(&prev);
+        if content.is_empty() || first_error.is_some() {
+            continue;
+        }
+        let checked = if header_seen {
+            let r = check_row(row, content);
+            row += 1;
+            r.map(|(t, cells)| {
+                *counts.entry(t.name).or_default() += 1;
+                on_row(t, cells);
+            })
+        } else {
+            header_seen = true;
+            check_header(content)
+        };
+        if let Err(e) = checked {
+            first_error = Some(e);
+        }
+    }
+    let manifest_line = last.ok_or("not a Strongbox backup (no manifest)")?;
+    let manifest_line = manifest_line.strip_suffix(b"\n").unwrap_or(&manifest_line);
     let manifest: Value =
         serde_json::from_slice(manifest_line).map_err(|_| "the manifest is not JSON")?;
     let m = manifest
         .get("manifest")
         .ok_or("not a Strongbox backup (no manifest)")?;
     let expected = m["sha256"].as_str().unwrap_or("");
-    let actual = hex::encode(Sha256::digest(content));
+    let actual = hex::encode(hash.finalize());
     if actual != expected {
         return Err("checksum mismatch: the backup is damaged or incomplete".into());
     }
-    let mut lines = content.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-    let header: Value = serde_json::from_slice(lines.next().ok_or("the backup is empty")?)
-        .map_err(|_| "the header is not JSON")?;
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if !header_seen {
+        return Err("the backup is empty".into());
+    }
+    let mut rows = BTreeMap::new();
+    for (name, n) in counts {
+        let declared = m["rows"][name].as_u64().unwrap_or(0);
+        if declared != n {
+            return Err(format!(
+                "the manifest counts {declared} rows of {name} but the backup has {n}"
+            ));
+        }
+        rows.insert(name.to_string(), declared);
+    }
+    Ok(Manifest {
+        rows,
+        sha256: actual,
+    })
+}
+
+fn check_header(line: &[u8]) -> Result<(), String> {
+    let header: Value = serde_json::from_slice(line).map_err(|_| "the header is not JSON")?;
     if header["format"] != FORMAT || header["version"] != FORMAT_VERSION {
         return Err("not a Strongbox backup of a format this version reads".into());
     }
@@ -222,45 +299,24 @@ pub fn read_backup(bytes: &[u8]) -> Result<Backup, String> {
             header["schema"]
         ));
     }
-    let mut tables: Vec<(&'static Table, Vec<Vec<Cell>>)> =
-        TABLES.iter().map(|t| (t, Vec::new())).collect();
-    for (n, line) in lines.enumerate() {
-        let v: Value = serde_json::from_slice(line).map_err(|_| format!("row {n} is not JSON"))?;
-        let name = v["t"].as_str().unwrap_or("");
-        let t = table(name).ok_or(format!("row {n} names an unknown table"))?;
-        let values = v["r"].as_array().ok_or(format!("row {n} has no values"))?;
-        if values.len() != t.columns.len() {
-            return Err(format!("row {n} of {name} has the wrong number of values"));
-        }
-        let cells = values
-            .iter()
-            .zip(t.columns)
-            .map(|(v, (_, kind))| json_cell(v, *kind))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("row {n} of {name}: {e}"))?;
-        if let Some((_, rows)) = tables.iter_mut().find(|(x, _)| x.name == name) {
-            rows.push(cells);
-        }
+    Ok(())
+}
+
+fn check_row(n: usize, line: &[u8]) -> Result<(&'static Table, Vec<Cell>), String> {
+    let v: Value = serde_json::from_slice(line).map_err(|_| format!("row {n} is not JSON"))?;
+    let name = v["t"].as_str().unwrap_or("");
+    let t = table(name).ok_or(format!("row {n} names an unknown table"))?;
+    let values = v["r"].as_array().ok_or(format!("row {n} has no values"))?;
+    if values.len() != t.columns.len() {
+        return Err(format!("row {n} of {name} has the wrong number of values"));
     }
-    let mut rows = BTreeMap::new();
-    for (t, r) in &tables {
-        let declared = m["rows"][t.name].as_u64().unwrap_or(0);
-        if declared != r.len() as u64 {
-            return Err(format!(
-                "the manifest counts {declared} rows of {} but the backup has {}",
-                t.name,
-                r.len()
-            ));
-        }
-        rows.insert(t.name.to_string(), declared);
-    }
-    Ok(Backup {
-        tables,
-        manifest: Manifest {
-            rows,
-            sha256: actual,
-        },
-    })
+    let cells = values
+        .iter()
+        .zip(t.columns)
+        .map(|(v, (_, kind))| json_cell(v, *kind))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("row {n} of {name}: {e}"))?;
+    Ok((t, cells))
 }
 
 fn text(c: &Cell) -> Option<&str> {

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use strongbox_core::backup::{Sink, read_backup, restore as restore_into, write_backup};
+use strongbox_core::backup::{
+    Sink, check_backup, read_backup, restore as restore_into, write_backup,
+};
 use strongbox_store::{Durability, Location, OpenOptions, Store};
 
 /// Where a backup comes from.
@@ -63,11 +65,11 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
             })
             .await
             .map_err(|e| e.to_string())??;
-            let written = std::fs::read(&pending.tmp)
+            let written = std::fs::File::open(&pending.tmp)
                 .map_err(|e| format!("cannot read the backup back: {e}"))?;
-            let checked = read_backup(&written)?;
+            let manifest = check_backup(std::io::BufReader::new(written))?;
             pending.finish(out)?;
-            checked.manifest
+            manifest
         }
         Source::Store(location) => {
             let store = Store::open(
