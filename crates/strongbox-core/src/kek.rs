@@ -103,17 +103,39 @@ impl Vault {
     pub async fn rotate_kek(&self, who: &Principal) -> Result<i64> {
         who.require_root()?;
         let rows = self.store.keys(&self.tenant).await?;
-        // A new KEK is wrapped with the key this server was opened with: if the root
-        // key was rotated since, the store's entries no longer open with it, and a KEK
-        // wrapped now would be unreadable to every server started with the new key.
         let newest = rows
             .iter()
             .filter(|r| r.kind == KIND_KEK)
             .max_by_key(|r| r.version)
             .ok_or_else(|| Error::internal("the key ring has no KEK"))?;
+        let version = self
+            .add_key_version(who, newest, "KEK", "another KEK rotation is under way")
+            .await?;
+        self.reload_keys().await?;
+        *self
+            .rewrap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Cursor::default();
+        Ok(version)
+    }
+
+    /// Adds the version after `newest` of its kind to the key ring, with a fresh
+    /// secret wrapped by the key this server was opened with, and an audit event
+    /// ("rotate <label> to version N"). `busy` is the 409 if that version exists.
+    pub(crate) async fn add_key_version(
+        &self,
+        who: &Principal,
+        newest: &KeyRow,
+        label: &str,
+        busy: &str,
+    ) -> Result<i64> {
+        // If the root key was rotated since this server started, the store's entries
+        // no longer open with its key, and one wrapped now would be unreadable to
+        // every server started with the new key.
+        let kind = newest.kind.as_str();
         let probe = KeyRingEntry {
             tenant: &self.tenant,
-            kind: KIND_KEK,
+            kind,
             version: newest.version,
         };
         if self.keys.wrapper.unwrap(&probe, &newest.wrapped).is_err() {
@@ -125,14 +147,14 @@ impl Vault {
         let version = newest.version + 1;
         let entry = KeyRingEntry {
             tenant: &self.tenant,
-            kind: KIND_KEK,
+            kind,
             version,
         };
         let op = WriteOp::Atomic(vec![
             WriteOp::AddKey {
                 tenant: self.tenant.clone(),
                 key: KeyRow {
-                    kind: KIND_KEK.to_string(),
+                    kind: kind.to_string(),
                     version,
                     wrapped: self.keys.wrapper.wrap(&entry, &SecretKey::generate()?)?,
                     created: now(),
@@ -141,25 +163,19 @@ impl Vault {
             },
             WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(who, &format!("rotate KEK to version {version}"), None, "ok"),
+                audit: audit_event(
+                    who,
+                    &format!("rotate {label} to version {version}"),
+                    None,
+                    "ok",
+                ),
             },
         ]);
         match self.store.write(op).await {
-            Ok(()) => {}
-            Err(StoreError::Duplicate(_)) => {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    "another KEK rotation is under way",
-                ));
-            }
-            Err(e) => return Err(e.into()),
+            Ok(()) => Ok(version),
+            Err(StoreError::Duplicate(_)) => Err(Error::new(ErrorKind::Conflict, busy)),
+            Err(e) => Err(e.into()),
         }
-        self.reload_keys().await?;
-        *self
-            .rewrap
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Cursor::default();
-        Ok(version)
     }
 
     /// Re-wraps up to `batch` DEKs under an older KEK with the current one. Returns

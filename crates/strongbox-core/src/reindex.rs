@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde_json::{Map, Value, json};
-use strongbox_crypto::{IndexSecret, KeyRingEntry, SecretKey};
+use strongbox_crypto::{IndexSecret, KeyRingEntry};
 use strongbox_store::{IndexEntry, KeyRow, Reindexed, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -246,56 +246,8 @@ impl Vault {
         let newest = index
             .first()
             .ok_or_else(|| Error::internal("the key ring has no index secret"))?;
-        // As for KEKs: a secret wrapped with a root key that was rotated since this
-        // server started would be unreadable to every other server.
-        let probe = KeyRingEntry {
-            tenant: &self.tenant,
-            kind: KIND_INDEX,
-            version: newest.version,
-        };
-        if self.keys.wrapper.unwrap(&probe, &newest.wrapped).is_err() {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "the root key was rotated since this server started: restart it with the new key first",
-            ));
-        }
-        let version = newest.version + 1;
-        let entry = KeyRingEntry {
-            tenant: &self.tenant,
-            kind: KIND_INDEX,
-            version,
-        };
-        let op = WriteOp::Atomic(vec![
-            WriteOp::AddKey {
-                tenant: self.tenant.clone(),
-                key: KeyRow {
-                    kind: KIND_INDEX.to_string(),
-                    version,
-                    wrapped: self.keys.wrapper.wrap(&entry, &SecretKey::generate()?)?,
-                    created: now(),
-                },
-                meta: Vec::new(),
-            },
-            WriteOp::Audit {
-                tenant: self.tenant.clone(),
-                audit: audit_event(
-                    who,
-                    &format!("rotate index key to version {version}"),
-                    None,
-                    "ok",
-                ),
-            },
-        ]);
-        match self.store.write(op).await {
-            Ok(()) => {}
-            Err(StoreError::Duplicate(_)) => {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    "an index-key rotation is under way: wait for it to finish",
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        let busy = "an index-key rotation is under way: wait for it to finish";
+        let version = self.add_key_version(who, newest, "index key", busy).await?;
         // Done: the reloader takes it in within 500 ms if this fails.
         if let Err(e) = self.reload_keys().await {
             tracing::warn!(error = %e, "reloading the key ring after the rotation failed");
