@@ -32,20 +32,35 @@ pub struct Cursor {
     clean: Option<i64>,
 }
 
-/// Re-wrap progress, for `/v1/metrics`.
-pub struct RewrapStats {
-    pub rewrapped: AtomicU64,
-    /// DEKs left as they were because they did not open.
+/// Progress of a key-rotation job (the KEK re-wrap, the index backfill), for
+/// `/v1/metrics`.
+pub struct JobStats {
+    /// Items done by this node (DEKs re-wrapped, users backfilled).
+    pub done: AtomicU64,
+    /// Items left as they were because they did not open (or could not be done).
     pub skipped: AtomicU64,
-    /// DEKs under older KEKs, as last counted (-1: not counted yet).
+    /// Items left, as last counted (-1: not counted yet).
     pub remaining: AtomicI64,
 }
 
-pub static REWRAP_STATS: RewrapStats = RewrapStats {
-    rewrapped: AtomicU64::new(0),
-    skipped: AtomicU64::new(0),
-    remaining: AtomicI64::new(-1),
-};
+impl JobStats {
+    pub const fn new() -> JobStats {
+        JobStats {
+            done: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            remaining: AtomicI64::new(-1),
+        }
+    }
+}
+
+impl Default for JobStats {
+    fn default() -> Self {
+        JobStats::new()
+    }
+}
+
+/// The KEK re-wrap: DEKs.
+pub static REWRAP_STATS: JobStats = JobStats::new();
 
 impl Vault {
     /// Loads KEK and index-secret versions added by any node, and picks the current
@@ -255,9 +270,7 @@ impl Vault {
                     ),
                 })
                 .await?;
-            REWRAP_STATS
-                .rewrapped
-                .fetch_add(n as u64, Ordering::Relaxed);
+            REWRAP_STATS.done.fetch_add(n as u64, Ordering::Relaxed);
         }
         {
             let mut c = self

@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use serde_json::{Map, Value, json};
 use strongbox_crypto::{IndexSecret, KeyRingEntry};
@@ -155,21 +155,9 @@ struct Purge {
     not_before: i64,
 }
 
-/// Backfill progress, for `/v1/metrics`.
-pub struct ReindexStats {
-    pub backfilled: AtomicU64,
-    /// Users (or pending consents) left as they were because they did not open.
-    pub skipped: AtomicU64,
-    /// Index entries not yet under the new version, as last counted (-1: not
-    /// counted yet).
-    pub remaining: AtomicI64,
-}
-
-pub static REINDEX_STATS: ReindexStats = ReindexStats {
-    backfilled: AtomicU64::new(0),
-    skipped: AtomicU64::new(0),
-    remaining: AtomicI64::new(-1),
-};
+/// The index backfill: users done, users and pending consents skipped, and index
+/// entries not yet under the new version.
+pub static REINDEX_STATS: crate::kek::JobStats = crate::kek::JobStats::new();
 
 impl Vault {
     fn reindex_cursor(&self) -> std::sync::MutexGuard<'_, Cursor> {
@@ -393,9 +381,7 @@ impl Vault {
                     ),
                 })
                 .await?;
-            REINDEX_STATS
-                .backfilled
-                .fetch_add(n as u64, Ordering::Relaxed);
+            REINDEX_STATS.done.fetch_add(n as u64, Ordering::Relaxed);
         }
         let mut c = self.reindex_cursor();
         if later_pass {

@@ -114,7 +114,7 @@ impl HttpMetrics {
                 "counter",
                 "DEKs re-wrapped under a newer KEK by this node.",
                 strongbox_core::kek::REWRAP_STATS
-                    .rewrapped
+                    .done
                     .load(Ordering::Relaxed),
             ),
             (
@@ -139,7 +139,7 @@ impl HttpMetrics {
                 "counter",
                 "Users whose index entries this node wrote under a new index key.",
                 strongbox_core::reindex::REINDEX_STATS
-                    .backfilled
+                    .done
                     .load(Ordering::Relaxed),
             ),
             (

@@ -117,8 +117,26 @@ fn bar(done: i64, total: i64, what: &str) -> String {
     )
 }
 
-pub async fn rotate_kek(addr: &str, token: &str) -> Result<(), String> {
-    let url = format!("{}/v1/sys/rotate/kek", addr.trim_end_matches('/'));
+/// What one look at a rotation's progress says.
+enum Step {
+    /// Still going: the line to show.
+    Going(String),
+    /// Finished: the closing line.
+    Done(String),
+    /// Given up on: why.
+    Failed(String),
+}
+
+/// Starts a rotation (`POST /v1/sys/rotate/<what>`) and watches its progress twice
+/// a second, showing what `step` makes of each status until it says done or failed.
+async fn rotate(
+    addr: &str,
+    token: &str,
+    what: &'static str,
+    announce: fn(i64) -> String,
+    mut step: impl FnMut(i64, &Value) -> Step + Send + 'static,
+) -> Result<(), String> {
+    let url = format!("{}/v1/sys/rotate/{what}", addr.trim_end_matches('/'));
     let token = token.to_string();
     tokio::task::spawn_blocking(move || {
         let (status, v) = post(&url, Some(&token), &serde_json::json!({}))?;
@@ -127,7 +145,7 @@ pub async fn rotate_kek(addr: &str, token: &str) -> Result<(), String> {
             return Err(format!("the vault refused to rotate: {message}"));
         }
         let version = v["version"].as_i64().unwrap_or(0);
-        println!("KEK version {version} created; re-wrapping every DEK to it in the background.");
+        println!("{}", announce(version));
         let tty = std::io::stderr().is_terminal();
         loop {
             std::thread::sleep(std::time::Duration::from_millis(500));
@@ -136,27 +154,25 @@ pub async fn rotate_kek(addr: &str, token: &str) -> Result<(), String> {
                 let message = s["message"].as_str().unwrap_or("unexpected answer");
                 return Err(format!("cannot read the rotation's progress: {message}"));
             }
-            let (current, remaining, total) = (
-                s["current"].as_i64().unwrap_or(0),
-                s["remaining"].as_i64().unwrap_or(0),
-                s["total"].as_i64().unwrap_or(0),
-            );
-            let line = if current < version {
-                format!("waiting for KEK version {version} to become current…")
-            } else {
-                bar(total - remaining, total, "DEKs")
+            let line = match step(version, &s) {
+                Step::Going(line) => line,
+                end => {
+                    if tty {
+                        eprintln!();
+                    }
+                    return match end {
+                        Step::Done(line) => {
+                            println!("{line}");
+                            Ok(())
+                        }
+                        Step::Failed(why) | Step::Going(why) => Err(why),
+                    };
+                }
             };
             if tty {
                 eprint!("\r{line}");
             } else {
                 eprintln!("{line}");
-            }
-            if current >= version && remaining == 0 {
-                if tty {
-                    eprintln!();
-                }
-                println!("Done: every DEK is wrapped by KEK version {version}.");
-                return Ok(());
             }
         }
     })
@@ -164,76 +180,71 @@ pub async fn rotate_kek(addr: &str, token: &str) -> Result<(), String> {
     .map_err(|e| e.to_string())?
 }
 
-pub async fn rotate_index(addr: &str, token: &str) -> Result<(), String> {
-    let url = format!("{}/v1/sys/rotate/index", addr.trim_end_matches('/'));
-    let token = token.to_string();
-    tokio::task::spawn_blocking(move || {
-        let (status, v) = post(&url, Some(&token), &serde_json::json!({}))?;
-        if status != 200 {
-            let message = v["message"].as_str().unwrap_or("unexpected answer");
-            return Err(format!("the vault refused to rotate: {message}"));
-        }
-        let version = v["version"].as_i64().unwrap_or(0);
-        println!(
-            "Index key version {version} created; backfilling every index entry under it in the background."
-        );
-        let tty = std::io::stderr().is_terminal();
-        // (remaining, when it last changed): a backfill that stops moving with
-        // entries it cannot write is reported instead of watched forever.
-        let mut progress = (i64::MAX, std::time::Instant::now());
-        loop {
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            let (status, s) = get(&url, &token)?;
-            if status != 200 {
-                let message = s["message"].as_str().unwrap_or("unexpected answer");
-                return Err(format!("cannot read the rotation's progress: {message}"));
-            }
-            let stuck = s["stuck"].as_i64().unwrap_or(0);
-            let (current, remaining, total, pending) = (
-                s["current"].as_i64().unwrap_or(0),
-                s["remaining"].as_i64().unwrap_or(0),
-                s["total"].as_i64().unwrap_or(0),
-                s["pending_consents"].as_i64().unwrap_or(0),
-            );
-            let versions = s["versions"].as_array().map_or(0, Vec::len);
-            let done = versions == 1 && current >= version;
-            let line = if current < version {
-                format!("waiting for index key version {version} to become current…")
-            } else if remaining > 0 || pending > 0 || total == 0 {
-                let mut line = bar(total - remaining, total, "index entries");
-                if pending > 0 {
-                    line.push_str(&format!(", {pending} pending consents to re-key"));
-                }
-                line
-            } else {
-                "every entry backfilled; retiring the old version…".to_string()
-            };
-            if tty {
-                eprint!("\r{line}");
-            } else {
-                eprintln!("{line}");
-            }
-            if done {
-                if tty {
-                    eprintln!();
-                }
-                println!("Done: every lookup uses index key version {version}; the old one is retired.");
-                return Ok(());
-            }
-            if remaining != progress.0 {
-                progress = (remaining, std::time::Instant::now());
-            } else if stuck > 0 && progress.1.elapsed() > std::time::Duration::from_secs(30) {
-                if tty {
-                    eprintln!();
-                }
-                return Err(format!(
-                    "the backfill is stalled: {stuck} people's index entries cannot be written under \
-                     version {version} (a profile that does not open, or a value another person \
-                     holds); both versions stay in use, lookups keep working. See the server log."
-                ));
-            }
+fn int(s: &Value, key: &str) -> i64 {
+    s[key].as_i64().unwrap_or(0)
+}
+
+pub async fn rotate_kek(addr: &str, token: &str) -> Result<(), String> {
+    let announce = |version| {
+        format!("KEK version {version} created; re-wrapping every DEK to it in the background.")
+    };
+    rotate(addr, token, "kek", announce, |version, s| {
+        let (current, remaining, total) = (int(s, "current"), int(s, "remaining"), int(s, "total"));
+        if current < version {
+            Step::Going(format!(
+                "waiting for KEK version {version} to become current…"
+            ))
+        } else if remaining == 0 {
+            Step::Done(format!(
+                "Done: every DEK is wrapped by KEK version {version}."
+            ))
+        } else {
+            Step::Going(bar(total - remaining, total, "DEKs"))
         }
     })
     .await
-    .map_err(|e| e.to_string())?
+}
+
+pub async fn rotate_index(addr: &str, token: &str) -> Result<(), String> {
+    let announce = |version| {
+        format!(
+            "Index key version {version} created; backfilling every index entry under it in the background."
+        )
+    };
+    // (remaining, when it last changed): a backfill that stops moving with entries
+    // it cannot write is reported instead of watched forever.
+    let mut progress = (i64::MAX, std::time::Instant::now());
+    rotate(addr, token, "index", announce, move |version, s| {
+        let (current, remaining, total) = (int(s, "current"), int(s, "remaining"), int(s, "total"));
+        let (pending, stuck) = (int(s, "pending_consents"), int(s, "stuck"));
+        let versions = s["versions"].as_array().map_or(0, Vec::len);
+        if versions == 1 && current >= version {
+            return Step::Done(format!(
+                "Done: every lookup uses index key version {version}; the old one is retired."
+            ));
+        }
+        if remaining != progress.0 {
+            progress = (remaining, std::time::Instant::now());
+        } else if stuck > 0 && progress.1.elapsed() > std::time::Duration::from_secs(30) {
+            return Step::Failed(format!(
+                "the backfill is stalled: {stuck} people's index entries cannot be written under \
+                 version {version} (a profile that does not open, or a value another person \
+                 holds); both versions stay in use, lookups keep working. See the server log."
+            ));
+        }
+        if current < version {
+            Step::Going(format!(
+                "waiting for index key version {version} to become current…"
+            ))
+        } else if remaining > 0 || pending > 0 || total == 0 {
+            let mut line = bar(total - remaining, total, "index entries");
+            if pending > 0 {
+                line.push_str(&format!(", {pending} pending consents to re-key"));
+            }
+            Step::Going(line)
+        } else {
+            Step::Going("every entry backfilled; retiring the old version…".to_string())
+        }
+    })
+    .await
 }
