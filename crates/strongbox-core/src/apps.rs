@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 use strongbox_store::{RecordRow, StoreError, WriteOp};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::records::KIND_APP;
 use crate::requests::{ACTION_CHANGE_APP, Outcome};
 use crate::users::{Change, Mode, Subject};
@@ -33,7 +33,9 @@ fn app_id(token: &str, app: &str) -> String {
 }
 
 impl Vault {
-    /// Creates or replaces a user's document for `app`. Returns the user token.
+    /// Creates or replaces a user's document for `app`. A user whose app is not in
+    /// self service may create their document, but replacing an existing one files a
+    /// request for the DPO (like a change), so the setting covers every write.
     pub async fn put_app(
         &self,
         who: &Principal,
@@ -41,13 +43,14 @@ impl Vault {
         identity: &str,
         app: &str,
         doc: Map<String, Value>,
-    ) -> Result<String> {
+    ) -> Result<Outcome> {
         let app = parse_app_name(app)?;
         let action = format!("create user app record by {}", mode.name());
         let subject = self.subject(who, &action, mode, identity).await?;
         if doc.is_empty() {
             return Err(Error::bad_request("empty body"));
         }
+        let restricted = self.app_needs_approval(who, &app);
         let id = app_id(&subject.token, &app);
         let doc = Value::Object(doc);
         let body = self.seal_body(&subject.dek, KIND_APP, &id, &doc)?;
@@ -55,23 +58,52 @@ impl Vault {
         audit.app = Some(app.clone());
         let audit = self.with_detail(audit, &subject.dek, &json!({ "after": doc }))?;
         let now = now();
-        self.upsert_record(
-            KIND_APP,
-            &id,
-            |_| {
-                Ok(RecordRow {
-                    owner: Some(subject.token.clone()),
-                    label: Some(app.clone()),
-                    created: now,
-                    updated: now,
-                    body: Some(body.clone()),
-                    ..RecordRow::default()
-                })
-            },
-            audit,
-        )
-        .await?;
-        Ok(subject.token)
+        let mut exists = false;
+        let written = self
+            .upsert_record(
+                KIND_APP,
+                &id,
+                |current| {
+                    if restricted && current.is_some() {
+                        exists = true;
+                        return Err(Error::new(ErrorKind::Conflict, "the document exists"));
+                    }
+                    Ok(RecordRow {
+                        owner: Some(subject.token.clone()),
+                        label: Some(app.clone()),
+                        created: now,
+                        updated: now,
+                        body: Some(body.clone()),
+                        ..RecordRow::default()
+                    })
+                },
+                audit,
+            )
+            .await;
+        match written {
+            Err(_) if exists => {
+                // The whole document replaced, as a change the DPO can approve.
+                let change =
+                    Change::from_json(json!([{"op": "replace", "path": "", "value": doc}]))?;
+                self.file_request(
+                    who,
+                    &subject,
+                    ACTION_CHANGE_APP,
+                    Some(&app),
+                    None,
+                    Some(change.to_json()?),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+            Ok(_) => Ok(Outcome::Done(subject.token)),
+        }
+    }
+
+    /// Whether `who` changing a document of `app` needs a DPO's approval: a user's
+    /// own change does unless the app is in self service.
+    fn app_needs_approval(&self, who: &Principal, app: &str) -> bool {
+        matches!(who, Principal::User { .. }) && !self.config.self_service.allows_app(app)
     }
 
     /// Reads a user's document for `app`: (user token, document).
@@ -111,9 +143,20 @@ impl Vault {
         let app = parse_app_name(app)?;
         let action = format!("change user app record by {}", mode.name());
         let subject = self.subject(who, &action, mode, identity).await?;
-        if matches!(who, Principal::User { .. }) && !self.config.self_service.allows_app(&app) {
-            if self.app_document(&subject, &app).await?.is_none() {
-                return Err(Error::not_found("not found"));
+        if self.app_needs_approval(who, &app) {
+            // The change is tried on the current document now, so one that cannot
+            // apply (a bad patch, a document past the size limit) is refused before
+            // anything is stored, not when a DPO approves it.
+            match self.app_document(&subject, &app).await? {
+                None => return Err(Error::not_found("not found")),
+                Some(Value::Object(doc)) => {
+                    change.apply_to(
+                        doc,
+                        "error updating app data",
+                        self.config.max_document_bytes,
+                    )?;
+                }
+                Some(_) => return Err(Error::internal("an app document is not an object")),
             }
             return self
                 .file_request(
@@ -153,7 +196,11 @@ impl Vault {
                 Value::Object(m) => m,
                 _ => return Err(Error::internal("an app document is not an object")),
             };
-            let new = Value::Object(change.apply_to(old.clone(), "error updating app data")?);
+            let new = Value::Object(change.apply_to(
+                old.clone(),
+                "error updating app data",
+                self.config.max_document_bytes,
+            )?);
             let event = self.with_detail(
                 audit.clone(),
                 &subject.dek,
@@ -213,6 +260,16 @@ impl Vault {
         let app = parse_app_name(app)?;
         let action = format!("delete user app record by {}", mode.name());
         let subject = self.subject(who, &action, mode, identity).await?;
+        if self.app_needs_approval(who, &app) {
+            // There is no request to delete app data: the DPO deletes it, or the
+            // user asks to be forgotten.
+            self.audit(audit_event(who, &action, Some(&subject.token), "denied"))
+                .await?;
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "access denied: deleting this app's data is not self service; ask the DPO",
+            ));
+        }
         let id = app_id(&subject.token, &app);
         self.delete_record(
             KIND_APP,

@@ -5,6 +5,7 @@ pub mod apps;
 mod audit;
 pub mod backup;
 pub mod chain;
+pub mod change;
 pub mod consent;
 pub mod error;
 pub mod expiry;

@@ -266,6 +266,7 @@ impl Vault {
                     user,
                     &change()?,
                     &extra,
+                    crate::users::Gate::Open,
                 )
                 .await
                 .map(|_| ())

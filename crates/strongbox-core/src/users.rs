@@ -9,6 +9,7 @@ use strongbox_crypto::{Aad, Dek, new_record_token, parse_record_token};
 use strongbox_store::{AuditEvent, Guard, IndexEntry, StoreError, UserRow, WriteOp};
 use zeroize::Zeroizing;
 
+pub use crate::change::Change;
 use crate::consent::KIND_AGREEMENT;
 use crate::error::{Error, Result};
 use crate::normalize::USER_INDEXES;
@@ -65,6 +66,16 @@ impl Mode {
     }
 }
 
+/// Whether a profile change may be applied directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// The root token, or a DPO approving a request.
+    Open,
+    /// A user's own change under self service: one that touches an `admin` field or
+    /// a lookup field goes to the DPO instead.
+    SelfService,
+}
+
 /// A looked-up user: the token, and the profile JSON (`None` once erased).
 pub struct UserView {
     pub token: String,
@@ -84,62 +95,6 @@ struct NewUser {
 pub(crate) struct Subject {
     pub token: String,
     pub dek: Dek,
-}
-
-/// A change to a profile, as sent with `PUT`.
-pub enum Change {
-    /// RFC 7386 merge patch: an object whose `null` values remove keys.
-    Merge(Map<String, Value>),
-    /// RFC 6902 JSON Patch operations.
-    Patch(json_patch::Patch),
-}
-
-impl Change {
-    /// Interprets a `PUT` body: an object is a merge patch, an array is a JSON Patch.
-    pub fn from_json(body: Value) -> Result<Change> {
-        match body {
-            Value::Object(m) if m.is_empty() => Err(Error::bad_request("empty request body")),
-            Value::Object(m) => Ok(Change::Merge(m)),
-            Value::Array(a) if a.is_empty() => Err(Error::bad_request("empty request body")),
-            v @ Value::Array(_) => serde_json::from_value(v).map(Change::Patch).map_err(|_| {
-                Error::bad_request("failed to decode request body: invalid JSON Patch")
-            }),
-            _ => Err(Error::bad_request(
-                "failed to decode request body: expected a JSON object or a JSON Patch array",
-            )),
-        }
-    }
-}
-
-impl Change {
-    /// The change as JSON (to keep it in a request until a DPO approves it).
-    pub(crate) fn to_json(&self) -> Result<Value> {
-        match self {
-            Change::Merge(m) => Ok(Value::Object(m.clone())),
-            Change::Patch(p) => serde_json::to_value(p).map_err(Error::internal),
-        }
-    }
-
-    /// The document after this change. `context` names what is changed in errors
-    /// ("error updating user"). The result must still be a JSON object.
-    pub(crate) fn apply_to(
-        &self,
-        old: Map<String, Value>,
-        context: &str,
-    ) -> Result<Map<String, Value>> {
-        let mut doc = Value::Object(old);
-        match self {
-            Change::Merge(m) => json_patch::merge(&mut doc, &Value::Object(m.clone())),
-            Change::Patch(p) => json_patch::patch(&mut doc, p)
-                .map_err(|e| Error::bad_request(format!("{context}: {e}")))?,
-        }
-        match doc {
-            Value::Object(new) => Ok(new),
-            _ => Err(Error::bad_request(format!(
-                "{context}: the document must stay a JSON object"
-            ))),
-        }
-    }
 }
 
 impl Vault {
@@ -557,7 +512,9 @@ impl Vault {
 
     /// Applies a change to a user's profile; lookup indexes follow the data. A user
     /// changing their own profile files a request for the DPO instead, unless self
-    /// service allows it.
+    /// service allows it and the change touches no `admin` field and no lookup field
+    /// (a lookup field could collide with someone else's, and the answer would tell
+    /// the user that person is in the vault).
     pub async fn update_user(
         &self,
         who: &Principal,
@@ -569,45 +526,52 @@ impl Vault {
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
-        if matches!(who, Principal::User { .. }) {
-            let subject = self.live(row)?;
-            // A user's change is checked against the schema now, and goes to the DPO
-            // unless self service allows it and it touches no `admin` field.
-            let mut needs_approval = !self.config.self_service.user_record_change;
-            if let Some(schema) = &self.config.schema {
-                let old = self.profile_of(&subject).await?;
-                let Value::Object(old_map) = old.clone() else {
-                    return Err(Error::internal("a profile is not an object"));
-                };
-                let new = Value::Object(change.apply_to(old_map, "error updating user")?);
-                self.check_change(schema, &old, &new)?;
-                needs_approval |= schema.admin_change(&old, &new);
-            }
-            if !needs_approval {
-                let row = self
-                    .store
-                    .user(&self.tenant, &subject.token)
-                    .await?
-                    .ok_or_else(|| Error::not_found("user record not found"))?;
-                return self
-                    .apply_user_change(who, &action, row, &change, &[])
-                    .await
-                    .map(Outcome::Done);
-            }
+        if !matches!(who, Principal::User { .. }) {
             return self
-                .file_request(
-                    who,
-                    &subject,
-                    ACTION_CHANGE_PROFILE,
-                    None,
-                    None,
-                    Some(change.to_json()?),
-                )
-                .await;
+                .apply_user_change(who, &action, row, &change, &[], Gate::Open)
+                .await?
+                .map(Outcome::Done)
+                .ok_or_else(|| Error::internal("an ungated change asked for approval"));
         }
-        self.apply_user_change(who, &action, row, &change, &[])
-            .await
-            .map(Outcome::Done)
+        let subject = self.live(row)?;
+        if self.config.self_service.user_record_change {
+            let row = self
+                .store
+                .user(&self.tenant, &subject.token)
+                .await?
+                .ok_or_else(|| Error::not_found("user record not found"))?;
+            if let Some(token) = self
+                .apply_user_change(who, &action, row, &change, &[], Gate::SelfService)
+                .await?
+            {
+                return Ok(Outcome::Done(token));
+            }
+        } else {
+            // Tried on the current profile now, so a change that cannot apply (a bad
+            // patch, a profile past the size limit, the schema) is refused before
+            // anything is stored, not when a DPO approves it.
+            let old = self.profile_of(&subject).await?;
+            let Value::Object(old_map) = old.clone() else {
+                return Err(Error::internal("a profile is not an object"));
+            };
+            let new = Value::Object(change.apply_to(
+                old_map,
+                "error updating user",
+                self.config.max_document_bytes,
+            )?);
+            if let Some(schema) = &self.config.schema {
+                self.check_change(schema, &old, &new)?;
+            }
+        }
+        self.file_request(
+            who,
+            &subject,
+            ACTION_CHANGE_PROFILE,
+            None,
+            None,
+            Some(change.to_json()?),
+        )
+        .await
     }
 
     /// The subject of a live user row ("user record not found" once erased).
@@ -625,6 +589,10 @@ impl Vault {
     }
 
     /// Applies `change` to the profile in `row`, committing `extra` ops with it.
+    /// Under [`Gate::SelfService`] a change that needs a DPO's approval is not
+    /// applied (`None`); the rule is checked on the exact old and new profile that
+    /// would be committed, on every attempt, so a concurrent change cannot slip an
+    /// `admin` field past it.
     pub(crate) async fn apply_user_change(
         &self,
         who: &Principal,
@@ -632,7 +600,8 @@ impl Vault {
         mut row: UserRow,
         change: &Change,
         extra: &[WriteOp],
-    ) -> Result<String> {
+        gate: Gate,
+    ) -> Result<Option<String>> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let (Some(dek), None) = (self.dek_of(&row)?, row.erased) else {
                 return Err(Error::not_found("user record not found"));
@@ -640,13 +609,16 @@ impl Vault {
             let old_plain = self.decrypt_profile(&row, &dek)?;
             let old: Map<String, Value> =
                 serde_json::from_slice(&old_plain).map_err(Error::internal)?;
-            let new = change.apply_to(old.clone(), "error updating user")?;
+            let new = change.apply_to(
+                old.clone(),
+                "error updating user",
+                self.config.max_document_bytes,
+            )?;
+            let mut admin_change = false;
             if let Some(schema) = &self.config.schema {
-                self.check_change(
-                    schema,
-                    &Value::Object(old.clone()),
-                    &Value::Object(new.clone()),
-                )?;
+                let (old, new) = (Value::Object(old.clone()), Value::Object(new.clone()));
+                self.check_change(schema, &old, &new)?;
+                admin_change = schema.admin_change(&old, &new);
             }
             let (old_idx, new_idx) = (self.indexes_of(&old), self.indexes_of(&new));
             let mut drop_indexes = Vec::new();
@@ -662,6 +634,11 @@ impl Vault {
                         add_indexes.extend(self.index_entries(name, v)?);
                     }
                 }
+            }
+            if gate == Gate::SelfService
+                && (admin_change || !drop_indexes.is_empty() || !add_indexes.is_empty())
+            {
+                return Ok(None);
             }
             let new = Value::Object(new);
             let plaintext = Zeroizing::new(serde_json::to_vec(&new).map_err(Error::internal)?);
@@ -700,7 +677,7 @@ impl Vault {
                 )
             };
             match self.store.write(op).await {
-                Ok(()) => return Ok(row.token),
+                Ok(()) => return Ok(Some(row.token)),
                 Err(StoreError::Stale) => {
                     row = self
                         .store

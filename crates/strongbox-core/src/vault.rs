@@ -29,8 +29,11 @@ pub(crate) fn token_entry(tenant: &str) -> KeyRingEntry<'_> {
 }
 
 /// Settings of the domain layer.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct VaultConfig {
+    /// Largest document (profile, app document) a change may produce, as JSON.
+    /// The binary sets it to the request body limit.
+    pub max_document_bytes: usize,
     pub normalizer: Normalizer,
     /// Databunker's `create_user_without_access_token`: off by default.
     pub create_user_without_access_token: bool,
@@ -47,6 +50,22 @@ pub struct VaultConfig {
     /// warning). Off by default: no read of personal data goes unaudited. Changes
     /// always fail closed (their event commits with them).
     pub audit_fail_open_reads: bool,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        VaultConfig {
+            max_document_bytes: 1024 * 1024,
+            normalizer: Normalizer::default(),
+            create_user_without_access_token: false,
+            policy: Policy::default(),
+            self_service: SelfService::default(),
+            list_users: false,
+            notification_url: None,
+            schema: None,
+            audit_fail_open_reads: false,
+        }
+    }
 }
 
 /// Time spent sealing and opening records (profiles, documents, event details).

@@ -74,12 +74,7 @@ pub struct Gate {
     http: HttpConfig,
     /// How long given shares are kept while the others are awaited.
     timeout: Duration,
-    /// Unseal attempts in the current second (a crude limit against hammering).
-    attempts: Mutex<(Instant, u32)>,
 }
-
-/// Unseal requests accepted per second at most; more get 429.
-const UNSEAL_ATTEMPTS_PER_SECOND: u32 = 20;
 
 impl Gate {
     pub fn new(
@@ -95,25 +90,23 @@ impl Gate {
             unsealer,
             http,
             timeout,
-            attempts: Mutex::new((Instant::now(), 0)),
         }
-    }
-
-    /// Whether another unseal attempt is allowed this second.
-    fn attempt_allowed(&self) -> bool {
-        let mut a = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
-        if a.0.elapsed() >= Duration::from_secs(1) {
-            *a = (Instant::now(), 0);
-        }
-        a.1 += 1;
-        a.1 <= UNSEAL_ATTEMPTS_PER_SECOND
     }
 
     /// Drops shares given longer ago than the timeout (called by a timer, so they do
     /// not linger in memory until the next request).
     pub fn expire_shares(&self) {
-        let mut p = self.progress_lock();
+        self.expire(&mut self.progress_lock());
+    }
+
+    /// Drops the shares in `p` if they were given longer ago than the timeout.
+    fn expire(&self, p: &mut Progress) {
         if !p.opening && p.started.is_some_and(|t| t.elapsed() > self.timeout) {
+            tracing::warn!(
+                dropped = p.shares.len(),
+                timeout_secs = self.timeout.as_secs(),
+                "unseal shares expired before the threshold was met; the keepers must start again"
+            );
             *p = Progress::default();
         }
     }
@@ -174,9 +167,7 @@ impl Gate {
             .as_ref()
             .map_or((0, 0), |c| (c.threshold, c.shares));
         let mut p = self.progress_lock();
-        if !p.opening && p.started.is_some_and(|t| t.elapsed() > self.timeout) {
-            *p = Progress::default();
-        }
+        self.expire(&mut p);
         (p.shares.len(), threshold, shares)
     }
 
@@ -239,12 +230,6 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
     let Some(config) = gate.config.as_ref() else {
         return bad("this vault keeps no key shares: start it with its root key");
     };
-    if !gate.attempt_allowed() {
-        return error_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many unseal attempts; try again in a second",
-        );
-    }
     let Ok(bytes) = axum::body::to_bytes(body, 4096).await else {
         return bad("the body must be a small JSON object: {\"share\": \"sbx1-…\"}");
     };
@@ -274,9 +259,7 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
                 "the vault is being unsealed with the shares already given",
             );
         }
-        if p.started.is_some_and(|t| t.elapsed() > gate.timeout) {
-            *p = Progress::default();
-        }
+        gate.expire(&mut p);
         if p.shares.iter().any(|s| s.x == share.x) {
             return bad("this share was given already");
         }

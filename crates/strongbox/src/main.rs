@@ -404,6 +404,8 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
         }
     };
     Ok(VaultConfig {
+        // A change may not produce a document larger than a body could carry.
+        max_document_bytes: http_config(args, file).max_body_bytes,
         schema,
         notification_url,
         list_users: args.list_users.or(file.list_users).unwrap_or(false),

@@ -2,6 +2,7 @@
 //! vault.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -38,12 +39,43 @@ fn progress(v: &Value) -> String {
     format!("{} of {}", v["progress"], v["threshold"])
 }
 
+/// POSTs one share, retrying with growing pauses for up to a minute while the vault
+/// cannot take it yet: unreachable (restarting), busy (429), or opening with the
+/// shares already given (409).
+fn give_share(url: &str, share: &str) -> Result<(u16, Value), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let answer = post(url, None, &serde_json::json!({ "share": share }));
+        let transient = match &answer {
+            Err(_) => true,
+            Ok((status, _)) => matches!(status, 409 | 429 | 502 | 503 | 504),
+        };
+        if !transient || Instant::now() + pause > deadline {
+            return answer;
+        }
+        let why = match &answer {
+            Err(e) => e.clone(),
+            Ok((_, v)) => v["message"].as_str().unwrap_or("busy").to_string(),
+        };
+        eprintln!("The vault cannot take the share yet ({why}); trying again.");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// `strongbox unseal`: gives the shares on standard input (or typed at the prompt),
+/// one per line. Each keeper may give just their own: when the input ends with the
+/// vault still sealed, the shares given so far stay with the vault (until its
+/// unseal timeout) and the command says how many more are needed.
 pub async fn unseal(addr: &str) -> Result<(), String> {
     let url = format!("{}/v1/sys/unseal", addr.trim_end_matches('/'));
+    let status_url = format!("{}/v1/sys/seal-status", addr.trim_end_matches('/'));
     tokio::task::spawn_blocking(move || {
         let stdin = std::io::stdin();
         let interactive = stdin.is_terminal();
         let mut lines = stdin.lock().lines();
+        let mut last: Option<Value> = None;
         loop {
             if interactive {
                 eprint!("Share (not echoed): ");
@@ -56,16 +88,33 @@ pub async fn unseal(addr: &str) -> Result<(), String> {
                 eprintln!();
             }
             let Some(line) = line else {
-                return Err("no more shares on the input, and the vault is still sealed".into());
+                return match last {
+                    Some(v) => {
+                        let needed = v["threshold"].as_u64().unwrap_or(0)
+                            .saturating_sub(v["progress"].as_u64().unwrap_or(0));
+                        println!(
+                            "The vault is still sealed: {needed} more share(s) needed from other keepers \
+                             (strongbox unseal); the shares given are kept until the unseal timeout."
+                        );
+                        Ok(())
+                    }
+                    None => Err("no share on the input, and the vault is still sealed".into()),
+                };
             };
             let line = zeroize::Zeroizing::new(line.map_err(|e| e.to_string())?);
             let share = line.trim();
             if share.is_empty() {
                 continue;
             }
-            let (status, v) = post(&url, None, &serde_json::json!({"share": share}))?;
+            let (status, v) = give_share(&url, share)?;
+            let message = v["message"].as_str().unwrap_or("unexpected answer");
+            if status == 400 && message.contains("given already") {
+                // Another keeper (or an earlier run) gave it: not a reason to stop.
+                eprintln!("This share was given already.");
+                last = get(&status_url, "").ok().map(|(_, v)| v);
+                continue;
+            }
             if status != 200 {
-                let message = v["message"].as_str().unwrap_or("unexpected answer");
                 return Err(format!("the vault refused the share: {message}"));
             }
             if v["sealed"] == false {
@@ -73,6 +122,7 @@ pub async fn unseal(addr: &str) -> Result<(), String> {
                 return Ok(());
             }
             println!("Unseal progress: {}", progress(&v));
+            last = Some(v);
         }
     })
     .await

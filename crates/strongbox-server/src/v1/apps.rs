@@ -29,11 +29,11 @@ pub async fn create(
     let (mode, identity, app) = app_path(path)?;
     // An absent or empty body is refused by the core ("empty body").
     let doc = object_body(&state, &headers, body).await?;
-    let token = state
+    let done = state
         .vault
         .put_app(&who, mode, &identity, &app, doc)
         .await?;
-    Ok(ok_json("token", &token))
+    Ok(outcome(done, |token| ok_json("token", &token)))
 }
 
 pub async fn get(

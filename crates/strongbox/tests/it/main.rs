@@ -14,6 +14,7 @@ mod import;
 #[cfg(feature = "kms")]
 mod kms;
 mod node_clients;
+mod probes;
 mod requests;
 mod retention;
 mod rotate;

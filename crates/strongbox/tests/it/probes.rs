@@ -1,0 +1,298 @@
+//! What an adversarial review of the vault found, each kept closed: JSON Patch
+//! amplification, an `admin` field slipped past self service by a race, probing
+//! who is in the vault through a user token, and app documents written around the
+//! self-service setting. On every backend.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::harness::{Backend, Body, Server};
+use crate::tokens::issue;
+
+backend_tests!(
+    patch_amplification_is_refused,
+    self_service_cannot_slip_an_admin_field,
+    user_tokens_cannot_probe_who_is_in_the_vault,
+    app_writes_follow_self_service,
+);
+
+/// `n` operations that each copy the whole document into a new key: each doubles it.
+fn doubling_patch(n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| json!({"op": "copy", "from": "", "path": format!("/c{i}")}))
+            .collect(),
+    )
+}
+
+fn patch_amplification_is_refused(b: &Backend) {
+    let s = Server::start(b);
+    let profile = json!({"login": "amp", "pad": "x".repeat(100)});
+    let t = s.create_user(profile.clone());
+    // 24 doublings would make 2^24 copies; refused at once, nothing stored.
+    let started = Instant::now();
+    let v = s
+        .call("PUT", "/v1/user/login/amp", Body::Json(doubling_patch(24)))
+        .expect(413);
+    assert!(
+        v["message"].as_str().unwrap().contains("larger than"),
+        "{v}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(s.get_user("token", &t).expect(200)["data"], profile);
+    // The same for app documents.
+    s.call(
+        "POST",
+        "/v1/userapp/login/amp/shop",
+        Body::Json(json!({"cart": "y".repeat(100)})),
+    )
+    .expect(200);
+    s.call(
+        "PUT",
+        "/v1/userapp/login/amp/shop",
+        Body::Json(doubling_patch(24)),
+    )
+    .expect(413);
+    // A patch with too many operations is refused as such.
+    let many: Vec<Value> = (0..257)
+        .map(|_| json!({"op": "test", "path": "/login", "value": "amp"}))
+        .collect();
+    s.call("PUT", "/v1/user/login/amp", Body::Json(Value::Array(many)))
+        .expect(400);
+    // A user cannot file such a change for the DPO either: it is tried first.
+    let x = issue(&s, "login", "amp", Body::None);
+    s.call_as(
+        Some(&x),
+        "PUT",
+        "/v1/user/login/amp",
+        Body::Json(doubling_patch(24)),
+    )
+    .expect(413);
+    assert_eq!(
+        s.call("GET", "/v1/requests", Body::None).expect(200)["total"],
+        0
+    );
+    // A change that fitted when it was filed but no longer does is refused on
+    // approval, with a clear error, and the vault stays up.
+    let v = s
+        .call_as(
+            Some(&x),
+            "PUT",
+            "/v1/user/login/amp",
+            Body::Json(doubling_patch(10)),
+        )
+        .expect(200);
+    assert_eq!(v["result"], "request-created", "{v}");
+    let rtoken = v["rtoken"].as_str().unwrap().to_string();
+    s.call(
+        "PUT",
+        "/v1/user/login/amp",
+        Body::Json(json!({"pad": "z".repeat(8000)})),
+    )
+    .expect(200);
+    let v = s
+        .call("POST", &format!("/v1/request/{rtoken}"), Body::None)
+        .expect(413);
+    assert!(
+        v["message"].as_str().unwrap().contains("larger than"),
+        "{v}"
+    );
+    let data = s.get_user("token", &t).expect(200)["data"].clone();
+    assert_eq!(data["pad"], json!("z".repeat(8000)));
+    assert!(data.get("c0").is_none());
+    // Within the limit, copies work as before.
+    s.call(
+        "PUT",
+        "/v1/user/login/amp",
+        Body::Json(json!([{"op": "copy", "from": "/login", "path": "/nick"}])),
+    )
+    .expect(200);
+    assert_eq!(s.get_user("token", &t).expect(200)["data"]["nick"], "amp");
+}
+
+fn self_service_cannot_slip_an_admin_field(b: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("user.json");
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "login": {"type": "string"},
+            "age": {"type": "integer"},
+            "scratch": {"type": "object"},
+            "kyc": {"type": "object", "admin": true}
+        }
+    });
+    std::fs::write(&path, schema.to_string()).unwrap();
+    let s = Arc::new(Server::start_with(
+        b,
+        &[
+            "--user-record-schema",
+            path.to_str().unwrap(),
+            "--self-service-user-record-change",
+            "true",
+        ],
+    ));
+    let t = s.create_user(json!({"login": "racer", "age": 1, "scratch": {"ok": true}}));
+    let x = Arc::new(issue(&s, "login", "racer", Body::None));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for i in 0..4 {
+        let (s, x, stop) = (s.clone(), x.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let body = if i < 2 {
+                    json!({"age": n % 7})
+                } else {
+                    json!([{"op": "copy", "from": "/scratch", "path": "/kyc"}])
+                };
+                let r = s.call_as(Some(&x), "PUT", "/v1/user/login/racer", Body::Json(body));
+                assert_eq!(r.status, 200, "{}", r.json);
+                if i >= 2 {
+                    let result = r.json["result"].as_str().unwrap_or_default();
+                    assert!(result.starts_with("request-"), "{}", r.json);
+                }
+                n += 1;
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let data = s.get_user("token", &t).expect(200)["data"].clone();
+    assert!(data.get("kyc").is_none(), "an admin field changed: {data}");
+    // Every attempt went to the DPO instead. (Two racing identical requests can
+    // both be filed: the check for an open one is not atomic with the filing.)
+    let filed = s.call("GET", "/v1/requests", Body::None).expect(200)["total"]
+        .as_u64()
+        .unwrap();
+    assert!(filed >= 1, "no request was filed");
+}
+
+fn admin_events(s: &Server) -> u64 {
+    s.call("GET", "/v1/audit/admin?limit=1", Body::None)
+        .expect(200)["total"]
+        .as_u64()
+        .unwrap()
+}
+
+fn user_tokens_cannot_probe_who_is_in_the_vault(b: &Backend) {
+    let s = Server::start_with(b, &["--self-service-user-record-change", "true"]);
+    s.create_user(json!({"login": "alice", "email": "alice@example.com"}));
+    s.create_user(json!({"login": "bob", "email": "bob@example.com"}));
+    let x = issue(&s, "login", "alice", Body::None);
+    // Consent routes: the same answer for someone else and for nobody, and both
+    // refusals are audited (the same work either way).
+    for method in ["POST", "DELETE"] {
+        for who in ["bob@example.com", "nobody@example.com"] {
+            let before = admin_events(&s);
+            let r = s.call_as(
+                Some(&x),
+                method,
+                &format!("/v1/agreement/core-send-email-on-login/email/{who}"),
+                Body::Json(json!({})),
+            );
+            assert_eq!(
+                (r.status, r.json.clone()),
+                (403, json!({"status": "error", "message": "access denied"})),
+                "{method} {who}"
+            );
+            // The probe's event, and the listing's own.
+            assert_eq!(admin_events(&s), before + 2, "{method} {who} not audited");
+        }
+    }
+    // Taking someone else's email on one's own profile does not answer "duplicate":
+    // a change of a lookup field goes to the DPO whether or not it is taken.
+    for email in ["bob@example.com", "free@example.com"] {
+        let v = s
+            .call_as(
+                Some(&x),
+                "PUT",
+                "/v1/user/login/alice",
+                Body::Json(json!({"email": email})),
+            )
+            .expect(200);
+        assert_eq!(v["result"], "request-created", "{email}: {v}");
+        let rtoken = v["rtoken"].as_str().unwrap();
+        s.call("DELETE", &format!("/v1/request/{rtoken}"), Body::None)
+            .expect(200);
+    }
+    assert_eq!(
+        s.get_user("login", "alice").expect(200)["data"]["email"],
+        "alice@example.com"
+    );
+    // Other fields still change directly under self service.
+    let v = s
+        .call_as(
+            Some(&x),
+            "PUT",
+            "/v1/user/login/alice",
+            Body::Json(json!({"name": "Alice"})),
+        )
+        .expect(200);
+    assert_eq!(v["status"], "ok");
+    assert!(v.get("result").is_none(), "{v}");
+}
+
+fn app_writes_follow_self_service(b: &Backend) {
+    let s = Server::start_with(b, &["--self-service-app-record-change", "prefs"]);
+    s.create_user(json!({"login": "alice"}));
+    let x = issue(&s, "login", "alice", Body::None);
+    let post = |app: &str, v: i64| {
+        s.call_as(
+            Some(&x),
+            "POST",
+            &format!("/v1/userapp/login/alice/{app}"),
+            Body::Json(json!({"v": v})),
+        )
+        .expect(200)
+    };
+    // A user may create their document; replacing it is a change for the DPO.
+    assert_eq!(post("billing", 1)["status"], "ok");
+    let v = post("billing", 2);
+    assert_eq!(v["result"], "request-created", "{v}");
+    assert_eq!(
+        s.call("GET", "/v1/userapp/login/alice/billing", Body::None)
+            .expect(200)["data"],
+        json!({"v": 1})
+    );
+    s.call(
+        "POST",
+        &format!("/v1/request/{}", v["rtoken"].as_str().unwrap()),
+        Body::None,
+    )
+    .expect(200);
+    assert_eq!(
+        s.call("GET", "/v1/userapp/login/alice/billing", Body::None)
+            .expect(200)["data"],
+        json!({"v": 2})
+    );
+    // Deleting is refused to the user; the DPO (root) may.
+    let r = s.call_as(
+        Some(&x),
+        "DELETE",
+        "/v1/userapp/login/alice/billing",
+        Body::None,
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    s.call("GET", "/v1/userapp/login/alice/billing", Body::None)
+        .expect(200);
+    // A self-service app is the user's to write.
+    post("prefs", 1);
+    assert!(post("prefs", 2).get("result").is_none());
+    s.call_as(
+        Some(&x),
+        "DELETE",
+        "/v1/userapp/login/alice/prefs",
+        Body::None,
+    )
+    .expect(200);
+    s.call("DELETE", "/v1/userapp/login/alice/billing", Body::None)
+        .expect(200);
+}
