@@ -374,6 +374,19 @@ pub enum WriteOp {
     Atomic(Vec<WriteOp>),
 }
 
+impl WriteOp {
+    /// Whether this op destroys key material (an erasure's wrapped DEK, a retired
+    /// KEK or a root-key rotation's old wrapping): the backends make such a commit
+    /// physical where the engine allows it before it is acknowledged.
+    pub fn destroys_keys(&self) -> bool {
+        match self {
+            WriteOp::EraseUser { .. } | WriteOp::RetireKek { .. } | WriteOp::Rekey { .. } => true,
+            WriteOp::Atomic(ops) => ops.iter().any(WriteOp::destroys_keys),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A unique blind index is held by another subject.

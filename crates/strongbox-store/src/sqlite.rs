@@ -84,9 +84,12 @@ impl SqliteStore {
             .map_err(backend)??;
         let finish = Arc::new(AtomicBool::new(false));
         let writer_finish = finish.clone();
+        // An erasure's WAL truncation left to the checkpointer.
+        let purge = Arc::new(AtomicBool::new(false));
+        let writer_purge = purge.clone();
         std::thread::Builder::new()
             .name("strongbox-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, writer_finish))
+            .spawn(move || writer_loop(conn, rx, writer_finish, writer_purge))
             .map_err(backend)?;
         let inner = Arc::new(Inner {
             path: path.clone(),
@@ -96,7 +99,7 @@ impl SqliteStore {
         let alive = Arc::downgrade(&inner);
         std::thread::Builder::new()
             .name("strongbox-sqlite-checkpointer".into())
-            .spawn(move || checkpointer_loop(path, alive, finish))
+            .spawn(move || checkpointer_loop(path, alive, finish, purge))
             .map_err(backend)?;
         Ok(SqliteStore { inner })
     }
@@ -676,6 +679,11 @@ fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Connection> {
     // over: it grew to 1.6 GB in a 15 s create run.)
     conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
         .map_err(backend)?;
+    // Deleted and overwritten content is zeroed in the page, so an erasure leaves
+    // no old row bytes behind once its pages reach the database file (see
+    // `purge_wal`).
+    conn.execute_batch("PRAGMA secure_delete=ON;")
+        .map_err(backend)?;
     // The writer inserts at random places in the index B-trees; a page cache larger
     // than SQLite's 2 MiB default keeps their pages in memory as the store grows (it
     // only takes memory as pages are used).
@@ -738,7 +746,12 @@ const FINISH_TAIL_FRAMES: i64 = 256;
 /// the WAL from its beginning only when every frame has been copied. So after each
 /// pass the checkpointer asks the writer (`finish`) to copy the few frames committed
 /// meanwhile between two batches; the next write then starts the WAL over.
-fn checkpointer_loop(path: PathBuf, alive: std::sync::Weak<Inner>, finish: Arc<AtomicBool>) {
+fn checkpointer_loop(
+    path: PathBuf,
+    alive: std::sync::Weak<Inner>,
+    finish: Arc<AtomicBool>,
+    purge: Arc<AtomicBool>,
+) {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     let wal = PathBuf::from(wal);
@@ -746,7 +759,7 @@ fn checkpointer_loop(path: PathBuf, alive: std::sync::Weak<Inner>, finish: Arc<A
     while alive.strong_count() > 0 {
         std::thread::sleep(std::time::Duration::from_millis(100));
         let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        if size < CHECKPOINT_WAL_BYTES {
+        if size < CHECKPOINT_WAL_BYTES && !purge.load(Ordering::Acquire) {
             continue;
         }
         if conn.is_none() {
@@ -754,6 +767,13 @@ fn checkpointer_loop(path: PathBuf, alive: std::sync::Weak<Inner>, finish: Arc<A
                 .and_then(|c| c.execute_batch("PRAGMA busy_timeout=5000;").map(|()| c))
                 .map_err(|e| tracing::warn!(error = %e, "checkpointer cannot open the database"))
                 .ok();
+        }
+        if let Some(c) = &conn
+            && purge.load(Ordering::Acquire)
+        {
+            // An erasure's truncation the writer could not finish (a long reader).
+            purge.store(!purge_wal(c), Ordering::Release);
+            continue;
         }
         if let Some(c) = &conn {
             // Catch up with the writer pass after pass, and hand the writer only the
@@ -786,7 +806,12 @@ fn checkpointer_loop(path: PathBuf, alive: std::sync::Weak<Inner>, finish: Arc<A
     }
 }
 
-fn writer_loop(conn: Connection, rx: Receiver<(Job, Reply)>, finish_checkpoint: Arc<AtomicBool>) {
+fn writer_loop(
+    conn: Connection,
+    rx: Receiver<(Job, Reply)>,
+    finish_checkpoint: Arc<AtomicBool>,
+    purge: Arc<AtomicBool>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -798,7 +823,7 @@ fn writer_loop(conn: Connection, rx: Receiver<(Job, Reply)>, finish_checkpoint: 
         }
         let started = std::time::Instant::now();
         let n = batch.len();
-        commit_batch(&conn, &mut batch);
+        commit_batch(&conn, &mut batch, &purge);
         tracing::trace!(
             batch = n,
             micros = started.elapsed().as_micros() as u64,
@@ -814,7 +839,7 @@ fn writer_loop(conn: Connection, rx: Receiver<(Job, Reply)>, finish_checkpoint: 
 
 /// One transaction for the whole batch; each job in its own savepoint so that one
 /// refused job (a duplicate index, a stale version) does not undo the others.
-fn commit_batch(conn: &Connection, batch: &mut Vec<(Job, Reply)>) {
+fn commit_batch(conn: &Connection, batch: &mut Vec<(Job, Reply)>, purge: &AtomicBool) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let msg = e.to_string();
         for (_, reply) in batch.drain(..) {
@@ -843,6 +868,12 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<(Job, Reply)>) {
     }
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
+            let destroyed = batch.iter().zip(&results).any(|((job, _), r)| {
+                r.is_ok() && matches!(job, Job::Write(op) if op.destroys_keys())
+            });
+            if destroyed && !purge_wal(conn) {
+                purge.store(true, Ordering::Release);
+            }
             for ((_, reply), r) in batch.drain(..).zip(results) {
                 let _ = reply.send(r);
             }
@@ -857,6 +888,41 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<(Job, Reply)>) {
         }
     }
 }
+
+/// After a commit that destroyed key material: copies the WAL into the database
+/// file (whose pages `secure_delete` zeroed) and truncates it to nothing, so the
+/// destroyed bytes are in neither file when the erasure is acknowledged. Readers
+/// hold it up at most `PURGE_WAIT_MS`; if one is still reading an older snapshot
+/// then (a long backup export), the checkpointer finishes the purge as soon as it
+/// can, and a warning says so. Returns whether the WAL is truncated.
+fn purge_wal(conn: &Connection) -> bool {
+    let r = conn
+        .execute_batch(&format!("PRAGMA busy_timeout={PURGE_WAIT_MS};"))
+        .and_then(|()| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        });
+    let _ = conn.execute_batch("PRAGMA busy_timeout=5000;");
+    match r {
+        Ok(0) => true,
+        Ok(_) => {
+            tracing::warn!(
+                "an erasure is committed but a long reader keeps its old pages in the WAL; \
+                 the WAL is truncated when that reader finishes"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "truncating the WAL after an erasure failed; retrying");
+            false
+        }
+    }
+}
+
+/// How long the writer waits for readers to let it truncate the WAL after an
+/// erasure, in milliseconds.
+const PURGE_WAIT_MS: u32 = 1000;
 
 /// Runs a parameterless statement through the statement cache.
 fn exec_cached(c: &Connection, sql: &str) -> Result<()> {

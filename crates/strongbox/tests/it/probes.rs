@@ -296,3 +296,44 @@ fn app_writes_follow_self_service(b: &Backend) {
     s.call("DELETE", "/v1/userapp/login/alice/billing", Body::None)
         .expect(200);
 }
+
+/// Bytes from hex text.
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+/// On SQLite an acknowledged erasure leaves neither the person's wrapped key nor
+/// their ciphertext in the database file or its WAL: a copy of the data directory
+/// taken right after the answer holds nothing to open, even with the root key.
+#[test]
+fn sqlite_erasure_is_physical_when_acknowledged() {
+    let s = Server::start(&Backend::Sqlite);
+    let t = s.create_user(json!({"login": "gone", "note": "n".repeat(3000)}));
+    // Some unrelated traffic, so the person's pages are not the last ones written.
+    for i in 0..20 {
+        s.create_user(json!({"login": format!("other{i}")}));
+    }
+    let row = s.store.sql(&format!(
+        "SELECT hex(wrapped_dek), hex(data) FROM users WHERE token = '{t}'"
+    ));
+    let (dek, data) = row.trim().split_once('|').unwrap();
+    let (dek, data) = (unhex(dek), unhex(data));
+    assert!(dek.len() >= 32 && data.len() > 3000);
+    let raw = s.store.raw_contents();
+    let holds = |raw: &[u8], needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        holds(&raw, &dek),
+        "the test cannot see the key before erasure"
+    );
+    s.call("DELETE", &format!("/v1/user/token/{t}"), Body::None)
+        .expect(200);
+    let raw = s.store.raw_contents();
+    assert!(!holds(&raw, &dek), "the wrapped DEK is still on disk");
+    assert!(!holds(&raw, &data[..64]), "the ciphertext is still on disk");
+    assert!(
+        !holds(&raw, &data[data.len() - 64..]),
+        "the ciphertext is still on disk"
+    );
+}
