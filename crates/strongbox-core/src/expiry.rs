@@ -83,9 +83,17 @@ impl Page {
             match v {
                 None => Ok(None),
                 Some("") => Ok(None),
-                Some(s) => s.parse::<usize>().map(Some).map_err(|_| {
-                    Error::bad_request(format!("bad {name}: expected a non-negative integer"))
-                }),
+                Some(s) => match s.parse::<usize>() {
+                    // Bound by what every backend binds (a signed 64-bit integer).
+                    Ok(n) if i64::try_from(n).is_ok() => Ok(Some(n)),
+                    Ok(_) => Err(Error::bad_request(format!(
+                        "bad {name}: at most {}",
+                        i64::MAX
+                    ))),
+                    Err(_) => Err(Error::bad_request(format!(
+                        "bad {name}: expected a non-negative integer"
+                    ))),
+                },
             }
         };
         let offset = num(offset, "offset")?.unwrap_or(0);

@@ -350,6 +350,11 @@ impl Vault {
     ) -> Result<(usize, Vec<Value>)> {
         who.require_root()?;
         let status = status.filter(|s| !s.is_empty()).unwrap_or(OPEN);
+        if ![OPEN, APPROVED, CANCELED].contains(&status) {
+            return Err(Error::bad_request(format!(
+                "bad status: expected {OPEN}, {APPROVED} or {CANCELED}"
+            )));
+        }
         let mut rows = self
             .store
             .records_by_label(&self.tenant, KIND_REQUEST, status)

@@ -208,7 +208,10 @@ async fn status(State(gate): State<Arc<Gate>>, req: Request) -> Response {
     }
 }
 
-async fn forward(router: Router, req: Request) -> Response {
+async fn forward(router: Router, mut req: Request) -> Response {
+    // The inner router matches the path again; a matched path left from the gate's
+    // own routes would be joined with it (`/v1/status/v1/status` in the log).
+    req.extensions_mut().remove::<axum::extract::MatchedPath>();
     match router.oneshot(req).await {
         Ok(resp) => resp,
         Err(never) => match never {},

@@ -668,8 +668,26 @@ fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Connection> {
     }
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
+        && !dir.exists()
     {
-        std::fs::create_dir_all(dir).map_err(backend)?;
+        // Only the vault's own user may list or open its files.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    if !path.exists() {
+        // Created empty with mode 0600 before SQLite opens it; SQLite gives its WAL
+        // and shared-memory files the database file's mode.
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
     }
     let conn = Connection::open(path).map_err(backend)?;
     configure(&conn, opts.durability)?;

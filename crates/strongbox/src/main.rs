@@ -450,15 +450,36 @@ fn supplied_root_key(file: Option<&Path>) -> Result<Option<RootKey>, String> {
         .filter(|k| !k.is_empty());
     let text = match (from_env, file) {
         (Some(k), _) => Zeroizing::new(k),
-        (None, Some(path)) => Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read root key file {}: {e}", path.display()))?,
-        ),
+        (None, Some(path)) => {
+            check_private(path)?;
+            Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read root key file {}: {e}", path.display()))?,
+            )
+        }
         (None, None) => return Ok(None),
     };
     RootKey::from_hex(&text)
         .map(Some)
         .map_err(|e| format!("invalid root key: {e}"))
+}
+
+/// Refuses a key file that other users of the machine may read (as ssh does).
+fn check_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read root key file {}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "root key file {} is readable or writable by other users (mode {:o}): \
+             make it private with chmod 600",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
 }
 
 /// The split of `root` into `n` shares of which `k` unseal, and its configuration.
@@ -835,6 +856,13 @@ async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    if !local.ip().is_loopback() {
+        tracing::warn!(
+            address = %local,
+            "serving plain HTTP beyond loopback: tokens and personal data cross the network \
+             unencrypted unless a TLS-terminating proxy is in front"
+        );
+    }
     let opened = match root {
         Some(root) => Some(opener.open(root).await?),
         None => None,

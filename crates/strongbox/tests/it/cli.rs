@@ -182,3 +182,22 @@ fn sqlite_url_selects_sqlite() {
         200
     );
 }
+
+/// `init` makes the data directory private to the vault's user (0700) and its
+/// database files 0600, WAL included.
+#[test]
+fn init_creates_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let store = StoreLoc::new(&Backend::Sqlite);
+    init(&store);
+    let data = store.dir.path().join("data");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    assert!(files >= 1);
+}

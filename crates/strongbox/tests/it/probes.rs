@@ -18,6 +18,7 @@ backend_tests!(
     self_service_cannot_slip_an_admin_field,
     user_tokens_cannot_probe_who_is_in_the_vault,
     app_writes_follow_self_service,
+    list_parameters_out_of_range_are_refused,
 );
 
 /// `n` operations that each copy the whole document into a new key: each doubles it.
@@ -336,4 +337,30 @@ fn sqlite_erasure_is_physical_when_acknowledged() {
         !holds(&raw, &data[data.len() - 64..]),
         "the ciphertext is still on disk"
     );
+}
+
+/// Query values the backends cannot bind or that name nothing are refused with 400
+/// on every backend (PostgreSQL answered 503, SQLite the first page).
+fn list_parameters_out_of_range_are_refused(b: &Backend) {
+    let s = Server::start(b);
+    for path in [
+        "/v1/audit/admin?offset=9223372036854775808",
+        "/v1/audit/admin?limit=99999999999999999999",
+        "/v1/requests?status=%00",
+        "/v1/requests?status=nonsense",
+    ] {
+        let v = s.call("GET", path, Body::None).expect(400);
+        assert!(
+            v["message"].as_str().unwrap().starts_with("bad "),
+            "{path}: {v}"
+        );
+    }
+    s.call(
+        "GET",
+        "/v1/audit/admin?offset=9223372036854775807",
+        Body::None,
+    )
+    .expect(200);
+    s.call("GET", "/v1/requests?status=canceled", Body::None)
+        .expect(200);
 }

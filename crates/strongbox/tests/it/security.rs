@@ -1,6 +1,7 @@
 //! Security properties: nothing readable at rest or in logs, ciphertext bound to its
 //! row, keys checked at start, durability across restarts and SIGKILL.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use serde_json::json;
@@ -191,12 +192,24 @@ fn wrong_or_missing_root_key_is_refused(b: &Backend) {
     let out = serve(Some("not-hex"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid root key"));
-    // The right key from a file works.
+    // The right key from a file works, once the file is private.
     let key_file = store.dir.path().join("root.key");
     std::fs::write(&key_file, format!("{}\n", init.root_key)).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--root-key-file"])
+        .arg(&key_file)
+        .args(&store.args)
+        .env_remove("STRONGBOX_ROOT_KEY");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // (An empty STRONGBOX_ROOT_KEY counts as unset, so the file is what opens it.)
     let s = Server::serve(
         store,
-        init.root_key.clone(),
+        String::new(),
         init.root_token.clone(),
         vec!["--root-key-file".into(), key_file.display().to_string()],
     );

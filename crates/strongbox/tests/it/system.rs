@@ -76,8 +76,15 @@ fn metrics_by_route_without_personal_data(b: &Backend) {
     s.create_user(json!({"email": marker}));
     s.get_user("email", marker).expect(200);
     s.get_user("email", "zq.nobody@example.com").expect(404);
+    s.call_as(None, "GET", "/v1/status", Body::None);
     let (status, text) = scrape(&s, &[("X-Bunker-Token", &s.token)]);
     assert_eq!(status, 200);
+    // The status route is labelled once (it passes through the seal gate).
+    assert!(
+        text.contains("route=\"/v1/status\",status=\"200\""),
+        "{text}"
+    );
+    assert!(!text.contains("/v1/status/v1/status"), "{text}");
     assert!(
         text.contains("strongbox_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/user/{mode}/{identity}\",status=\"200\"} 1"),
         "{text}"
