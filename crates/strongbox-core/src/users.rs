@@ -533,13 +533,8 @@ impl Vault {
                 .map(Outcome::Done)
                 .ok_or_else(|| Error::internal("an ungated change asked for approval"));
         }
-        let subject = self.live(row)?;
+        let subject = self.live(row.clone())?;
         if self.config.self_service.user_record_change {
-            let row = self
-                .store
-                .user(&self.tenant, &subject.token)
-                .await?
-                .ok_or_else(|| Error::not_found("user record not found"))?;
             if let Some(token) = self
                 .apply_user_change(who, &action, row, &change, &[], Gate::SelfService)
                 .await?
