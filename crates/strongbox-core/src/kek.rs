@@ -134,6 +134,49 @@ impl Vault {
         Ok(version)
     }
 
+    /// Erasure epochs: rotates the KEK when the newest version is `every` seconds old
+    /// and no rotation is under way (a single KEK in the ring). With the re-wrap and
+    /// the retirement that follow, whatever an erasure left on disk (a dead row
+    /// version, a log record) is wrapped under a KEK that stops existing at the end
+    /// of its epoch. Every node may call this: the first to add the version wins,
+    /// the others find it there. Returns the version it added.
+    pub async fn rotate_kek_if_due(&self, every: i64) -> Result<Option<i64>> {
+        let rows = self.store.keys(&self.tenant).await?;
+        let keks: Vec<&KeyRow> = rows.iter().filter(|r| r.kind == KIND_KEK).collect();
+        let Some(newest) = keks.iter().max_by_key(|r| r.version) else {
+            return Ok(None);
+        };
+        if keks.len() > 1 || now().saturating_sub(newest.created) < every || self.keks().stale {
+            return Ok(None);
+        }
+        match self
+            .add_key_version(
+                &Principal::System,
+                newest,
+                "KEK",
+                "another KEK rotation is under way",
+            )
+            .await
+        {
+            Ok(version) => {
+                tracing::info!(
+                    version,
+                    "scheduled KEK rotation: a new erasure epoch begins"
+                );
+                self.reload_keys().await?;
+                *self
+                    .rewrap
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Cursor::default();
+                Ok(Some(version))
+            }
+            // Another node rotated first, or this one runs on an old root key (it
+            // says so on every reload).
+            Err(e) if e.kind == ErrorKind::Conflict => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Adds the version after `newest` of its kind to the key ring, with a fresh
     /// secret wrapped by the key this server was opened with, and an audit event
     /// ("rotate <label> to version N"). `busy` is the 409 if that version exists.

@@ -385,6 +385,16 @@ impl WriteOp {
             _ => false,
         }
     }
+
+    /// A retired KEK or a root-key rotation: rows of the key ring were deleted or
+    /// replaced, and the stores rewrite that small table so no old row survives in it.
+    pub fn rewrites_key_ring(&self) -> bool {
+        match self {
+            WriteOp::RetireKek { .. } | WriteOp::Rekey { .. } => true,
+            WriteOp::Atomic(ops) => ops.iter().any(WriteOp::rewrites_key_ring),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -767,7 +767,13 @@ impl SqlxStore {
         loop {
             let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
             match self.apply(&mut tx, &op).await {
-                Ok(()) => return tx.commit().await.map_err(commit_unknown),
+                Ok(()) => {
+                    tx.commit().await.map_err(commit_unknown)?;
+                    if op.rewrites_key_ring() {
+                        self.compact_key_ring().await;
+                    }
+                    return Ok(());
+                }
                 // Rolled back when `tx` drops; a short, growing pause breaks the tie.
                 Err(StoreError::Deadlock(_)) if attempt < DEADLOCK_RETRIES => {
                     drop(tx);
@@ -777,6 +783,29 @@ impl SqlxStore {
                 Err(StoreError::Deadlock(detail)) => return Err(StoreError::Backend(detail)),
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Rewrites the key ring's table after a KEK was retired or the root key rotated,
+    /// so the deleted or replaced rows (wrapped KEKs) do not linger as dead row
+    /// versions (PostgreSQL) or delete-marked records (InnoDB) in its data file: the
+    /// end of an erasure epoch. The table holds a few rows, so this takes
+    /// milliseconds. A failure is logged; the engine's own housekeeping then
+    /// overwrites them later.
+    async fn compact_key_ring(&self) {
+        let sql = match self.dialect {
+            Dialect::Postgres => "VACUUM FULL key_ring",
+            _ => "OPTIMIZE TABLE key_ring",
+        };
+        // OPTIMIZE answers with a result set (its status rows), so fetch it all.
+        match sqlx::raw_sql(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!("key ring table rewritten: retired key material is gone from it")
+            }
+            Err(e) => tracing::warn!(error = %e, "rewriting the key ring table failed"),
         }
     }
 

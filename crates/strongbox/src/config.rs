@@ -373,6 +373,12 @@ pub struct VaultArgs {
     /// key: `kek_retire_after`.
     #[arg(long, env = "STRONGBOX_KEK_RETIRE_AFTER", value_name = "SECONDS")]
     pub kek_retire_after: Option<u64>,
+    /// Erasure epochs: how often the KEK is rotated on a schedule, so what an erasure
+    /// leaves on disk (dead row versions, database logs) is wrapped under a KEK that
+    /// is retired at the end of its epoch; `0` turns it off [default: 30d]. File key:
+    /// `kek_rotate_every`.
+    #[arg(long, env = "STRONGBOX_KEK_ROTATE_EVERY", value_name = "DURATION")]
+    pub kek_rotate_every: Option<String>,
     /// Answer reads of personal data even when their audit event cannot be written
     /// (each such read is logged). Changes always fail closed [default: false: reads
     /// fail closed too]. File key: `audit_fail_open_reads`.
@@ -453,6 +459,7 @@ pub struct FileConfig {
     pub audit_fail_open_reads: Option<bool>,
     pub rewrap_batch: Option<usize>,
     pub kek_retire_after: Option<u64>,
+    pub kek_rotate_every: Option<String>,
     pub list_users: Option<bool>,
     pub user_record_schema: Option<PathBuf>,
     pub notification_url: Option<String>,

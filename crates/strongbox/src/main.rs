@@ -261,7 +261,7 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
             let opener = Opener {
                 store: db,
                 config: vault_config(&args, &file)?,
-                jobs: background(&args, &file),
+                jobs: background(&args, &file)?,
             };
             serve(opener, root, seal, addr, http, timeout).await
         }
@@ -744,7 +744,7 @@ async fn demo(
     let opener = Opener {
         store,
         config: vault_config(args, file)?,
-        jobs: background(args, file),
+        jobs: background(args, file)?,
     };
     let result = serve(
         opener,
@@ -768,9 +768,14 @@ struct Background {
     rewrap_batch: usize,
     /// Seconds before unused old KEKs are retired.
     kek_retire_after: i64,
+    /// Seconds between scheduled KEK rotations (erasure epochs); `None`: off.
+    kek_rotate_every: Option<i64>,
 }
 
-fn background(args: &VaultArgs, file: &FileConfig) -> Background {
+/// Default length of an erasure epoch: the KEK is rotated every 30 days.
+const DEFAULT_KEK_ROTATE_EVERY: i64 = 30 * 24 * 3600;
+
+fn background(args: &VaultArgs, file: &FileConfig) -> Result<Background, String> {
     let sweep = args
         .sweep_interval
         .or(file.sweep_interval)
@@ -780,7 +785,23 @@ fn background(args: &VaultArgs, file: &FileConfig) -> Background {
         .audit_checkpoint_interval
         .or(file.audit_checkpoint_interval)
         .unwrap_or(DEFAULT_CHECKPOINT_SECONDS);
-    Background {
+    let kek_rotate_every = match args
+        .kek_rotate_every
+        .as_ref()
+        .or(file.kek_rotate_every.as_ref())
+    {
+        None => Some(DEFAULT_KEK_ROTATE_EVERY),
+        Some(d) => match parse_duration(d) {
+            Some(0) => None,
+            Some(s) if s > 0 => Some(s),
+            _ => {
+                return Err(format!(
+                    "bad kek_rotate_every `{d}` (use e.g. 30d, 12h, 3600, or 0 to turn it off)"
+                ));
+            }
+        },
+    };
+    Ok(Background {
         sweep_every: Duration::from_secs(sweep),
         checkpoint_every: (checkpoint > 0).then(|| Duration::from_secs(checkpoint)),
         rewrap_batch: args
@@ -793,7 +814,8 @@ fn background(args: &VaultArgs, file: &FileConfig) -> Background {
             .or(file.kek_retire_after)
             .unwrap_or(3600)
             .min(i64::MAX as u64) as i64,
-    }
+        kek_rotate_every,
+    })
 }
 
 /// Opens the vault from a root key and runs its background jobs: what the seal gate
@@ -828,6 +850,9 @@ impl Unsealer for Opener {
             ))
             .abort_handle(),
         ];
+        if let Some(every) = self.jobs.kek_rotate_every {
+            jobs.push(tokio::spawn(kek_rotator(vault.clone(), every)).abort_handle());
+        }
         if let Some(url) = vault.config().notification_url.clone() {
             let secret = std::env::var("STRONGBOX_NOTIFICATION_SECRET")
                 .ok()
@@ -980,6 +1005,27 @@ async fn rewrapper(vault: Arc<Vault>, batch: usize, retire_after: i64) {
         }
         if !busy {
             tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    }
+}
+
+/// Erasure epochs: checks once a minute (or every `every` seconds, if shorter)
+/// whether the KEK is due for its scheduled rotation. The re-wrap job then moves
+/// every DEK to the new KEK and retires the old one.
+async fn kek_rotator(vault: Arc<Vault>, every: i64) {
+    let check = Duration::from_secs(every.clamp(1, 60) as u64);
+    let mut tick = tokio::time::interval(check);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        match vault.rotate_kek_if_due(every).await {
+            Ok(_) => failing = false,
+            Err(e) if !failing => {
+                tracing::warn!(error = %e, "the scheduled KEK rotation failed; will retry");
+                failing = true;
+            }
+            Err(_) => {}
         }
     }
 }

@@ -173,6 +173,30 @@ impl StoreLoc {
         }
     }
 
+    /// The bytes on disk of one table, written out first (a checkpoint, a flush), so
+    /// that what the engine keeps of deleted rows shows. SQLite: every file of the
+    /// data directory. `None` where the files cannot be read (the test does not run
+    /// as the database's owner or as root).
+    pub fn table_file_bytes(&self, table: &str) -> Option<Vec<u8>> {
+        let path = match &self.backend {
+            Backend::Sqlite => return Some(self.raw_contents()),
+            Backend::Postgres(_) => {
+                self.sql("CHECKPOINT");
+                let dir = self.sql("SHOW data_directory");
+                let file = self.sql(&format!("SELECT pg_relation_filepath('{table}')"));
+                std::path::Path::new(dir.trim()).join(file.trim())
+            }
+            Backend::Mysql(_) => {
+                self.sql(&format!("FLUSH TABLES {table} FOR EXPORT; UNLOCK TABLES"));
+                let dir = self.sql("SELECT @@datadir");
+                std::path::Path::new(dir.trim())
+                    .join(self.db.as_deref().unwrap())
+                    .join(format!("{table}.ibd"))
+            }
+        };
+        std::fs::read(path).ok()
+    }
+
     /// Runs SQL against the store directly (for tampering tests).
     pub fn sql(&self, statement: &str) -> String {
         match &self.backend {

@@ -18,6 +18,7 @@ backend_tests!(
     index_rotation_under_load_fails_nothing,
     index_backfill_resumes_after_a_crash,
     index_rotations_on_two_nodes,
+    erasure_epochs_retire_the_kek_on_schedule,
 );
 
 /// Runs `strongbox rotate root-key` with `env` and `stdin`; returns (code, stdout).
@@ -639,4 +640,56 @@ fn index_rotations_on_two_nodes(b: &Backend) {
             assert_eq!(v["stuck"], 0, "{v}");
         }
     }
+}
+
+/// Erasure epochs: with `--kek-rotate-every`, a new KEK is added on schedule, every
+/// DEK moves to it, the old one is retired, and its row is gone from the key ring's
+/// file on disk (not only from query results), so a copy of the database files
+/// taken afterwards cannot open what an earlier erasure left behind.
+fn erasure_epochs_retire_the_kek_on_schedule(b: &Backend) {
+    let s = Server::start_with(b, &["--kek-rotate-every", "2", "--kek-retire-after", "0"]);
+    let kept = s.create_user(json!({"email": "kept@example.com", "name": "Kept"}));
+    let gone = s.create_user(json!({"email": "gone@example.com", "name": "Gone"}));
+    s.call("DELETE", &format!("/v1/user/token/{gone}"), Body::None)
+        .expect(200);
+    let hex = match b {
+        Backend::Postgres(_) => "encode(wrapped, 'hex')",
+        _ => "hex(wrapped)",
+    };
+    let first = s
+        .store
+        .sql(&format!(
+            "SELECT {hex} FROM key_ring WHERE kind = 'kek' AND version = 1"
+        ))
+        .trim()
+        .to_lowercase();
+    assert!(first.len() >= 64, "no KEK version 1: {first:?}");
+    let first = decode_hex(&first);
+    // The first epoch ends: version 2 is added, every DEK re-wrapped, 1 retired.
+    wait_until("the scheduled KEK rotation and retirement", 60, || {
+        let st = s.call("GET", "/v1/sys/rotate/kek", Body::None).expect(200);
+        st["versions"]
+            .as_array()
+            .is_some_and(|v| v.len() == 1 && v[0].as_i64().is_some_and(|n| n >= 2))
+    });
+    let r = s.call("GET", &format!("/v1/user/token/{kept}"), Body::None);
+    assert_eq!(r.expect(200)["data"]["name"], "Kept");
+    let audit = s
+        .call("GET", "/v1/audit/admin?limit=100", Body::None)
+        .expect(200);
+    let text = audit.to_string();
+    assert!(text.contains("rotate KEK to version 2"), "{text}");
+    assert!(text.contains("retire KEK version 1"), "{text}");
+    if let Some(bytes) = s.store.table_file_bytes("key_ring") {
+        assert!(
+            !bytes.windows(first.len()).any(|w| w == first.as_slice()),
+            "the retired KEK is still in the key ring's file"
+        );
+    }
+}
+
+fn decode_hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
 }
