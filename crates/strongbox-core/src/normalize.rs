@@ -1,9 +1,19 @@
 //! Normalization of lookup values before they are blind-indexed, so that equivalent
 //! spellings find the same subject. The same functions run on create, update and
 //! lookup.
+//!
+//! The rule for text (login, email, custom id): trim Unicode white space at both
+//! ends, then Unicode NFC, so a name typed precomposed (`josé`, U+00E9) and one typed
+//! decomposed (`e` + U+0301) are the same value. Emails are then lower-cased with
+//! Unicode's full lower-case mapping (`str::to_lowercase`) and put in NFC again; no
+//! other folding (`ß` stays `ß`). Because NFC maps the Kelvin sign (U+212A) to `K`,
+//! `\u{212A}elly@x.com` is `kelly@x.com`, on create and on lookup alike. Phone
+//! numbers become E.164. Numbers used as logins or ids are indexed as the decimal
+//! text of their integer part, exactly, so distinct integers never collide.
 
 use phonenumber::country;
 use serde_json::Value;
+use unicode_normalization::UnicodeNormalization;
 
 /// The lookup indexes of a user profile, in the order Databunker checks them.
 pub const USER_INDEXES: [&str; 4] = ["login", "email", "phone", "custom"];
@@ -41,9 +51,9 @@ impl Normalizer {
             return None;
         }
         match index {
-            "email" => Some(v.to_lowercase()),
+            "email" => Some(v.nfc().collect::<String>().to_lowercase().nfc().collect()),
             "phone" => self.phone(v),
-            _ => Some(v.to_string()),
+            _ => Some(v.nfc().collect()),
         }
     }
 
@@ -57,14 +67,18 @@ impl Normalizer {
     }
 
     /// The index value of a profile field: strings as they are, numbers as integer
-    /// text (`1.9` → `"1"`, as Databunker does); anything else is not indexed.
+    /// text (`1.9` → `"1"`, as Databunker does; `1e19` → `"10000000000000000000"`,
+    /// never clamped); anything else is not indexed.
     pub fn field(&self, index: &str, value: Option<&Value>) -> Option<String> {
         let text = match value? {
             Value::String(s) => s.clone(),
             Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
                 (Some(i), _, _) => i.to_string(),
                 (_, Some(u), _) => u.to_string(),
-                (_, _, Some(f)) if f.is_finite() => format!("{}", f.trunc() as i64),
+                // The exact decimal expansion of the integer part: distinct values
+                // stay distinct beyond the i64 range (no saturating cast).
+                // (-0.5 truncates to -0, which is written 0.)
+                (_, _, Some(f)) if f.is_finite() => format!("{:.0}", f.trunc() + 0.0),
                 _ => return None,
             },
             _ => return None,
@@ -89,6 +103,47 @@ mod tests {
         // No URL-unescaping: `+` stays a plus.
         assert_eq!(n.normalize("email", "a+b@x.com"), Some("a+b@x.com".into()));
         assert_eq!(n.normalize("email", "   "), None);
+    }
+
+    #[test]
+    fn text_is_nfc_and_email_case_folds_once() {
+        let n = Normalizer::default();
+        let nfc = "jos\u{e9}@example.com";
+        let nfd = "jose\u{301}@example.com";
+        assert_eq!(n.normalize("email", nfd), n.normalize("email", nfc));
+        assert_eq!(
+            n.normalize("login", "Jose\u{301}"),
+            Some("Jos\u{e9}".into())
+        );
+        assert_eq!(
+            n.normalize("email", "\u{212A}elly@Example.com"),
+            Some("kelly@example.com".into())
+        );
+        assert_eq!(
+            n.normalize("email", "Stra\u{df}e@x.de"),
+            Some("stra\u{df}e@x.de".into())
+        );
+    }
+
+    #[test]
+    fn big_numbers_never_collide() {
+        let n = Normalizer::default();
+        let v = [
+            n.field("login", Some(&json!(1e308))),
+            n.field("login", Some(&json!(1e19))),
+            n.field("login", Some(&json!(i64::MAX))),
+            n.field("login", Some(&json!(u64::MAX))),
+            n.field("login", Some(&json!(-1e19))),
+        ];
+        for (i, a) in v.iter().enumerate() {
+            assert!(a.is_some());
+            for b in &v[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(v[1], Some("10000000000000000000".into()));
+        assert_eq!(n.field("login", Some(&json!(-0.5))), Some("0".into()));
+        assert_eq!(n.field("login", Some(&json!(-1.5))), Some("-1".into()));
     }
 
     #[test]

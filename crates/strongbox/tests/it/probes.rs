@@ -19,6 +19,7 @@ backend_tests!(
     user_tokens_cannot_probe_who_is_in_the_vault,
     app_writes_follow_self_service,
     list_parameters_out_of_range_are_refused,
+    identities_follow_one_normalization_rule,
 );
 
 /// `n` operations that each copy the whole document into a new key: each doubles it.
@@ -363,4 +364,48 @@ fn list_parameters_out_of_range_are_refused(b: &Backend) {
     .expect(200);
     s.call("GET", "/v1/requests?status=canceled", Body::None)
         .expect(200);
+}
+
+/// One rule on create and lookup: NFC, then lower case for emails; numbers indexed
+/// by their exact integer part, so big logins do not collide.
+fn identities_follow_one_normalization_rule(b: &Backend) {
+    let s = Server::start(b);
+    let t = s.create_user(json!({"email": "Jose\u{301}@Example.com", "login": "Rene\u{301}"}));
+    for email in ["jos\u{e9}@example.com", "JOSE\u{301}@EXAMPLE.COM"] {
+        assert_eq!(
+            s.get_user("email", email).expect(200)["token"],
+            t.as_str(),
+            "{email}"
+        );
+    }
+    assert_eq!(
+        s.get_user("login", "Ren\u{e9}").expect(200)["token"],
+        t.as_str()
+    );
+    // The Kelvin sign is K under NFC: one person, whichever way it is typed.
+    let k = s.create_user(json!({"email": "kelly@example.com"}));
+    assert_eq!(
+        s.get_user("email", "\u{212A}elly@example.com").expect(200)["token"],
+        k.as_str()
+    );
+    let r = s.call(
+        "POST",
+        "/v1/user",
+        Body::Json(json!({"email": "\u{212A}ELLY@example.com"})),
+    );
+    assert_eq!(r.status, 409, "{}", r.json);
+    // Numeric logins beyond the i64 range are distinct people.
+    let mut tokens = Vec::new();
+    for login in [json!(1e308), json!(1e19), json!(i64::MAX)] {
+        let r = s.call("POST", "/v1/user", Body::Json(json!({"login": login})));
+        tokens.push(r.expect(200)["token"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        s.get_user("login", "10000000000000000000").expect(200)["token"],
+        tokens[1].as_str()
+    );
+    assert_eq!(
+        s.get_user("login", &i64::MAX.to_string()).expect(200)["token"],
+        tokens[2].as_str()
+    );
 }
