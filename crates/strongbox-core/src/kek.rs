@@ -64,8 +64,9 @@ pub static REWRAP_STATS: JobStats = JobStats::new();
 
 impl Vault {
     /// Loads KEK and index-secret versions added by any node, and picks the current
-    /// ones.
+    /// ones; and the root token's hash, in case another node rotated it.
     pub async fn reload_keys(&self) -> Result<()> {
+        self.reload_root_token().await?;
         let rows = self.store.keys(&self.tenant).await?;
         let index_readable = self.reload_index(&rows);
         let missing: Vec<&KeyRow> = {

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use strongbox_crypto::{new_record_token, parse_record_token};
-use strongbox_store::RecordRow;
+use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
@@ -16,6 +16,68 @@ pub(crate) const KIND_XTOKEN: &str = "xtoken";
 
 /// Lifetime of a user token that does not ask for one (Databunker's login tokens).
 const DEFAULT_LIFETIME: i64 = 600;
+
+impl Vault {
+    /// Whether `token` is the root token (a keyed hash compared in constant time).
+    pub(crate) fn is_root_token(&self, token: &str) -> bool {
+        let hash = self
+            .root_token_hash
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.token_hasher.verify(token, &hash)
+    }
+
+    /// Replaces the root token (root only): a new random one, returned once; only its
+    /// keyed hash is stored, swapped in with an audit event and only if the old hash
+    /// is still the stored one (two rotations at once: one wins, the other gets a
+    /// 409). The old token stops working on this node at once and on every other
+    /// node with its next key reload (within a second).
+    pub async fn rotate_root_token(&self, who: &Principal) -> Result<String> {
+        who.require_root()?;
+        let expected = self
+            .root_token_hash
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let token = new_record_token();
+        let value = self.token_hasher.hash(&token).to_vec();
+        let op = WriteOp::Atomic(vec![
+            WriteOp::SwapRootToken {
+                expected,
+                value: value.clone(),
+            },
+            WriteOp::Audit {
+                tenant: self.tenant.clone(),
+                audit: audit_event(who, "rotate root token", None, "ok"),
+            },
+        ]);
+        match self.store.write(op).await {
+            Ok(()) => {}
+            Err(StoreError::Stale) => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "the root token was changed meanwhile (another rotation, or on another node)",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        *self
+            .root_token_hash
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+        Ok(token)
+    }
+
+    /// Picks up a root token rotated on another node.
+    pub(crate) async fn reload_root_token(&self) -> Result<()> {
+        let meta = self.store.meta().await?;
+        *self
+            .root_token_hash
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = meta.root_token_hash;
+        Ok(())
+    }
+}
 
 /// A newly issued user access token.
 pub struct IssuedToken {

@@ -329,8 +329,10 @@ pub struct Vault {
     pub(crate) keys: KeyRing,
     pub(crate) tenant: String,
     pub(crate) config: VaultConfig,
-    token_hasher: TokenHasher,
-    root_token_hash: Vec<u8>,
+    pub(crate) token_hasher: TokenHasher,
+    /// The root token's keyed hash, as last read from the store (a rotation on any
+    /// node reaches this one with the next key reload).
+    pub(crate) root_token_hash: std::sync::RwLock<Vec<u8>>,
     /// Where the background re-wrap of DEKs under a new KEK stands.
     pub(crate) rewrap: std::sync::Mutex<crate::kek::Cursor>,
     /// Where the background backfill of a blind-index key rotation stands.
@@ -454,7 +456,7 @@ impl Vault {
             tenant,
             config,
             token_hasher,
-            root_token_hash: meta.root_token_hash,
+            root_token_hash: std::sync::RwLock::new(meta.root_token_hash),
         })
     }
 
@@ -510,7 +512,7 @@ impl Vault {
                 ErrorKind::Unauthenticated,
                 "missing access token",
             )),
-            Some(t) if self.token_hasher.verify(t, &self.root_token_hash) => Ok(Principal::Root),
+            Some(t) if self.is_root_token(t) => Ok(Principal::Root),
             Some(t) => self.user_principal(t).await,
         }
     }

@@ -362,6 +362,9 @@ pub enum WriteOp {
         added: Vec<KeyRow>,
         meta: Vec<(String, Option<Vec<u8>>)>,
     },
+    /// A new root token: its hash replaces `expected` (`Stale` if that is no longer
+    /// the stored one: another rotation won).
+    SwapRootToken { expected: Vec<u8>, value: Vec<u8> },
     /// Rows of a backup, inserted as they are (a restore).
     ImportRows {
         table: &'static backup::Table,

@@ -1352,6 +1352,16 @@ fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
             }
             audit(tenant, a)
         }
+        WriteOp::SwapRootToken { expected, value } => {
+            if exec(
+                sql::META_SWAP,
+                params![value, sql::META_ROOT_TOKEN, expected],
+            )? == 0
+            {
+                return Err(StoreError::Stale);
+            }
+            Ok(())
+        }
         WriteOp::Rekey {
             tenant,
             expected_canary,

@@ -1379,6 +1379,16 @@ impl SqlxStore {
                 }
                 self.audit(tx, tenant, audit).await
             }
+            WriteOp::SwapRootToken { expected, value } => {
+                let q = sqlx::query(self.q(sql::META_SWAP))
+                    .bind(value.clone())
+                    .bind(sql::META_ROOT_TOKEN)
+                    .bind(expected.clone());
+                if self.exec(tx, q).await? == 0 {
+                    return Err(StoreError::Stale);
+                }
+                Ok(())
+            }
             WriteOp::Rekey {
                 tenant,
                 expected_canary,

@@ -125,17 +125,12 @@ pub enum Command {
         /// replaced only once the new one is complete).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// A running vault's base URL, e.g. http://127.0.0.1:3000 (with --token).
-        #[arg(long, value_name = "URL", requires = "token")]
+        /// A running vault's base URL, e.g. http://127.0.0.1:3000 (with the root token
+        /// in STRONGBOX_TOKEN or --token-file).
+        #[arg(long, value_name = "URL")]
         addr: Option<String>,
-        /// The root token, for --addr.
-        #[arg(
-            long,
-            env = "STRONGBOX_TOKEN",
-            value_name = "TOKEN",
-            hide_env_values = true
-        )]
-        token: Option<String>,
+        #[command(flatten)]
+        token: TokenArgs,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -166,14 +161,8 @@ pub enum Command {
         /// The vault's base URL.
         #[arg(long, value_name = "URL")]
         addr: String,
-        /// The root token.
-        #[arg(
-            long,
-            env = "STRONGBOX_TOKEN",
-            value_name = "TOKEN",
-            hide_env_values = true
-        )]
-        token: String,
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// Key rotation.
     Rotate {
@@ -201,14 +190,8 @@ pub enum RotateCommand {
         /// The vault's base URL.
         #[arg(long, value_name = "URL")]
         addr: String,
-        /// The root token.
-        #[arg(
-            long,
-            env = "STRONGBOX_TOKEN",
-            value_name = "TOKEN",
-            hide_env_values = true
-        )]
-        token: String,
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// Rotate the blind-index key of a running vault: every node writes and looks up
     /// under both versions within a second, the entries of every person are
@@ -219,14 +202,17 @@ pub enum RotateCommand {
         /// The vault's base URL.
         #[arg(long, value_name = "URL")]
         addr: String,
-        /// The root token.
-        #[arg(
-            long,
-            env = "STRONGBOX_TOKEN",
-            value_name = "TOKEN",
-            hide_env_values = true
-        )]
-        token: String,
+        #[command(flatten)]
+        token: TokenArgs,
+    },
+    /// Replace the root token of a running vault: prints the new one once; the old
+    /// one stops working on every node within a second.
+    RootToken {
+        /// The vault's base URL.
+        #[arg(long, value_name = "URL")]
+        addr: String,
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// Replace the root key: re-wrap the key ring under a new one and print it once
     /// (or its new shares). Data, tokens and running servers are unaffected; servers
@@ -291,6 +277,60 @@ pub enum ReceiptCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// The root token for commands that talk to a running vault. Best from the
+/// environment or a file: a `--token` value is visible to every user in `ps`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The root token (prefer STRONGBOX_TOKEN or --token-file: command-line
+    /// arguments are visible to other users of the machine).
+    #[arg(
+        long,
+        env = "STRONGBOX_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// File holding the root token (`-`: the first line of stdin).
+    #[arg(long, env = "STRONGBOX_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    /// The token, if one was given.
+    pub fn get(&self) -> Result<Option<zeroize::Zeroizing<String>>, String> {
+        if let Some(t) = self.token.as_ref().filter(|t| !t.is_empty()) {
+            return Ok(Some(zeroize::Zeroizing::new(t.clone())));
+        }
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = if path.as_os_str() == "-" {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the token from stdin: {e}"))?;
+            zeroize::Zeroizing::new(line)
+        } else {
+            zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?,
+            )
+        };
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(format!("token file {} is empty", path.display()));
+        }
+        Ok(Some(zeroize::Zeroizing::new(token.to_string())))
+    }
+
+    /// The token; an error that says how to give it when there is none.
+    pub fn required(&self) -> Result<zeroize::Zeroizing<String>, String> {
+        self.get()?.ok_or_else(|| {
+            "no root token: set STRONGBOX_TOKEN, or pass --token-file FILE (or --token)".into()
+        })
+    }
 }
 
 #[derive(Args, Debug)]

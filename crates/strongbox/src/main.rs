@@ -4,6 +4,7 @@ mod backup;
 mod config;
 mod import;
 mod keeper;
+mod secrets;
 mod unseal;
 mod verify;
 mod webhooks;
@@ -36,6 +37,8 @@ use crate::config::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any other thread exists: secrets leave the environment block.
+    let unscrubbed = secrets::take();
     let file = match FileConfig::load(cli.config.as_deref()) {
         Ok(f) => f,
         Err(e) => return fail(&e),
@@ -51,6 +54,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(true)
         .init();
+    if !unscrubbed.is_empty() {
+        tracing::warn!(
+            variables = ?unscrubbed,
+            "secrets in the environment could not be cleared and stay readable in \
+             /proc/PID/environ: prefer --root-key-file and --token-file"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -132,25 +142,35 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
         }
         Command::Rotate {
             what: RotateCommand::Kek { addr, token },
-        } => unseal::rotate_kek(&addr, &token)
+        } => unseal::rotate_kek(&addr, &token.required()?)
             .await
             .map_err(Failure::Error),
         Command::Rotate {
             what: RotateCommand::Index { addr, token },
-        } => unseal::rotate_index(&addr, &token)
+        } => unseal::rotate_index(&addr, &token.required()?)
+            .await
+            .map_err(Failure::Error),
+        Command::Rotate {
+            what: RotateCommand::RootToken { addr, token },
+        } => unseal::rotate_root_token(&addr, &token.required()?)
             .await
             .map_err(Failure::Error),
         Command::Unseal { addr } => unseal::unseal(&addr).await.map_err(Failure::Error),
-        Command::Seal { addr, token } => unseal::seal(&addr, &token).await.map_err(Failure::Error),
+        Command::Seal { addr, token } => unseal::seal(&addr, &token.required()?)
+            .await
+            .map_err(Failure::Error),
         Command::Backup {
             out,
             addr,
             token,
             store,
         } => {
-            let source = match (addr, token) {
-                (Some(addr), Some(token)) => backup::Source::Remote { addr, token },
-                _ => backup::Source::Store(store.location(&file)?),
+            let source = match addr {
+                Some(addr) => backup::Source::Remote {
+                    addr,
+                    token: token.required()?.to_string(),
+                },
+                None => backup::Source::Store(store.location(&file)?),
             };
             backup::backup(&source, &out).await.map_err(Failure::Error)
         }
@@ -426,9 +446,7 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
 fn http_config(args: &VaultArgs, file: &FileConfig) -> HttpConfig {
     let mut http = HttpConfig {
         // The scraper's secret comes from the environment only, like the root key.
-        metrics_token: std::env::var("STRONGBOX_METRICS_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        metrics_token: secrets::var("STRONGBOX_METRICS_TOKEN").map(|t| t.to_string()),
         ..HttpConfig::default()
     };
     if let Some(n) = args.max_body_bytes.or(file.max_body_bytes) {
@@ -445,11 +463,8 @@ fn root_key(file: Option<&Path>) -> Result<RootKey, String> {
 
 /// The root key from STRONGBOX_ROOT_KEY or a key file, if one is given.
 fn supplied_root_key(file: Option<&Path>) -> Result<Option<RootKey>, String> {
-    let from_env = std::env::var("STRONGBOX_ROOT_KEY")
-        .ok()
-        .filter(|k| !k.is_empty());
-    let text = match (from_env, file) {
-        (Some(k), _) => Zeroizing::new(k),
+    let text = match (secrets::var("STRONGBOX_ROOT_KEY"), file) {
+        (Some(k), _) => k,
         (None, Some(path)) => {
             check_private(path)?;
             Zeroizing::new(
@@ -634,21 +649,20 @@ async fn init(
     seal: Option<(u8, u8)>,
     kms_key_id: Option<&str>,
 ) -> Result<(), String> {
-    let (root, generated_key) = match std::env::var("STRONGBOX_ROOT_KEY") {
-        Ok(k) => (
-            RootKey::from_hex(&Zeroizing::new(k))
-                .map_err(|e| format!("invalid STRONGBOX_ROOT_KEY: {e}"))?,
+    let (root, generated_key) = match secrets::var("STRONGBOX_ROOT_KEY") {
+        Some(k) => (
+            RootKey::from_hex(&k).map_err(|e| format!("invalid STRONGBOX_ROOT_KEY: {e}"))?,
             false,
         ),
-        Err(_) => (RootKey::generate().map_err(|e| e.to_string())?, true),
+        None => (RootKey::generate().map_err(|e| e.to_string())?, true),
     };
-    let (token, generated_token) = match std::env::var("STRONGBOX_ROOT_TOKEN") {
-        Ok(t) => (
-            parse_record_token(&Zeroizing::new(t))
+    let (token, generated_token) = match secrets::var("STRONGBOX_ROOT_TOKEN") {
+        Some(t) => (
+            parse_record_token(&t)
                 .ok_or("invalid STRONGBOX_ROOT_TOKEN: it must be a UUID (8-4-4-4-12 hex digits)")?,
             false,
         ),
-        Err(_) => (strongbox_crypto::new_record_token(), true),
+        None => (strongbox_crypto::new_record_token(), true),
     };
     let opts = OpenOptions {
         create: true,
@@ -854,9 +868,7 @@ impl Unsealer for Opener {
             jobs.push(tokio::spawn(kek_rotator(vault.clone(), every)).abort_handle());
         }
         if let Some(url) = vault.config().notification_url.clone() {
-            let secret = std::env::var("STRONGBOX_NOTIFICATION_SECRET")
-                .ok()
-                .filter(|s| !s.is_empty());
+            let secret = secrets::var("STRONGBOX_NOTIFICATION_SECRET").map(|s| s.to_string());
             if secret.is_none() {
                 tracing::warn!(
                     "webhooks are not signed: set STRONGBOX_NOTIFICATION_SECRET so receivers can verify them"

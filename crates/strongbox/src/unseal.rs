@@ -145,6 +145,30 @@ pub async fn seal(addr: &str, token: &str) -> Result<(), String> {
     .map_err(|e| e.to_string())?
 }
 
+/// Replaces the root token of a running vault and prints the new one, once.
+pub async fn rotate_root_token(addr: &str, token: &str) -> Result<(), String> {
+    let url = format!("{}/v1/sys/rotate/root-token", addr.trim_end_matches('/'));
+    let token = token.to_string();
+    tokio::task::spawn_blocking(move || {
+        let (status, v) = post(&url, Some(&token), &serde_json::json!({}))?;
+        let new = v["token"].as_str().filter(|_| status == 200);
+        let Some(new) = new else {
+            let message = v["message"].as_str().unwrap_or("unexpected answer");
+            return Err(format!(
+                "the vault refused to rotate the root token: {message}"
+            ));
+        };
+        println!("Root token: {new}");
+        eprintln!(
+            "The old root token no longer works (on every node within a second). \
+             Store the new one now: it is not shown again."
+        );
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 fn get(url: &str, token: &str) -> Result<(u16, Value), String> {
     let mut resp = agent()
         .get(url)

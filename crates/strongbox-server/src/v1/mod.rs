@@ -100,6 +100,7 @@ pub fn routes() -> Router<AppState> {
             "/v1/sys/rotate/kek",
             get(system::kek_status).post(system::rotate_kek),
         )
+        .route("/v1/sys/rotate/root-token", post(system::rotate_root_token))
         .route(
             "/v1/sys/rotate/index",
             get(system::index_status).post(system::rotate_index),

@@ -179,6 +179,14 @@ pub async fn rotate_kek(State(state): State<AppState>, headers: HeaderMap) -> Re
     ]))
 }
 
+/// `POST /v1/sys/rotate/root-token`: a new root token, answered once (root). The
+/// old one stops working on every node within a second.
+pub async fn rotate_root_token(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    let who = principal(&state, &headers).await?;
+    let token = state.vault.rotate_root_token(&who).await?;
+    Ok(ok_fields(&[("token", Value::from(token))]))
+}
+
 /// `GET /v1/sys/rotate/kek`: where the re-wrap stands (root).
 pub async fn kek_status(State(state): State<AppState>, headers: HeaderMap) -> Reply {
     let who = principal(&state, &headers).await?;

@@ -20,6 +20,7 @@ backend_tests!(
     app_writes_follow_self_service,
     list_parameters_out_of_range_are_refused,
     identities_follow_one_normalization_rule,
+    secrets_leave_the_process_environment,
 );
 
 /// `n` operations that each copy the whole document into a new key: each doubles it.
@@ -408,4 +409,31 @@ fn identities_follow_one_normalization_rule(b: &Backend) {
         s.get_user("login", &i64::MAX.to_string()).expect(200)["token"],
         tokens[2].as_str()
     );
+}
+
+/// The root key and the metrics token given in the environment are not left in
+/// `/proc/PID/environ` (readable by the same user and root for the process's life);
+/// other variables are untouched, and the secrets still work.
+fn secrets_leave_the_process_environment(b: &Backend) {
+    let metrics = "d0c4e7aa-metrics-secret-5b1f";
+    let s = Server::start_with(b, &[&format!("env:STRONGBOX_METRICS_TOKEN={metrics}")]);
+    let environ = std::fs::read(format!("/proc/{}/environ", s.pid())).unwrap();
+    let text = String::from_utf8_lossy(&environ);
+    assert!(
+        !text.contains(&s.root_key),
+        "the root key is in the environment"
+    );
+    assert!(
+        !text.contains(metrics),
+        "the metrics token is in the environment"
+    );
+    assert!(
+        text.contains("STRONGBOX_LOG=debug"),
+        "other variables must stay"
+    );
+    // Both were read before they were cleared.
+    s.create_user(json!({"login": "env-probe"}));
+    let auth = format!("Bearer {metrics}");
+    let (status, _) = crate::system::scrape(&s, &[("Authorization", &auth)]);
+    assert_eq!(status, 200);
 }

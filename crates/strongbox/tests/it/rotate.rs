@@ -19,6 +19,7 @@ backend_tests!(
     index_backfill_resumes_after_a_crash,
     index_rotations_on_two_nodes,
     erasure_epochs_retire_the_kek_on_schedule,
+    root_token_rotation_reaches_every_node,
 );
 
 /// Runs `strongbox rotate root-key` with `env` and `stdin`; returns (code, stdout).
@@ -692,4 +693,112 @@ fn decode_hex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
         .collect()
+}
+
+/// `strongbox rotate root-token`, with the token from the environment, a file or
+/// stdin: the new token works, the old one stops working on this node at once and
+/// on a second node within a second; user tokens are untouched.
+fn root_token_rotation_reaches_every_node(b: &Backend) {
+    let mut s = Server::start(b);
+    let t = s.create_user(json!({"login": "rt-user"}));
+    let xt = issue(&s, "token", &t, Body::Json(json!({"expiration": "1d"})));
+    let two = (!matches!(b, Backend::Sqlite)).then(|| {
+        let store = StoreLoc {
+            backend: s.store.backend.clone(),
+            args: s.store.args.clone(),
+            dir: tempfile::tempdir().unwrap(),
+            db: None,
+            url: s.store.url.clone(),
+        };
+        Server::serve(store, s.root_key.clone(), s.token.clone(), vec![])
+    });
+    // No token: a clear refusal that says how to give one.
+    let (code, out) = run_bin(
+        &["rotate", "root-token", "--addr", &s.base],
+        &[("STRONGBOX_TOKEN", None)],
+        "",
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("STRONGBOX_TOKEN"), "{out}");
+    // From the environment.
+    let old = s.token.clone();
+    let (code, out) = run_bin(
+        &["rotate", "root-token", "--addr", &s.base],
+        &[("STRONGBOX_TOKEN", Some(&old))],
+        "",
+    );
+    assert_eq!(code, 0, "{out}");
+    let new = line(&out, "Root token:").to_string();
+    assert_ne!(new, old);
+    let path = format!("/v1/user/token/{t}");
+    assert_eq!(s.call_as(Some(&old), "GET", &path, Body::None).status, 403);
+    s.call_as(Some(&new), "GET", &path, Body::None).expect(200);
+    s.call_as(Some(&xt), "GET", &path, Body::None).expect(200);
+    if let Some(two) = &two {
+        wait_until("the second node to take the new root token", 10, || {
+            two.call_as(Some(&old), "GET", &path, Body::None).status == 403
+                && two.call_as(Some(&new), "GET", &path, Body::None).status == 200
+        });
+    }
+    // From a file, then from stdin; the old token is refused.
+    let file = s.store.dir.path().join("root-token");
+    std::fs::write(&file, format!("{new}\n")).unwrap();
+    let (code, out) = run_bin(
+        &[
+            "rotate",
+            "root-token",
+            "--addr",
+            &s.base,
+            "--token-file",
+            file.to_str().unwrap(),
+        ],
+        &[("STRONGBOX_TOKEN", None)],
+        "",
+    );
+    assert_eq!(code, 0, "{out}");
+    let third = line(&out, "Root token:").to_string();
+    let (code, out) = run_bin(
+        &[
+            "rotate",
+            "root-token",
+            "--addr",
+            &s.base,
+            "--token-file",
+            "-",
+        ],
+        &[("STRONGBOX_TOKEN", None)],
+        &format!("{new}\n"),
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("refused"), "{out}");
+    let (code, out) = run_bin(
+        &[
+            "rotate",
+            "root-token",
+            "--addr",
+            &s.base,
+            "--token-file",
+            "-",
+        ],
+        &[("STRONGBOX_TOKEN", None)],
+        &format!("{third}\n"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let fourth = line(&out, "Root token:").to_string();
+    s.call_as(Some(&fourth), "GET", &path, Body::None)
+        .expect(200);
+    // Audited, and a restart keeps the rotated token.
+    s.token = fourth.clone();
+    let audit = s
+        .call("GET", "/v1/audit/admin?limit=100", Body::None)
+        .expect(200);
+    assert!(audit.to_string().contains("rotate root token"), "{audit}");
+    drop(two);
+    let s = s.restart();
+    s.call_as(Some(&fourth), "GET", &path, Body::None)
+        .expect(200);
+    assert_eq!(
+        s.call_as(Some(&third), "GET", &path, Body::None).status,
+        403
+    );
 }

@@ -56,7 +56,7 @@ fn configuration_is_root_only_and_keeps_secrets(b: &Backend) {
 }
 
 /// `GET /v1/metrics` with optional headers; (status, body).
-fn scrape(s: &Server, headers: &[(&str, &str)]) -> (u16, String) {
+pub fn scrape(s: &Server, headers: &[(&str, &str)]) -> (u16, String) {
     let mut req = http::Request::builder()
         .method("GET")
         .uri(format!("{}/v1/metrics", s.base));
