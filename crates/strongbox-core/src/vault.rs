@@ -206,8 +206,8 @@ impl SealConfig {
 pub enum OpenError {
     #[error("the root key does not match this store (the stored canary did not verify)")]
     WrongRootKey,
-    #[error("the store is not initialized: run `strongbox init` first")]
-    NotInitialized,
+    #[error("{0} is not initialized: run `strongbox init` first")]
+    NotInitialized(String),
     #[error("the store is already initialized; refusing to initialize it again")]
     AlreadyInitialized,
     #[error("the key ring is damaged: {0}")]
@@ -221,7 +221,7 @@ pub enum OpenError {
 impl From<StoreError> for OpenError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotInitialized => OpenError::NotInitialized,
+            StoreError::NotInitialized(what) => OpenError::NotInitialized(what),
             StoreError::AlreadyInitialized => OpenError::AlreadyInitialized,
             other => OpenError::Store(other),
         }

@@ -413,8 +413,9 @@ pub enum StoreError {
     Guarded,
     #[error("the store is already initialized")]
     AlreadyInitialized,
-    #[error("the store is not initialized (run `strongbox init` first)")]
-    NotInitialized,
+    /// Which store (a path or a URL without its password), for the operator.
+    #[error("{0} is not initialized (run `strongbox init` first)")]
+    NotInitialized(String),
     #[error("unsupported database URL: {0}")]
     BadUrl(String),
     /// Anything the database or the driver reported. The text comes from the driver
@@ -446,13 +447,21 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Where the data lives.
-#[derive(Clone, Debug)]
+/// Where the data lives. Its `Debug` is [`Location::describe`]: a URL's password
+/// never reaches a log line.
+#[derive(Clone)]
 pub enum Location {
     /// An SQLite database file.
     Sqlite(PathBuf),
-    /// A `postgres://` or `mysql://` URL.
-    Server(String),
+    /// A `postgres://` or `mysql://` URL, and on PostgreSQL the schema that holds
+    /// Strongbox's tables (`None`: the role's search path, usually `public`).
+    Server { url: String, schema: Option<String> },
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl Location {
@@ -472,7 +481,7 @@ impl Location {
                     Some(rest) => format!("mysql://{rest}"),
                     None => url.to_string(),
                 };
-                return Ok(Location::Server(url));
+                return Ok(Location::Server { url, schema: None });
             }
         }
         let scheme = url.split("://").next().unwrap_or("");
@@ -490,24 +499,59 @@ impl Location {
     pub fn describe(&self) -> String {
         match self {
             Location::Sqlite(p) => format!("sqlite file {}", p.display()),
-            Location::Server(url) => {
+            Location::Server { url, schema } => {
                 let scheme = url.split("://").next().unwrap_or("");
                 let host = url
                     .split("://")
                     .nth(1)
                     .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
                     .unwrap_or("");
-                format!("{scheme}://{host}")
+                match schema {
+                    Some(schema) => format!("{scheme}://{host} (schema {schema})"),
+                    None => format!("{scheme}://{host}"),
+                }
             }
+        }
+    }
+
+    /// Puts Strongbox's tables in schema `name` of a PostgreSQL database (created
+    /// by `init`), so they never share `public` with an application's.
+    pub fn with_schema(self, name: Option<String>) -> Result<Self> {
+        let Some(name) = name.filter(|n| !n.is_empty()) else {
+            return Ok(self);
+        };
+        let valid = name.len() <= 63
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(StoreError::BadUrl(format!(
+                "schema name `{name}`: use lower-case letters, digits and _ (at most 63)"
+            )));
+        }
+        match self {
+            Location::Server { url, .. } if url.starts_with("postgres") => Ok(Location::Server {
+                url,
+                schema: Some(name),
+            }),
+            _ => Err(StoreError::BadUrl(
+                "--database-schema is for PostgreSQL; on MySQL/MariaDB and SQLite give \
+                 Strongbox a database of its own"
+                    .into(),
+            )),
         }
     }
 }
 
 /// Options for opening a store.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
     /// Create the database (file) and schema if missing; only `init` does this.
     pub create: bool,
+    /// A command that only reads (`backup` from the store, `audit verify`): the
+    /// schema is checked, never migrated, so a role with read rights only suffices.
+    pub read_only: bool,
     pub durability: Durability,
 }
 
@@ -522,8 +566,16 @@ impl Store {
     pub async fn open(location: &Location, opts: &OpenOptions) -> Result<Store> {
         match location {
             Location::Sqlite(path) => SqliteStore::open(path, opts).await.map(Store::Sqlite),
-            Location::Server(url) => SqlxStore::open(url, opts).await.map(Store::Sqlx),
+            Location::Server { url, schema } => {
+                SqlxStore::open(url, schema.as_deref(), &location.describe(), opts)
+                    .await
+                    .map(Store::Sqlx)
+            }
         }
+        .map_err(|e| match e {
+            StoreError::NotInitialized(_) => StoreError::NotInitialized(location.describe()),
+            e => e,
+        })
     }
 
     /// Writes the initial meta rows and key ring; refuses if already initialized.
@@ -996,10 +1048,10 @@ mod tests {
         );
         assert!(matches!(
             Location::from_url("postgres://u@h/db"),
-            Ok(Location::Server(_))
+            Ok(Location::Server { .. })
         ));
         assert!(
-            matches!(Location::from_url("mariadb://u@h/db"), Ok(Location::Server(u)) if u == "mysql://u@h/db")
+            matches!(Location::from_url("mariadb://u@h/db"), Ok(Location::Server { url, .. }) if url == "mysql://u@h/db")
         );
         assert!(Location::from_url("redis://h").is_err());
         assert!(Location::from_url("sqlite://").is_err());

@@ -32,7 +32,101 @@ pub enum Dialect {
     Mysql,
 }
 
-pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS strongbox_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)";
+pub const MIGRATIONS_TABLE: &str =
+    "CREATE TABLE strongbox_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)";
+
+/// The tables the migrations create, in order (the migrations table first), read
+/// from the statements themselves.
+pub fn table_names(dialect: Dialect) -> Vec<&'static str> {
+    let mut names = vec!["strongbox_migrations"];
+    for (_, statements) in migrations(dialect) {
+        for st in *statements {
+            if let Some(rest) = st.strip_prefix("CREATE TABLE ")
+                && let Some(name) = rest.split_whitespace().next()
+                && !names.contains(&name)
+            {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// The newest schema version this build knows.
+pub fn newest_version(dialect: Dialect) -> i64 {
+    migrations(dialect)
+        .iter()
+        .map(|(v, _)| *v)
+        .max()
+        .unwrap_or(0)
+}
+
+/// What opening a store does about its schema.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Create `strongbox_migrations` first (a new store).
+    pub create_table: bool,
+    /// Versions to apply, in order.
+    pub apply: Vec<i64>,
+}
+
+/// Decides what to migrate, before anything is written. `tables`: the tables already
+/// in the database (or schema); `applied`: the versions recorded in
+/// `strongbox_migrations`, `None` when that table does not exist. `shown` names the
+/// store in errors. A new store is created only by `init` (`create`), and only where
+/// none of its tables exists yet; read-only commands (`read_only`) never migrate.
+pub fn plan(
+    dialect: Dialect,
+    tables: &[String],
+    applied: Option<&[i64]>,
+    create: bool,
+    read_only: bool,
+    shown: &str,
+) -> crate::Result<Plan> {
+    let known: Vec<i64> = migrations(dialect).iter().map(|(v, _)| *v).collect();
+    let Some(applied) = applied else {
+        let taken: Vec<&str> = table_names(dialect)
+            .into_iter()
+            .filter(|t| tables.iter().any(|have| have.eq_ignore_ascii_case(t)))
+            .collect();
+        if !taken.is_empty() {
+            return Err(crate::StoreError::Backend(format!(
+                "{shown} already has tables that Strongbox would create ({}); nothing was \
+                 changed. Give Strongbox a database of its own (on PostgreSQL, \
+                 --database-schema NAME gives it a schema of its own)",
+                taken.join(", ")
+            )));
+        }
+        if !create {
+            return Err(crate::StoreError::NotInitialized(String::new()));
+        }
+        return Ok(Plan {
+            create_table: true,
+            apply: known,
+        });
+    };
+    if let Some(newer) = applied.iter().copied().filter(|v| !known.contains(v)).max() {
+        return Err(crate::StoreError::Backend(format!(
+            "{shown} has schema version {newer}, newer than this build of Strongbox knows \
+             ({}): run a newer version",
+            newest_version(dialect)
+        )));
+    }
+    let apply: Vec<i64> = known.into_iter().filter(|v| !applied.contains(v)).collect();
+    if read_only && !apply.is_empty() {
+        let at = applied.iter().copied().max().unwrap_or(0);
+        return Err(crate::StoreError::Backend(format!(
+            "the schema of {shown} is at version {at} and this build needs version {}; \
+             this command does not change the schema: run `strongbox serve` once with a \
+             role that may",
+            newest_version(dialect)
+        )));
+    }
+    Ok(Plan {
+        create_table: false,
+        apply,
+    })
+}
 
 /// (version, statements) for a dialect.
 pub fn migrations(dialect: Dialect) -> &'static [(i64, &'static [&'static str])] {
@@ -197,3 +291,48 @@ const MYSQL: &[(i64, &[&str])] = &[
         ],
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans() {
+        let d = Dialect::Postgres;
+        let newest = newest_version(d);
+        let all: Vec<i64> = (1..=newest).collect();
+        let none: Vec<String> = Vec::new();
+        let app = vec!["orders".to_string(), "USERS".to_string()];
+        // A fresh database: everything, by init only.
+        let p = plan(d, &none, None, true, false, "db").unwrap();
+        assert!(p.create_table && p.apply == all);
+        assert!(matches!(
+            plan(d, &none, None, false, false, "db"),
+            Err(crate::StoreError::NotInitialized(_))
+        ));
+        // An application's `users`: refused, named, before anything is written.
+        let e = plan(d, &app, None, true, false, "db")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(users)"), "{e}");
+        // Up to date: nothing, also read-only.
+        let p = plan(d, &none, Some(&all), false, true, "db").unwrap();
+        assert!(!p.create_table && p.apply.is_empty());
+        // Behind: the rest; read-only refuses.
+        let p = plan(d, &none, Some(&all[..1]), false, false, "db").unwrap();
+        assert_eq!(p.apply, all[1..].to_vec());
+        let e = plan(d, &none, Some(&all[..1]), false, true, "db").unwrap_err();
+        assert!(e.to_string().contains("does not change the schema"), "{e}");
+        // Ahead: refused.
+        let ahead = vec![newest + 1];
+        assert!(plan(d, &none, Some(&ahead), false, false, "db").is_err());
+    }
+
+    #[test]
+    fn every_dialect_names_the_same_tables() {
+        let sqlite = table_names(Dialect::Sqlite);
+        assert!(sqlite.contains(&"users") && sqlite.contains(&"audit_checkpoint"));
+        assert_eq!(sqlite, table_names(Dialect::Postgres));
+        assert_eq!(sqlite, table_names(Dialect::Mysql));
+    }
+}

@@ -182,7 +182,7 @@ impl SqliteStore {
                 canary,
                 root_token_hash,
             }),
-            _ => Err(StoreError::NotInitialized),
+            _ => Err(StoreError::NotInitialized("the store".into())),
         }
     }
 
@@ -662,10 +662,58 @@ fn configure(conn: &Connection, durability: Durability) -> Result<()> {
     .map_err(backend)
 }
 
-fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Connection> {
-    if !opts.create && !path.exists() {
-        return Err(StoreError::NotInitialized);
+/// Says what is wrong with the data directory or the database file, by path,
+/// before SQLite would report it as "not initialized" or fail on the first write.
+fn check_path(path: &Path, create: bool, read_only: bool) -> Result<()> {
+    let unusable = |what: String| Err(StoreError::Backend(what));
+    let not_initialized = || Err(StoreError::NotInitialized(String::new()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        match std::fs::metadata(dir) {
+            Ok(m) if !m.is_dir() => {
+                return unusable(format!(
+                    "{} is not a directory (the data directory must be one)",
+                    dir.display()
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return if create { Ok(()) } else { not_initialized() };
+            }
+            Err(e) => {
+                return unusable(format!(
+                    "cannot use the data directory {}: {e}",
+                    dir.display()
+                ));
+            }
+        }
     }
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => unusable(format!("{} is not a file", path.display())),
+        Ok(_) if read_only => Ok(()),
+        Ok(_) => match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            Ok(_) => Ok(()),
+            Err(e) => unusable(format!(
+                "cannot open {} for writing: {e} (the vault writes to its database)",
+                path.display()
+            )),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if create {
+                Ok(())
+            } else {
+                not_initialized()
+            }
+        }
+        Err(e) => unusable(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Connection> {
+    check_path(path, opts.create, opts.read_only)?;
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
         && !dir.exists()
@@ -690,6 +738,14 @@ fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Connection> {
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
     }
     let conn = Connection::open(path).map_err(backend)?;
+    // SQLite falls back to read-only when it cannot write the file or its
+    // directory (for the WAL): refuse to start rather than answer 503 to every write.
+    if !opts.read_only && conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+        return Err(StoreError::Backend(format!(
+            "{} opens read-only (check the permissions of the file and its directory)",
+            path.display()
+        )));
+    }
     configure(&conn, opts.durability)?;
     // Checkpoints run on their own thread (see `checkpointer_loop`), not inside the
     // writer's commits, where they stalled every write for tens of milliseconds. (With
@@ -707,7 +763,7 @@ fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Connection> {
     // only takes memory as pages are used).
     conn.execute_batch(&format!("PRAGMA cache_size=-{WRITER_CACHE_KIB};"))
         .map_err(backend)?;
-    migrate(&conn)?;
+    migrate(&conn, path, opts)?;
     Ok(conn)
 }
 
@@ -722,19 +778,42 @@ fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &Connection) -> Result<()> {
-    conn.execute_batch(schema::MIGRATIONS_TABLE)
+/// Brings the schema up to date as [`schema::plan`] decides.
+fn migrate(conn: &Connection, path: &Path, opts: &OpenOptions) -> Result<()> {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
         .map_err(backend)?;
-    for (version, statements) in schema::migrations(Dialect::Sqlite) {
-        let applied: Option<i64> = conn
-            .query_row(
-                "SELECT version FROM strongbox_migrations WHERE version = ?",
-                [version],
-                |r| r.get(0),
-            )
-            .optional()
+    let applied = if tables.iter().any(|t| t == "strongbox_migrations") {
+        let versions = conn
+            .prepare("SELECT version FROM strongbox_migrations")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()
+            })
             .map_err(backend)?;
-        if applied.is_some() {
+        Some(versions)
+    } else {
+        None
+    };
+    let shown = format!("sqlite file {}", path.display());
+    let plan = schema::plan(
+        Dialect::Sqlite,
+        &tables,
+        applied.as_deref(),
+        opts.create,
+        opts.read_only,
+        &shown,
+    )?;
+    if plan.create_table {
+        conn.execute_batch(schema::MIGRATIONS_TABLE)
+            .map_err(backend)?;
+    }
+    for (version, statements) in schema::migrations(Dialect::Sqlite) {
+        if !plan.apply.contains(version) {
             continue;
         }
         let tx = conn.unchecked_transaction().map_err(backend)?;

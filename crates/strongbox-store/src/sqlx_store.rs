@@ -49,6 +49,9 @@ fn backend(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// How long opening the store waits for the database server to answer.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How often a write that lost a deadlock is run again.
 const DEADLOCK_RETRIES: u32 = 4;
 
@@ -63,7 +66,13 @@ fn unique_violation(e: &sqlx::Error) -> bool {
 type Tx = Transaction<'static, Any>;
 
 impl SqlxStore {
-    pub async fn open(url: &str, opts: &OpenOptions) -> Result<Self> {
+    /// Opens a pool on `url`; `shown` names the server in errors (no password).
+    pub async fn open(
+        url: &str,
+        schema: Option<&str>,
+        shown: &str,
+        opts: &OpenOptions,
+    ) -> Result<Self> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let dialect = if url.starts_with("mysql://") {
@@ -71,9 +80,52 @@ impl SqlxStore {
         } else {
             Dialect::Postgres
         };
+        // One connection first, so a wrong address or a refused login is reported
+        // within seconds with its cause, instead of as the pool's timeout.
+        let probe = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            <sqlx::AnyConnection as sqlx::Connection>::connect(url),
+        )
+        .await;
+        match probe {
+            Ok(Ok(mut conn)) => {
+                if let Some(schema) = schema
+                    && opts.create
+                {
+                    // Validated by `Location::with_schema`: lower-case, digits, `_`.
+                    let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+                    sqlx::raw_sql(AssertSqlSafe(create))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(backend)?;
+                }
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot connect to {shown}: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(StoreError::Backend(format!(
+                    "cannot connect to {shown}: no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        }
+        let search_path = schema.map(|s| format!("SET search_path TO \"{s}\""));
         let pool = AnyPoolOptions::new()
             .max_connections(16)
             .min_connections(1)
+            .after_connect(move |conn, _| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    if let Some(set) = search_path {
+                        sqlx::raw_sql(AssertSqlSafe(set)).execute(conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .map_err(backend)?;
@@ -88,9 +140,9 @@ impl SqlxStore {
             tokio::spawn(store.clone().audit_batcher(rx.clone()));
         }
         if !opts.create && !store.has_schema().await? {
-            return Err(StoreError::NotInitialized);
+            return Err(StoreError::NotInitialized(String::new()));
         }
-        store.migrate().await?;
+        store.migrate(opts, shown).await?;
         Ok(store)
     }
 
@@ -121,19 +173,60 @@ impl SqlxStore {
         Ok(n > 0)
     }
 
-    async fn migrate(&self) -> Result<()> {
-        sqlx::query(schema::MIGRATIONS_TABLE)
-            .execute(&self.pool)
+    /// The tables of the current schema (PostgreSQL) or database (MySQL).
+    async fn tables(&self) -> Result<Vec<String>> {
+        let probe = match self.dialect {
+            Dialect::Postgres => {
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+                 WHERE table_schema = current_schema()"
+            }
+            _ => {
+                "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE()"
+            }
+        };
+        let rows = sqlx::query(probe)
+            .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(backend))
+            .collect()
+    }
+
+    /// Brings the schema up to date as [`schema::plan`] decides, which checks first
+    /// (tables an application already has, a read-only command).
+    async fn migrate(&self, opts: &OpenOptions, shown: &str) -> Result<()> {
+        let tables = self.tables().await?;
+        let applied = if tables.iter().any(|t| t == "strongbox_migrations") {
+            let rows = sqlx::query("SELECT version FROM strongbox_migrations")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+            Some(
+                rows.iter()
+                    .map(|r| r.try_get::<i64, _>(0).map_err(backend))
+                    .collect::<Result<Vec<i64>>>()?,
+            )
+        } else {
+            None
+        };
+        let plan = schema::plan(
+            self.dialect,
+            &tables,
+            applied.as_deref(),
+            opts.create,
+            opts.read_only,
+            shown,
+        )?;
+        if plan.create_table {
+            sqlx::query(schema::MIGRATIONS_TABLE)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        }
         for (version, statements) in schema::migrations(self.dialect) {
-            let applied =
-                sqlx::query(self.q("SELECT version FROM strongbox_migrations WHERE version = ?"))
-                    .bind(*version)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(backend)?;
-            if applied.is_some() {
+            if !plan.apply.contains(version) {
                 continue;
             }
             // PostgreSQL runs DDL transactionally; MySQL commits DDL implicitly, so a
@@ -217,7 +310,7 @@ impl SqlxStore {
                 canary,
                 root_token_hash,
             }),
-            _ => Err(StoreError::NotInitialized),
+            _ => Err(StoreError::NotInitialized("the store".into())),
         }
     }
 

@@ -76,6 +76,7 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
                 location,
                 &OpenOptions {
                     create: false,
+                    read_only: true,
                     durability: Durability::default(),
                 },
             )
@@ -141,6 +142,7 @@ pub async fn restore(
         location,
         &OpenOptions {
             create: true,
+            read_only: false,
             durability,
         },
     )
@@ -165,6 +167,7 @@ pub async fn load_scratch(path: &Path, dir: &Path) -> Result<Store, String> {
         &Location::data_dir(dir),
         &OpenOptions {
             create: true,
+            read_only: false,
             durability: Durability::Normal,
         },
     )

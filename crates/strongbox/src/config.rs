@@ -346,6 +346,12 @@ pub struct StoreArgs {
     /// machine). File key: `sqlite_durability`.
     #[arg(long, env = "STRONGBOX_SQLITE_DURABILITY", value_name = "MODE")]
     pub sqlite_durability: Option<DurabilityArg>,
+    /// PostgreSQL only: keep Strongbox's tables in this schema (created by `init`)
+    /// instead of the role's default (usually `public`, shared with whatever else
+    /// is in the database). Every command on that store needs the same value. File
+    /// key: `database_schema`.
+    #[arg(long, env = "STRONGBOX_DATABASE_SCHEMA", value_name = "NAME")]
+    pub database_schema: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -485,6 +491,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub database_schema: Option<String>,
     pub sqlite_durability: Option<DurabilityArg>,
     pub root_key_file: Option<PathBuf>,
     pub max_body_bytes: Option<usize>,
@@ -536,7 +543,20 @@ impl StoreArgs {
             (Some(_), Some(_)) => {
                 Err("give either a data directory or a database URL, not both".into())
             }
-            (None, Some(url)) => Location::from_url(&url).map_err(|e| e.to_string()),
+            (None, Some(url)) => Location::from_url(&url)
+                .and_then(|l| {
+                    l.with_schema(
+                        self.database_schema
+                            .clone()
+                            .or_else(|| file.database_schema.clone()),
+                    )
+                })
+                .map_err(|e| e.to_string()),
+            (Some(_), None) | (None, None)
+                if self.database_schema.is_some() || file.database_schema.is_some() =>
+            {
+                Err("--database-schema is for PostgreSQL (with --database-url)".into())
+            }
             (Some(dir), None) => Ok(Location::data_dir(dir)),
             (None, None) => Ok(Location::data_dir(DEFAULT_DATA_DIR)),
         }

@@ -254,6 +254,7 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
                 &location,
                 &OpenOptions {
                     create: false,
+                    read_only: false,
                     durability: store.durability(&file),
                 },
             )
@@ -318,6 +319,7 @@ async fn open_vault(
     let root = root_key(root_key_file.or(file.root_key_file.as_deref()))?;
     let opts = OpenOptions {
         create: false,
+        read_only: false,
         durability: store.durability(file),
     };
     let db = Store::open(&location, &opts)
@@ -538,6 +540,7 @@ async fn rotate_root_key(
         location,
         &OpenOptions {
             create: false,
+            read_only: false,
             durability,
         },
     )
@@ -666,6 +669,7 @@ async fn init(
     };
     let opts = OpenOptions {
         create: true,
+        read_only: false,
         durability: *durability,
     };
     let store = Store::open(location, &opts)
@@ -741,6 +745,7 @@ async fn demo(
     let root = RootKey::generate().map_err(|e| e.to_string())?;
     let opts = OpenOptions {
         create: true,
+        read_only: false,
         durability: Default::default(),
     };
     let store = Store::open(&location, &opts)

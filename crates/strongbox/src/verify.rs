@@ -14,6 +14,7 @@ use crate::Failure;
 async fn open(location: &Location) -> Result<Store, String> {
     let opts = OpenOptions {
         create: false,
+        read_only: true,
         durability: Default::default(),
     };
     Store::open(location, &opts)

@@ -21,6 +21,7 @@ mod rotate;
 mod schema;
 mod security;
 mod sessions;
+mod setup;
 mod shares;
 mod system;
 mod tokens;
