@@ -254,13 +254,22 @@ fn scan_backup(
             first_error = Some(e);
         }
     }
-    let manifest_line = last.ok_or("not a Strongbox backup (no manifest)")?;
+    let manifest_line = last.ok_or("the backup is empty")?;
+    // A backup ends with its manifest line; anything else there means the file was
+    // cut short (a transfer or a disk that stopped), or is not a backup at all.
+    let incomplete = || {
+        if header_seen {
+            format!(
+                "the backup is incomplete: it ends after {row} rows without its manifest \
+                 (cut short while being written or copied?)"
+            )
+        } else {
+            "not a Strongbox backup (no header and no manifest)".to_string()
+        }
+    };
     let manifest_line = manifest_line.strip_suffix(b"\n").unwrap_or(&manifest_line);
-    let manifest: Value =
-        serde_json::from_slice(manifest_line).map_err(|_| "the manifest is not JSON")?;
-    let m = manifest
-        .get("manifest")
-        .ok_or("not a Strongbox backup (no manifest)")?;
+    let manifest: Value = serde_json::from_slice(manifest_line).map_err(|_| incomplete())?;
+    let m = manifest.get("manifest").ok_or_else(incomplete)?;
     let expected = m["sha256"].as_str().unwrap_or("");
     let actual = hex::encode(hash.finalize());
     if actual != expected {

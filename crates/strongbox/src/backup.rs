@@ -1,6 +1,6 @@
 //! `strongbox backup` and `strongbox restore`.
 
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::Path;
 
 use strongbox_core::backup::{
@@ -16,7 +16,11 @@ pub enum Source {
     Store(Location),
 }
 
-/// A file beside `path` (mode 0600) that becomes `path` only once complete.
+/// `--out -`: the backup goes to stdout, once it is complete and checked.
+const TO_STDOUT: &str = "-";
+
+/// A file beside `path` (mode 0600) that becomes `path` only once complete (or,
+/// for `-`, a scratch file that is copied to stdout then).
 struct Pending {
     file: std::io::BufWriter<std::fs::File>,
     tmp: tempfile::TempPath,
@@ -24,10 +28,14 @@ struct Pending {
 
 impl Pending {
     fn create(path: &Path) -> Result<Pending, String> {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let scratch = std::env::temp_dir();
+        let dir = if path == TO_STDOUT {
+            scratch.as_path()
+        } else {
+            path.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+        };
         let tmp = tempfile::Builder::new()
             .prefix(".strongbox-backup")
             .tempfile_in(dir)
@@ -40,6 +48,21 @@ impl Pending {
     }
 
     fn finish(self, path: &Path) -> Result<(), String> {
+        if path == TO_STDOUT {
+            // Complete and checked: now it goes out, and the scratch file is deleted
+            // when `tmp` drops.
+            let mut file = self
+                .file
+                .into_inner()
+                .map_err(|e| format!("cannot write the backup: {e}"))?;
+            file.rewind()
+                .map_err(|e| format!("cannot read the backup back: {e}"))?;
+            let mut out = std::io::stdout().lock();
+            std::io::copy(&mut file, &mut out)
+                .and_then(|_| out.flush())
+                .map_err(|e| format!("cannot write the backup to stdout: {e}"))?;
+            return Ok(());
+        }
         let file = self
             .file
             .into_inner()
@@ -90,13 +113,23 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
         }
     };
     let total: u64 = manifest.rows.values().sum();
-    println!(
+    let line = format!(
         "backup written: {} ({total} rows, {} users, {} audit events; sha256 {})",
-        out.display(),
+        if out == TO_STDOUT {
+            "stdout".into()
+        } else {
+            out.display().to_string()
+        },
         manifest.rows.get("users").copied().unwrap_or(0),
         manifest.rows.get("audit").copied().unwrap_or(0),
         manifest.sha256
     );
+    // With the backup on stdout, the summary goes to stderr.
+    if out == TO_STDOUT {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
     Ok(())
 }
 

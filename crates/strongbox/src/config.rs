@@ -114,7 +114,7 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
-        vault: VaultArgs,
+        profiles: ImportArgs,
     },
     /// Write a backup of the whole store to one file while the vault keeps serving:
     /// ciphertexts, wrapped keys, index digests, audit rows and links, and a manifest
@@ -122,7 +122,8 @@ pub enum Command {
     /// vault (--addr and --token: GET /v1/sys/backup) or from the store directly.
     Backup {
         /// Where to write the backup (created with mode 0600; an existing file is
-        /// replaced only once the new one is complete).
+        /// replaced only once the new one is complete). `-`: stdout, once the
+        /// backup is complete and checked (the summary then goes to stderr).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
         /// A running vault's base URL, e.g. http://127.0.0.1:3000 (with the root token
@@ -354,7 +355,36 @@ pub struct StoreArgs {
     pub database_schema: Option<String>,
 }
 
+/// The settings that shape how `import` reads profiles (the server's others do
+/// not apply to it). The configuration file's keys apply as for `serve`.
 #[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Largest profile in bytes [default: 1048576]. File key: `max_body_bytes`.
+    #[arg(long, env = "STRONGBOX_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Region for phone numbers without a +country prefix [default: GB]. File key:
+    /// `default_country`.
+    #[arg(long, env = "STRONGBOX_DEFAULT_COUNTRY", value_name = "CC")]
+    pub default_country: Option<String>,
+    /// JSON Schema file that every profile must satisfy. File key:
+    /// `user_record_schema`.
+    #[arg(long, env = "STRONGBOX_USER_RECORD_SCHEMA", value_name = "FILE")]
+    pub user_record_schema: Option<PathBuf>,
+}
+
+impl ImportArgs {
+    /// The vault settings these stand for; the rest come from the file or defaults.
+    pub fn vault_args(&self) -> VaultArgs {
+        VaultArgs {
+            max_body_bytes: self.max_body_bytes,
+            default_country: self.default_country.clone(),
+            user_record_schema: self.user_record_schema.clone(),
+            ..VaultArgs::default()
+        }
+    }
+}
+
+#[derive(Args, Debug, Default)]
 pub struct VaultArgs {
     /// Largest request body in bytes [default: 1048576]. File key: `max_body_bytes`.
     #[arg(long, env = "STRONGBOX_MAX_BODY_BYTES", value_name = "BYTES")]

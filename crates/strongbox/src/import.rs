@@ -1,8 +1,8 @@
 //! `strongbox import`: bulk creation of users from JSON lines on stdin.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use strongbox_core::{Principal, Vault};
@@ -10,8 +10,73 @@ use strongbox_core::{Principal, Vault};
 /// One input line: a profile, or why the line is unusable.
 type Line = Result<Map<String, Value>, String>;
 
+/// Progress on stderr while an import runs: on a terminal a bar redrawn every
+/// second (by bytes, when stdin is a file of known size) or a running count;
+/// otherwise one line every 10 seconds, for logs.
+struct Progress {
+    tty: bool,
+    total_bytes: Option<u64>,
+    read_bytes: u64,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let total_bytes = std::fs::metadata("/proc/self/fd/0")
+            .ok()
+            .filter(|m| m.is_file() && m.len() > 0)
+            .map(|m| m.len());
+        let now = Instant::now();
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            total_bytes,
+            read_bytes: 0,
+            started: now,
+            last: now,
+        }
+    }
+
+    fn show(&mut self, created: u64, refused: u64) {
+        let every = if self.tty {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(10)
+        };
+        if self.last.elapsed() < every {
+            return;
+        }
+        self.last = Instant::now();
+        let rate = created as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let mut line = match self.total_bytes {
+            Some(total) => {
+                let pct = (self.read_bytes.min(total) * 100 / total) as usize;
+                format!(
+                    "[{}{}] {pct:>3} %  {created} imported, {refused} refused ({rate:.0}/s)",
+                    "#".repeat(pct / 5),
+                    ".".repeat(20 - pct / 5)
+                )
+            }
+            None => format!("{created} imported, {refused} refused ({rate:.0}/s)"),
+        };
+        if self.tty {
+            line.insert(0, '\r');
+            eprint!("{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty && self.last != self.started {
+            eprintln!();
+        }
+    }
+}
+
 pub async fn run(vault: Arc<Vault>, batch_size: usize, jobs: usize) -> Result<(), String> {
     let started = Instant::now();
+    let mut progress = Progress::new();
     let (mut created, mut refused) = (0u64, 0u64);
     let mut lines = std::io::stdin().lock().lines();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -22,7 +87,10 @@ pub async fn run(vault: Arc<Vault>, batch_size: usize, jobs: usize) -> Result<()
             let mut batch = Vec::with_capacity(batch_size);
             while batch.len() < batch_size {
                 match lines.next() {
-                    Some(Ok(line)) => batch.push(parse(&line)),
+                    Some(Ok(line)) => {
+                        progress.read_bytes += line.len() as u64 + 1;
+                        batch.push(parse(&line));
+                    }
                     Some(Err(e)) => return Err(format!("cannot read stdin: {e}")),
                     None => {
                         if !batch.is_empty() {
@@ -60,7 +128,9 @@ pub async fn run(vault: Arc<Vault>, batch_size: usize, jobs: usize) -> Result<()
                 writeln!(out, "{line}").map_err(|e| format!("cannot write stdout: {e}"))?;
             }
         }
+        progress.show(created, refused);
     }
+    progress.finish();
     out.flush()
         .map_err(|e| format!("cannot write stdout: {e}"))?;
     let secs = started.elapsed().as_secs_f64();

@@ -78,9 +78,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exit status 2, as for every error a command meets (1 means a verifier found
+/// what it looks for: tampering).
 fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
-    ExitCode::FAILURE
+    ExitCode::from(2)
 }
 
 /// How a command failed: it found what it looks for (a verifier found tampering),
@@ -291,8 +293,9 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
             batch_size,
             jobs,
             store,
-            vault: args,
+            profiles,
         } => {
+            let args = profiles.vault_args();
             let vault = open_vault(&store, root_key_file.as_deref(), &args, &file).await?;
             import::run(Arc::new(vault), batch_size.max(1), jobs.max(1)).await
         }

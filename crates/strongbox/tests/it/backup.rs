@@ -14,6 +14,7 @@ backend_tests!(
     disaster_recovery_drill,
     restore_never_brings_back_the_erased,
     damaged_backups_are_refused,
+    backup_to_stdout,
     backup_endpoint_is_root_only,
     sqlite_store_migrates_to_this_backend,
     restore_over_a_rotated_index_key,
@@ -237,7 +238,7 @@ fn damaged_backups_are_refused(b: &Backend) {
     for (name, text, expected) in [
         ("flipped", flipped, "checksum mismatch"),
         ("dropped", dropped, "checksum mismatch"),
-        ("truncated", truncated, ""),
+        ("truncated", truncated, "the backup is incomplete"),
     ] {
         let f = dir.join(name);
         std::fs::write(&f, text).unwrap();
@@ -381,4 +382,35 @@ fn restore_over_a_rotated_index_key(b: &Backend) {
         .call("GET", &format!("/v1/agreements/token/{later}"), Body::None)
         .expect(200);
     assert_eq!(v["total"], 1, "{v}");
+}
+
+/// `backup --out -` writes the checked backup to stdout (the summary to stderr), and
+/// it restores.
+fn backup_to_stdout(b: &Backend) {
+    let s = Server::start(b);
+    s.create_user(json!({"email": "stdout@example.com"}));
+    let out = Command::new(BIN)
+        .args(["backup", "--out", "-"])
+        .args(&s.store.args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("backup written: stdout"), "{stderr}");
+    assert!(
+        stdout.lines().last().unwrap_or("").contains("\"manifest\""),
+        "{stdout}"
+    );
+    assert!(
+        !std::path::Path::new("-").exists(),
+        "a file named - was written"
+    );
+    let file = s.store.dir.path().join("from-stdout.backup");
+    std::fs::write(&file, stdout).unwrap();
+    let target = StoreLoc::new(b);
+    let (code, out) = with_store(&target, &["restore", "--in", &file.display().to_string()]);
+    assert_eq!(code, 0, "{out}");
 }

@@ -206,4 +206,21 @@ fn errors_name_what_is_wrong() {
     );
     assert!(!out.contains("secret-pw"), "{out}");
     assert!(started.elapsed() < Duration::from_secs(10));
+    // A configuration error exits 2 like every other error.
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "no_such_key = 1\n").unwrap();
+    let c = config.to_str().unwrap();
+    let (code, out) = run_bin(&["--config", c, "serve"], &env, "");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("no_such_key"), "{out}");
+    // `import --help` lists what import uses, not the server's settings.
+    let (code, out) = run_bin(&["import", "--help"], &[], "");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("--default-country") && out.contains("--batch-size"),
+        "{out}"
+    );
+    for server_only in ["--sweep-interval", "--notification-url", "--list-users"] {
+        assert!(!out.contains(server_only), "{server_only} in {out}");
+    }
 }
