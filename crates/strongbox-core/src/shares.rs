@@ -2,7 +2,9 @@
 //! document or session, for a partner. The record's random id is the capability:
 //! whoever holds it reads the view without a token until it expires. Nothing is
 //! copied: the view is cut from the current data when read, and erasing the user
-//! ends it.
+//! ends it. Who the record is for (`partner`) is about the person, so it is sealed
+//! under their DEK as the record's body; the rest of its metadata (what is shared,
+//! until when) is plaintext.
 
 use serde_json::{Map, Value, json};
 use strongbox_crypto::{new_record_token, parse_record_token};
@@ -87,9 +89,17 @@ impl Vault {
             requested_seconds(body.get("expiration"), now)?,
         );
         let record = new_record_token();
-        let meta = json!({
-            "app": app, "session": session, "fields": fields, "partner": partner,
-        });
+        let meta = json!({ "app": app, "session": session, "fields": fields });
+        // Databunker stores the partner but never shows it; it is kept, sealed.
+        let body = match partner {
+            Some(partner) => Some(self.seal_body(
+                &subject.dek,
+                KIND_SHARE,
+                &record,
+                &json!({ "partner": partner }),
+            )?),
+            None => None,
+        };
         self.upsert_record(
             KIND_SHARE,
             &record,
@@ -103,6 +113,7 @@ impl Vault {
                     updated: now,
                     expires: Some(expires),
                     meta: serde_json::to_vec(&meta).ok(),
+                    body: body.clone(),
                     ..RecordRow::default()
                 })
             },
