@@ -1,12 +1,20 @@
 //! Data-subject requests with DPO approval. When a user (with their own access
 //! token) asks for something self service does not allow — erasure, a profile or app
 //! data change, withdrawing a consent the legal basis keeps under the organisation's
-//! control — the change is kept as a request (its payload sealed under the user's
-//! DEK) until root approves it (which carries it out, in the same commit) or someone
-//! cancels it.
+//! control — the change is kept as a request until root approves it (which carries it
+//! out, in the same commit) or someone cancels it.
+//!
+//! A request's metadata (action, status, times, app, brief) is plaintext; what is
+//! about the person is its body, sealed under the user's DEK: the change, and the
+//! reason given when the request is decided. Erasing the user strips the body (the
+//! row stays as a trace) and destroys the DEK, so neither survives in old copies.
+//! Rows written before reasons were sealed keep theirs in the metadata, and are
+//! read as before.
+
+use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
-use strongbox_crypto::{new_record_token, parse_record_token};
+use strongbox_crypto::{Dek, new_record_token, parse_record_token};
 use strongbox_store::{RecordRow, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -47,14 +55,39 @@ fn field<'a>(meta: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     meta.get(key).and_then(Value::as_str)
 }
 
-/// A request as listed: its metadata, and `more` when it carries a change.
-fn listed(row: &RecordRow) -> Result<Value> {
-    let mut meta = meta_of(row)?;
-    meta.insert("more".into(), Value::from(row.body.is_some()));
-    Ok(Value::Object(meta))
-}
+/// The body keys: the change a request carries, and the reason of its decision.
+const CHANGE: &str = "change";
+const REASON: &str = "reason";
 
 impl Vault {
+    /// A request as listed: its metadata, `more` when it carries a change, and the
+    /// reason of its decision. `dek` is the owner's key (`None` once they are erased:
+    /// their request rows have lost their bodies then).
+    fn listed_request(&self, row: &RecordRow, dek: Option<&Dek>) -> Result<Value> {
+        let mut meta = meta_of(row)?;
+        let body = match (&row.body, dek) {
+            (Some(_), Some(dek)) => Some(self.open_body(dek, row)?),
+            _ => None,
+        };
+        let more = match &body {
+            Some(body) => body.get(CHANGE).is_some(),
+            None => row.body.is_some(),
+        };
+        meta.insert("more".into(), Value::from(more));
+        if let Some(reason) = body.as_ref().and_then(|b| b.get(REASON)) {
+            meta.insert(REASON.into(), reason.clone());
+        }
+        Ok(Value::Object(meta))
+    }
+
+    /// The key of the user `owner`, if they are still in the vault.
+    async fn owner_dek(&self, owner: &str) -> Result<Option<Dek>> {
+        match self.store.user(&self.tenant, owner).await? {
+            Some(user) if user.erased.is_none() => self.dek_of(&user),
+            _ => Ok(None),
+        }
+    }
+
     /// Files (or finds the identical open) request of `subject` for `action`.
     pub(crate) async fn file_request(
         &self,
@@ -165,7 +198,7 @@ impl Vault {
             .ok_or_else(|| Error::not_found("not found"))?;
         let subject = self.live(user)?;
         let change = match &row.body {
-            Some(_) => self.open_body(&subject.dek, row)?.get("change").cloned(),
+            Some(_) => self.open_body(&subject.dek, row)?.get(CHANGE).cloned(),
             None => None,
         };
         Ok((subject, change))
@@ -194,19 +227,41 @@ impl Vault {
     }
 
     /// The row of `row` with a new status (and reason), for the commit that acts on it.
-    fn decided(&self, row: &RecordRow, status: &str, reason: Option<String>) -> Result<WriteOp> {
+    /// The reason is sealed into the body under `dek`, the owner's key; with no key
+    /// (the owner is erased) there is no one left to seal it for, and it is dropped.
+    fn decided(
+        &self,
+        dek: Option<&Dek>,
+        row: &RecordRow,
+        status: &str,
+        reason: Option<String>,
+    ) -> Result<WriteOp> {
         let mut meta = meta_of(row)?;
         meta.insert("status".into(), Value::from(status));
         meta.insert("when".into(), Value::from(now()));
-        if let Some(reason) = reason.filter(|r| !r.is_empty()) {
-            meta.insert("reason".into(), Value::from(reason));
-        }
+        // Only rows from before reasons were sealed have one here.
+        meta.remove(REASON);
+        let body = match (reason.filter(|r| !r.is_empty()), dek) {
+            (Some(reason), Some(dek)) => {
+                let mut body = match &row.body {
+                    Some(_) => match self.open_body(dek, row)? {
+                        Value::Object(m) => m,
+                        _ => return Err(Error::internal("a request's body is not an object")),
+                    },
+                    None => Map::new(),
+                };
+                body.insert(REASON.into(), Value::from(reason));
+                Some(self.seal_body(dek, KIND_REQUEST, &row.id, &Value::Object(body))?)
+            }
+            _ => row.body.clone(),
+        };
         Ok(WriteOp::PutRecord {
             tenant: self.tenant.clone(),
             record: RecordRow {
                 label: Some(status.into()),
                 updated: now(),
                 meta: Some(serde_json::to_vec(&meta).map_err(Error::internal)?),
+                body,
                 ..row.clone()
             },
             expected_version: Some(row.version),
@@ -236,7 +291,7 @@ impl Vault {
         let meta = meta_of(&row)?;
         Self::require_open(&meta)?;
         let (subject, change) = self.request_subject(&row).await?;
-        let approved = self.decided(&row, APPROVED, reason)?;
+        let approved = self.decided(Some(&subject.dek), &row, APPROVED, reason)?;
         let audit = WriteOp::Audit {
             tenant: self.tenant.clone(),
             audit: audit_event(who, "approve user request", Some(&subject.token), "ok"),
@@ -303,9 +358,15 @@ impl Vault {
             (r, _) => r,
         };
         let owner = row.owner.clone();
+        // A request outlives its erased owner; it can still be canceled, without a
+        // reason (see `decided`).
+        let dek = match &owner {
+            Some(owner) => self.owner_dek(owner).await?,
+            None => None,
+        };
         self.store
             .write(WriteOp::Atomic(vec![
-                self.decided(&row, CANCELED, reason)?,
+                self.decided(dek.as_ref(), &row, CANCELED, reason)?,
                 WriteOp::Audit {
                     tenant: self.tenant.clone(),
                     audit: audit_event(who, "cancel user request", owner.as_deref(), "ok"),
@@ -331,10 +392,14 @@ impl Vault {
             .await?;
         rows.sort_by_key(|r| r.created);
         let total = rows.len();
+        let dek = match row.erased {
+            None => self.dek_of(&row)?,
+            Some(_) => None,
+        };
         let out = page
             .apply(rows)
             .iter()
-            .map(listed)
+            .map(|r| self.listed_request(r, dek.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         self.audit(audit_event(who, ACTION, Some(&row.token), "ok"))
             .await?;
@@ -361,11 +426,22 @@ impl Vault {
             .await?;
         rows.sort_by_key(|r| std::cmp::Reverse(r.updated));
         let total = rows.len();
-        let out = page
-            .apply(rows)
-            .iter()
-            .map(listed)
-            .collect::<Result<Vec<_>>>()?;
+        // One key per owner on the page, and only for rows that have a body.
+        let mut deks: HashMap<String, Option<Dek>> = HashMap::new();
+        let mut out = Vec::new();
+        for r in page.apply(rows) {
+            let dek = match (&r.body, &r.owner) {
+                (Some(_), Some(owner)) => {
+                    if !deks.contains_key(owner) {
+                        let dek = self.owner_dek(owner).await?;
+                        deks.insert(owner.clone(), dek);
+                    }
+                    deks.get(owner).and_then(Option::as_ref)
+                }
+                _ => None,
+            };
+            out.push(self.listed_request(&r, dek)?);
+        }
         Ok((total, out))
     }
 }

@@ -1,7 +1,8 @@
 //! What an adversarial review of the vault found, each kept closed: JSON Patch
 //! amplification, an `admin` field slipped past self service by a race, probing
 //! who is in the vault through a user token, and app documents written around the
-//! self-service setting. On every backend.
+//! self-service setting, a shared record's partner and a request's reason stored in
+//! plaintext. On every backend.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +22,7 @@ backend_tests!(
     list_parameters_out_of_range_are_refused,
     identities_follow_one_normalization_rule,
     secrets_leave_the_process_environment,
+    partner_and_reason_are_sealed_under_the_person,
 );
 
 /// `n` operations that each copy the whole document into a new key: each doubles it.
@@ -436,4 +438,139 @@ fn secrets_leave_the_process_environment(b: &Backend) {
     let auth = format!("Bearer {metrics}");
     let (status, _) = crate::system::scrape(&s, &[("Authorization", &auth)]);
     assert_eq!(status, 200);
+}
+
+/// Whether the store's bytes hold `text`, as it is or hex-encoded (PostgreSQL's dump
+/// writes binary columns as `\x…` lower-case hex, MariaDB's `--hex-blob` as `0x…`
+/// upper case).
+fn store_holds(raw: &[u8], text: &str) -> bool {
+    let hex: String = text.bytes().map(|b| format!("{b:02x}")).collect();
+    [text.to_string(), hex.clone(), hex.to_uppercase()]
+        .iter()
+        .any(|n| raw.windows(n.len()).any(|w| w == n.as_bytes()))
+}
+
+/// A shared record's partner and the reasons given when requests are decided are
+/// about the person: sealed under their key, shown as before, gone with them.
+fn partner_and_reason_are_sealed_under_the_person(b: &Backend) {
+    let s = Server::start(b);
+    let partner = "zq-partner-Quarry-Insurance-4471";
+    let canceled = "zq-reason-duplicate-of-ticket-5582";
+    let approved = "zq-reason-identity-checked-6693";
+    let t = s.create_user(json!({"login": "zq-sealed", "name": "Zed"}));
+    let record = s
+        .call(
+            "POST",
+            &format!("/v1/sharedrecord/token/{t}"),
+            Body::Json(json!({"fields": "name", "partner": partner})),
+        )
+        .expect(200)["record"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.call_as(None, "GET", &format!("/v1/get/{record}"), Body::None)
+            .expect(200),
+        json!({"status": "ok", "data": {"name": "Zed"}})
+    );
+    // A forget-me request the DPO cancels, a change the DPO approves.
+    let x = issue(&s, "token", &t, Body::None);
+    let forget = s
+        .call_as(
+            Some(&x),
+            "DELETE",
+            &format!("/v1/user/token/{t}"),
+            Body::None,
+        )
+        .expect(200)["rtoken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.call(
+        "DELETE",
+        &format!("/v1/request/{forget}"),
+        Body::Json(json!({"reason": canceled})),
+    )
+    .expect(200);
+    let change = s
+        .call_as(
+            Some(&x),
+            "PUT",
+            &format!("/v1/user/token/{t}"),
+            Body::Json(json!({"name": "Zeb"})),
+        )
+        .expect(200)["rtoken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.call(
+        "POST",
+        &format!("/v1/request/{change}"),
+        Body::Json(json!({"reason": approved})),
+    )
+    .expect(200);
+    // Listed as before, by the DPO and by the user.
+    let row = |v: &Value, rtoken: &str| {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rtoken"] == rtoken)
+            .cloned()
+            .unwrap_or_else(|| panic!("{rtoken} not listed: {v}"))
+    };
+    let v = s
+        .call("GET", "/v1/requests?status=canceled", Body::None)
+        .expect(200);
+    let r = row(&v, &forget);
+    assert_eq!(
+        (&r["reason"], &r["more"]),
+        (&json!(canceled), &json!(false))
+    );
+    let v = s
+        .call("GET", "/v1/requests?status=approved", Body::None)
+        .expect(200);
+    let r = row(&v, &change);
+    assert_eq!((&r["reason"], &r["more"]), (&json!(approved), &json!(true)));
+    let mine = s
+        .call_as(
+            Some(&x),
+            "GET",
+            &format!("/v1/requests/token/{t}"),
+            Body::None,
+        )
+        .expect(200);
+    assert_eq!(row(&mine, &forget)["reason"], canceled);
+    assert_eq!(row(&mine, &change)["reason"], approved);
+    assert_eq!(
+        s.call("GET", &format!("/v1/request/{change}"), Body::None)
+            .expect(200),
+        json!({"status": "ok", "original": {"login": "zq-sealed", "name": "Zeb"}, "change": {"name": "Zeb"}})
+    );
+    let raw = s.store.raw_contents();
+    assert!(raw.len() > 1000, "the scan must see the store's bytes");
+    for text in [partner, canceled, approved] {
+        assert!(
+            !store_holds(&raw, text),
+            "`{text}` is in the store in plaintext"
+        );
+    }
+    // Erased: the requests stay as a trace, their reasons are gone.
+    s.call("DELETE", &format!("/v1/user/token/{t}"), Body::None)
+        .expect(200);
+    for (status, rtoken) in [("canceled", &forget), ("approved", &change)] {
+        let v = s
+            .call("GET", &format!("/v1/requests?status={status}"), Body::None)
+            .expect(200);
+        let r = row(&v, rtoken);
+        assert!(r.get("reason").is_none(), "{r}");
+        assert_eq!(r["more"], false);
+    }
+    let raw = s.store.raw_contents();
+    for text in [partner, canceled, approved] {
+        assert!(
+            !store_holds(&raw, text),
+            "`{text}` is in the store in plaintext"
+        );
+    }
 }

@@ -12,6 +12,7 @@ backend_tests!(
     app_data_and_consent_requests,
     request_errors_and_authorization,
     self_service_acts_directly,
+    reasons_stored_in_plaintext_read_as_before,
 );
 
 fn requested(v: &Value, result: &str) -> String {
@@ -404,5 +405,82 @@ fn self_service_acts_directly(b: &Backend) {
     assert_eq!(
         s.call("GET", "/v1/requests", Body::None).expect(200)["total"],
         0
+    );
+}
+
+/// Replaces the metadata of request `rtoken` with `f` of it, as the store holds it.
+fn edit_request_meta(s: &Server, b: &Backend, rtoken: &str, f: impl FnOnce(&mut Value)) {
+    let (read, write) = match b {
+        Backend::Postgres(_) => ("encode(meta, 'hex')", "decode('{}', 'hex')"),
+        Backend::Sqlite | Backend::Mysql(_) => ("hex(meta)", "X'{}'"),
+    };
+    let row = format!("WHERE kind = 'request' AND id = '{rtoken}'");
+    let hex = s.store.sql(&format!("SELECT {read} FROM records {row}"));
+    let bytes: Vec<u8> = (0..hex.trim().len() / 2)
+        .map(|i| u8::from_str_radix(&hex.trim()[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mut meta: Value = serde_json::from_slice(&bytes).unwrap();
+    f(&mut meta);
+    let hex: String = serde_json::to_vec(&meta)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    s.store.sql(&format!(
+        "UPDATE records SET meta = {} {row}",
+        write.replace("{}", &hex)
+    ));
+}
+
+/// Requests decided before reasons were sealed keep theirs in the metadata, in
+/// plaintext; they are listed as before.
+fn reasons_stored_in_plaintext_read_as_before(b: &Backend) {
+    let s = Server::start(b);
+    s.create_user(json!({"login": "alice"}));
+    let x = issue(&s, "login", "alice", Body::None);
+    let v = s
+        .call_as(
+            Some(&x),
+            "PUT",
+            "/v1/user/login/alice",
+            Body::Json(json!({"name": "A"})),
+        )
+        .expect(200);
+    let change = requested(&v, "request-created");
+    s.call("POST", &format!("/v1/request/{change}"), Body::None)
+        .expect(200);
+    let v = s
+        .call_as(Some(&x), "DELETE", "/v1/user/login/alice", Body::None)
+        .expect(200);
+    let forget = requested(&v, "request-created");
+    s.call("DELETE", &format!("/v1/request/{forget}"), Body::None)
+        .expect(200);
+    for (rtoken, reason) in [(&change, "old approval"), (&forget, "old cancel")] {
+        edit_request_meta(&s, b, rtoken, |m| m["reason"] = json!(reason));
+    }
+    let v = s
+        .call("GET", "/v1/requests/login/alice", Body::None)
+        .expect(200);
+    assert_eq!(v["total"], 2, "{v}");
+    for r in v["rows"].as_array().unwrap() {
+        let (reason, more) = if r["rtoken"] == change.as_str() {
+            ("old approval", true)
+        } else {
+            ("old cancel", false)
+        };
+        assert_eq!(
+            (&r["reason"], &r["more"]),
+            (&json!(reason), &json!(more)),
+            "{r}"
+        );
+    }
+    let v = s
+        .call("GET", "/v1/requests?status=approved", Body::None)
+        .expect(200);
+    assert_eq!(v["rows"][0]["reason"], "old approval");
+    assert_eq!(
+        s.call("GET", &format!("/v1/request/{change}"), Body::None)
+            .expect(200)["change"],
+        json!({"name": "A"})
     );
 }
