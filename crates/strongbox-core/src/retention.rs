@@ -1,7 +1,8 @@
 //! Retention: a user record can be given an expiry (`/v1/exp/start`), after which
 //! the sweeper erases it by crypto-shredding, unless the person chose to keep it
 //! (`/v1/exp/retain/{exptoken}`) or to be erased at once (`/v1/exp/delete/{exptoken}`)
-//! through the links sent to them. The sweeper also marks consents whose end time has
+//! through the links sent to them (a `POST` to the link; its `GET` only shows the
+//! button, see the server). The sweeper also marks consents whose end time has
 //! passed as `expired`.
 //!
 //! The expiry state of a user lives in a record of its own, keyed by the user token

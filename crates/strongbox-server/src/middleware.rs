@@ -55,7 +55,8 @@ pub async fn access_log(State(state): State<AppState>, req: Request, next: Next)
     resp
 }
 
-/// The headers every answer carries.
+/// The headers every answer carries (a Content-Security-Policy the handler set is
+/// kept).
 pub fn security_headers(h: &mut axum::http::HeaderMap) {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -63,10 +64,11 @@ pub fn security_headers(h: &mut axum::http::HeaderMap) {
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    // A handler may set a policy of its own (the exptoken pages: stricter still).
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

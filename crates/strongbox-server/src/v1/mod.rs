@@ -92,8 +92,16 @@ pub fn routes() -> Router<AppState> {
             "/v1/exp/cancel/{mode}/{identity}",
             delete(retention::cancel),
         )
-        .route("/v1/exp/retain/{exptoken}", get(retention::retain))
-        .route("/v1/exp/delete/{exptoken}", get(retention::delete))
+        // A GET only shows a confirming page (mail scanners follow links); the POST
+        // it submits acts.
+        .route(
+            "/v1/exp/retain/{exptoken}",
+            get(retention::retain_page).post(retention::retain),
+        )
+        .route(
+            "/v1/exp/delete/{exptoken}",
+            get(retention::delete_page).post(retention::delete),
+        )
         .route("/v1/sys/configuration", get(system::configuration))
         .route("/v1/sys/backup", get(system::backup))
         .route(

@@ -309,6 +309,7 @@ pub struct Reply {
     pub status: u16,
     pub json: Value,
     pub content_type: String,
+    pub headers: http::HeaderMap,
 }
 
 impl Reply {
@@ -412,9 +413,35 @@ impl Server {
         path: &str,
         body: Body,
     ) -> Option<Reply> {
+        self.send(token, method, path, &[], body)
+    }
+
+    /// Like [`Server::call_as`], with extra request headers.
+    pub fn call_with(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Reply {
+        self.send(token, method, path, headers, body).unwrap()
+    }
+
+    fn send(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Option<Reply> {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = token {
             req = req.header("X-Bunker-Token", t);
         }
@@ -433,6 +460,7 @@ impl Server {
         };
         let mut resp = self.agent.run(req.body(bytes).unwrap()).ok()?;
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let content_type = resp
             .headers()
             .get("content-type")
@@ -445,6 +473,7 @@ impl Server {
             status,
             json,
             content_type,
+            headers,
         })
     }
 

@@ -5,17 +5,46 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::harness::{Backend, Body, Server};
+use crate::harness::{Backend, Body, Reply, Server};
 use crate::tokens::issue;
 
 backend_tests!(
     expiration_start_status_retain_cancel,
-    delete_link_erases_at_once,
+    delete_link_asks_then_erases_at_once,
     sweeper_erases_expired_users_and_consents,
 );
 
 fn status(s: &Server, path: &str) -> serde_json::Value {
     s.call("GET", path, Body::None).expect(200)
+}
+
+/// What a browser's form submission sends: no token, an empty urlencoded body.
+fn submit(s: &Server, path: &str) -> Reply {
+    s.call_as(
+        None,
+        "POST",
+        path,
+        Body::Raw("application/x-www-form-urlencoded", Vec::new()),
+    )
+}
+
+/// A `GET` of an exptoken link (what a mail scanner does): the confirming page, the
+/// same for every token, with a form that posts back to the link.
+fn confirm_page(s: &Server, path: &str) -> String {
+    let r = s.call_as(None, "GET", path, Body::None);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.content_type, "text/html; charset=utf-8");
+    let header = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(header("x-frame-options"), Some("DENY"));
+    assert_eq!(header("cache-control"), Some("no-store"));
+    assert_eq!(
+        header("content-security-policy"),
+        Some("default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+    );
+    let page = r.json.as_str().unwrap().to_string();
+    assert!(page.contains("<form method=\"post\">"), "{page}");
+    page
 }
 
 fn expiration_start_status_retain_cancel(b: &Backend) {
@@ -60,28 +89,23 @@ fn expiration_start_status_retain_cancel(b: &Backend) {
         .as_str()
         .unwrap()
         .to_string();
-    // The person keeps their data through the link (no token).
-    let r = s.call_as(
-        None,
-        "GET",
-        &format!("/v1/exp/retain/{exptoken}"),
-        Body::None,
+    // Following the link changes nothing; the person keeps their data through the
+    // page's button (no token).
+    let retain = format!("/v1/exp/retain/{exptoken}");
+    let page = confirm_page(&s, &retain);
+    assert!(page.contains("Keep my data"), "{page}");
+    assert_eq!(
+        status(&s, "/v1/exp/status/login/john1")["expstatus"],
+        "wait"
     );
+    let r = submit(&s, &retain);
     assert_eq!((r.status, r.json.clone()), (200, json!("OK")));
     assert_eq!(
         status(&s, "/v1/exp/status/login/john1"),
         json!({"status": "ok", "exptime": 0, "expstatus": "retain", "exptoken": ""})
     );
-    assert_eq!(
-        s.call_as(
-            None,
-            "GET",
-            &format!("/v1/exp/retain/{exptoken}"),
-            Body::None
-        )
-        .status,
-        404
-    );
+    assert_eq!(submit(&s, &retain).status, 404);
+    assert_eq!(confirm_page(&s, &retain), page);
     // Cancel clears everything.
     s.call("POST", "/v1/exp/start/login/john1", Body::None)
         .expect(200);
@@ -120,20 +144,17 @@ fn expiration_start_status_retain_cancel(b: &Backend) {
         "not found"
     );
     assert_eq!(
-        s.call_as(None, "GET", "/v1/exp/retain/nope", Body::None)
-            .expect(400)["message"],
+        submit(&s, "/v1/exp/retain/nope").expect(400)["message"],
         "bad uuid"
     );
     assert_eq!(
-        s.call_as(
-            None,
-            "GET",
-            "/v1/exp/delete/00000000-0000-4000-8000-000000000000",
-            Body::None
-        )
-        .status,
-        404
+        submit(&s, "/v1/exp/delete/00000000-0000-4000-8000-000000000000").expect(404)["message"],
+        "not found"
     );
+    // The pages do not tell a live token from an unknown or malformed one.
+    assert_eq!(confirm_page(&s, "/v1/exp/retain/nope"), page);
+    // Other methods are refused.
+    assert_eq!(s.call_as(None, "DELETE", &retain, Body::None).status, 405);
     assert!(
         s.call(
             "POST",
@@ -147,19 +168,46 @@ fn expiration_start_status_retain_cancel(b: &Backend) {
     );
 }
 
-fn delete_link_erases_at_once(b: &Backend) {
+/// A `GET` of the delete link (a mail scanner following it) erases nothing; the
+/// `POST` its page submits erases at once.
+fn delete_link_asks_then_erases_at_once(b: &Backend) {
     let s = Server::start(b);
     let t = s.create_user(json!({"login": "john1", "name": "John"}));
     let v = s
         .call("POST", &format!("/v1/exp/start/token/{t}"), Body::None)
         .expect(200);
     let exptoken = v["exptoken"].as_str().unwrap().to_string();
-    let r = s.call_as(
+    let link = format!("/v1/exp/delete/{exptoken}");
+    let page = confirm_page(&s, &link);
+    assert!(page.contains("Erase my data"), "{page}");
+    // Twice, and with a JSON client's Accept header: still only the page.
+    assert_eq!(confirm_page(&s, &link), page);
+    let r = s.call_with(
         None,
         "GET",
-        &format!("/v1/exp/delete/{exptoken}"),
+        &link,
+        &[("Accept", "application/json")],
         Body::None,
     );
+    assert_eq!(
+        (r.status, r.content_type.as_str()),
+        (200, "text/html; charset=utf-8")
+    );
+    assert_eq!(
+        s.get_user("token", &t).expect(200)["data"],
+        json!({"login": "john1", "name": "John"})
+    );
+    let st = status(&s, &format!("/v1/exp/status/token/{t}"));
+    assert_eq!(
+        (st["expstatus"].clone(), st["exptoken"].clone()),
+        (json!("wait"), json!(exptoken))
+    );
+    // The same page for a token that names nobody.
+    assert_eq!(
+        confirm_page(&s, "/v1/exp/delete/00000000-0000-4000-8000-000000000000"),
+        page
+    );
+    let r = submit(&s, &link);
     assert_eq!((r.status, r.json), (200, json!("OK")));
     assert_eq!(s.get_user("token", &t).expect(200)["data"], json!({}));
     assert_eq!(
@@ -175,17 +223,9 @@ fn delete_link_erases_at_once(b: &Backend) {
         "delete user data by exptoken"
     );
     assert!(receipt["receipt"]["signature"].is_string());
-    // The link works once.
-    assert_eq!(
-        s.call_as(
-            None,
-            "GET",
-            &format!("/v1/exp/delete/{exptoken}"),
-            Body::None
-        )
-        .status,
-        404
-    );
+    // The link works once; its page still answers.
+    assert_eq!(submit(&s, &link).status, 404);
+    assert_eq!(confirm_page(&s, &link), page);
 }
 
 fn sweeper_erases_expired_users_and_consents(b: &Backend) {
