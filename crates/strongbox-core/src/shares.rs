@@ -163,6 +163,9 @@ impl Vault {
                     .record(&self.tenant, KIND_SESSION, sid)
                     .await?
                     .filter(|s| s.expires.is_none_or(|e| e > now()))
+                    // Written again since for someone else (or for nobody): it is no
+                    // longer this person's, and is sealed under another key.
+                    .filter(|s| s.owner.as_deref() == Some(subject.token.as_str()))
                     .ok_or_else(|| Error::not_found("not found"))?;
                 self.open_body(&subject.dek, &s)?
             }

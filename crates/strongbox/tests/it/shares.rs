@@ -8,7 +8,11 @@ use crate::backend_tests;
 use crate::harness::{Backend, Body, Server};
 use crate::tokens::issue;
 
-backend_tests!(shared_record_views, shared_record_errors_and_expiry);
+backend_tests!(
+    shared_record_views,
+    shared_record_errors_and_expiry,
+    shared_session_reassigned_is_gone,
+);
 
 const SID: &str = "672dab2d-f758-4b1f-ae57-77c15b5a8558";
 
@@ -187,4 +191,36 @@ fn shared_record_errors_and_expiry(b: &Backend) {
             .expect(404)["message"],
         "not found"
     );
+}
+
+/// A shared record of a session that is later written again for another person
+/// answers 404 (no longer this person's), not a 500 with a false tampering alarm.
+fn shared_session_reassigned_is_gone(b: &Backend) {
+    let s = Server::start(b);
+    let a = s.create_user(json!({"login": "sess-a"}));
+    let other = s.create_user(json!({"login": "sess-b"}));
+    s.call(
+        "POST",
+        &format!("/v1/session/{SID}"),
+        Body::Json(json!({"token": a, "cart": 1})),
+    )
+    .expect(200);
+    let r = share(
+        &s,
+        &format!("/v1/sharedrecord/token/{a}"),
+        json!({"session": SID}),
+    );
+    s.call_as(None, "GET", &format!("/v1/get/{r}"), Body::None)
+        .expect(200);
+    s.call(
+        "POST",
+        &format!("/v1/session/{SID}"),
+        Body::Json(json!({"token": other, "cart": 2})),
+    )
+    .expect(200);
+    let got = s.call_as(None, "GET", &format!("/v1/get/{r}"), Body::None);
+    assert_eq!(got.status, 404, "{}", got.json);
+    let log = s.log();
+    assert!(!log.to_lowercase().contains("tamper"), "false alarm: {log}");
+    assert!(!log.contains("internal"), "{log}");
 }
