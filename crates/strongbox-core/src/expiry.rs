@@ -32,6 +32,28 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     n.checked_mul(scale)
 }
 
+/// A Unix time as RFC 3339 in UTC (`2026-12-04T17:29:52Z`), for people reading
+/// receipts, reports and command output.
+pub fn rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(DAY), secs.rem_euclid(DAY));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Relative seconds a request's `expiration` value asks for. `None` when absent;
 /// an error when present but unreadable (Databunker silently reads it as 0).
 pub fn requested_seconds(value: Option<&Value>, now: i64) -> Result<Option<i64>> {
@@ -128,6 +150,15 @@ impl Default for Page {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_405_392), "2026-12-04T17:29:52Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
 
     #[test]
     fn durations_read_like_databunker() {

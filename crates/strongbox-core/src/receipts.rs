@@ -98,6 +98,7 @@ impl Vault {
             "tenant": self.tenant,
             "subject": token,
             "erased": event.at,
+            "erased_at": crate::expiry::rfc3339(event.at),
             "reason": event.action,
             "destroyed": destroyed,
             "audit": {"event": event.atoken},
@@ -207,6 +208,7 @@ impl Vault {
                 let mut v = json!({
                     "atoken": e.atoken,
                     "when": e.at,
+                    "time": crate::expiry::rfc3339(e.at),
                     "action": e.action,
                     "actor": e.actor,
                     "status": e.status,
@@ -221,12 +223,14 @@ impl Vault {
             })
             .collect();
         let head = self.seal_audit().await?;
+        let generated = now();
         let report = json!({
             "type": "access-report",
             "version": 1,
             "tenant": self.tenant,
             "subject": token,
-            "generated": now(),
+            "generated": generated,
+            "generated_at": crate::expiry::rfc3339(generated),
             "complete": rows.len() < REPORT_LIMIT,
             "events": events,
             "chain": {"seq": head.seq, "hash": hex::encode(&head.hash)},

@@ -514,6 +514,11 @@ impl Location {
         }
     }
 
+    /// Whether this is an SQLite file that exists (a server is never "local").
+    pub fn exists_locally(&self) -> bool {
+        matches!(self, Location::Sqlite(p) if p.is_file())
+    }
+
     /// Puts Strongbox's tables in schema `name` of a PostgreSQL database (created
     /// by `init`), so they never share `public` with an application's.
     pub fn with_schema(self, name: Option<String>) -> Result<Self> {

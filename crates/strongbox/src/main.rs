@@ -194,8 +194,10 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
                     store,
                 },
         } => {
-            let location = if store.given(&file) {
-                Some(store.location(&file)?)
+            // Without a key or a store named, the default data directory, as
+            // `--help` shows, when it holds a store.
+            let location = if store.given(&file) || public_key.is_none() {
+                Some(store.location(&file)?).filter(|l| store.given(&file) || l.exists_locally())
             } else {
                 None
             };

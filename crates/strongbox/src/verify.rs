@@ -91,9 +91,11 @@ pub async fn receipt(
     location: Option<&Location>,
 ) -> Result<(), Failure> {
     if public_key.is_none() && location.is_none() {
-        return Err(Failure::Error(
-            "give --public-key FILE, or the store (--data-dir or --database-url)".into(),
-        ));
+        return Err(Failure::Error(format!(
+            "give --public-key FILE, or the store (--data-dir or --database-url): \
+                 there is none in the default data directory {}",
+            crate::config::DEFAULT_DATA_DIR
+        )));
     }
     let doc = read_json(file)?;
     let key = public_key.map(read_key).transpose()?;
@@ -105,7 +107,8 @@ pub async fn receipt(
         Ok(check) => {
             println!(
                 "signature: valid (subject {}, dated {})",
-                check.subject, check.erased
+                check.subject,
+                strongbox_core::expiry::rfc3339(check.erased)
             );
             if let Some(seq) = check.chain_seq {
                 println!("chain: the audit chain holds the document's event or head at seq {seq}");

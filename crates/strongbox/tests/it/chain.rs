@@ -260,6 +260,29 @@ fn erasure_receipts_verify_and_forgeries_fail(b: &Backend) {
     let (code, out) = run(&["receipt", "verify", &receipt, "--public-key", &pk_file]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("OK: the document is valid"), "{out}");
+    // Dates for people: RFC 3339 in the receipt and in the command's output.
+    let erased_at = del["receipt"]["receipt"]["erased_at"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        erased_at.len() == 20 && erased_at.ends_with('Z') && erased_at.contains('T'),
+        "{del}"
+    );
+    assert!(out.contains(&format!("dated {erased_at}")), "{out}");
+    if matches!(b, Backend::Sqlite) {
+        // No key and no store named: the default data directory, as --help says.
+        let cwd = dir.join("cwd");
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::os::unix::fs::symlink(dir.join("data"), cwd.join("strongbox-data")).unwrap();
+        let out = Command::new(BIN)
+            .args(["receipt", "verify", &receipt])
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("chain: the audit chain holds"), "{text}");
+    }
     let mut args = vec!["receipt", "verify", &receipt];
     args.extend(s.store.args.iter().map(String::as_str));
     let (code, out) = run(&args);
