@@ -34,8 +34,14 @@ pub struct Notification {
 }
 
 impl Vault {
-    /// The outbox op for `payload`, if notifications are configured.
-    pub(crate) fn notification(&self, payload: Value) -> Result<Option<WriteOp>> {
+    /// The outbox op for `payload`, if notifications are configured. `person`: the
+    /// record token it is about, when known; notifications about one person are
+    /// delivered in the order they were made.
+    pub(crate) fn notification(
+        &self,
+        payload: Value,
+        person: Option<&str>,
+    ) -> Result<Option<WriteOp>> {
         if self.config.notification_url.is_none() {
             return Ok(None);
         }
@@ -47,6 +53,9 @@ impl Vault {
             record: RecordRow {
                 kind: KIND_OUTBOX.into(),
                 id: id.clone(),
+                // A random record token, as in every record's `owner`: not personal
+                // data, and what keeps one person's notifications in order.
+                label: person.map(str::to_string),
                 created: now,
                 updated: now,
                 expires: Some(now),
@@ -77,7 +86,7 @@ impl Vault {
         if let Some(old) = old {
             payload["old"] = old.clone();
         }
-        self.notification(payload)
+        self.notification(payload, Some(token))
     }
 
     /// `consentchange` for a withdrawn or expired consent.
@@ -88,10 +97,16 @@ impl Vault {
         mode: &str,
         status: &str,
     ) -> Result<Option<WriteOp>> {
-        self.notification(json!({
-            "action": "consentchange", "brief": brief, "identity": identity, "mode": mode,
-            "status": status,
-        }))
+        // By email or phone (a consent given before sign-up) the identity is personal
+        // data and stays in the sealed body only: no ordering key then.
+        let person = (mode == "token").then_some(identity);
+        self.notification(
+            json!({
+                "action": "consentchange", "brief": brief, "identity": identity, "mode": mode,
+                "status": status,
+            }),
+            person,
+        )
     }
 
     /// Notifications due now, oldest first (the delivery worker's input).
@@ -101,7 +116,13 @@ impl Vault {
             .records_due(&self.tenant, KIND_OUTBOX, now())
             .await?;
         let mut out = Vec::new();
-        for row in rows.into_iter().take(limit) {
+        for row in rows {
+            if out.len() >= limit {
+                break;
+            }
+            if !self.first_of_its_person(&row).await? {
+                continue;
+            }
             let dek = self
                 .own_dek(&row)?
                 .ok_or_else(|| Error::internal("a notification has no key"))?;
@@ -122,6 +143,43 @@ impl Vault {
             });
         }
         Ok(out)
+    }
+
+    /// Whether `row` is the oldest notification about its person still in the
+    /// outbox. A younger one waits: it is postponed to when the older one is tried
+    /// again, so a receiver never sees `profilechange` before the `profilenew` that
+    /// failed at first.
+    async fn first_of_its_person(&self, row: &RecordRow) -> Result<bool> {
+        let Some(person) = &row.label else {
+            return Ok(true);
+        };
+        let queued = self
+            .store
+            .records_by_label(&self.tenant, KIND_OUTBOX, person)
+            .await?;
+        let Some(oldest) = queued.first().filter(|o| o.id != row.id) else {
+            return Ok(true);
+        };
+        if let (Some(blocker), Some(mine)) = (oldest.expires, row.expires)
+            && blocker > mine
+        {
+            let mut later = row.clone();
+            later.expires = Some(blocker);
+            later.version += 1;
+            match self
+                .store
+                .write(WriteOp::PutRecord {
+                    tenant: self.tenant.clone(),
+                    record: later,
+                    expected_version: Some(row.version),
+                })
+                .await
+            {
+                Ok(()) | Err(strongbox_store::StoreError::Stale) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(false)
     }
 
     /// A notification was delivered (or given up): its row and key go.

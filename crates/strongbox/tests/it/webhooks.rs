@@ -16,6 +16,7 @@ use crate::harness::{Backend, Body, Server};
 backend_tests!(
     webhooks_carry_databunker_payloads_signed,
     a_failing_receiver_gets_retries_and_nothing_is_lost,
+    one_persons_webhooks_arrive_in_order,
 );
 
 const SECRET: &str = "zq-webhook-secret";
@@ -216,5 +217,29 @@ fn a_failing_receiver_gets_retries_and_nothing_is_lost(b: &Backend) {
             .count(),
         5
     );
+    // In the order they were made.
+    for (i, g) in got[1..].iter().enumerate() {
+        assert_eq!(g["profile"]["n"], i, "{got:?}");
+    }
     s.get_user("token", &t).expect(200);
+}
+
+/// A notification that failed holds back the later ones about the same person
+/// until it is delivered: `profilenew` never arrives after its `profilechange`.
+/// Other people's notifications are not held back.
+fn one_persons_webhooks_arrive_in_order(b: &Backend) {
+    // The first delivery fails; it is tried again after a backoff.
+    let r = receiver(1);
+    let s = server(b, &r);
+    let t = s.create_user(json!({"login": "zq-order"}));
+    s.call(
+        "PUT",
+        &format!("/v1/user/token/{t}"),
+        Body::Json(json!({"step": 2})),
+    )
+    .expect(200);
+    let got = r.wait_for(2, Duration::from_secs(30));
+    assert_eq!(got[0]["action"], "profilenew", "{got:?}");
+    assert_eq!(got[1]["action"], "profilechange", "{got:?}");
+    assert_eq!(got[1]["profile"]["step"], 2);
 }
