@@ -753,6 +753,12 @@ fn open_writer(path: &Path, opts: &OpenOptions) -> Result<Connection> {
     // over: it grew to 1.6 GB in a 15 s create run.)
     conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
         .map_err(backend)?;
+    // A burst can grow the WAL file well past the checkpoint threshold, and SQLite
+    // reuses it from the start without shrinking it; this truncates it back each
+    // time the writer starts the WAL over after a complete checkpoint, so the file
+    // on disk (and the checkpointer's size check) comes back down after the burst.
+    conn.execute_batch(&format!("PRAGMA journal_size_limit={WAL_SIZE_LIMIT};"))
+        .map_err(backend)?;
     // Deleted and overwritten content is zeroed in the page, so an erasure leaves
     // no old row bytes behind once its pages reach the database file (see
     // `purge_wal`).
@@ -832,6 +838,8 @@ fn migrate(conn: &Connection, path: &Path, opts: &OpenOptions) -> Result<()> {
 
 /// WAL size above which the checkpointer copies the WAL back into the database.
 const CHECKPOINT_WAL_BYTES: u64 = 4 * 1024 * 1024;
+/// Size the WAL file is truncated to when the writer starts it over.
+const WAL_SIZE_LIMIT: u64 = 1024 * 1024;
 /// Uncopied WAL frames the writer may be asked to copy itself between two batches.
 const FINISH_TAIL_FRAMES: i64 = 256;
 
