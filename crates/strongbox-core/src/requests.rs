@@ -8,8 +8,8 @@
 //! about the person is its body, sealed under the user's DEK: the change, and the
 //! reason given when the request is decided. Erasing the user strips the body (the
 //! row stays as a trace) and destroys the DEK, so neither survives in old copies.
-//! Rows written before reasons were sealed keep theirs in the metadata, and are
-//! read as before.
+//! Rows written before reasons were sealed keep theirs in the metadata, are read
+//! as before, and lose it when the person is erased (`legacy_reasons_scrubbed`).
 
 use std::collections::HashMap;
 
@@ -224,6 +224,31 @@ impl Vault {
         self.audit(audit_event(who, ACTION, Some(&subject.token), "ok"))
             .await?;
         Ok((app, original, change))
+    }
+
+    /// For an erasure: the ops that drop the plaintext reason from the requests of
+    /// `token` written before reasons were sealed, so it does not outlive the person.
+    pub(crate) async fn legacy_reasons_scrubbed(&self, token: &str) -> Result<Vec<WriteOp>> {
+        let mut ops = Vec::new();
+        for row in self
+            .store
+            .records_of(&self.tenant, token, KIND_REQUEST)
+            .await?
+        {
+            let mut meta = meta_of(&row)?;
+            if meta.remove(REASON).is_none() {
+                continue;
+            }
+            ops.push(WriteOp::PutRecord {
+                tenant: self.tenant.clone(),
+                record: RecordRow {
+                    meta: Some(serde_json::to_vec(&meta).map_err(Error::internal)?),
+                    ..row.clone()
+                },
+                expected_version: Some(row.version),
+            });
+        }
+        Ok(ops)
     }
 
     /// The row of `row` with a new status (and reason), for the commit that acts on it.

@@ -764,6 +764,7 @@ impl Vault {
                 preserve = Some(self.preserved(token, &schema.preserved(&profile))?);
             }
         }
+        extra.extend(self.legacy_reasons_scrubbed(token).await?);
         let event = audit_event(who, action, Some(token), "ok");
         let receipt = self.receipt_draft(token, &event).await?;
         extra.push(WriteOp::EraseUser {

@@ -483,4 +483,15 @@ fn reasons_stored_in_plaintext_read_as_before(b: &Backend) {
             .expect(200)["change"],
         json!({"name": "A"})
     );
+    // Erasing the person drops the old plaintext reasons with the rest.
+    s.call("DELETE", "/v1/user/login/alice", Body::None)
+        .expect(200);
+    let raw = String::from_utf8_lossy(&s.store.raw_contents()).into_owned();
+    for reason in ["old approval", "old cancel"] {
+        let hex: String = reason.bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !raw.contains(reason) && !raw.contains(&hex) && !raw.contains(&hex.to_uppercase()),
+            "`{reason}` survived the erasure"
+        );
+    }
 }
