@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 use strongbox_crypto::{Dek, new_record_token, parse_record_token};
-use strongbox_store::{RecordRow, WriteOp};
+use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Page;
@@ -23,6 +23,8 @@ use crate::users::{Change, Mode, Subject};
 use crate::vault::{Principal, Vault, audit_event, now};
 
 pub(crate) const KIND_REQUEST: &str = "request";
+/// One per open request, keyed by what it asks for: makes filing atomic.
+pub(crate) const KIND_REQUEST_GUARD: &str = "reqguard";
 
 pub(crate) const ACTION_FORGET_ME: &str = "forget-me";
 pub(crate) const ACTION_CHANGE_PROFILE: &str = "change-profile";
@@ -99,6 +101,23 @@ impl Vault {
         change: Option<Value>,
     ) -> Result<Outcome> {
         let title = format!("user {action} request");
+        let title = title.as_str();
+        let exists = |rtoken: String| async move {
+            self.audit(audit_event(
+                who,
+                title,
+                Some(&subject.token),
+                "request-exists",
+            ))
+            .await?;
+            Ok(Outcome::Requested {
+                rtoken,
+                existed: true,
+            })
+        };
+        // The same request, still open (filed before guards existed, or found
+        // before trying): answered as Databunker does. A different change is a
+        // request of its own.
         for row in self
             .store
             .records_of(&self.tenant, &subject.token, KIND_REQUEST)
@@ -109,20 +128,12 @@ impl Vault {
                 && field(&meta, "action") == Some(action)
                 && field(&meta, "app") == app
                 && field(&meta, "brief") == brief
+                && self.same_change(&subject.dek, &row, change.as_ref())?
             {
-                self.audit(audit_event(
-                    who,
-                    &title,
-                    Some(&subject.token),
-                    "request-exists",
-                ))
-                .await?;
-                return Ok(Outcome::Requested {
-                    rtoken: row.id,
-                    existed: true,
-                });
+                return exists(row.id).await;
             }
         }
+        let guard = self.request_guard(&subject.token, action, app, brief, change.as_ref());
         let rtoken = new_record_token();
         let now = now();
         let mut meta = json!({
@@ -135,6 +146,7 @@ impl Vault {
         if let Some(brief) = brief {
             meta["brief"] = Value::from(brief);
         }
+        meta["guard"] = Value::from(guard.clone());
         let body = match change {
             Some(change) => Some(self.seal_body(
                 &subject.dek,
@@ -144,27 +156,100 @@ impl Vault {
             )?),
             None => None,
         };
-        self.upsert_record(
-            KIND_REQUEST,
-            &rtoken,
-            |_| {
-                Ok(RecordRow {
+        // The request and its guard commit together: two identical requests filed
+        // at once meet on the guard's key, and the second is answered as existing.
+        let op = WriteOp::Atomic(vec![
+            WriteOp::PutRecord {
+                tenant: self.tenant.clone(),
+                record: RecordRow {
+                    kind: KIND_REQUEST.into(),
+                    id: rtoken.clone(),
                     owner: Some(subject.token.clone()),
                     label: Some(OPEN.into()),
                     created: now,
                     updated: now,
-                    meta: serde_json::to_vec(&meta).ok(),
-                    body: body.clone(),
+                    version: 1,
+                    meta: Some(serde_json::to_vec(&meta).map_err(Error::internal)?),
+                    body,
                     ..RecordRow::default()
-                })
+                },
+                expected_version: None,
             },
-            audit_event(who, &title, Some(&subject.token), "request-created"),
-        )
-        .await?;
-        Ok(Outcome::Requested {
-            rtoken,
-            existed: false,
-        })
+            WriteOp::PutRecord {
+                tenant: self.tenant.clone(),
+                record: RecordRow {
+                    kind: KIND_REQUEST_GUARD.into(),
+                    id: guard.clone(),
+                    owner: Some(subject.token.clone()),
+                    created: now,
+                    updated: now,
+                    version: 1,
+                    meta: Some(
+                        serde_json::to_vec(&json!({ "rtoken": rtoken }))
+                            .map_err(Error::internal)?,
+                    ),
+                    ..RecordRow::default()
+                },
+                expected_version: None,
+            },
+            WriteOp::Audit {
+                tenant: self.tenant.clone(),
+                audit: audit_event(who, title, Some(&subject.token), "request-created"),
+            },
+        ]);
+        match self.store.write(op).await {
+            Ok(()) => Ok(Outcome::Requested {
+                rtoken,
+                existed: false,
+            }),
+            Err(StoreError::Duplicate("record")) => {
+                let held = self
+                    .store
+                    .record(&self.tenant, KIND_REQUEST_GUARD, &guard)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Conflict,
+                            "the request changed meanwhile: try again",
+                        )
+                    })?;
+                let rtoken = meta_of(&held)?
+                    .get("rtoken")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::internal("a request guard has no request"))?;
+                exists(rtoken).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The key that makes an open request unique: a keyed digest of who asks for
+    /// what (the change included), so it holds no personal data.
+    fn request_guard(
+        &self,
+        token: &str,
+        action: &str,
+        app: Option<&str>,
+        brief: Option<&str>,
+        change: Option<&Value>,
+    ) -> String {
+        let change = change.map(Value::to_string).unwrap_or_default();
+        let what = format!(
+            "open request\0{token}\0{action}\0{}\0{}\0{change}",
+            app.unwrap_or(""),
+            brief.unwrap_or("")
+        );
+        self.access_token_digest(&what)
+    }
+
+    /// Whether request `row` carries `change` (both none, or equal).
+    fn same_change(&self, dek: &Dek, row: &RecordRow, change: Option<&Value>) -> Result<bool> {
+        let held = match &row.body {
+            Some(_) => self.open_body(dek, row)?.get("change").cloned(),
+            None => None,
+        };
+        Ok(held.as_ref() == change)
     }
 
     /// The request `rtoken`, once `who` (root, or the user it is about) may see it.
@@ -262,6 +347,9 @@ impl Vault {
         reason: Option<String>,
     ) -> Result<WriteOp> {
         let mut meta = meta_of(row)?;
+        let guard = meta
+            .remove("guard")
+            .and_then(|g| g.as_str().map(str::to_string));
         meta.insert("status".into(), Value::from(status));
         meta.insert("when".into(), Value::from(now()));
         // Only rows from before reasons were sealed have one here.
@@ -280,7 +368,7 @@ impl Vault {
             }
             _ => row.body.clone(),
         };
-        Ok(WriteOp::PutRecord {
+        let put = WriteOp::PutRecord {
             tenant: self.tenant.clone(),
             record: RecordRow {
                 label: Some(status.into()),
@@ -290,6 +378,18 @@ impl Vault {
                 ..row.clone()
             },
             expected_version: Some(row.version),
+        };
+        // Decided, it no longer blocks the same request being filed again.
+        Ok(match guard {
+            Some(id) => WriteOp::Atomic(vec![
+                put,
+                WriteOp::DeleteRecord {
+                    tenant: self.tenant.clone(),
+                    kind: KIND_REQUEST_GUARD.into(),
+                    id,
+                },
+            ]),
+            None => put,
         })
     }
 

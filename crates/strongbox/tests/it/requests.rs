@@ -13,6 +13,7 @@ backend_tests!(
     request_errors_and_authorization,
     self_service_acts_directly,
     reasons_stored_in_plaintext_read_as_before,
+    filing_is_atomic_and_keeps_each_change,
 );
 
 fn requested(v: &Value, result: &str) -> String {
@@ -494,4 +495,54 @@ fn reasons_stored_in_plaintext_read_as_before(b: &Backend) {
             "`{reason}` survived the erasure"
         );
     }
+}
+
+/// A second, different change is a request of its own (it used to be answered
+/// `request-exists` and dropped); the same change filed by many at once makes one
+/// request; once decided, the same change can be filed again.
+fn filing_is_atomic_and_keeps_each_change(b: &Backend) {
+    let s = Server::start(b);
+    s.create_user(json!({"login": "filer", "name": "F"}));
+    let x = issue(&s, "login", "filer", Body::None);
+    let put = |body: Value| {
+        s.call_as(Some(&x), "PUT", "/v1/user/login/filer", Body::Json(body))
+            .expect(200)
+    };
+    let first = requested(&put(json!({"name": "One"})), "request-created");
+    let second = requested(&put(json!({"name": "Two"})), "request-created");
+    assert_ne!(first, second);
+    assert_eq!(
+        requested(&put(json!({"name": "Two"})), "request-exists"),
+        second
+    );
+    // Eight at once, all the same change: one request.
+    let rtokens: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    put(json!({"name": "Race"}))["rtoken"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(rtokens.iter().all(|r| *r == rtokens[0]), "{rtokens:?}");
+    let v = s
+        .call("GET", "/v1/requests/login/filer", Body::None)
+        .expect(200);
+    assert_eq!(v["total"], 3, "{v}");
+    // Decided, the same change is a new request.
+    s.call("DELETE", &format!("/v1/request/{}", rtokens[0]), Body::None)
+        .expect(200);
+    let again = requested(&put(json!({"name": "Race"})), "request-created");
+    assert_ne!(again, rtokens[0]);
+    s.call("POST", &format!("/v1/request/{first}"), Body::None)
+        .expect(200);
+    assert_eq!(
+        s.get_user("login", "filer").expect(200)["data"]["name"],
+        "One"
+    );
 }
