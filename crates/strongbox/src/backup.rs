@@ -107,7 +107,9 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
             .map_err(|e| format!("cannot open {}: {e}", location.describe()))?;
             // Streamed to the file as it is read, not held in memory.
             let mut pending = Pending::create(out)?;
-            let manifest = write_backup(&store, Sink::Writer(&mut pending.file)).await?;
+            let mut counting = crate::progress::Counting::new(&mut pending.file, "backup written");
+            let manifest = write_backup(&store, Sink::Writer(&mut counting)).await?;
+            counting.finish();
             pending.finish(out)?;
             manifest
         }
@@ -153,8 +155,10 @@ fn fetch(url: &str, token: &str, mut pending: Pending) -> Result<Pending, String
         return Err(format!("the vault answered {status}: {message}"));
     }
     let mut reader = resp.body_mut().with_config().limit(u64::MAX).reader();
-    std::io::copy(&mut reader, &mut pending.file)
+    let mut counting = crate::progress::Counting::new(&mut pending.file, "backup received");
+    std::io::copy(&mut reader, &mut counting)
         .map_err(|e| format!("reading the backup failed: {e}"))?;
+    counting.finish();
     pending
         .file
         .flush()
@@ -170,7 +174,14 @@ pub async fn restore(
 ) -> Result<(), String> {
     let bytes =
         std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    eprintln!(
+        "checking {} ({:.1} MB)…",
+        input.display(),
+        bytes.len() as f64 / 1e6
+    );
     let backup = read_backup(&bytes)?;
+    let rows: u64 = backup.manifest.rows.values().sum();
+    eprintln!("writing {rows} rows in one transaction (all or nothing)…");
     let store = Store::open(
         location,
         &OpenOptions {

@@ -1,8 +1,8 @@
 //! `strongbox import`: bulk creation of users from JSON lines on stdin.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 use strongbox_core::{Principal, Vault};
@@ -10,15 +10,12 @@ use strongbox_core::{Principal, Vault};
 /// One input line: a profile, or why the line is unusable.
 type Line = Result<Map<String, Value>, String>;
 
-/// Progress on stderr while an import runs: on a terminal a bar redrawn every
-/// second (by bytes, when stdin is a file of known size) or a running count;
-/// otherwise one line every 10 seconds, for logs.
+/// Progress on stderr while an import runs: a bar by bytes when stdin is a file of
+/// known size, else a running count.
 struct Progress {
-    tty: bool,
+    ticker: crate::progress::Ticker,
     total_bytes: Option<u64>,
     read_bytes: u64,
-    started: Instant,
-    last: Instant,
 }
 
 impl Progress {
@@ -27,50 +24,33 @@ impl Progress {
             .ok()
             .filter(|m| m.is_file() && m.len() > 0)
             .map(|m| m.len());
-        let now = Instant::now();
         Progress {
-            tty: std::io::stderr().is_terminal(),
+            ticker: crate::progress::Ticker::new(),
             total_bytes,
             read_bytes: 0,
-            started: now,
-            last: now,
         }
     }
 
     fn show(&mut self, created: u64, refused: u64) {
-        let every = if self.tty {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(10)
-        };
-        if self.last.elapsed() < every {
-            return;
-        }
-        self.last = Instant::now();
-        let rate = created as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let mut line = match self.total_bytes {
-            Some(total) => {
-                let pct = (self.read_bytes.min(total) * 100 / total) as usize;
-                format!(
-                    "[{}{}] {pct:>3} %  {created} imported, {refused} refused ({rate:.0}/s)",
-                    "#".repeat(pct / 5),
-                    ".".repeat(20 - pct / 5)
-                )
+        let (total, read) = (self.total_bytes, self.read_bytes);
+        self.ticker.tick(|t| {
+            let rate = created as f64 / t.elapsed().max(1e-9);
+            match total {
+                Some(total) => {
+                    let pct = (read.min(total) * 100 / total) as usize;
+                    format!(
+                        "[{}{}] {pct:>3} %  {created} imported, {refused} refused ({rate:.0}/s)",
+                        "#".repeat(pct / 5),
+                        ".".repeat(20 - pct / 5)
+                    )
+                }
+                None => format!("{created} imported, {refused} refused ({rate:.0}/s)"),
             }
-            None => format!("{created} imported, {refused} refused ({rate:.0}/s)"),
-        };
-        if self.tty {
-            line.insert(0, '\r');
-            eprint!("{line}");
-        } else {
-            eprintln!("{line}");
-        }
+        });
     }
 
     fn finish(&self) {
-        if self.tty && self.last != self.started {
-            eprintln!();
-        }
+        self.ticker.finish();
     }
 }
 

@@ -4,6 +4,7 @@ mod backup;
 mod config;
 mod import;
 mod keeper;
+mod progress;
 mod secrets;
 mod unseal;
 mod verify;
