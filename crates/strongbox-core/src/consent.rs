@@ -676,7 +676,10 @@ impl Vault {
         self.agreement_json(&party, &row).map(Some)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one part of the consent record; a struct would only rename them"
+    )]
     async fn withdraw_for(
         &self,
         who: &Principal,
@@ -1127,7 +1130,10 @@ impl Vault {
     /// Writes catalogue entry `kind`/`target` (a legal basis, a processing activity)
     /// with `meta`. A `target` other than `id` is a rename: the new key must be free
     /// (409 `taken` otherwise) and the old entry goes in the same commit.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one part of the consent record; a struct would only rename them"
+    )]
     async fn put_catalog_entry(
         &self,
         kind: &str,

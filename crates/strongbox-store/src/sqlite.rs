@@ -44,8 +44,10 @@ const MAX_BATCH: usize = 512;
 /// Read connections kept open when idle.
 const MAX_IDLE_READERS: usize = 8;
 
-// Jobs move once through a channel; boxing the common case would cost an allocation.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "jobs move once through a channel; boxing the write would cost an allocation per write"
+)]
 enum Job {
     Write(WriteOp),
     Init(InitData),

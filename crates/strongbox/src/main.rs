@@ -1,4 +1,9 @@
-//! The `strongbox` binary: `demo`, `init` and `serve`.
+//! The `strongbox` binary: parses the command line and the configuration file,
+//! takes secrets out of the environment, and runs one command: the vault (`demo`,
+//! `init`, `serve`), direct store work (`import`, `backup`, `restore`, the root-key
+//! rotation), a running vault's operations (`unseal`, `seal`, the online
+//! rotations) or the key-less verifiers (`audit verify`, `receipt verify`). The
+//! other modules of this crate each hold one family of commands.
 
 mod backup;
 mod config;

@@ -1,5 +1,9 @@
 //! End-to-end tests over HTTP against real `strongbox` processes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly at the first surprise; unwrap is how it says so"
+)]
 
 mod harness;
 
