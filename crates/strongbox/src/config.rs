@@ -1,12 +1,17 @@
 //! Configuration: defaults < TOML file (`--config`) < `STRONGBOX_*` environment < flags.
 //!
-//! clap handles the environment and the flags; the file fills whatever neither set.
+//! Every setting is declared once, as a clap argument (its flag, its environment
+//! variable, its help). The file's keys are those arguments' names (`data_dir` for
+//! `--data-dir`); [`with_file`] turns each into the argument's default value before
+//! the command line is parsed, so clap applies one order everywhere: a flag beats
+//! the environment, which beats the file, which beats the built-in default. A key
+//! that names no argument of any command is an error, so a typo never goes unnoticed.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Deserialize;
+use strongbox_core::Secret;
 use strongbox_store::{Durability, Location};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -90,6 +95,10 @@ pub enum Command {
         /// for the rest [default: 600]. File key: `unseal_timeout`.
         #[arg(long, env = "STRONGBOX_UNSEAL_TIMEOUT", value_name = "SECONDS")]
         unseal_timeout: Option<u64>,
+        /// Print the effective configuration (each setting's value and where it came
+        /// from: flag, env, file or default; secrets masked) and exit.
+        #[arg(long)]
+        print_config: bool,
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
@@ -292,7 +301,7 @@ pub struct TokenArgs {
         value_name = "TOKEN",
         hide_env_values = true
     )]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// File holding the root token (`-`: the first line of stdin).
     #[arg(long, env = "STRONGBOX_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
@@ -302,7 +311,7 @@ impl TokenArgs {
     /// The token, if one was given.
     pub fn get(&self) -> Result<Option<zeroize::Zeroizing<String>>, String> {
         if let Some(t) = self.token.as_ref().filter(|t| !t.is_empty()) {
-            return Ok(Some(zeroize::Zeroizing::new(t.clone())));
+            return Ok(Some(zeroize::Zeroizing::new(t.expose().to_string())));
         }
         let Some(path) = &self.token_file else {
             return Ok(None);
@@ -341,7 +350,7 @@ pub struct StoreArgs {
     pub data_dir: Option<PathBuf>,
     /// Database URL: sqlite://FILE, postgres://… or mysql://… File key: `database_url`.
     #[arg(long, env = "STRONGBOX_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// SQLite durability: `full` (default: every acknowledged write survives power
     /// loss) or `normal` (faster; survives a crash of Strongbox but not of the
     /// machine). File key: `sqlite_durability`.
@@ -406,11 +415,11 @@ pub struct VaultArgs {
     /// `max_session_retention`.
     #[arg(long, env = "STRONGBOX_MAX_SESSION_RETENTION", value_name = "DURATION")]
     pub max_session_retention: Option<String>,
-    /// Longest expiry POST /v1/exp/start may set [default: 1m, a month]. File key:
+    /// Longest expiry POST /v1/exp/start may set [default: 1m] (a month). File key:
     /// `max_user_retention`.
     #[arg(long, env = "STRONGBOX_MAX_USER_RETENTION", value_name = "DURATION")]
     pub max_user_retention: Option<String>,
-    /// Longest life of a shared record [default: 1m, a month]. File key:
+    /// Longest life of a shared record [default: 1m] (a month). File key:
     /// `max_shareable_record_retention`.
     #[arg(
         long,
@@ -456,8 +465,8 @@ pub struct VaultArgs {
     #[arg(long, env = "STRONGBOX_KEK_ROTATE_EVERY", value_name = "DURATION")]
     pub kek_rotate_every: Option<String>,
     /// Answer reads of personal data even when their audit event cannot be written
-    /// (each such read is logged). Changes always fail closed [default: false: reads
-    /// fail closed too]. File key: `audit_fail_open_reads`.
+    /// (each such read is logged). Changes always fail closed; by default reads
+    /// fail closed too [default: false]. File key: `audit_fail_open_reads`.
     #[arg(long, env = "STRONGBOX_AUDIT_FAIL_OPEN_READS", value_name = "BOOL")]
     pub audit_fail_open_reads: Option<bool>,
     /// Where webhooks go (Databunker's `notification_url`): profile created, changed,
@@ -498,8 +507,7 @@ pub struct VaultArgs {
     pub self_service_app_record_change: Option<Vec<String>>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum DurabilityArg {
     Full,
     Normal,
@@ -514,77 +522,140 @@ impl From<DurabilityArg> for Durability {
     }
 }
 
-/// The TOML file. Unknown keys are an error, so a typo never goes unnoticed.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub database_url: Option<String>,
-    pub database_schema: Option<String>,
-    pub sqlite_durability: Option<DurabilityArg>,
-    pub root_key_file: Option<PathBuf>,
-    pub max_body_bytes: Option<usize>,
-    pub default_country: Option<String>,
-    pub create_user_without_access_token: Option<bool>,
-    pub max_session_retention: Option<String>,
-    pub max_user_retention: Option<String>,
-    pub max_shareable_record_retention: Option<String>,
-    pub max_user_token_lifetime: Option<String>,
-    pub sweep_interval: Option<u64>,
-    pub audit_checkpoint_interval: Option<u64>,
-    pub audit_fail_open_reads: Option<bool>,
-    pub rewrap_batch: Option<usize>,
-    pub kek_retire_after: Option<u64>,
-    pub kek_rotate_every: Option<String>,
-    pub list_users: Option<bool>,
-    pub user_record_schema: Option<PathBuf>,
-    pub notification_url: Option<String>,
-    pub metrics_public: Option<bool>,
-    pub unseal_timeout: Option<u64>,
-    pub self_service_forget_me: Option<bool>,
-    pub self_service_user_record_change: Option<bool>,
-    pub self_service_app_record_change: Option<Vec<String>>,
-    pub bench_endpoints: Option<bool>,
-    pub log: Option<String>,
+/// The settings read from the TOML file: (key, value as the command line would
+/// give it).
+pub struct FileSettings {
+    pub path: Option<PathBuf>,
+    pub keys: Vec<String>,
 }
 
-impl FileConfig {
-    pub fn load(path: Option<&Path>) -> Result<Self, String> {
-        let Some(path) = path else {
-            return Ok(FileConfig::default());
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+/// The file named by `--config` or `STRONGBOX_CONFIG` (looked up before clap parses
+/// anything, since its values become clap's defaults).
+fn config_path() -> Option<PathBuf> {
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        let a = a.to_string_lossy().into_owned();
+        if a == "--" {
+            break;
+        }
+        if a == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(v) = a.strip_prefix("--config=") {
+            return Some(PathBuf::from(v));
+        }
     }
+    std::env::var_os("STRONGBOX_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// A TOML value as command-line text (arrays: one text per element).
+fn as_args(key: &str, value: &toml::Value) -> Result<Vec<String>, String> {
+    Ok(match value {
+        toml::Value::String(s) => vec![s.clone()],
+        toml::Value::Integer(n) => vec![n.to_string()],
+        toml::Value::Float(f) => vec![f.to_string()],
+        toml::Value::Boolean(b) => vec![b.to_string()],
+        toml::Value::Array(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                out.extend(as_args(key, item)?);
+            }
+            out
+        }
+        _ => return Err(format!("`{key}` must be a string, number, boolean or list")),
+    })
+}
+
+/// Sets `value` as the default of argument `key` in `cmd` and all its subcommands;
+/// whether any of them has that argument.
+fn set_default(cmd: clap::Command, key: &str, value: &[String]) -> (clap::Command, bool) {
+    let mut found = cmd.get_arguments().any(|a| a.get_id() == key);
+    let mut cmd = if found {
+        let values: Vec<clap::builder::OsStr> = value
+            .iter()
+            .map(|v| clap::builder::OsStr::from(v.clone()))
+            .collect();
+        cmd.mut_arg(key, |a| a.default_values(values))
+    } else {
+        cmd
+    };
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        let mut hit = false;
+        cmd = cmd.mut_subcommand(&name, |sub| {
+            let (sub, h) = set_default(sub, key, value);
+            hit = h;
+            sub
+        });
+        found |= hit;
+    }
+    (cmd, found)
+}
+
+/// The command line definition with the configuration file's values as defaults.
+pub fn with_file(cmd: clap::Command) -> Result<(clap::Command, FileSettings), String> {
+    let Some(path) = config_path() else {
+        return Ok((
+            cmd,
+            FileSettings {
+                path: None,
+                keys: Vec::new(),
+            },
+        ));
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+    let mut cmd = cmd;
+    let mut keys = Vec::new();
+    for (key, value) in &table {
+        if key == "config" {
+            return Err(format!(
+                "config file {}: `config` cannot be set in a file",
+                path.display()
+            ));
+        }
+        let values =
+            as_args(key, value).map_err(|e| format!("config file {}: {e}", path.display()))?;
+        let (next, found) = set_default(cmd, key, &values);
+        cmd = next;
+        if !found {
+            return Err(format!(
+                "config file {}: unknown field `{key}` (keys are the long flag names with _ for -)",
+                path.display()
+            ));
+        }
+        keys.push(key.clone());
+    }
+    Ok((
+        cmd,
+        FileSettings {
+            path: Some(path),
+            keys,
+        },
+    ))
 }
 
 impl StoreArgs {
-    /// Where the store is, after merging with the file. Both a directory and a URL is
-    /// an error rather than a guess.
-    pub fn location(&self, file: &FileConfig) -> Result<Location, String> {
-        let dir = self.data_dir.clone().or_else(|| file.data_dir.clone());
-        let url = self
-            .database_url
-            .clone()
-            .or_else(|| file.database_url.clone());
+    /// Where the store is. Both a directory and a URL is an error rather than a
+    /// guess.
+    pub fn location(&self) -> Result<Location, String> {
+        let dir = self.data_dir.clone();
+        let url = self.database_url.as_ref().map(|u| u.expose().to_string());
         match (dir, url) {
             (Some(_), Some(_)) => {
                 Err("give either a data directory or a database URL, not both".into())
             }
             (None, Some(url)) => Location::from_url(&url)
-                .and_then(|l| {
-                    l.with_schema(
-                        self.database_schema
-                            .clone()
-                            .or_else(|| file.database_schema.clone()),
-                    )
-                })
+                .and_then(|l| l.with_schema(self.database_schema.clone()))
                 .map_err(|e| e.to_string()),
-            (Some(_), None) | (None, None)
-                if self.database_schema.is_some() || file.database_schema.is_some() =>
-            {
+            (Some(_), None) | (None, None) if self.database_schema.is_some() => {
                 Err("--database-schema is for PostgreSQL (with --database-url)".into())
             }
             (Some(dir), None) => Ok(Location::data_dir(dir)),
@@ -593,17 +664,124 @@ impl StoreArgs {
     }
 
     /// Whether a store was named at all (by flag, environment or file).
-    pub fn given(&self, file: &FileConfig) -> bool {
-        self.data_dir.is_some()
-            || self.database_url.is_some()
-            || file.data_dir.is_some()
-            || file.database_url.is_some()
+    pub fn given(&self) -> bool {
+        self.data_dir.is_some() || self.database_url.is_some()
     }
 
-    pub fn durability(&self, file: &FileConfig) -> Durability {
+    pub fn durability(&self) -> Durability {
         self.sqlite_durability
-            .or(file.sqlite_durability)
             .map(Durability::from)
             .unwrap_or_default()
     }
+}
+
+/// Settings whose values are never printed.
+const SECRET_SETTINGS: &[&str] = &["token"];
+
+/// Secrets that only come from the environment: printed as set or not.
+const SECRET_ENV: &[&str] = &[
+    "STRONGBOX_ROOT_KEY",
+    "STRONGBOX_METRICS_TOKEN",
+    "STRONGBOX_NOTIFICATION_SECRET",
+];
+
+/// A database URL with its password masked.
+fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            let slash = if rest.contains('/') { "/" } else { "" };
+            format!("{scheme}://{masked}@{host}{slash}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// What `serve --print-config` prints: one `key = value  # source` line per
+/// setting of `serve`, in the file's syntax, so the output can seed a file.
+pub fn print_config(
+    serve: &clap::Command,
+    matches: &clap::ArgMatches,
+    file: &FileSettings,
+    secret_set: impl Fn(&str) -> bool,
+) -> String {
+    use clap::parser::ValueSource;
+    let mut out = match &file.path {
+        Some(p) => format!(
+            "# effective configuration of `strongbox serve` (file: {})\n",
+            p.display()
+        ),
+        None => "# effective configuration of `strongbox serve` (no configuration file)\n".into(),
+    };
+    for arg in serve.get_arguments() {
+        let id = arg.get_id().as_str();
+        if matches!(id, "help" | "print_config" | "config") || arg.get_long().is_none() {
+            continue;
+        }
+        let values: Vec<String> = matches
+            .get_raw(id)
+            .map(|v| v.map(|x| x.to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        let source = match matches.value_source(id) {
+            Some(ValueSource::CommandLine) => "flag",
+            Some(ValueSource::EnvVariable) => "env",
+            Some(ValueSource::DefaultValue) if file.keys.iter().any(|k| k == id) => "file",
+            Some(_) => "default",
+            None => "",
+        };
+        let quote = |v: &str| -> String {
+            if v.parse::<f64>().is_ok() || v == "true" || v == "false" {
+                v.to_string()
+            } else {
+                serde_json::Value::from(v).to_string()
+            }
+        };
+        let shown = |v: &str| -> String {
+            if SECRET_SETTINGS.contains(&id) {
+                "\"***\"".into()
+            } else if id == "database_url" {
+                quote(&mask_url(v))
+            } else {
+                quote(v)
+            }
+        };
+        let line = match values.as_slice() {
+            [] => {
+                // Not set anywhere: the built-in default its help states, if any.
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                match help
+                    .split("[default: ")
+                    .nth(1)
+                    .and_then(|r| r.split(']').next())
+                {
+                    Some(d) => format!("{id} = {}  # built-in default", quote(d)),
+                    None => format!("# {id}: not set"),
+                }
+            }
+            [one] if arg.get_value_delimiter().is_none() => {
+                format!("{id} = {}  # {source}", shown(one))
+            }
+            many => format!(
+                "{id} = [{}]  # {source}",
+                many.iter().map(|v| shown(v)).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str("# secrets from the environment (never shown):\n");
+    for name in SECRET_ENV {
+        let state = if secret_set(name) { "set" } else { "not set" };
+        out.push_str(&format!("#   {name}: {state}\n"));
+    }
+    out
 }

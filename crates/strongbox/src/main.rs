@@ -22,13 +22,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
-use strongbox_core::OpenError;
+use clap::{CommandFactory, FromArgMatches};
 use strongbox_core::expiry::parse_duration;
 use strongbox_core::vault::{META_SEAL, SealConfig};
 use strongbox_core::{
     Normalizer, Policy, SelfService, UserSchema, Vault, VaultConfig, parse_country,
 };
+use strongbox_core::{OpenError, Secret};
 use strongbox_crypto::shamir::Share;
 use strongbox_crypto::{RootKey, parse_record_token};
 use strongbox_server::HttpConfig;
@@ -37,23 +37,38 @@ use strongbox_store::{Location, OpenOptions, Store, StoreError};
 use zeroize::Zeroizing;
 
 use crate::config::{
-    AuditCommand, Cli, Command, DEFAULT_LISTEN, FileConfig, ReceiptCommand, RotateCommand,
-    StoreArgs, VaultArgs,
+    AuditCommand, Cli, Command, DEFAULT_LISTEN, ReceiptCommand, RotateCommand, StoreArgs, VaultArgs,
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // Before any other thread exists: secrets leave the environment block.
-    let unscrubbed = secrets::take();
-    let file = match FileConfig::load(cli.config.as_deref()) {
-        Ok(f) => f,
+    // The configuration file's values become the defaults of the arguments they
+    // name; clap then parses flags and environment over them.
+    let (command, from_file) = match config::with_file(Cli::command()) {
+        Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    let filter = cli
-        .log
-        .clone()
-        .or_else(|| file.log.clone())
-        .unwrap_or_else(|| "info".into());
+    let matches = command.clone().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Before any other thread exists: secrets leave the environment block.
+    let unscrubbed = secrets::take();
+    if let Command::Serve {
+        print_config: true, ..
+    } = &cli.command
+        && let (Some(serve), Some(("serve", serve_matches))) =
+            (command.find_subcommand("serve"), matches.subcommand())
+    {
+        print!(
+            "{}",
+            config::print_config(serve, serve_matches, &from_file, |name| {
+                secrets::var(name).is_some()
+            })
+        );
+        return ExitCode::SUCCESS;
+    }
+    let filter = cli.log.clone().unwrap_or_else(|| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
@@ -74,7 +89,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(run(cli.command, file)) {
+    match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Found) => ExitCode::from(1),
         Err(Failure::Error(e)) => {
@@ -104,7 +119,7 @@ impl From<String> for Failure {
     }
 }
 
-async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
+async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Audit {
             command:
@@ -118,7 +133,7 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
         } => {
             let source = match from_backup {
                 Some(path) => verify::Source::Backup(path),
-                None => verify::Source::Store(store.location(&file)?),
+                None => verify::Source::Store(store.location()?),
             };
             verify::audit(
                 &source,
@@ -137,11 +152,11 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
                     store,
                 },
         } => {
-            let location = store.location(&file)?;
-            let key_file = root_key_file.or(file.root_key_file.clone());
+            let location = store.location()?;
+            let key_file = root_key_file;
             rotate_root_key(
                 &location,
-                store.durability(&file),
+                store.durability(),
                 key_file.as_deref(),
                 shares.zip(threshold),
             )
@@ -178,7 +193,7 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
                     addr,
                     token: token.required()?.to_string(),
                 },
-                None => backup::Source::Store(store.location(&file)?),
+                None => backup::Source::Store(store.location()?),
             };
             backup::backup(&source, &out).await.map_err(Failure::Error)
         }
@@ -187,8 +202,8 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
             force,
             store,
         } => {
-            let location = store.location(&file)?;
-            backup::restore(&input, &location, store.durability(&file), force)
+            let location = store.location()?;
+            backup::restore(&input, &location, store.durability(), force)
                 .await
                 .map_err(Failure::Error)
         }
@@ -202,27 +217,27 @@ async fn run(command: Command, file: FileConfig) -> Result<(), Failure> {
         } => {
             // Without a key or a store named, the default data directory, as
             // `--help` shows, when it holds a store.
-            let location = if store.given(&file) || public_key.is_none() {
-                Some(store.location(&file)?).filter(|l| store.given(&file) || l.exists_locally())
+            let location = if store.given() || public_key.is_none() {
+                Some(store.location()?).filter(|l| store.given() || l.exists_locally())
             } else {
                 None
             };
             verify::receipt(&receipt, public_key.as_deref(), location.as_ref()).await
         }
-        other => run_vault(other, file).await.map_err(Failure::Error),
+        other => run_vault(other).await.map_err(Failure::Error),
     }
 }
 
-async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
+async fn run_vault(command: Command) -> Result<(), String> {
     match command {
-        Command::Demo { listen, vault } => demo(listen, &vault, &file).await,
+        Command::Demo { listen, vault } => demo(listen, &vault).await,
         Command::Init {
             shares,
             threshold,
             kms_key_id,
             store,
         } => {
-            let location = store.location(&file)?;
+            let location = store.location()?;
             let seal = match (shares, threshold) {
                 (Some(shares), Some(threshold)) => {
                     if threshold < 2 || shares < threshold {
@@ -232,13 +247,7 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
                 }
                 _ => None,
             };
-            init(
-                &location,
-                &store.durability(&file),
-                seal,
-                kms_key_id.as_deref(),
-            )
-            .await
+            init(&location, &store.durability(), seal, kms_key_id.as_deref()).await
         }
         Command::Serve {
             listen,
@@ -246,32 +255,32 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
             bench_endpoints,
             metrics_public,
             unseal_timeout,
+            print_config: _,
             store,
             vault: args,
         } => {
             let timeout = Duration::from_secs(
                 unseal_timeout
-                    .or(file.unseal_timeout)
                     .unwrap_or(strongbox_server::seal::UNSEAL_TIMEOUT.as_secs())
                     .max(1),
             );
-            let addr = listen.or(file.listen).unwrap_or(default_listen());
-            let mut http = http_config(&args, &file);
-            http.bench_endpoints = bench_endpoints.or(file.bench_endpoints).unwrap_or(false);
-            http.metrics_public = metrics_public.or(file.metrics_public).unwrap_or(false);
-            let location = store.location(&file)?;
+            let addr = listen.unwrap_or(default_listen());
+            let mut http = http_config(&args);
+            http.bench_endpoints = bench_endpoints.unwrap_or(false);
+            http.metrics_public = metrics_public.unwrap_or(false);
+            let location = store.location()?;
             let db = Store::open(
                 &location,
                 &OpenOptions {
                     create: false,
                     read_only: false,
-                    durability: store.durability(&file),
+                    durability: store.durability(),
                 },
             )
             .await
             .map_err(|e| e.to_string())?;
             let seal = SealConfig::of(&db).await.map_err(|e| e.to_string())?;
-            let key_file = root_key_file.or(file.root_key_file.clone());
+            let key_file = root_key_file;
             let supplied = match supplied_root_key(key_file.as_deref())? {
                 Some(root) => Some(root),
                 // Auto-unseal: the key service unwraps it (or start fails, clearly).
@@ -291,8 +300,8 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
             };
             let opener = Opener {
                 store: db,
-                config: vault_config(&args, &file)?,
-                jobs: background(&args, &file)?,
+                config: vault_config(&args)?,
+                jobs: background(&args)?,
             };
             serve(opener, root, seal, addr, http, timeout).await
         }
@@ -304,7 +313,7 @@ async fn run_vault(command: Command, file: FileConfig) -> Result<(), String> {
             profiles,
         } => {
             let args = profiles.vault_args();
-            let vault = open_vault(&store, root_key_file.as_deref(), &args, &file).await?;
+            let vault = open_vault(&store, root_key_file.as_deref(), &args).await?;
             import::run(Arc::new(vault), batch_size.max(1), jobs.max(1)).await
         }
         Command::Audit { .. }
@@ -324,19 +333,18 @@ async fn open_vault(
     store: &StoreArgs,
     root_key_file: Option<&Path>,
     args: &VaultArgs,
-    file: &FileConfig,
 ) -> Result<Vault, String> {
-    let location = store.location(file)?;
-    let root = root_key(root_key_file.or(file.root_key_file.as_deref()))?;
+    let location = store.location()?;
+    let root = root_key(root_key_file)?;
     let opts = OpenOptions {
         create: false,
         read_only: false,
-        durability: store.durability(file),
+        durability: store.durability(),
     };
     let db = Store::open(&location, &opts)
         .await
         .map_err(|e| e.to_string())?;
-    let vault = Vault::open(db, &root, vault_config(args, file)?)
+    let vault = Vault::open(db, &root, vault_config(args)?)
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(store = %location.describe(), "vault opened");
@@ -349,11 +357,8 @@ fn default_listen() -> SocketAddr {
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000)))
 }
 
-fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, String> {
-    let country = args
-        .default_country
-        .clone()
-        .or_else(|| file.default_country.clone());
+fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
+    let country = args.default_country.clone();
     let normalizer = match country {
         None => Normalizer::default(),
         Some(c) => Normalizer {
@@ -367,48 +372,37 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
         (
             "max_session_retention",
             &args.max_session_retention,
-            &file.max_session_retention,
             &mut policy.max_session_retention,
         ),
         (
             "max_user_retention",
             &args.max_user_retention,
-            &file.max_user_retention,
             &mut policy.max_user_retention,
         ),
         (
             "max_shareable_record_retention",
             &args.max_shareable_record_retention,
-            &file.max_shareable_record_retention,
             &mut policy.max_shareable_record_retention,
         ),
         (
             "max_user_token_lifetime",
             &args.max_user_token_lifetime,
-            &file.max_user_token_lifetime,
             &mut policy.max_user_token_lifetime,
         ),
     ];
-    for (name, flag, from_file, slot) in durations {
-        if let Some(d) = flag.as_ref().or(from_file.as_ref()) {
+    for (name, value, slot) in durations {
+        if let Some(d) = value {
             *slot = parse_duration(d)
                 .filter(|s| *s > 0)
                 .ok_or_else(|| format!("bad {name} `{d}` (use e.g. 3600, 12h, 7d, 1m)"))?;
         }
     }
     let self_service = SelfService {
-        forget_me: args
-            .self_service_forget_me
-            .or(file.self_service_forget_me)
-            .unwrap_or(false),
-        user_record_change: args
-            .self_service_user_record_change
-            .or(file.self_service_user_record_change)
-            .unwrap_or(false),
+        forget_me: args.self_service_forget_me.unwrap_or(false),
+        user_record_change: args.self_service_user_record_change.unwrap_or(false),
         app_record_change: args
             .self_service_app_record_change
             .clone()
-            .or_else(|| file.self_service_app_record_change.clone())
             .unwrap_or_default()
             .into_iter()
             .filter(|p| !p.trim().is_empty())
@@ -417,16 +411,11 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
     let notification_url = args
         .notification_url
         .clone()
-        .or_else(|| file.notification_url.clone())
         .filter(|u| !u.trim().is_empty());
     if let Some(url) = &notification_url {
         webhooks::check_url(url)?;
     }
-    let schema = match args
-        .user_record_schema
-        .clone()
-        .or_else(|| file.user_record_schema.clone())
-    {
+    let schema = match args.user_record_schema.clone() {
         None => None,
         Some(path) => {
             let text = std::fs::read_to_string(&path)
@@ -438,31 +427,25 @@ fn vault_config(args: &VaultArgs, file: &FileConfig) -> Result<VaultConfig, Stri
     };
     Ok(VaultConfig {
         // A change may not produce a document larger than a body could carry.
-        max_document_bytes: http_config(args, file).max_body_bytes,
+        max_document_bytes: http_config(args).max_body_bytes,
         schema,
         notification_url,
-        list_users: args.list_users.or(file.list_users).unwrap_or(false),
-        audit_fail_open_reads: args
-            .audit_fail_open_reads
-            .or(file.audit_fail_open_reads)
-            .unwrap_or(false),
+        list_users: args.list_users.unwrap_or(false),
+        audit_fail_open_reads: args.audit_fail_open_reads.unwrap_or(false),
         policy,
         self_service,
         normalizer,
-        create_user_without_access_token: args
-            .create_user_without_access_token
-            .or(file.create_user_without_access_token)
-            .unwrap_or(false),
+        create_user_without_access_token: args.create_user_without_access_token.unwrap_or(false),
     })
 }
 
-fn http_config(args: &VaultArgs, file: &FileConfig) -> HttpConfig {
+fn http_config(args: &VaultArgs) -> HttpConfig {
     let mut http = HttpConfig {
         // The scraper's secret comes from the environment only, like the root key.
         metrics_token: secrets::var("STRONGBOX_METRICS_TOKEN").map(|t| t.to_string()),
         ..HttpConfig::default()
     };
-    if let Some(n) = args.max_body_bytes.or(file.max_body_bytes) {
+    if let Some(n) = args.max_body_bytes {
         http.max_body_bytes = n;
     }
     http
@@ -743,11 +726,7 @@ async fn init(
     Ok(())
 }
 
-async fn demo(
-    listen: Option<std::net::SocketAddr>,
-    args: &VaultArgs,
-    file: &FileConfig,
-) -> Result<(), String> {
+async fn demo(listen: Option<std::net::SocketAddr>, args: &VaultArgs) -> Result<(), String> {
     let dir = tempfile::Builder::new()
         .prefix("strongbox-demo-")
         .tempdir()
@@ -770,18 +749,18 @@ async fn demo(
          the root token is DEMO and the root key is random and never shown. \
          Do not put real personal data here."
     );
-    let addr = listen.or(file.listen).unwrap_or(default_listen());
+    let addr = listen.unwrap_or(default_listen());
     let opener = Opener {
         store,
-        config: vault_config(args, file)?,
-        jobs: background(args, file)?,
+        config: vault_config(args)?,
+        jobs: background(args)?,
     };
     let result = serve(
         opener,
         Some(root),
         None,
         addr,
-        http_config(args, file),
+        http_config(args),
         strongbox_server::seal::UNSEAL_TIMEOUT,
     )
     .await;
@@ -805,21 +784,12 @@ struct Background {
 /// Default length of an erasure epoch: the KEK is rotated every 30 days.
 const DEFAULT_KEK_ROTATE_EVERY: i64 = 30 * 24 * 3600;
 
-fn background(args: &VaultArgs, file: &FileConfig) -> Result<Background, String> {
-    let sweep = args
-        .sweep_interval
-        .or(file.sweep_interval)
-        .unwrap_or(DEFAULT_SWEEP_SECONDS)
-        .max(1);
+fn background(args: &VaultArgs) -> Result<Background, String> {
+    let sweep = args.sweep_interval.unwrap_or(DEFAULT_SWEEP_SECONDS).max(1);
     let checkpoint = args
         .audit_checkpoint_interval
-        .or(file.audit_checkpoint_interval)
         .unwrap_or(DEFAULT_CHECKPOINT_SECONDS);
-    let kek_rotate_every = match args
-        .kek_rotate_every
-        .as_ref()
-        .or(file.kek_rotate_every.as_ref())
-    {
+    let kek_rotate_every = match args.kek_rotate_every.as_ref() {
         None => Some(DEFAULT_KEK_ROTATE_EVERY),
         Some(d) => match parse_duration(d) {
             Some(0) => None,
@@ -834,16 +804,8 @@ fn background(args: &VaultArgs, file: &FileConfig) -> Result<Background, String>
     Ok(Background {
         sweep_every: Duration::from_secs(sweep),
         checkpoint_every: (checkpoint > 0).then(|| Duration::from_secs(checkpoint)),
-        rewrap_batch: args
-            .rewrap_batch
-            .or(file.rewrap_batch)
-            .unwrap_or(500)
-            .max(1),
-        kek_retire_after: args
-            .kek_retire_after
-            .or(file.kek_retire_after)
-            .unwrap_or(3600)
-            .min(i64::MAX as u64) as i64,
+        rewrap_batch: args.rewrap_batch.unwrap_or(500).max(1),
+        kek_retire_after: args.kek_retire_after.unwrap_or(3600).min(i64::MAX as u64) as i64,
         kek_rotate_every,
     })
 }
@@ -884,7 +846,8 @@ impl Unsealer for Opener {
             jobs.push(tokio::spawn(kek_rotator(vault.clone(), every)).abort_handle());
         }
         if let Some(url) = vault.config().notification_url.clone() {
-            let secret = secrets::var("STRONGBOX_NOTIFICATION_SECRET").map(|s| s.to_string());
+            let secret =
+                secrets::var("STRONGBOX_NOTIFICATION_SECRET").map(|s| Secret::new(s.as_str()));
             if secret.is_none() {
                 tracing::warn!(
                     "webhooks are not signed: set STRONGBOX_NOTIFICATION_SECRET so receivers can verify them"

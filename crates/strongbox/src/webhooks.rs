@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strongbox_core::Vault;
 use strongbox_core::notify::{MAX_ATTEMPTS, Notification};
+use strongbox_core::{Secret, Vault};
 use ureq::http;
 
 /// Time a receiver gets to answer.
@@ -32,7 +32,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
-pub async fn run(vault: Arc<Vault>, url: String, secret: Option<String>) {
+pub async fn run(vault: Arc<Vault>, url: String, secret: Option<Secret>) {
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(TIMEOUT))
@@ -54,10 +54,11 @@ pub async fn run(vault: Arc<Vault>, url: String, secret: Option<String>) {
         for n in due {
             let (agent, url, secret) = (agent.clone(), url.clone(), secret.clone());
             let body = n.payload.to_vec();
-            let sent =
-                tokio::task::spawn_blocking(move || post(&agent, &url, secret.as_deref(), body))
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
+            let sent = tokio::task::spawn_blocking(move || {
+                post(&agent, &url, secret.as_ref().map(Secret::expose), body)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
             let result = match sent {
                 Ok(()) => vault.notification_done(&n).await,
                 Err(e) => give_up_or_retry(&vault, &n, &e).await,
