@@ -43,6 +43,23 @@ pub struct Manifest {
     pub sha256: String,
 }
 
+/// Why a backup could not be written, checked or restored. Each message is for the
+/// operator's terminal and names what to do where it can.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The file is not an intact, complete backup of a format this version reads.
+    #[error("{0}")]
+    Invalid(String),
+    /// Where the backup goes failed: a file, or a download that went away or stalled.
+    #[error("{0}")]
+    Output(String),
+    /// The store could not be read or written, or refused the restore.
+    #[error("{0}")]
+    Store(String),
+}
+
+type BackupResult<T> = std::result::Result<T, BackupError>;
+
 fn cell_json(cell: &Cell) -> Value {
     match cell {
         Cell::Null => Value::Null,
@@ -84,20 +101,21 @@ const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 async fn send_chunk(
     tx: &tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
     chunk: Vec<u8>,
-) -> Result<(), String> {
+) -> BackupResult<()> {
+    let gone = |why: &str| BackupError::Output(format!("the backup's receiver {why}"));
     match tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(chunk))).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err("the backup's receiver went away".into()),
-        Err(_) => Err("the backup's receiver stalled".into()),
+        Ok(Err(_)) => Err(gone("went away")),
+        Err(_) => Err(gone("stalled")),
     }
 }
 
 impl Sink<'_> {
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+    async fn write(&mut self, bytes: &[u8]) -> BackupResult<()> {
         match self {
             Sink::Writer(out) => out
                 .write_all(bytes)
-                .map_err(|e| format!("cannot write the backup: {e}")),
+                .map_err(|e| BackupError::Output(format!("cannot write the backup: {e}"))),
             Sink::Channel { tx, buf } => {
                 buf.extend_from_slice(bytes);
                 if buf.len() >= CHUNK {
@@ -109,26 +127,27 @@ impl Sink<'_> {
         }
     }
 
-    async fn finish(&mut self) -> Result<(), String> {
+    async fn finish(&mut self) -> BackupResult<()> {
         match self {
             Sink::Writer(out) => out
                 .flush()
-                .map_err(|e| format!("cannot write the backup: {e}")),
+                .map_err(|e| BackupError::Output(format!("cannot write the backup: {e}"))),
             Sink::Channel { tx, buf } => send_chunk(tx, std::mem::take(buf)).await,
         }
     }
 }
 
 /// Writes a backup of `store` to `out` while the store keeps serving.
-pub async fn write_backup(store: &Store, mut out: Sink<'_>) -> Result<Manifest, String> {
+pub async fn write_backup(store: &Store, mut out: Sink<'_>) -> BackupResult<Manifest> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExportedRow>(1024);
     let reading = store.export(tx);
     let writing = async move {
         let mut hash = Sha256::new();
         let mut rows: BTreeMap<String, u64> =
             TABLES.iter().map(|t| (t.name.to_string(), 0)).collect();
-        let line = |v: &Value| -> Result<Vec<u8>, String> {
-            let mut bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
+        let line = |v: &Value| -> BackupResult<Vec<u8>> {
+            let mut bytes =
+                serde_json::to_vec(v).map_err(|e| BackupError::Output(e.to_string()))?;
             bytes.push(b'\n');
             Ok(bytes)
         };
@@ -150,7 +169,7 @@ pub async fn write_backup(store: &Store, mut out: Sink<'_>) -> Result<Manifest, 
         }
         let sha256 = hex::encode(hash.finalize());
         let manifest = line(&json!({"manifest": {"rows": rows, "sha256": sha256}}))?;
-        Ok::<_, String>((out, manifest, Manifest { rows, sha256 }))
+        Ok::<_, BackupError>((out, manifest, Manifest { rows, sha256 }))
     };
     let (read, written) = tokio::join!(reading, writing);
     let (mut out, manifest, done) = written?;
@@ -161,7 +180,7 @@ pub async fn write_backup(store: &Store, mut out: Sink<'_>) -> Result<Manifest, 
         if let Sink::Channel { tx, .. } = &out {
             let _ = tx.send(Err(message.clone())).await;
         }
-        return Err(message);
+        return Err(BackupError::Store(message));
     }
     out.write(&manifest).await?;
     out.finish().await?;
@@ -193,20 +212,21 @@ impl Backup {
 
 /// Parses and checks a backup: the checksum over everything before the manifest,
 /// the format and schema versions, every value's type, and the row counts.
-pub fn read_backup(bytes: &[u8]) -> Result<Backup, String> {
+pub fn read_backup(bytes: &[u8]) -> BackupResult<Backup> {
     let mut tables: Vec<(&'static Table, Vec<Vec<Cell>>)> =
         TABLES.iter().map(|t| (t, Vec::new())).collect();
     let manifest = scan_backup(bytes, |t, cells| {
         if let Some((_, rows)) = tables.iter_mut().find(|(x, _)| x.name == t.name) {
             rows.push(cells);
         }
-    })?;
+    })
+    .map_err(BackupError::Invalid)?;
     Ok(Backup { tables, manifest })
 }
 
 /// Checks a backup as [`read_backup`] does, a line at a time, without keeping it.
-pub fn check_backup(input: impl std::io::BufRead) -> Result<Manifest, String> {
-    scan_backup(input, |_, _| {})
+pub fn check_backup(input: impl std::io::BufRead) -> BackupResult<Manifest> {
+    scan_backup(input, |_, _| {}).map_err(BackupError::Invalid)
 }
 
 /// Reads a backup line by line, handing each checked row to `on_row`. The last
@@ -391,7 +411,7 @@ fn slot<'a>(
 
 /// The erasure ledger of `store`: who was erased there (tombstones and receipts),
 /// and the pending consents it still has.
-async fn ledger(store: &Store) -> Result<Ledger, String> {
+async fn ledger(store: &Store) -> BackupResult<Ledger> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExportedRow>(1024);
     let reading = store.export(tx);
     let collecting = async move {
@@ -449,7 +469,7 @@ async fn ledger(store: &Store) -> Result<Ledger, String> {
         }
     };
     let (read, ledger) = tokio::join!(reading, collecting);
-    read.map_err(|e| format!("reading the erasure ledger failed: {e}"))?;
+    read.map_err(|e| BackupError::Store(format!("reading the erasure ledger failed: {e}")))?;
     Ok(ledger)
 }
 
@@ -472,16 +492,19 @@ pub struct Restored {
 /// erased again (tombstone, kept lookups and receipt as they are there), pending
 /// consents no longer there are dropped, and undelivered webhooks are not restored —
 /// all in one transaction with an audit event per re-erasure and one for the restore.
-pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<Restored, String> {
+pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupResult<Restored> {
     let mut ops = Vec::new();
     let mut ledger = Ledger::default();
-    let replacing = !store.is_empty().await.map_err(|e| e.to_string())?;
+    let replacing = !store
+        .is_empty()
+        .await
+        .map_err(|e| BackupError::Store(e.to_string()))?;
     if replacing {
         if !force {
-            return Err(
+            return Err(BackupError::Store(
                 "the target store is not empty: give --force to replace its contents (its erasure ledger is kept and applied)"
                     .into(),
-            );
+            ));
         }
         ledger = self::ledger(store).await?;
         ops.push(WriteOp::Wipe(
@@ -697,15 +720,14 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> Result<R
             ops.push(event(tenant, "restore from backup", None));
         }
     }
-    store
-        .write(WriteOp::Atomic(ops))
-        .await
-        .map_err(|e| match e {
+    store.write(WriteOp::Atomic(ops)).await.map_err(|e| {
+        BackupError::Store(match e {
             strongbox_store::StoreError::CommitUnknown(d) => {
                 format!("restoring failed while committing; check the store before retrying: {d}")
             }
             other => format!("restoring failed (nothing was written): {other}"),
-        })?;
+        })
+    })?;
     Ok(Restored {
         rows,
         erased_again: again,

@@ -36,9 +36,27 @@ fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
+/// What is wrong with a schema document, or with a profile the schema refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SchemaError(String);
+
+impl SchemaError {
+    /// Whether the message mentions `s` (for tests and callers that look for a field).
+    pub fn contains(&self, s: &str) -> bool {
+        self.0.contains(s)
+    }
+}
+
+impl From<String> for SchemaError {
+    fn from(why: String) -> Self {
+        SchemaError(why)
+    }
+}
+
 impl UserSchema {
     /// Compiles a schema document; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<UserSchema, String> {
+    pub fn parse(text: &str) -> Result<UserSchema, SchemaError> {
         let doc: Value =
             serde_json::from_str(text).map_err(|e| format!("the schema is not JSON: {e}"))?;
         let validator = jsonschema::validator_for(&doc)
@@ -55,7 +73,7 @@ impl UserSchema {
     }
 
     /// Walks `properties` (nested ones too), noting each keyword's pointers.
-    fn collect(&mut self, node: &Value, prefix: &str) -> Result<(), String> {
+    fn collect(&mut self, node: &Value, prefix: &str) -> Result<(), SchemaError> {
         let Some(props) = node.get("properties").and_then(Value::as_object) else {
             return Ok(());
         };
@@ -87,15 +105,15 @@ impl UserSchema {
     }
 
     /// The first validation error of `doc`, if any (with where it is).
-    pub fn check(&self, doc: &Value) -> Result<(), String> {
+    pub fn check(&self, doc: &Value) -> Result<(), SchemaError> {
         match self.validator.iter_errors(doc).next() {
             None => Ok(()),
             Some(e) => {
                 let at = e.instance_path().to_string();
                 Err(if at.is_empty() {
-                    e.to_string()
+                    e.to_string().into()
                 } else {
-                    format!("{at}: {e}")
+                    format!("{at}: {e}").into()
                 })
             }
         }
@@ -211,6 +229,7 @@ mod tests {
         assert!(
             s.check(&json!({"login": "a", "age": -1}))
                 .unwrap_err()
+                .to_string()
                 .starts_with("/age")
         );
     }

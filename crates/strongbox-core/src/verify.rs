@@ -229,8 +229,31 @@ pub struct Verification {
     pub findings: Vec<Finding>,
 }
 
-fn store_err(e: StoreError) -> String {
-    e.to_string()
+/// Why a verification did not succeed: the document or chain does not verify, or
+/// the check could not be made (the store failed). Verifiers exit 1 for the first
+/// and 2 for the second, so a database outage is never reported as forgery.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<String> for VerifyError {
+    fn from(why: String) -> Self {
+        VerifyError::Invalid(why)
+    }
+}
+
+impl From<&str> for VerifyError {
+    fn from(why: &str) -> Self {
+        VerifyError::Invalid(why.to_string())
+    }
+}
+
+fn store_err(e: StoreError) -> VerifyError {
+    VerifyError::Unavailable(format!("the store could not be read: {e}"))
 }
 
 /// Verifies `tenant`'s chain in `store`, and against `external` if given.
@@ -243,7 +266,7 @@ pub async fn verify_chain(
     tenant: &str,
     external: Option<&Checkpoint>,
     pinned: Option<&[u8]>,
-) -> Result<Verification, String> {
+) -> Result<Verification, VerifyError> {
     let mut out = Verification {
         tenant: tenant.to_string(),
         ..Verification::default()
@@ -343,10 +366,10 @@ pub async fn verify_chain(
         .collect();
     if let Some(x) = external {
         if x.tenant != tenant {
-            return Err(format!(
+            return Err(VerifyError::Invalid(format!(
                 "the checkpoint is of tenant `{}`, not `{tenant}`",
                 x.tenant
-            ));
+            )));
         }
         if public_key.as_deref() != Some(x.public_key.as_slice())
             && !out.findings.contains(&Finding::KeyMismatch)
@@ -575,7 +598,7 @@ pub async fn verify_receipt(
     doc: &Value,
     public_key: Option<&[u8]>,
     store: Option<&Store>,
-) -> Result<ReceiptCheck, String> {
+) -> Result<ReceiptCheck, VerifyError> {
     // An access report is checked the same way: its signature, and that the chain
     // head it is anchored to is in the chain.
     let (kind, receipt, signature) = match signed_pair(doc, "receipt") {
@@ -641,9 +664,9 @@ pub async fn verify_receipt(
                 .map(|l| l.hash)
         };
         if hash.map(hex::encode).as_deref() != chain["hash"].as_str() {
-            return Err(format!(
+            return Err(VerifyError::Invalid(format!(
                 "the audit chain does not have the report's hash at seq {seq}"
-            ));
+            )));
         }
         check.chain_seq = Some(seq);
         return Ok(check);
@@ -660,9 +683,9 @@ pub async fn verify_receipt(
         .find(|l| l.seq == seq)
         .ok_or(format!("the audit chain has no link at seq {seq}"))?;
     if hex::encode(&link.hash) != audit["chain"].as_str().unwrap_or("") {
-        return Err(format!(
+        return Err(VerifyError::Invalid(format!(
             "the audit chain's hash at seq {seq} is not the receipt's"
-        ));
+        )));
     }
     let row = store
         .audit_by_id(link.audit_id)
@@ -674,9 +697,9 @@ pub async fn verify_receipt(
         || e.record.as_deref() != Some(subject.as_str())
         || !e.action.starts_with("delete user")
     {
-        return Err(format!(
+        return Err(VerifyError::Invalid(format!(
             "the event at seq {seq} is not this subject's erasure"
-        ));
+        )));
     }
     check.chain_seq = Some(seq);
     Ok(check)

@@ -90,7 +90,8 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
             .map_err(|e| e.to_string())??;
             let written = std::fs::File::open(&pending.tmp)
                 .map_err(|e| format!("cannot read the backup back: {e}"))?;
-            let manifest = check_backup(std::io::BufReader::new(written))?;
+            let manifest =
+                check_backup(std::io::BufReader::new(written)).map_err(|e| e.to_string())?;
             pending.finish(out)?;
             manifest
         }
@@ -108,7 +109,9 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
             // Streamed to the file as it is read, not held in memory.
             let mut pending = Pending::create(out)?;
             let mut counting = crate::progress::Counting::new(&mut pending.file, "backup written");
-            let manifest = write_backup(&store, Sink::Writer(&mut counting)).await?;
+            let manifest = write_backup(&store, Sink::Writer(&mut counting))
+                .await
+                .map_err(|e| e.to_string())?;
             counting.finish();
             pending.finish(out)?;
             manifest
@@ -179,7 +182,7 @@ pub async fn restore(
         input.display(),
         bytes.len() as f64 / 1e6
     );
-    let backup = read_backup(&bytes)?;
+    let backup = read_backup(&bytes).map_err(|e| e.to_string())?;
     let rows: u64 = backup.manifest.rows.values().sum();
     eprintln!("writing {rows} rows in one transaction (all or nothing)…");
     let store = Store::open(
@@ -192,7 +195,9 @@ pub async fn restore(
     )
     .await
     .map_err(|e| format!("cannot open {}: {e}", location.describe()))?;
-    let done = restore_into(&store, backup, force).await?;
+    let done = restore_into(&store, backup, force)
+        .await
+        .map_err(|e| e.to_string())?;
     println!(
         "restored {} rows into {}; erasure ledger: {} subject(s) erased again, {} receipt(s) carried over",
         done.rows,
@@ -206,7 +211,7 @@ pub async fn restore(
 /// Loads a backup file into a fresh SQLite store under `dir` (for the verifier).
 pub async fn load_scratch(path: &Path, dir: &Path) -> Result<Store, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let backup = read_backup(&bytes)?;
+    let backup = read_backup(&bytes).map_err(|e| e.to_string())?;
     let store = Store::open(
         &Location::data_dir(dir),
         &OpenOptions {
@@ -217,6 +222,8 @@ pub async fn load_scratch(path: &Path, dir: &Path) -> Result<Store, String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    restore_into(&store, backup, false).await?;
+    restore_into(&store, backup, false)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(store)
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use strongbox_core::verify::{
-    Checkpoint, parse_public_key, parse_strict, verify_chain, verify_receipt,
+    Checkpoint, VerifyError, parse_public_key, parse_strict, verify_chain, verify_receipt,
 };
 use strongbox_store::{Location, OpenOptions, Store};
 
@@ -58,7 +58,9 @@ pub async fn audit(
         Source::Store(location) => open(location).await?,
         Source::Backup(path) => crate::backup::load_scratch(path, scratch.path()).await?,
     };
-    let v = verify_chain(&store, tenant, external.as_ref(), pinned.as_deref()).await?;
+    let v = verify_chain(&store, tenant, external.as_ref(), pinned.as_deref())
+        .await
+        .map_err(|e| Failure::Error(e.to_string()))?;
     println!(
         "audit chain of tenant {}: {} events sealed, {} pending",
         v.tenant, v.sealed, v.pending
@@ -116,9 +118,10 @@ pub async fn receipt(
             println!("OK: the document is valid");
             Ok(())
         }
-        Err(why) => {
+        Err(VerifyError::Invalid(why)) => {
             println!("INVALID: {why}");
             Err(Failure::Found)
         }
+        Err(VerifyError::Unavailable(why)) => Err(Failure::Error(why)),
     }
 }
