@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::records::KIND_APP;
+use crate::kinds::RecordKind;
 use crate::requests::{ACTION_CHANGE_APP, Outcome};
 use crate::users::{Change, Mode, Subject};
 use crate::vault::{Principal, Vault, audit_event, now};
@@ -53,7 +53,7 @@ impl Vault {
         let restricted = self.app_needs_approval(who, &app);
         let id = app_id(&subject.token, &app);
         let doc = Value::Object(doc);
-        let body = self.seal_body(&subject.dek, KIND_APP, &id, &doc)?;
+        let body = self.seal_body(&subject.dek, RecordKind::App.name(), &id, &doc)?;
         let mut audit = audit_event(who, &action, Some(&subject.token), "ok");
         audit.app = Some(app.clone());
         let audit = self.with_detail(audit, &subject.dek, &json!({ "after": doc }))?;
@@ -61,7 +61,7 @@ impl Vault {
         let mut exists = false;
         let written = self
             .upsert_record(
-                KIND_APP,
+                RecordKind::App.name(),
                 &id,
                 |current| {
                     if restricted && current.is_some() {
@@ -118,7 +118,11 @@ impl Vault {
         let action = format!("get user app record by {}", mode.name());
         let subject = self.subject(who, &action, mode, identity).await?;
         let id = app_id(&subject.token, &app);
-        let Some(row) = self.store.record(&self.tenant, KIND_APP, &id).await? else {
+        let Some(row) = self
+            .store
+            .record(&self.tenant, RecordKind::App.name(), &id)
+            .await?
+        else {
             self.audit(audit_event(who, &action, Some(&subject.token), "not-found"))
                 .await?;
             return Err(Error::not_found("not found"));
@@ -189,7 +193,11 @@ impl Vault {
         // The event carries the document before and after, so it is built on each
         // attempt, once the current document is known.
         for _ in 0..MAX_APP_ATTEMPTS {
-            let Some(current) = self.store.record(&self.tenant, KIND_APP, &id).await? else {
+            let Some(current) = self
+                .store
+                .record(&self.tenant, RecordKind::App.name(), &id)
+                .await?
+            else {
                 return Err(Error::not_found("not found"));
             };
             let old = match self.open_body(&subject.dek, &current)? {
@@ -207,14 +215,14 @@ impl Vault {
                 &json!({ "before": Value::Object(old), "after": new }),
             )?;
             let row = RecordRow {
-                kind: KIND_APP.into(),
+                kind: RecordKind::App.name().into(),
                 id: id.clone(),
                 owner: Some(subject.token.clone()),
                 label: Some(app.to_string()),
                 created: current.created,
                 updated: now(),
                 version: current.version + 1,
-                body: Some(self.seal_body(&subject.dek, KIND_APP, &id, &new)?),
+                body: Some(self.seal_body(&subject.dek, RecordKind::App.name(), &id, &new)?),
                 ..RecordRow::default()
             };
             let mut ops = vec![
@@ -243,7 +251,11 @@ impl Vault {
     /// `subject`'s document for `app`, if any.
     pub(crate) async fn app_document(&self, subject: &Subject, app: &str) -> Result<Option<Value>> {
         let id = app_id(&subject.token, app);
-        match self.store.record(&self.tenant, KIND_APP, &id).await? {
+        match self
+            .store
+            .record(&self.tenant, RecordKind::App.name(), &id)
+            .await?
+        {
             Some(row) => self.open_body(&subject.dek, &row).map(Some),
             None => Ok(None),
         }
@@ -272,7 +284,7 @@ impl Vault {
         }
         let id = app_id(&subject.token, &app);
         self.delete_record(
-            KIND_APP,
+            RecordKind::App.name(),
             &id,
             audit_event(who, &action, Some(&subject.token), "ok"),
         )
@@ -291,7 +303,7 @@ impl Vault {
         let subject = self.subject(who, &action, mode, identity).await?;
         let rows = self
             .store
-            .records_of(&self.tenant, &subject.token, KIND_APP)
+            .records_of(&self.tenant, &subject.token, RecordKind::App.name())
             .await?;
         let mut apps: Vec<String> = rows.into_iter().filter_map(|r| r.label).collect();
         apps.sort_unstable_by(|a, b| b.cmp(a));
@@ -303,7 +315,10 @@ impl Vault {
     /// Every app name in use (root only), sorted.
     pub async fn list_app_names(&self, who: &Principal) -> Result<Vec<String>> {
         who.require_root()?;
-        Ok(self.store.record_labels(&self.tenant, KIND_APP).await?)
+        Ok(self
+            .store
+            .record_labels(&self.tenant, RecordKind::App.name())
+            .await?)
     }
 }
 

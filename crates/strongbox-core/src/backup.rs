@@ -25,9 +25,7 @@ use strongbox_crypto::new_event_token;
 use strongbox_store::backup::{Cell, ExportedRow, Kind, SCHEMA_VERSION, TABLES, Table, table};
 use strongbox_store::{AuditEvent, Preserved, Store, WriteOp};
 
-use crate::notify::KIND_OUTBOX;
-use crate::receipts::KIND_RECEIPT;
-use crate::requests::KIND_REQUEST;
+use crate::kinds::{KeyKind, RecordKind};
 use crate::vault::now;
 
 /// The backup file format.
@@ -452,7 +450,7 @@ async fn ledger(store: &Store) -> BackupResult<Ledger> {
                         continue;
                     };
                     let key = (tenant.to_string(), kind.to_string(), id.to_string());
-                    if kind == KIND_RECEIPT {
+                    if kind == RecordKind::Receipt.name() {
                         slot(&mut erased, &key.0, &key.2).receipt = Some(r);
                     } else if text(&r[3]).is_some_and(|o| o.contains(':')) {
                         pending.insert(key, r);
@@ -515,7 +513,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
             outbox.retain(|r| {
                 let (tenant, kind, id) = (text(&r[0]), text(&r[1]), text(&r[2]));
                 let placeholder = text(&r[3]).is_some_and(|o| o.contains(':'));
-                kind != Some(KIND_OUTBOX)
+                kind != Some(RecordKind::Outbox.name())
                     && (!placeholder
                         || ledger.pending.contains_key(&(
                             tenant.unwrap_or("").to_string(),
@@ -535,7 +533,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
     // Index-key versions per tenant.
     let index_versions = |ring: &[Vec<Cell>]| -> HashSet<(String, i64)> {
         ring.iter()
-            .filter(|r| text(&r[1]) == Some(crate::vault::KIND_INDEX))
+            .filter(|r| text(&r[1]) == Some(KeyKind::Index.name()))
             .filter_map(|r| Some((text(&r[0])?.to_string(), int(&r[2])?)))
             .collect()
     };
@@ -575,7 +573,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
         }
         extra.sort_by_key(|r| std::cmp::Reverse(int(&r[2])));
         extra.retain(|r| {
-            if text(&r[1]) != Some(crate::vault::KIND_INDEX) {
+            if text(&r[1]) != Some(KeyKind::Index.name()) {
                 return true;
             }
             let (Some(tenant), Some(v)) = (text(&r[0]), int(&r[2])) else {
@@ -631,7 +629,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
     let receipts: HashSet<(String, String)> = backup
         .rows("records")
         .iter()
-        .filter(|r| text(&r[1]) == Some(KIND_RECEIPT))
+        .filter(|r| text(&r[1]) == Some(RecordKind::Receipt.name()))
         .filter_map(|r| Some((text(&r[0])?.to_string(), text(&r[2])?.to_string())))
         .collect();
     // An erased person's lookups are the tombstone's, not the backup's.
@@ -703,7 +701,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
             tenant: e.tenant.clone(),
             token: e.token.clone(),
             preserve,
-            keep_kind: KIND_REQUEST.to_string(),
+            keep_kind: RecordKind::Request.name().to_string(),
             audit: system_event(
                 "erase user again from the erasure ledger (restore)",
                 Some(&e.token),

@@ -29,6 +29,7 @@ use strongbox_store::{
 };
 
 use crate::error::{Error, Result};
+use crate::kinds::KeyKind;
 use crate::vault::{OpenError, Principal, Vault, audit_event, now};
 
 /// Events linked by one sealing pass at most.
@@ -40,8 +41,6 @@ pub const SEAL_BATCH: usize = 2000;
 pub const GAP_TTL: i64 = 120;
 /// Ids waited for at most; beyond that the oldest are given up.
 const MAX_GAPS: usize = 10_000;
-
-pub(crate) const KIND_SIGNING: &str = "signing";
 
 /// The `meta` entry holding a tenant's public verification key.
 pub fn public_key_name(tenant: &str) -> String {
@@ -136,11 +135,11 @@ pub(crate) async fn signing_key(
 ) -> std::result::Result<VaultSigner, OpenError> {
     let entry = KeyRingEntry {
         tenant,
-        kind: KIND_SIGNING,
+        kind: KeyKind::Signing.name(),
         version: 1,
     };
     let published = store.meta_value(&public_key_name(tenant)).await?;
-    if let Some(row) = rows.iter().find(|r| r.kind == KIND_SIGNING) {
+    if let Some(row) = rows.iter().find(|r| r.kind == KeyKind::Signing.name()) {
         let signer = VaultSigner::new(&root.unwrap(&entry, &row.wrapped)?);
         // The public key verifiers read must be this key's: a replaced one would let
         // someone with database access re-sign a rewritten chain.
@@ -163,7 +162,7 @@ pub(crate) async fn signing_key(
     let op = WriteOp::AddKey {
         tenant: tenant.to_string(),
         key: KeyRow {
-            kind: KIND_SIGNING.to_string(),
+            kind: KeyKind::Signing.name().to_string(),
             version: 1,
             wrapped: root.wrap(&entry, &seed)?,
             created: now(),
@@ -176,7 +175,7 @@ pub(crate) async fn signing_key(
             let rows = store.keys(tenant).await?;
             let row = rows
                 .iter()
-                .find(|r| r.kind == KIND_SIGNING)
+                .find(|r| r.kind == KeyKind::Signing.name())
                 .ok_or(OpenError::KeyRing("the signing key vanished"))?;
             Ok(VaultSigner::new(&root.unwrap(&entry, &row.wrapped)?))
         }

@@ -16,13 +16,10 @@ use strongbox_store::{IndexEntry, RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, Result};
 use crate::expiry::parse_duration;
+use crate::kinds::RecordKind;
 use crate::requests::{ACTION_WITHDRAW, Outcome};
 use crate::users::{Mode, Subject};
 use crate::vault::{Principal, Vault, audit_event, now};
-
-pub(crate) const KIND_LBASIS: &str = "lbasis";
-pub(crate) const KIND_AGREEMENT: &str = "agreement";
-pub(crate) const KIND_PACTIVITY: &str = "pactivity";
 
 /// A brief or activity name as Databunker accepts it: lower-cased, then
 /// `[a-z][a-z0-9-]{1,64}`. `message` is the route's error text.
@@ -211,7 +208,7 @@ impl Vault {
                 "shortdesc": short, "status": "active", "usercontrol": true,
             });
             RecordRow {
-                kind: KIND_LBASIS.into(),
+                kind: RecordKind::LegalBasis.name().into(),
                 id: brief.into(),
                 created: now,
                 updated: now,
@@ -224,7 +221,11 @@ impl Vault {
     }
 
     async fn legal_basis(&self, brief: &str) -> Result<Option<Map<String, Value>>> {
-        match self.store.record(&self.tenant, KIND_LBASIS, brief).await? {
+        match self
+            .store
+            .record(&self.tenant, RecordKind::LegalBasis.name(), brief)
+            .await?
+        {
             Some(row) => meta_of(&row).map(Some),
             None => Ok(None),
         }
@@ -234,7 +235,7 @@ impl Vault {
     pub async fn list_legal_bases(&self, who: &Principal) -> Result<Vec<Value>> {
         who.require_root()?;
         self.store
-            .records_of_kind(&self.tenant, KIND_LBASIS)
+            .records_of_kind(&self.tenant, RecordKind::LegalBasis.name())
             .await?
             .iter()
             .map(|r| meta_of(r).map(Value::Object))
@@ -303,7 +304,7 @@ impl Vault {
             meta.insert("requiredmsg".into(), Value::from(""));
         }
         self.put_catalog_entry(
-            KIND_LBASIS,
+            RecordKind::LegalBasis.name(),
             &brief,
             &target,
             &meta,
@@ -321,7 +322,7 @@ impl Vault {
         let brief = parse_brief(brief, "bad brief format")?;
         for row in self
             .store
-            .records_of_kind(&self.tenant, KIND_PACTIVITY)
+            .records_of_kind(&self.tenant, RecordKind::Activity.name())
             .await?
         {
             if activity_briefs(&meta_of(&row)?).contains(&brief) {
@@ -330,12 +331,12 @@ impl Vault {
         }
         let agreements = self
             .store
-            .records_by_label(&self.tenant, KIND_AGREEMENT, &brief)
+            .records_by_label(&self.tenant, RecordKind::Agreement.name(), &brief)
             .await?;
         if agreements.is_empty() {
             return self
                 .delete_record(
-                    KIND_LBASIS,
+                    RecordKind::LegalBasis.name(),
                     &brief,
                     audit_event(who, "delete legal basis", None, "ok"),
                 )
@@ -343,7 +344,7 @@ impl Vault {
         }
         self.revoke_agreements(who, &brief).await?;
         self.upsert_record(
-            KIND_LBASIS,
+            RecordKind::LegalBasis.name(),
             &brief,
             |current| {
                 let current = current.ok_or_else(|| Error::not_found("not found"))?;
@@ -411,7 +412,7 @@ impl Vault {
                 let id = agreement_id(key, brief);
                 if self
                     .store
-                    .record(&self.tenant, KIND_AGREEMENT, &id)
+                    .record(&self.tenant, RecordKind::Agreement.name(), &id)
                     .await?
                     .is_some()
                 {
@@ -487,7 +488,7 @@ impl Vault {
             let (id, owner) = self.agreement_slot(&party, &brief).await?;
             let r = self
                 .upsert_record(
-                    KIND_AGREEMENT,
+                    RecordKind::Agreement.name(),
                     &id,
                     |current| {
                         // Found under an older index key, then moved to the current one by
@@ -525,7 +526,7 @@ impl Vault {
                             }
                             (Party::Pending(_), None) => {
                                 let (dek, version, wrapped) =
-                                    self.new_record_dek(KIND_AGREEMENT, &id)?;
+                                    self.new_record_dek(RecordKind::Agreement.name(), &id)?;
                                 row.kek_version = Some(version);
                                 row.wrapped_dek = Some(wrapped);
                                 DekRef::Own(dek)
@@ -533,7 +534,7 @@ impl Vault {
                         };
                         row.body = Some(self.seal_body(
                             &dek,
-                            KIND_AGREEMENT,
+                            RecordKind::Agreement.name(),
                             &id,
                             &Value::Object(sealed.clone()),
                         )?);
@@ -565,7 +566,11 @@ impl Vault {
         let action = format!("get agreements for {brief}");
         let party = self.party(who, &action, mode, identity, false).await?;
         let id = agreement_id(party.key(), &brief);
-        let Some(row) = self.store.record(&self.tenant, KIND_AGREEMENT, &id).await? else {
+        let Some(row) = self
+            .store
+            .record(&self.tenant, RecordKind::Agreement.name(), &id)
+            .await?
+        else {
             return Err(Error::not_found("not found"));
         };
         let out = self.agreement_json(&party, &row)?;
@@ -585,7 +590,7 @@ impl Vault {
         let party = self.party(who, &action, mode, identity, false).await?;
         let rows = self
             .store
-            .records_of(&self.tenant, party.key(), KIND_AGREEMENT)
+            .records_of(&self.tenant, party.key(), RecordKind::Agreement.name())
             .await?;
         let out = rows
             .iter()
@@ -620,7 +625,7 @@ impl Vault {
             let id = agreement_id(token, &brief);
             if self
                 .store
-                .record(&self.tenant, KIND_AGREEMENT, &id)
+                .record(&self.tenant, RecordKind::Agreement.name(), &id)
                 .await?
                 .is_none()
             {
@@ -666,7 +671,11 @@ impl Vault {
         brief: &str,
     ) -> Result<Option<Value>> {
         let id = agreement_id(&subject.token, brief);
-        let Some(row) = self.store.record(&self.tenant, KIND_AGREEMENT, &id).await? else {
+        let Some(row) = self
+            .store
+            .record(&self.tenant, RecordKind::Agreement.name(), &id)
+            .await?
+        else {
             return Ok(None);
         };
         let party = Party::User {
@@ -707,7 +716,7 @@ impl Vault {
             };
             if self
                 .store
-                .record(&self.tenant, KIND_AGREEMENT, &id)
+                .record(&self.tenant, RecordKind::Agreement.name(), &id)
                 .await?
                 .is_none()
             {
@@ -735,7 +744,7 @@ impl Vault {
             let extra: Vec<WriteOp> = extra.iter().cloned().chain(notify).collect();
             let result = self
                 .upsert_record_with(
-                    KIND_AGREEMENT,
+                    RecordKind::Agreement.name(),
                     &id,
                     |current| {
                         let current = current.ok_or_else(gone)?;
@@ -758,7 +767,7 @@ impl Vault {
                             meta: Some(meta_bytes(&meta)?),
                             body: Some(self.seal_body(
                                 &dek,
-                                KIND_AGREEMENT,
+                                RecordKind::Agreement.name(),
                                 &id,
                                 &Value::Object(sealed),
                             )?),
@@ -795,7 +804,7 @@ impl Vault {
         let action = format!("revoke agreement for {brief}");
         for row in self
             .store
-            .records_by_label(&self.tenant, KIND_AGREEMENT, brief)
+            .records_by_label(&self.tenant, RecordKind::Agreement.name(), brief)
             .await?
         {
             if meta_of(&row)?.get("status") != Some(&Value::from("yes")) {
@@ -804,7 +813,7 @@ impl Vault {
             let record = row.owner.as_deref().filter(|o| !o.contains(':'));
             let result = self
                 .upsert_record(
-                    KIND_AGREEMENT,
+                    RecordKind::Agreement.name(),
                     &row.id,
                     |current| {
                         let current = current.ok_or_else(|| Error::not_found("not found"))?;
@@ -855,7 +864,7 @@ impl Vault {
         // One query for both identities (creating a user is a hot path).
         let mut rows = self
             .store
-            .records_of_owners(&self.tenant, KIND_AGREEMENT, owners)
+            .records_of_owners(&self.tenant, RecordKind::Agreement.name(), owners)
             .await?;
         // On a brief given both ways the email's consent wins, as in Databunker; of
         // one given under two index keys (during a rotation), the later one.
@@ -877,7 +886,7 @@ impl Vault {
             });
             ops.push(WriteOp::DeleteRecord {
                 tenant: self.tenant.clone(),
-                kind: KIND_AGREEMENT.into(),
+                kind: RecordKind::Agreement.name().into(),
                 id: row.id.clone(),
             });
             let Some(brief) = row.label.clone() else {
@@ -896,7 +905,7 @@ impl Vault {
                 record: RecordRow {
                     id: id.clone(),
                     owner: Some(token.to_string()),
-                    body: Some(self.seal_body(dek, KIND_AGREEMENT, &id, &body)?),
+                    body: Some(self.seal_body(dek, RecordKind::Agreement.name(), &id, &body)?),
                     kek_version: None,
                     wrapped_dek: None,
                     version: 1,
@@ -942,7 +951,7 @@ impl Vault {
     async fn pending_agreements(&self, below: i64) -> Result<Vec<RecordRow>> {
         Ok(self
             .store
-            .records_of_kind(&self.tenant, KIND_AGREEMENT)
+            .records_of_kind(&self.tenant, RecordKind::Agreement.name())
             .await?
             .into_iter()
             .filter(|r| {
@@ -983,11 +992,11 @@ impl Vault {
             .ok_or_else(|| Error::internal("a pending agreement has no brief"))?;
         let new_owner = pending_owner(&crate::reindex::entry(secret, name, &normalized));
         let id = agreement_id(&new_owner, &brief);
-        let (dek, kek_version, wrapped) = self.new_record_dek(KIND_AGREEMENT, &id)?;
+        let (dek, kek_version, wrapped) = self.new_record_dek(RecordKind::Agreement.name(), &id)?;
         let mut moved = RecordRow {
             id: id.clone(),
             owner: Some(new_owner),
-            body: Some(self.seal_body(&dek, KIND_AGREEMENT, &id, &body)?),
+            body: Some(self.seal_body(&dek, RecordKind::Agreement.name(), &id, &body)?),
             kek_version: Some(kek_version),
             wrapped_dek: Some(wrapped),
             version: 1,
@@ -1002,7 +1011,7 @@ impl Vault {
             },
             WriteOp::DeleteRecord {
                 tenant: self.tenant.clone(),
-                kind: KIND_AGREEMENT.into(),
+                kind: RecordKind::Agreement.name().into(),
                 id: row.id.clone(),
             },
             WriteOp::Audit {
@@ -1029,7 +1038,11 @@ impl Vault {
         };
         let r = match self.store.write(put(moved.clone(), None)).await {
             Err(StoreError::Duplicate(_)) => {
-                match self.store.record(&self.tenant, KIND_AGREEMENT, &id).await? {
+                match self
+                    .store
+                    .record(&self.tenant, RecordKind::Agreement.name(), &id)
+                    .await?
+                {
                     Some(there) if there.updated > row.updated => {
                         self.store.write(WriteOp::Atomic(take_old.to_vec())).await
                     }
@@ -1058,7 +1071,7 @@ impl Vault {
         let mut out = Vec::new();
         for row in self
             .store
-            .records_of_kind(&self.tenant, KIND_PACTIVITY)
+            .records_of_kind(&self.tenant, RecordKind::Activity.name())
             .await?
         {
             let mut meta = meta_of(&row)?;
@@ -1094,7 +1107,7 @@ impl Vault {
         let now = now();
         let current = match self
             .store
-            .record(&self.tenant, KIND_PACTIVITY, &activity)
+            .record(&self.tenant, RecordKind::Activity.name(), &activity)
             .await?
         {
             Some(row) => Some(meta_of(&row)?),
@@ -1116,7 +1129,7 @@ impl Vault {
             }
         }
         self.put_catalog_entry(
-            KIND_PACTIVITY,
+            RecordKind::Activity.name(),
             &activity,
             &target,
             &meta,
@@ -1186,7 +1199,7 @@ impl Vault {
         who.require_root()?;
         let activity = parse_brief(activity, "bad activity format")?;
         self.delete_record(
-            KIND_PACTIVITY,
+            RecordKind::Activity.name(),
             &activity,
             audit_event(who, "delete processing activity", None, "ok"),
         )
@@ -1209,7 +1222,7 @@ impl Vault {
             return Err(Error::not_found("not found"));
         }
         self.upsert_record(
-            KIND_PACTIVITY,
+            RecordKind::Activity.name(),
             &activity,
             |current| {
                 let current = current.ok_or_else(|| Error::not_found("not found"))?;
@@ -1239,7 +1252,7 @@ impl Vault {
         let mut rows: Vec<Value> = Vec::new();
         for row in self
             .store
-            .records_of_kind(&self.tenant, KIND_LBASIS)
+            .records_of_kind(&self.tenant, RecordKind::LegalBasis.name())
             .await?
         {
             let meta = meta_of(&row)?;
@@ -1257,7 +1270,7 @@ impl Vault {
         let mut scripts = Vec::new();
         for row in self
             .store
-            .records_of_kind(&self.tenant, KIND_PACTIVITY)
+            .records_of_kind(&self.tenant, RecordKind::Activity.name())
             .await?
         {
             let meta = meta_of(&row)?;

@@ -19,7 +19,8 @@ use strongbox_crypto::{Kek, KeyRingEntry, SecretKey};
 use strongbox_store::{KeyRow, Rewrapped, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::vault::{KIND_KEK, Principal, Vault, audit_event, now};
+use crate::kinds::KeyKind;
+use crate::vault::{Principal, Vault, audit_event, now};
 
 /// Where the re-wrap stands: the last user token and record key done in this pass.
 #[derive(Default)]
@@ -72,7 +73,7 @@ impl Vault {
         let missing: Vec<&KeyRow> = {
             let set = self.keks();
             rows.iter()
-                .filter(|r| r.kind == KIND_KEK && !set.all.contains_key(&r.version))
+                .filter(|r| r.kind == KeyKind::Kek.name() && !set.all.contains_key(&r.version))
                 .collect()
         };
         let mut loaded = Vec::new();
@@ -80,7 +81,7 @@ impl Vault {
         for row in missing {
             let entry = KeyRingEntry {
                 tenant: &self.tenant,
-                kind: KIND_KEK,
+                kind: KeyKind::Kek.name(),
                 version: row.version,
             };
             match self.keys.wrapper.unwrap(&entry, &row.wrapped) {
@@ -121,7 +122,7 @@ impl Vault {
         let rows = self.store.keys(&self.tenant).await?;
         let newest = rows
             .iter()
-            .filter(|r| r.kind == KIND_KEK)
+            .filter(|r| r.kind == KeyKind::Kek.name())
             .max_by_key(|r| r.version)
             .ok_or_else(|| Error::internal("the key ring has no KEK"))?;
         let version = self
@@ -143,7 +144,10 @@ impl Vault {
     /// the others find it there. Returns the version it added.
     pub async fn rotate_kek_if_due(&self, every: i64) -> Result<Option<i64>> {
         let rows = self.store.keys(&self.tenant).await?;
-        let keks: Vec<&KeyRow> = rows.iter().filter(|r| r.kind == KIND_KEK).collect();
+        let keks: Vec<&KeyRow> = rows
+            .iter()
+            .filter(|r| r.kind == KeyKind::Kek.name())
+            .collect();
         let Some(newest) = keks.iter().max_by_key(|r| r.version) else {
             return Ok(None);
         };

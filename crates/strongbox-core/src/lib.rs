@@ -10,6 +10,7 @@ pub mod consent;
 pub mod error;
 pub mod expiry;
 pub mod kek;
+pub mod kinds;
 pub mod normalize;
 pub mod notify;
 mod receipts;

@@ -14,9 +14,8 @@ use strongbox_store::{RecordRow, WriteOp};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::kinds::RecordKind;
 use crate::vault::{Vault, now};
-
-pub(crate) const KIND_OUTBOX: &str = "outbox";
 
 /// Attempts before a notification is given up (about a day with the backoff below).
 pub const MAX_ATTEMPTS: i64 = 20;
@@ -46,12 +45,12 @@ impl Vault {
             return Ok(None);
         }
         let id = new_event_token();
-        let (dek, kek_version, wrapped) = self.new_record_dek(KIND_OUTBOX, &id)?;
+        let (dek, kek_version, wrapped) = self.new_record_dek(RecordKind::Outbox.name(), &id)?;
         let now = now();
         Ok(Some(WriteOp::PutRecord {
             tenant: self.tenant.clone(),
             record: RecordRow {
-                kind: KIND_OUTBOX.into(),
+                kind: RecordKind::Outbox.name().into(),
                 id: id.clone(),
                 // A random record token, as in every record's `owner`: not personal
                 // data, and what keeps one person's notifications in order.
@@ -61,7 +60,7 @@ impl Vault {
                 expires: Some(now),
                 version: 1,
                 meta: serde_json::to_vec(&json!({"attempts": 0})).ok(),
-                body: Some(self.seal_body(&dek, KIND_OUTBOX, &id, &payload)?),
+                body: Some(self.seal_body(&dek, RecordKind::Outbox.name(), &id, &payload)?),
                 kek_version: Some(kek_version),
                 wrapped_dek: Some(wrapped),
                 ..RecordRow::default()
@@ -113,7 +112,7 @@ impl Vault {
     pub async fn due_notifications(&self, limit: usize) -> Result<Vec<Notification>> {
         let rows = self
             .store
-            .records_due(&self.tenant, KIND_OUTBOX, now())
+            .records_due(&self.tenant, RecordKind::Outbox.name(), now())
             .await?;
         let mut out = Vec::new();
         for row in rows {
@@ -155,7 +154,7 @@ impl Vault {
         };
         let queued = self
             .store
-            .records_by_label(&self.tenant, KIND_OUTBOX, person)
+            .records_by_label(&self.tenant, RecordKind::Outbox.name(), person)
             .await?;
         let Some(oldest) = queued.first().filter(|o| o.id != row.id) else {
             return Ok(true);
@@ -187,7 +186,7 @@ impl Vault {
         self.store
             .write(WriteOp::DeleteRecord {
                 tenant: self.tenant.clone(),
-                kind: KIND_OUTBOX.into(),
+                kind: RecordKind::Outbox.name().into(),
                 id: n.id.clone(),
             })
             .await?;

@@ -17,24 +17,18 @@ use strongbox_crypto::{SignedKind, fingerprint, parse_record_token};
 use strongbox_store::{AuditEvent, RecordRow, WriteOp};
 
 use crate::chain::signed;
-use crate::consent::KIND_AGREEMENT;
 use crate::error::{Error, Result};
-use crate::records::{KIND_APP, KIND_SESSION};
-use crate::retention::KIND_EXP;
-use crate::shares::KIND_SHARE;
-use crate::tokens::KIND_XTOKEN;
+use crate::kinds::RecordKind;
 use crate::vault::{Principal, Vault, audit_event, now};
-
-pub(crate) const KIND_RECEIPT: &str = "receipt";
 
 /// What the receipt calls each kind of document an erasure destroys.
 const DESTROYED_KINDS: &[(&str, &str)] = &[
-    (KIND_APP, "app_documents"),
-    (KIND_SESSION, "sessions"),
-    (KIND_AGREEMENT, "consents"),
-    (KIND_XTOKEN, "access_tokens"),
-    (KIND_SHARE, "shared_records"),
-    (KIND_EXP, "retention_records"),
+    (RecordKind::App.name(), "app_documents"),
+    (RecordKind::Session.name(), "sessions"),
+    (RecordKind::Agreement.name(), "consents"),
+    (RecordKind::AccessToken.name(), "access_tokens"),
+    (RecordKind::Share.name(), "shared_records"),
+    (RecordKind::Retention.name(), "retention_records"),
 ];
 
 /// Audit events listed in one report at most.
@@ -60,7 +54,7 @@ impl Vault {
         // one of the erasure that destroyed the data.
         if self
             .store
-            .record(&self.tenant, KIND_RECEIPT, token)
+            .record(&self.tenant, RecordKind::Receipt.name(), token)
             .await?
             .is_some()
         {
@@ -109,7 +103,7 @@ impl Vault {
         Ok(vec![WriteOp::PutRecord {
             tenant: self.tenant.clone(),
             record: RecordRow {
-                kind: KIND_RECEIPT.into(),
+                kind: RecordKind::Receipt.name().into(),
                 id: token.into(),
                 created: now,
                 updated: now,
@@ -125,7 +119,11 @@ impl Vault {
     /// `None` if the subject was never erased.
     pub(crate) async fn finish_receipt(&self, token: &str) -> Result<Option<Value>> {
         for _ in 0..8 {
-            let Some(row) = self.store.record(&self.tenant, KIND_RECEIPT, token).await? else {
+            let Some(row) = self
+                .store
+                .record(&self.tenant, RecordKind::Receipt.name(), token)
+                .await?
+            else {
                 return Ok(None);
             };
             let meta = meta_of(&row)?;

@@ -14,9 +14,6 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::vault::Vault;
 
-pub(crate) const KIND_APP: &str = "app";
-pub(crate) const KIND_SESSION: &str = "session";
-
 /// Attempts at a read-modify-write of one record before giving up (each retry means
 /// another writer changed the record first).
 const MAX_ATTEMPTS: usize = 64;

@@ -26,7 +26,8 @@ use strongbox_crypto::{IndexSecret, KeyRingEntry};
 use strongbox_store::{IndexEntry, KeyRow, Reindexed, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::vault::{KEK_ACTIVATION, KIND_INDEX, Principal, Vault, audit_event, now};
+use crate::kinds::KeyKind;
+use crate::vault::{KEK_ACTIVATION, Principal, Vault, audit_event, now};
 
 /// The blind-index secrets of a tenant.
 #[derive(Default)]
@@ -169,7 +170,10 @@ impl Vault {
     /// Takes in index versions added by any node and drops retired ones (never the
     /// last). `false` if one does not open with this node's key.
     pub(crate) fn reload_index(&self, rows: &[KeyRow]) -> bool {
-        let rows: Vec<&KeyRow> = rows.iter().filter(|r| r.kind == KIND_INDEX).collect();
+        let rows: Vec<&KeyRow> = rows
+            .iter()
+            .filter(|r| r.kind == KeyKind::Index.name())
+            .collect();
         let missing: Vec<&KeyRow> = {
             let set = self.indexes();
             rows.iter()
@@ -182,7 +186,7 @@ impl Vault {
         for row in missing {
             let entry = KeyRingEntry {
                 tenant: &self.tenant,
-                kind: KIND_INDEX,
+                kind: KeyKind::Index.name(),
                 version: row.version,
             };
             match self.keys.wrapper.unwrap(&entry, &row.wrapped) {
@@ -224,7 +228,10 @@ impl Vault {
     pub async fn rotate_index(&self, who: &Principal) -> Result<i64> {
         who.require_root()?;
         let rows = self.store.keys(&self.tenant).await?;
-        let index: Vec<&KeyRow> = rows.iter().filter(|r| r.kind == KIND_INDEX).collect();
+        let index: Vec<&KeyRow> = rows
+            .iter()
+            .filter(|r| r.kind == KeyKind::Index.name())
+            .collect();
         if index.len() > 1 {
             return Err(Error::new(
                 ErrorKind::Conflict,

@@ -19,12 +19,9 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Page;
+use crate::kinds::RecordKind;
 use crate::users::{Change, Mode, Subject};
 use crate::vault::{Principal, Vault, audit_event, now};
-
-pub(crate) const KIND_REQUEST: &str = "request";
-/// One per open request, keyed by what it asks for: makes filing atomic.
-pub(crate) const KIND_REQUEST_GUARD: &str = "reqguard";
 
 pub(crate) const ACTION_FORGET_ME: &str = "forget-me";
 pub(crate) const ACTION_CHANGE_PROFILE: &str = "change-profile";
@@ -120,7 +117,7 @@ impl Vault {
         // request of its own.
         for row in self
             .store
-            .records_of(&self.tenant, &subject.token, KIND_REQUEST)
+            .records_of(&self.tenant, &subject.token, RecordKind::Request.name())
             .await?
         {
             let meta = meta_of(&row)?;
@@ -150,7 +147,7 @@ impl Vault {
         let body = match change {
             Some(change) => Some(self.seal_body(
                 &subject.dek,
-                KIND_REQUEST,
+                RecordKind::Request.name(),
                 &rtoken,
                 &json!({ "change": change }),
             )?),
@@ -162,7 +159,7 @@ impl Vault {
             WriteOp::PutRecord {
                 tenant: self.tenant.clone(),
                 record: RecordRow {
-                    kind: KIND_REQUEST.into(),
+                    kind: RecordKind::Request.name().into(),
                     id: rtoken.clone(),
                     owner: Some(subject.token.clone()),
                     label: Some(OPEN.into()),
@@ -178,7 +175,7 @@ impl Vault {
             WriteOp::PutRecord {
                 tenant: self.tenant.clone(),
                 record: RecordRow {
-                    kind: KIND_REQUEST_GUARD.into(),
+                    kind: RecordKind::RequestGuard.name().into(),
                     id: guard.clone(),
                     owner: Some(subject.token.clone()),
                     created: now,
@@ -205,7 +202,7 @@ impl Vault {
             Err(StoreError::Duplicate("record")) => {
                 let held = self
                     .store
-                    .record(&self.tenant, KIND_REQUEST_GUARD, &guard)
+                    .record(&self.tenant, RecordKind::RequestGuard.name(), &guard)
                     .await?
                     .ok_or_else(|| {
                         Error::new(
@@ -257,7 +254,7 @@ impl Vault {
         let rtoken = parse_record_token(rtoken).ok_or_else(|| Error::bad_request("bad uuid"))?;
         let Some(row) = self
             .store
-            .record(&self.tenant, KIND_REQUEST, &rtoken)
+            .record(&self.tenant, RecordKind::Request.name(), &rtoken)
             .await?
         else {
             return Err(Error::not_found("not found"));
@@ -317,7 +314,7 @@ impl Vault {
         let mut ops = Vec::new();
         for row in self
             .store
-            .records_of(&self.tenant, token, KIND_REQUEST)
+            .records_of(&self.tenant, token, RecordKind::Request.name())
             .await?
         {
             let mut meta = meta_of(&row)?;
@@ -364,7 +361,12 @@ impl Vault {
                     None => Map::new(),
                 };
                 body.insert(REASON.into(), Value::from(reason));
-                Some(self.seal_body(dek, KIND_REQUEST, &row.id, &Value::Object(body))?)
+                Some(self.seal_body(
+                    dek,
+                    RecordKind::Request.name(),
+                    &row.id,
+                    &Value::Object(body),
+                )?)
             }
             _ => row.body.clone(),
         };
@@ -385,7 +387,7 @@ impl Vault {
                 put,
                 WriteOp::DeleteRecord {
                     tenant: self.tenant.clone(),
-                    kind: KIND_REQUEST_GUARD.into(),
+                    kind: RecordKind::RequestGuard.name().into(),
                     id,
                 },
             ]),
@@ -513,7 +515,7 @@ impl Vault {
         let row = self.resolve_authorized(who, ACTION, mode, identity).await?;
         let mut rows = self
             .store
-            .records_of(&self.tenant, &row.token, KIND_REQUEST)
+            .records_of(&self.tenant, &row.token, RecordKind::Request.name())
             .await?;
         rows.sort_by_key(|r| r.created);
         let total = rows.len();
@@ -547,7 +549,7 @@ impl Vault {
         }
         let mut rows = self
             .store
-            .records_by_label(&self.tenant, KIND_REQUEST, status)
+            .records_by_label(&self.tenant, RecordKind::Request.name(), status)
             .await?;
         rows.sort_by_key(|r| std::cmp::Reverse(r.updated));
         let total = rows.len();

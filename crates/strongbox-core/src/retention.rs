@@ -13,13 +13,11 @@ use serde_json::{Map, Value, json};
 use strongbox_crypto::{new_record_token, parse_record_token};
 use strongbox_store::{RecordRow, WriteOp};
 
-use crate::consent::KIND_AGREEMENT;
 use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
+use crate::kinds::RecordKind;
 use crate::users::Mode;
 use crate::vault::{Principal, Vault, audit_event, now};
-
-pub(crate) const KIND_EXP: &str = "exp";
 
 /// A user's retention state, as `/v1/exp/status` answers it.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -44,7 +42,7 @@ impl Vault {
         let now = now();
         let meta = json!({"expstatus": status, "exptime": exptime, "exptoken": exptoken});
         RecordRow {
-            kind: KIND_EXP.into(),
+            kind: RecordKind::Retention.name().into(),
             id: token.to_string(),
             label: (!exptoken.is_empty()).then(|| exptoken.to_string()),
             created: now,
@@ -83,7 +81,7 @@ impl Vault {
         let exptoken = new_record_token();
         let row = Self::exp_row(&subject.token, &status, exptime, &exptoken);
         self.upsert_record(
-            KIND_EXP,
+            RecordKind::Retention.name(),
             &subject.token,
             |_| Ok(row.clone()),
             audit_event(who, &action, Some(&subject.token), "ok"),
@@ -105,7 +103,7 @@ impl Vault {
             .await?;
         let status = match self
             .store
-            .record(&self.tenant, KIND_EXP, &row.token)
+            .record(&self.tenant, RecordKind::Retention.name(), &row.token)
             .await?
         {
             None => ExpirationStatus::default(),
@@ -136,7 +134,7 @@ impl Vault {
             .resolve_authorized(who, &action, mode, identity)
             .await?;
         self.delete_record(
-            KIND_EXP,
+            RecordKind::Retention.name(),
             &row.token,
             audit_event(who, &action, Some(&row.token), "ok"),
         )
@@ -148,7 +146,7 @@ impl Vault {
         let exptoken =
             parse_record_token(exptoken).ok_or_else(|| Error::bad_request("bad uuid"))?;
         self.store
-            .records_by_label(&self.tenant, KIND_EXP, &exptoken)
+            .records_by_label(&self.tenant, RecordKind::Retention.name(), &exptoken)
             .await?
             .into_iter()
             .next()
@@ -160,7 +158,7 @@ impl Vault {
         let row = self.exp_by_token(exptoken).await?;
         let token = row.id.clone();
         self.upsert_record(
-            KIND_EXP,
+            RecordKind::Retention.name(),
             &token,
             |_| Ok(Self::exp_row(&token, "retain", 0, "")),
             audit_event(
@@ -199,7 +197,11 @@ impl Vault {
     /// consents past their end time `expired`.
     pub(crate) async fn apply_retention(&self) -> Result<()> {
         let now = now();
-        for row in self.store.records_due(&self.tenant, KIND_EXP, now).await? {
+        for row in self
+            .store
+            .records_due(&self.tenant, RecordKind::Retention.name(), now)
+            .await?
+        {
             if let Err(e) = self
                 .expire_user(&Principal::System, &row, "delete user data by expiration")
                 .await
@@ -211,7 +213,7 @@ impl Vault {
         }
         for row in self
             .store
-            .records_due(&self.tenant, KIND_AGREEMENT, now)
+            .records_due(&self.tenant, RecordKind::Agreement.name(), now)
             .await?
         {
             let mut meta = meta_of(&row)?;

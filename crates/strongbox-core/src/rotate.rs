@@ -14,7 +14,8 @@
 use strongbox_crypto::{KeyRingEntry, RootKey};
 use strongbox_store::{KeyRow, Store, StoreError, WriteOp};
 
-use crate::vault::{DEFAULT_TENANT, KIND_TOKEN, OpenError, now, token_entry};
+use crate::kinds::KeyKind;
+use crate::vault::{DEFAULT_TENANT, OpenError, now, token_entry};
 
 /// Re-wraps the key ring of `store` from `old` to `new`, and sets (or, with `None`,
 /// removes) the `meta` entries that say how the new key is kept: its shares'
@@ -44,9 +45,9 @@ pub async fn rotate_root_key(
         });
     }
     let mut added = Vec::new();
-    if !rows.iter().any(|r| r.kind == KIND_TOKEN) {
+    if !rows.iter().any(|r| r.kind == KeyKind::TokenHasher.name()) {
         added.push(KeyRow {
-            kind: KIND_TOKEN.to_string(),
+            kind: KeyKind::TokenHasher.name().to_string(),
             version: 1,
             wrapped: new.wrap_token_hasher(&token_entry(tenant), &old.token_hasher())?,
             created: now(),

@@ -8,8 +8,8 @@ use strongbox_store::{RecordRow, UserRow, WriteOp};
 
 use crate::error::{Error, Result};
 use crate::expiry::{Page, capped_expiry, requested_seconds};
+use crate::kinds::RecordKind;
 use crate::normalize::USER_INDEXES;
-use crate::records::KIND_SESSION;
 use crate::users::Mode;
 use crate::vault::{Principal, Vault, audit_event, now};
 
@@ -74,13 +74,14 @@ impl Vault {
         let row = match &owner {
             Some((token, dek)) => RecordRow {
                 owner: Some(token.clone()),
-                body: Some(self.seal_body(dek, KIND_SESSION, &sid, &data)?),
+                body: Some(self.seal_body(dek, RecordKind::Session.name(), &sid, &data)?),
                 ..RecordRow::default()
             },
             None => {
-                let (dek, kek_version, wrapped) = self.new_record_dek(KIND_SESSION, &sid)?;
+                let (dek, kek_version, wrapped) =
+                    self.new_record_dek(RecordKind::Session.name(), &sid)?;
                 RecordRow {
-                    body: Some(self.seal_body(&dek, KIND_SESSION, &sid, &data)?),
+                    body: Some(self.seal_body(&dek, RecordKind::Session.name(), &sid, &data)?),
                     kek_version: Some(kek_version),
                     wrapped_dek: Some(wrapped),
                     ..RecordRow::default()
@@ -95,7 +96,7 @@ impl Vault {
         };
         let record = owner.as_ref().map(|(t, _)| t.as_str());
         self.upsert_record(
-            KIND_SESSION,
+            RecordKind::Session.name(),
             &sid,
             |_| Ok(row.clone()),
             audit_event(who, "create session", record, "ok"),
@@ -123,7 +124,11 @@ impl Vault {
     pub async fn get_session(&self, who: &Principal, sid: &str) -> Result<SessionView> {
         const ACTION: &str = "get session";
         let sid = session_id(sid)?;
-        let Some(row) = self.store.record(&self.tenant, KIND_SESSION, &sid).await? else {
+        let Some(row) = self
+            .store
+            .record(&self.tenant, RecordKind::Session.name(), &sid)
+            .await?
+        else {
             return Err(Error::not_found("not found"));
         };
         match &row.owner {
@@ -132,7 +137,7 @@ impl Vault {
         }
         if row.expires.is_some_and(|e| e <= now()) {
             self.delete_record(
-                KIND_SESSION,
+                RecordKind::Session.name(),
                 &sid,
                 audit_event(who, ACTION, row.owner.as_deref(), "expired"),
             )
@@ -158,11 +163,11 @@ impl Vault {
         who.require_root()?;
         let owner = self
             .store
-            .record(&self.tenant, KIND_SESSION, &sid)
+            .record(&self.tenant, RecordKind::Session.name(), &sid)
             .await?
             .and_then(|r| r.owner);
         self.delete_record(
-            KIND_SESSION,
+            RecordKind::Session.name(),
             &sid,
             audit_event(who, "delete session", owner.as_deref(), "ok"),
         )
@@ -183,7 +188,7 @@ impl Vault {
         let now = now();
         let rows = self
             .store
-            .records_of(&self.tenant, &subject.token, KIND_SESSION)
+            .records_of(&self.tenant, &subject.token, RecordKind::Session.name())
             .await?;
         let (expired, live): (Vec<_>, Vec<_>) = rows
             .into_iter()
@@ -192,7 +197,7 @@ impl Vault {
             .into_iter()
             .map(|r| WriteOp::DeleteRecord {
                 tenant: self.tenant.clone(),
-                kind: KIND_SESSION.to_string(),
+                kind: RecordKind::Session.name().to_string(),
                 id: r.id,
             })
             .collect();
@@ -218,7 +223,7 @@ impl Vault {
         self.store
             .write(WriteOp::DeleteExpired {
                 tenant: self.tenant.clone(),
-                kind: KIND_SESSION.to_string(),
+                kind: RecordKind::Session.name().to_string(),
                 now: now(),
             })
             .await?;

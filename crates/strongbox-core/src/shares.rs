@@ -13,11 +13,9 @@ use strongbox_store::RecordRow;
 use crate::apps::parse_app_name;
 use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
-use crate::records::KIND_SESSION;
+use crate::kinds::RecordKind;
 use crate::users::Mode;
 use crate::vault::{Principal, Vault, audit_event, now};
-
-pub(crate) const KIND_SHARE: &str = "share";
 
 /// What a shared record shows.
 pub struct SharedView {
@@ -73,7 +71,10 @@ impl Vault {
             Some(s) => {
                 let sid =
                     parse_record_token(&s).ok_or_else(|| Error::bad_request("bad session"))?;
-                let row = self.store.record(&self.tenant, KIND_SESSION, &sid).await?;
+                let row = self
+                    .store
+                    .record(&self.tenant, RecordKind::Session.name(), &sid)
+                    .await?;
                 if row.and_then(|r| r.owner).as_deref() != Some(subject.token.as_str()) {
                     return Err(Error::not_found("session not found"));
                 }
@@ -94,14 +95,14 @@ impl Vault {
         let body = match partner {
             Some(partner) => Some(self.seal_body(
                 &subject.dek,
-                KIND_SHARE,
+                RecordKind::Share.name(),
                 &record,
                 &json!({ "partner": partner }),
             )?),
             None => None,
         };
         self.upsert_record(
-            KIND_SHARE,
+            RecordKind::Share.name(),
             &record,
             |current| {
                 if current.is_some() {
@@ -128,7 +129,10 @@ impl Vault {
     pub async fn get_share(&self, record: &str) -> Result<SharedView> {
         const ACTION: &str = "get shareable record by token";
         let record = parse_record_token(record).ok_or_else(|| Error::bad_request("bad uuid"))?;
-        let row = self.store.record(&self.tenant, KIND_SHARE, &record).await?;
+        let row = self
+            .store
+            .record(&self.tenant, RecordKind::Share.name(), &record)
+            .await?;
         let Some(row) = row.filter(|r| r.expires.is_some_and(|e| e > now())) else {
             return Err(Error::not_found("not found"));
         };
@@ -160,7 +164,7 @@ impl Vault {
             (None, Some(sid)) => {
                 let s = self
                     .store
-                    .record(&self.tenant, KIND_SESSION, sid)
+                    .record(&self.tenant, RecordKind::Session.name(), sid)
                     .await?
                     .filter(|s| s.expires.is_none_or(|e| e > now()))
                     // Written again since for someone else (or for nobody): it is no
@@ -201,7 +205,7 @@ impl Vault {
         self.store
             .write(strongbox_store::WriteOp::DeleteExpired {
                 tenant: self.tenant.clone(),
-                kind: KIND_SHARE.to_string(),
+                kind: RecordKind::Share.name().to_string(),
                 now: now(),
             })
             .await?;

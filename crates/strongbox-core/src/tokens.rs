@@ -9,10 +9,9 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
+use crate::kinds::RecordKind;
 use crate::users::Mode;
 use crate::vault::{Principal, Vault, audit_event, now};
-
-pub(crate) const KIND_XTOKEN: &str = "xtoken";
 
 /// Lifetime of a user token that does not ask for one (Databunker's login tokens).
 const DEFAULT_LIFETIME: i64 = 600;
@@ -103,7 +102,7 @@ impl Vault {
         let digest = self.access_token_digest(&xtoken);
         let Some(row) = self
             .store
-            .record(&self.tenant, KIND_XTOKEN, &digest)
+            .record(&self.tenant, RecordKind::AccessToken.name(), &digest)
             .await?
         else {
             return Err(denied());
@@ -143,7 +142,7 @@ impl Vault {
         let digest = self.access_token_digest(&xtoken);
         let meta = json!({"type": "login", "created": now, "expires": expires});
         self.upsert_record(
-            KIND_XTOKEN,
+            RecordKind::AccessToken.name(),
             &digest,
             |current| {
                 if current.is_some() {
@@ -176,7 +175,7 @@ impl Vault {
         let digest = self.access_token_digest(&xtoken);
         let row = self
             .store
-            .record(&self.tenant, KIND_XTOKEN, &digest)
+            .record(&self.tenant, RecordKind::AccessToken.name(), &digest)
             .await?;
         let owner = row.as_ref().and_then(|r| r.owner.clone());
         match who {
@@ -185,7 +184,7 @@ impl Vault {
             _ => return Err(denied()),
         }
         self.delete_record(
-            KIND_XTOKEN,
+            RecordKind::AccessToken.name(),
             &digest,
             audit_event(who, "revoke user access token", owner.as_deref(), "ok"),
         )
@@ -197,7 +196,7 @@ impl Vault {
         self.store
             .write(strongbox_store::WriteOp::DeleteExpired {
                 tenant: self.tenant.clone(),
-                kind: KIND_XTOKEN.to_string(),
+                kind: RecordKind::AccessToken.name().to_string(),
                 now: now(),
             })
             .await?;

@@ -10,10 +10,10 @@ use strongbox_store::{AuditEvent, Guard, IndexEntry, StoreError, UserRow, WriteO
 use zeroize::Zeroizing;
 
 pub use crate::change::Change;
-use crate::consent::KIND_AGREEMENT;
 use crate::error::{Error, Result};
+use crate::kinds::RecordKind;
 use crate::normalize::USER_INDEXES;
-use crate::requests::{ACTION_CHANGE_PROFILE, ACTION_FORGET_ME, KIND_REQUEST, Outcome};
+use crate::requests::{ACTION_CHANGE_PROFILE, ACTION_FORGET_ME, Outcome};
 use crate::vault::{Principal, Vault, audit_event, now};
 
 /// How many times a change is retried when the record changed under it. Each retry
@@ -180,7 +180,7 @@ impl Vault {
                 indexes,
                 audit,
                 guard: Some(Guard {
-                    kind: KIND_AGREEMENT.to_string(),
+                    kind: RecordKind::Agreement.name().to_string(),
                     owners: owners.clone(),
                 }),
             },
@@ -771,7 +771,7 @@ impl Vault {
             tenant: self.tenant.clone(),
             preserve,
             token: token.to_string(),
-            keep_kind: KIND_REQUEST.to_string(),
+            keep_kind: RecordKind::Request.name().to_string(),
             audit: event,
         });
         extra.extend(receipt);

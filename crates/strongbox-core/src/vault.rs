@@ -10,20 +10,16 @@ use strongbox_crypto::{
 use strongbox_store::{AuditEvent, InitData, KeyRow, Store, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::kinds::KeyKind;
 use crate::normalize::Normalizer;
 
 /// The tenant of the v1 API (Databunker's open-source edition has one).
 pub const DEFAULT_TENANT: &str = "default";
 
-pub(crate) const KIND_KEK: &str = "kek";
-pub(crate) const KIND_INDEX: &str = "index";
-/// The access-token hasher's key, once a root-key rotation made it an entry.
-pub(crate) const KIND_TOKEN: &str = "token";
-
 pub(crate) fn token_entry(tenant: &str) -> KeyRingEntry<'_> {
     KeyRingEntry {
         tenant,
-        kind: KIND_TOKEN,
+        kind: KeyKind::TokenHasher.name(),
         version: 1,
     }
 }
@@ -352,7 +348,7 @@ impl Vault {
         let tenant = DEFAULT_TENANT;
         let now = now();
         let mut keys = Vec::new();
-        for kind in [KIND_KEK, KIND_INDEX] {
+        for kind in [KeyKind::Kek.name(), KeyKind::Index.name()] {
             let entry = KeyRingEntry {
                 tenant,
                 kind,
@@ -405,7 +401,7 @@ impl Vault {
         let rows = store.keys(&tenant).await?;
         // After a root-key rotation the token hasher is a key-ring entry; before, it
         // is derived from the root key.
-        let token_hasher = match rows.iter().find(|r| r.kind == KIND_TOKEN) {
+        let token_hasher = match rows.iter().find(|r| r.kind == KeyKind::TokenHasher.name()) {
             Some(row) => root.unwrap_token_hasher(&token_entry(&tenant), &row.wrapped)?,
             None => root.token_hasher(),
         };
@@ -417,16 +413,16 @@ impl Vault {
                 version: row.version,
             };
             let key = root.unwrap(&entry, &row.wrapped)?;
-            match row.kind.as_str() {
-                KIND_KEK => {
+            match KeyKind::parse(&row.kind) {
+                Some(KeyKind::Kek) => {
                     keks.insert(row.version, Arc::new(Kek::new(row.version, key)));
                     created.insert(row.version, row.created);
                 }
-                KIND_INDEX => {
+                Some(KeyKind::Index) => {
                     index.insert(row.version, IndexSecret::new(row.version, key), row.created)
                 }
-                crate::chain::KIND_SIGNING | KIND_TOKEN => {}
-                _ => return Err(OpenError::KeyRing("unknown key kind")),
+                Some(KeyKind::Signing | KeyKind::TokenHasher) => {}
+                None => return Err(OpenError::KeyRing("unknown key kind")),
             }
         }
         if keks.is_empty() {
