@@ -14,8 +14,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -24,10 +24,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use strongbox_core::Vault;
+use strongbox_core::unseal::{Given, ShareError, Unsealing};
 use strongbox_core::vault::SealConfig;
-use strongbox_crypto::RootKey;
-use strongbox_crypto::shamir::Share;
+use strongbox_core::{RootKey, Vault};
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
@@ -56,24 +55,14 @@ struct Open {
     jobs: Vec<tokio::task::AbortHandle>,
 }
 
-#[derive(Default)]
-struct Progress {
-    shares: Vec<Share>,
-    started: Option<Instant>,
-    /// The threshold was met and the vault is being opened: shares and seals wait.
-    opening: bool,
-}
-
 /// The vault behind a seal.
 pub struct Gate {
     open: RwLock<Option<Open>>,
-    progress: Mutex<Progress>,
-    /// `None`: the store keeps no shares, so it cannot be sealed (its key is supplied).
-    config: Option<SealConfig>,
+    /// The shares given so far; `None`: the store keeps no shares, so it cannot be
+    /// sealed (its key is supplied).
+    unsealing: Option<Unsealing>,
     unsealer: Box<dyn Unsealer>,
     http: HttpConfig,
-    /// How long given shares are kept while the others are awaited.
-    timeout: Duration,
 }
 
 impl Gate {
@@ -85,29 +74,17 @@ impl Gate {
     ) -> Gate {
         Gate {
             open: RwLock::new(None),
-            progress: Mutex::new(Progress::default()),
-            config,
+            unsealing: config.map(|c| Unsealing::new(c, timeout)),
             unsealer,
             http,
-            timeout,
         }
     }
 
     /// Drops shares given longer ago than the timeout (called by a timer, so they do
     /// not linger in memory until the next request).
     pub fn expire_shares(&self) {
-        self.expire(&mut self.progress_lock());
-    }
-
-    /// Drops the shares in `p` if they were given longer ago than the timeout.
-    fn expire(&self, p: &mut Progress) {
-        if !p.opening && p.started.is_some_and(|t| t.elapsed() > self.timeout) {
-            tracing::warn!(
-                dropped = p.shares.len(),
-                timeout_secs = self.timeout.as_secs(),
-                "unseal shares expired before the threshold was met; the keepers must start again"
-            );
-            *p = Progress::default();
+        if let Some(u) = &self.unsealing {
+            u.expire();
         }
     }
 
@@ -119,10 +96,6 @@ impl Gate {
 
     fn write(&self) -> RwLockWriteGuard<'_, Option<Open>> {
         self.open.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn progress_lock(&self) -> MutexGuard<'_, Progress> {
-        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Installs an opened vault (a root key supplied at start, or the shares in).
@@ -162,13 +135,9 @@ impl Gate {
 
     /// Unseal progress: (shares in, threshold, shares in all).
     fn progress(&self) -> (usize, u8, u8) {
-        let (threshold, shares) = self
-            .config
-            .as_ref()
-            .map_or((0, 0), |c| (c.threshold, c.shares));
-        let mut p = self.progress_lock();
-        self.expire(&mut p);
-        (p.shares.len(), threshold, shares)
+        self.unsealing.as_ref().map_or((0, 0, 0), |u| {
+            (u.given(), u.config().threshold, u.config().shares)
+        })
     }
 
     fn status(&self) -> Value {
@@ -230,7 +199,7 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
     if gate.inner().is_some() {
         return json(StatusCode::OK, &gate.status());
     }
-    let Some(config) = gate.config.as_ref() else {
+    let Some(unsealing) = gate.unsealing.as_ref() else {
         return bad("this vault keeps no key shares: start it with its root key");
     };
     let Ok(bytes) = axum::body::to_bytes(body, 4096).await else {
@@ -246,48 +215,18 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
     let Some(text) = text else {
         return bad("the body must be a JSON object: {\"share\": \"sbx1-…\"}");
     };
-    let Ok(share) = Share::parse(&text) else {
-        return bad("not a valid share (mistyped or damaged: its checksum does not match)");
+    let root = match unsealing.give(&text) {
+        Ok(Given::Counted) => return json(StatusCode::OK, &gate.status()),
+        Ok(Given::Ready(root)) => Ok(root),
+        Err(e @ ShareError::Busy) => {
+            return error_response(StatusCode::CONFLICT, &e.to_string());
+        }
+        Err(e @ ShareError::DoNotFit) => Err(e.to_string()),
+        Err(e) => return bad(&e.to_string()),
     };
-    // Only this split's shares count: anything else is refused without touching the
-    // progress of the others.
-    if share.threshold != config.threshold || !config.knows(share.x, &text) {
-        return bad("not a share of this vault's key");
-    }
-    let ready = {
-        let mut p = gate.progress_lock();
-        if p.opening {
-            return error_response(
-                StatusCode::CONFLICT,
-                "the vault is being unsealed with the shares already given",
-            );
-        }
-        gate.expire(&mut p);
-        if p.shares.iter().any(|s| s.x == share.x) {
-            return bad("this share was given already");
-        }
-        if p.shares.capacity() == 0 {
-            // Reserved once: growing would copy shares to new memory and leave the
-            // old copy unwiped.
-            p.shares.reserve_exact(usize::from(config.threshold));
-        }
-        p.started.get_or_insert_with(Instant::now);
-        p.shares.push(share);
-        if p.shares.len() < usize::from(config.threshold) {
-            None
-        } else {
-            p.opening = true;
-            Some(std::mem::take(&mut p.shares))
-        }
-    };
-    let Some(shares) = ready else {
-        return json(StatusCode::OK, &gate.status());
-    };
-    let root = RootKey::from_shares(&shares);
-    drop(shares);
     let opened = match root {
         Ok(root) => gate.unsealer.open(root).await,
-        Err(_) => Err("the shares do not fit together".into()),
+        Err(e) => Err(e),
     };
     let answer = match opened {
         Ok(vault) => {
@@ -302,7 +241,7 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
             )
         }
     };
-    *gate.progress_lock() = Progress::default();
+    unsealing.finished();
     answer
 }
 
@@ -320,13 +259,13 @@ async fn seal(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {
         Ok(_) => {}
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     }
-    if gate.config.is_none() {
+    let Some(unsealing) = gate.unsealing.as_ref() else {
         return error_response(
             StatusCode::BAD_REQUEST,
             "this vault keeps no key shares, so it could not be unsealed again: stop the process instead",
         );
-    }
-    if gate.progress_lock().opening {
+    };
+    if unsealing.opening() {
         return error_response(
             StatusCode::CONFLICT,
             "the vault is being unsealed; try again",
