@@ -1,9 +1,12 @@
 //! The HTTP layer of Strongbox: Databunker's v1 REST API as a thin adapter over
-//! `strongbox-core`. Handlers authenticate first, then parse, then call one core
-//! function; errors map to HTTP in one place ([`error`]).
+//! `strongbox-core`. Handlers take their caller, path and body from the extractors
+//! in [`extract`] (authentication first, then the path, then the body) and call one
+//! core function; errors map to HTTP in one place ([`error`]). A v2 API would be a
+//! module beside [`v1`] taking the same extractors.
 
 mod body;
 mod error;
+mod extract;
 mod metrics;
 mod middleware;
 pub mod seal;

@@ -250,7 +250,7 @@ async fn seal(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {
         return json(StatusCode::OK, &gate.status());
     };
     let token = headers
-        .get(crate::v1::TOKEN_HEADER)
+        .get(crate::extract::TOKEN_HEADER)
         .map(|v| v.to_str().unwrap_or("\u{0}invalid"));
     match vault.authenticate(token).await.and_then(|p| {
         p.require_root()?;

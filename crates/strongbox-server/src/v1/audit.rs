@@ -1,15 +1,15 @@
 //! `/v1/audit`: reading the audit log.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
+use axum::http::Uri;
 use serde_json::Value;
 use strongbox_core::Error;
 
-use super::{PathOf, Reply, ok_fields, page, path_params, principal};
+use super::{Reply, ok_fields, page};
 use crate::AppState;
+use crate::extract::{Caller, Params};
 
-pub async fn admin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn admin(State(state): State<AppState>, Caller(who): Caller, uri: Uri) -> Reply {
     let (total, rows) = state.vault.list_audit(&who, page(&uri)?).await?;
     Ok(ok_fields(&[
         ("total", Value::from(total)),
@@ -19,12 +19,10 @@ pub async fn admin(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
 
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     uri: Uri,
-    path: PathOf<String>,
+    Params(token): Params<String>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let token = path_params(path)?;
     let (total, rows) = state.vault.list_audit_of(&who, &token, page(&uri)?).await?;
     Ok(ok_fields(&[
         ("total", Value::from(total)),
@@ -32,9 +30,11 @@ pub async fn list(
     ]))
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, path: PathOf<String>) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let atoken = path_params(path)?;
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Params(atoken): Params<String>,
+) -> Reply {
     let event = state.vault.get_audit_event(&who, &atoken).await?;
     Ok(ok_fields(&[("event", event)]))
 }
@@ -48,8 +48,8 @@ pub async fn public_key(State(state): State<AppState>) -> Reply {
 }
 
 /// The newest signed checkpoint of the audit chain (root).
-pub async fn checkpoint(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    principal(&state, &headers).await?.require_root()?;
+pub async fn checkpoint(State(state): State<AppState>, Caller(who): Caller) -> Reply {
+    who.require_root()?;
     match state.vault.latest_checkpoint().await? {
         Some(c) => Ok(ok_fields(&[("checkpoint", c)])),
         None => Err(Error::not_found("no checkpoint yet (POST to make one)").into()),
@@ -57,8 +57,7 @@ pub async fn checkpoint(State(state): State<AppState>, headers: HeaderMap) -> Re
 }
 
 /// Seals what is pending and signs a checkpoint now (root).
-pub async fn make_checkpoint(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn make_checkpoint(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     let c = state.vault.checkpoint_audit(&who).await?;
     Ok(ok_fields(&[("checkpoint", c)]))
 }
@@ -66,11 +65,9 @@ pub async fn make_checkpoint(State(state): State<AppState>, headers: HeaderMap) 
 /// The signed receipt of an erasure (root).
 pub async fn receipt(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
+    Caller(who): Caller,
+    Params(token): Params<String>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let token = path_params(path)?;
     let r = state.vault.erasure_receipt(&who, &token).await?;
     Ok(ok_fields(&[("receipt", r)]))
 }
@@ -78,11 +75,9 @@ pub async fn receipt(
 /// Who accessed the subject's data: root, or the subject with their own token.
 pub async fn report(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
+    Caller(who): Caller,
+    Params(token): Params<String>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let token = path_params(path)?;
     let r = state.vault.access_report(&who, &token).await?;
     Ok(ok_fields(&[("report", r)]))
 }

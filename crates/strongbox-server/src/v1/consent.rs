@@ -1,14 +1,13 @@
 //! Consent routes: `/v1/lbasis`, `/v1/agreement(s)`, `/v1/pactivity` and the cookie
 //! banner feed `/v1/sys/cookiesettings`.
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use serde_json::Value;
 use strongbox_core::{Mode, Result};
 
-use super::{PathOf, Reply, object_body, ok_fields, outcome, path_params, principal, user_path};
+use super::{Reply, ok_fields, outcome};
 use crate::AppState;
+use crate::extract::{Caller, OptionalObject, Params, UserPath};
 
 fn list(rows: Vec<Value>) -> Reply {
     Ok(ok_fields(&[
@@ -17,46 +16,41 @@ fn list(rows: Vec<Value>) -> Reply {
     ]))
 }
 
-fn agreement_path(path: PathOf<(String, String, String)>) -> Result<(String, Mode, String)> {
-    let (brief, mode, identity) = path_params(path)?;
+/// `{brief}/{mode}/{identity}`: one consent of one person.
+fn agreement_path(
+    Params((brief, mode, identity)): Params<(String, String, String)>,
+) -> Result<(String, Mode, String)> {
     Ok((brief, Mode::parse(&mode)?, identity))
 }
 
-pub async fn list_legal_bases(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn list_legal_bases(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     list(state.vault.list_legal_bases(&who).await?)
 }
 
 pub async fn put_legal_basis(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
-    body: Body,
+    Caller(who): Caller,
+    Params(brief): Params<String>,
+    OptionalObject(body): OptionalObject,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let brief = path_params(path)?;
-    let body = object_body(&state, &headers, body).await?;
     state.vault.put_legal_basis(&who, &brief, body).await?;
     Ok(ok_fields(&[]))
 }
 
 pub async fn delete_legal_basis(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
+    Caller(who): Caller,
+    Params(brief): Params<String>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let brief = path_params(path)?;
     state.vault.delete_legal_basis(&who, &brief).await?;
     Ok(ok_fields(&[]))
 }
 
 pub async fn get_agreement(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String, String)>,
+    Caller(who): Caller,
+    path: Params<(String, String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
     let (brief, mode, identity) = agreement_path(path)?;
     let data = state
         .vault
@@ -67,13 +61,11 @@ pub async fn get_agreement(
 
 pub async fn accept_agreement(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String, String)>,
-    body: Body,
+    Caller(who): Caller,
+    path: Params<(String, String, String)>,
+    OptionalObject(body): OptionalObject,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
     let (brief, mode, identity) = agreement_path(path)?;
-    let body = object_body(&state, &headers, body).await?;
     state
         .vault
         .accept_agreement(&who, &brief, mode, &identity, body)
@@ -83,13 +75,11 @@ pub async fn accept_agreement(
 
 pub async fn withdraw_agreement(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String, String)>,
-    body: Body,
+    Caller(who): Caller,
+    path: Params<(String, String, String)>,
+    OptionalObject(body): OptionalObject,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
     let (brief, mode, identity) = agreement_path(path)?;
-    let body = object_body(&state, &headers, body).await?;
     let done = state
         .vault
         .withdraw_agreement(&who, &brief, mode, &identity, body)
@@ -99,61 +89,49 @@ pub async fn withdraw_agreement(
 
 pub async fn revoke_all(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
+    Caller(who): Caller,
+    Params(brief): Params<String>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let brief = path_params(path)?;
     state.vault.revoke_all_agreements(&who, &brief).await?;
     Ok(ok_fields(&[]))
 }
 
 pub async fn list_agreements(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
+    Caller(who): Caller,
+    UserPath { mode, identity }: UserPath,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
     list(state.vault.list_agreements(&who, mode, &identity).await?)
 }
 
-pub async fn list_activities(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn list_activities(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     list(state.vault.list_activities(&who).await?)
 }
 
 pub async fn put_activity(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
-    body: Body,
+    Caller(who): Caller,
+    Params(activity): Params<String>,
+    OptionalObject(body): OptionalObject,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let activity = path_params(path)?;
-    let body = object_body(&state, &headers, body).await?;
     state.vault.put_activity(&who, &activity, body).await?;
     Ok(ok_fields(&[]))
 }
 
 pub async fn delete_activity(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
+    Caller(who): Caller,
+    Params(activity): Params<String>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let activity = path_params(path)?;
     state.vault.delete_activity(&who, &activity).await?;
     Ok(ok_fields(&[]))
 }
 
 pub async fn link_activity(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
+    Caller(who): Caller,
+    Params((activity, brief)): Params<(String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (activity, brief) = path_params(path)?;
     state
         .vault
         .link_activity(&who, &activity, &brief, true)
@@ -163,11 +141,9 @@ pub async fn link_activity(
 
 pub async fn unlink_activity(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
+    Caller(who): Caller,
+    Params((activity, brief)): Params<(String, String)>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (activity, brief) = path_params(path)?;
     state
         .vault
         .link_activity(&who, &activity, &brief, false)

@@ -1,5 +1,6 @@
 //! Databunker's v1 REST API: same paths, same JSON. One submodule per resource; the
-//! helpers here are shared by all of them.
+//! response helpers here (Databunker's field order, request outcomes, paging) are
+//! shared by all of them, the extractors by every API (`crate::extract`).
 
 mod apps;
 mod audit;
@@ -13,22 +14,19 @@ mod tokens;
 mod users;
 
 use axum::Router;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::Value;
-use strongbox_core::{Error, Mode, Outcome, Page, Principal, Result};
+use strongbox_core::{Error, Outcome, Page, Result};
 
 use crate::AppState;
 use crate::error::{ApiError, error_response};
+use crate::extract::{Caller, Params};
 
 /// What every handler returns.
 type Reply = std::result::Result<Response, ApiError>;
-
-/// The header carrying the access token, as in Databunker.
-pub(crate) const TOKEN_HEADER: &str = "x-bunker-token";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -155,10 +153,9 @@ pub fn bench_routes() -> Router<AppState> {
 
 async fn bench_lookup(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(token): Path<String>,
+    Caller(_): Caller,
+    Params(token): Params<String>,
 ) -> Reply {
-    principal(&state, &headers).await?;
     if state.vault.probe_user_row(&token).await? {
         Ok(ok_json("result", "found"))
     } else {
@@ -211,15 +208,6 @@ fn outcome(o: Outcome, done: impl FnOnce(String) -> Response) -> Response {
     }
 }
 
-/// An optional JSON object (or form) body: none is an empty object.
-async fn object_body(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: axum::body::Body,
-) -> Result<serde_json::Map<String, Value>> {
-    crate::body::read_optional_object(headers, body, state.http.max_body_bytes).await
-}
-
 /// A query-string parameter.
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
     form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
@@ -233,31 +221,6 @@ fn page(uri: &Uri) -> Result<Page> {
         query_param(uri, "offset").as_deref(),
         query_param(uri, "limit").as_deref(),
     )
-}
-
-/// The access token, if any. A header that is not valid text counts as a wrong token.
-fn token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(TOKEN_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
-}
-
-async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal> {
-    state.vault.authenticate(token(headers)).await
-}
-
-/// Path parameters, checked after authentication.
-type PathOf<T> = std::result::Result<Path<T>, PathRejection>;
-
-fn path_params<T>(path: PathOf<T>) -> Result<T> {
-    path.map(|Path(p)| p)
-        .map_err(|_| Error::bad_request("bad path: parameters must be valid UTF-8"))
-}
-
-/// Path parameters `{mode}/{identity}`.
-fn user_path(path: PathOf<(String, String)>) -> Result<(Mode, String)> {
-    let (mode, identity) = path_params(path)?;
-    Ok((Mode::parse(&mode)?, identity))
 }
 
 /// `OK` (Databunker's answer), or 503 saying why the vault refuses work: without its

@@ -1,28 +1,28 @@
 //! `/v1/request` and `/v1/requests`: data-subject requests awaiting the DPO.
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
-use serde_json::Value;
+use axum::http::Uri;
+use serde_json::{Map, Value};
 use strongbox_core::{Error, Result};
 
-use super::{
-    PathOf, Reply, object_body, ok_fields, page, path_params, principal, query_param, user_path,
-};
+use super::{Reply, ok_fields, page, query_param};
 use crate::AppState;
+use crate::extract::{Caller, OptionalObject, Params, UserPath};
 
 /// The optional `reason` of an approval or a cancellation.
-async fn reason(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Option<String>> {
-    match object_body(state, headers, body).await?.get("reason") {
+fn reason(body: &Map<String, Value>) -> Result<Option<String>> {
+    match body.get("reason") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(Error::bad_request("bad reason: expected a string")),
     }
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, path: PathOf<String>) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let rtoken = path_params(path)?;
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Params(rtoken): Params<String>,
+) -> Reply {
     let (app, original, change) = state.vault.get_request(&who, &rtoken).await?;
     let mut fields = Vec::new();
     if let Some(app) = app {
@@ -37,38 +37,32 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, path: PathOf
 
 pub async fn approve(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
-    body: Body,
+    Caller(who): Caller,
+    Params(rtoken): Params<String>,
+    OptionalObject(body): OptionalObject,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let rtoken = path_params(path)?;
-    let reason = reason(&state, &headers, body).await?;
+    let reason = reason(&body)?;
     state.vault.approve_request(&who, &rtoken, reason).await?;
     Ok(ok_fields(&[("result", Value::from("done"))]))
 }
 
 pub async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
-    body: Body,
+    Caller(who): Caller,
+    Params(rtoken): Params<String>,
+    OptionalObject(body): OptionalObject,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let rtoken = path_params(path)?;
-    let reason = reason(&state, &headers, body).await?;
+    let reason = reason(&body)?;
     state.vault.cancel_request(&who, &rtoken, reason).await?;
     Ok(ok_fields(&[("result", Value::from("done"))]))
 }
 
 pub async fn list_of_user(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     uri: Uri,
-    path: PathOf<(String, String)>,
+    UserPath { mode, identity }: UserPath,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
     let (total, rows) = state
         .vault
         .list_user_requests(&who, mode, &identity, page(&uri)?)
@@ -79,8 +73,7 @@ pub async fn list_of_user(
     ]))
 }
 
-pub async fn list_all(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn list_all(State(state): State<AppState>, Caller(who): Caller, uri: Uri) -> Reply {
     let status = query_param(&uri, "status");
     let (total, rows) = state
         .vault

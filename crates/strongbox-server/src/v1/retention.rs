@@ -5,24 +5,21 @@
 //! `GET`, so a `GET` must not act: it answers a page with a button that `POST`s to
 //! the same path, and the `POST` acts (Databunker acts on the `GET` itself).
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::{PathOf, Reply, object_body, ok_fields, ok_json, path_params, principal, user_path};
+use super::{Reply, ok_fields, ok_json};
 use crate::AppState;
+use crate::extract::{Caller, OptionalObject, Params, UserPath};
 
 pub async fn start(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
-    body: Body,
+    Caller(who): Caller,
+    UserPath { mode, identity }: UserPath,
+    OptionalObject(body): OptionalObject,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
-    let body = object_body(&state, &headers, body).await?;
     let exptoken = state
         .vault
         .start_expiration(&who, mode, &identity, body)
@@ -32,11 +29,9 @@ pub async fn start(
 
 pub async fn status(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
+    Caller(who): Caller,
+    UserPath { mode, identity }: UserPath,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
     let s = state.vault.expiration_status(&who, mode, &identity).await?;
     Ok(ok_fields(&[
         ("exptime", Value::from(s.exptime)),
@@ -47,11 +42,9 @@ pub async fn status(
 
 pub async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
+    Caller(who): Caller,
+    UserPath { mode, identity }: UserPath,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
     state.vault.cancel_expiration(&who, mode, &identity).await?;
     Ok(ok_fields(&[]))
 }
@@ -107,15 +100,13 @@ pub async fn delete_page() -> Reply {
 
 /// `POST /v1/exp/retain/{exptoken}`. No token: the exptoken in the link is the
 /// capability. Answers plain `OK`, as Databunker's `GET` does.
-pub async fn retain(State(state): State<AppState>, path: PathOf<String>) -> Reply {
-    let exptoken = path_params(path)?;
+pub async fn retain(State(state): State<AppState>, Params(exptoken): Params<String>) -> Reply {
     state.vault.retain_by_exptoken(&exptoken).await?;
     Ok((StatusCode::OK, "OK").into_response())
 }
 
 /// `POST /v1/exp/delete/{exptoken}`: erases the person now; plain `OK`.
-pub async fn delete(State(state): State<AppState>, path: PathOf<String>) -> Reply {
-    let exptoken = path_params(path)?;
+pub async fn delete(State(state): State<AppState>, Params(exptoken): Params<String>) -> Reply {
     state.vault.delete_by_exptoken(&exptoken).await?;
     Ok((StatusCode::OK, "OK").into_response())
 }

@@ -1,15 +1,13 @@
 //! `/v1/session` and `/v1/sessions`: server-side sessions.
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
+use axum::http::Uri;
 use serde_json::{Value, json};
 use strongbox_core::SessionView;
 
-use super::{
-    PathOf, Reply, object_body, ok_fields, ok_json, page, path_params, principal, user_path,
-};
+use super::{Reply, ok_fields, ok_json, page};
 use crate::AppState;
+use crate::extract::{Caller, OptionalObject, Params, UserPath};
 
 fn session_json(s: SessionView) -> Value {
     json!({"when": s.when, "session": s.session, "data": s.data})
@@ -17,20 +15,19 @@ fn session_json(s: SessionView) -> Value {
 
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
-    body: Body,
+    Caller(who): Caller,
+    Params(sid): Params<String>,
+    OptionalObject(doc): OptionalObject,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let sid = path_params(path)?;
-    let doc = object_body(&state, &headers, body).await?;
     let sid = state.vault.put_session(&who, &sid, doc).await?;
     Ok(ok_json("session", &sid))
 }
 
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, path: PathOf<String>) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let sid = path_params(path)?;
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Params(sid): Params<String>,
+) -> Reply {
     let s = state.vault.get_session(&who, &sid).await?;
     Ok(ok_fields(&[
         ("session", Value::from(s.session)),
@@ -41,23 +38,19 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, path: PathOf
 
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
+    Caller(who): Caller,
+    Params(sid): Params<String>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let sid = path_params(path)?;
     state.vault.delete_session(&who, &sid).await?;
     Ok(ok_fields(&[]))
 }
 
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     uri: Uri,
-    path: PathOf<(String, String)>,
+    UserPath { mode, identity }: UserPath,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
     let page = page(&uri)?;
     let (total, rows) = state
         .vault

@@ -1,22 +1,18 @@
 //! `/v1/sharedrecord` and `/v1/get`: time-limited views for partners.
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::{PathOf, Reply, object_body, ok_fields, ok_json, path_params, principal, user_path};
+use super::{Reply, ok_fields, ok_json};
 use crate::AppState;
+use crate::extract::{Caller, OptionalObject, Params, UserPath};
 
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
-    body: Body,
+    Caller(who): Caller,
+    UserPath { mode, identity }: UserPath,
+    OptionalObject(body): OptionalObject,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
-    let body = object_body(&state, &headers, body).await?;
     let record = state
         .vault
         .create_share(&who, mode, &identity, body)
@@ -25,8 +21,7 @@ pub async fn create(
 }
 
 /// No token: the record id is the capability.
-pub async fn get(State(state): State<AppState>, path: PathOf<String>) -> Reply {
-    let record = path_params(path)?;
+pub async fn get(State(state): State<AppState>, Params(record): Params<String>) -> Reply {
     let view = state.vault.get_share(&record).await?;
     let mut fields = Vec::new();
     if let Some(app) = view.app {

@@ -6,8 +6,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use strongbox_core::{Error, ErrorKind};
 
-use super::{Reply, ok_fields, page, principal, token};
+use super::{Reply, ok_fields, page};
 use crate::AppState;
+use crate::extract::{Caller, token};
 
 /// A duration as Databunker's configuration spells one: seconds with an `s`.
 fn secs(n: i64) -> Value {
@@ -18,8 +19,7 @@ fn secs(n: i64) -> Value {
 /// (its UI reads them) and Strongbox's own settings under `Strongbox`. No secret is
 /// ever shown: the root key and tokens are not part of it, and a metrics token shows
 /// only whether it is set.
-pub async fn configuration(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn configuration(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     who.require_root()?;
     let c = state.vault.config();
     let configuration = json!({
@@ -74,7 +74,11 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Reply
             if token(&headers).is_none() && bearer.is_some() {
                 return Err(Error::new(ErrorKind::Forbidden, "access denied").into());
             }
-            principal(&state, &headers).await?.require_root()?;
+            state
+                .vault
+                .authenticate(token(&headers))
+                .await?
+                .require_root()?;
         }
     }
     let mut resp: Response = (StatusCode::OK, state.metrics.render()).into_response();
@@ -90,8 +94,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `POST /v1/users`: `{"status":"ok","total":N,"rows":[{"private":"<base64 profile>","token":…}]}`.
-pub async fn list_users(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn list_users(State(state): State<AppState>, Caller(who): Caller, uri: Uri) -> Reply {
     let (total, users) = state.vault.list_users(&who, page(&uri)?).await?;
     let rows: Vec<Value> = users
         .into_iter()
@@ -149,8 +152,7 @@ impl http_body::Body for ChannelBody {
 
 /// `GET /v1/sys/backup`: the whole store as a backup file, streamed as it is read
 /// (root only; audited).
-pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn backup(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     let chunks = state.vault.backup(&who).await?;
     let mut resp: Response =
         (StatusCode::OK, axum::body::Body::new(ChannelBody(chunks))).into_response();
@@ -167,8 +169,7 @@ pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Reply 
 }
 
 /// `POST /v1/sys/rotate/kek`: a new KEK version (root).
-pub async fn rotate_kek(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn rotate_kek(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     let version = state.vault.rotate_kek(&who).await?;
     Ok(ok_fields(&[
         ("version", Value::from(version)),
@@ -181,15 +182,13 @@ pub async fn rotate_kek(State(state): State<AppState>, headers: HeaderMap) -> Re
 
 /// `POST /v1/sys/rotate/root-token`: a new root token, answered once (root). The
 /// old one stops working on every node within a second.
-pub async fn rotate_root_token(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn rotate_root_token(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     let token = state.vault.rotate_root_token(&who).await?;
     Ok(ok_fields(&[("token", Value::from(token))]))
 }
 
 /// `GET /v1/sys/rotate/kek`: where the re-wrap stands (root).
-pub async fn kek_status(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn kek_status(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     let status = state.vault.kek_status(&who).await?;
     let fields: Vec<(&str, Value)> = ["current", "newest", "versions", "remaining", "total"]
         .iter()
@@ -199,8 +198,7 @@ pub async fn kek_status(State(state): State<AppState>, headers: HeaderMap) -> Re
 }
 
 /// `POST /v1/sys/rotate/index`: a new blind-index key version (root).
-pub async fn rotate_index(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn rotate_index(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     let version = state.vault.rotate_index(&who).await?;
     Ok(ok_fields(&[
         ("version", Value::from(version)),
@@ -212,8 +210,7 @@ pub async fn rotate_index(State(state): State<AppState>, headers: HeaderMap) -> 
 }
 
 /// `GET /v1/sys/rotate/index`: where the backfill stands (root).
-pub async fn index_status(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    let who = principal(&state, &headers).await?;
+pub async fn index_status(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     let status = state.vault.index_status(&who).await?;
     let fields: Vec<(&str, Value)> = [
         "current",

@@ -1,25 +1,20 @@
 //! `/v1/xtoken`: user access tokens (a Strongbox addition; Databunker hands them out
 //! only through its login flow).
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use serde_json::Value;
 
-use super::{PathOf, Reply, object_body, ok_fields, path_params, principal, user_path};
+use super::{Reply, ok_fields};
 use crate::AppState;
+use crate::extract::{Caller, OptionalObject, Params, UserPath};
 
 pub async fn issue(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
-    body: Body,
+    Caller(who): Caller,
+    UserPath { mode, identity }: UserPath,
+    OptionalObject(mut body): OptionalObject,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
-    let expiration = object_body(&state, &headers, body)
-        .await?
-        .remove("expiration");
+    let expiration = body.remove("expiration");
     let t = state
         .vault
         .issue_user_token(&who, mode, &identity, expiration.as_ref())
@@ -33,11 +28,9 @@ pub async fn issue(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<String>,
+    Caller(who): Caller,
+    Params(xtoken): Params<String>,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let xtoken = path_params(path)?;
     state.vault.revoke_user_token(&who, &xtoken).await?;
     Ok(ok_fields(&[]))
 }

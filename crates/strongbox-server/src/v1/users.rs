@@ -1,30 +1,28 @@
 //! `/v1/user`: create, read, change and erase profiles.
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde_json::Value;
 use strongbox_core::{Change, Error, Outcome};
 
-use super::{
-    PathOf, Reply, json_response, ok_fields, ok_json, outcome, principal, token, user_path,
-};
-use crate::{AppState, body};
+use super::{Reply, json_response, ok_fields, ok_json, outcome};
+use crate::AppState;
+use crate::extract::{Caller, Creator, Object, OptionalJson, UserPath};
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
-    let who = state.vault.authenticate_create(token(&headers)).await?;
-    let profile = body::read_object(&headers, body, state.http.max_body_bytes).await?;
+pub async fn create(
+    State(state): State<AppState>,
+    Creator(who): Creator,
+    Object(profile): Object,
+) -> Reply {
     let token = state.vault.create_user(&who, profile).await?;
     Ok(ok_json("token", &token))
 }
 
 pub async fn get(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
+    Caller(who): Caller,
+    UserPath { mode, identity }: UserPath,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
     let user = state.vault.get_user(&who, mode, &identity).await?;
     // The stored profile is already JSON: splice it in rather than re-serializing.
     let profile: &[u8] = user.profile.as_deref().map_or(b"{}", |p| p.as_slice());
@@ -39,13 +37,11 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
-    body: Body,
+    Caller(who): Caller,
+    UserPath { mode, identity }: UserPath,
+    OptionalJson(body): OptionalJson,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
-    let change = match body::read(&headers, body, state.http.max_body_bytes).await? {
+    let change = match body {
         None => return Err(Error::bad_request("empty request body").into()),
         Some(v) => Change::from_json(v)?,
     };
@@ -58,11 +54,9 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    path: PathOf<(String, String)>,
+    Caller(who): Caller,
+    UserPath { mode, identity }: UserPath,
 ) -> Reply {
-    let who = principal(&state, &headers).await?;
-    let (mode, identity) = user_path(path)?;
     let done = state.vault.delete_user(&who, mode, &identity).await?;
     // Databunker's answer, plus the signed erasure receipt.
     let receipt = match &done {

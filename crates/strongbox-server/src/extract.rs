@@ -1,0 +1,165 @@
+//! What handlers take instead of repeating the same preamble: the authenticated
+//! caller, checked path parameters and the decoded body. Shared by every API module
+//! (v1 now; a v2 module would sit beside it and take the same ones).
+//!
+//! Axum runs extractors in argument order, and the body extractor must be last; so a
+//! handler written `(State, Caller, path, body)` authenticates first, then checks
+//! its path, then reads its body, and each refusal is the JSON error of
+//! [`crate::error`].
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use strongbox_core::{Error, Mode, Principal};
+
+use crate::AppState;
+use crate::body;
+use crate::error::ApiError;
+
+/// The header carrying the access token, as in Databunker.
+pub(crate) const TOKEN_HEADER: &str = "x-bunker-token";
+
+/// The access token, if any. A header that is not valid text counts as a wrong token.
+pub(crate) fn token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(TOKEN_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
+}
+
+/// The caller, authenticated by the `X-Bunker-Token` header: root or a user access
+/// token. A missing token is 401, one that matches nothing (or has expired) 403.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Caller(
+            state.vault.authenticate(token(&parts.headers)).await?,
+        ))
+    }
+}
+
+/// The caller of `POST /v1/user`: root, or anyone when the configuration lets
+/// users be created without a token (a user access token may not create users).
+pub struct Creator(pub Principal);
+
+impl FromRequestParts<AppState> for Creator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Creator(
+            state
+                .vault
+                .authenticate_create(token(&parts.headers))
+                .await?,
+        ))
+    }
+}
+
+fn bad_path() -> ApiError {
+    Error::bad_request("bad path: parameters must be valid UTF-8").into()
+}
+
+/// Path parameters (a `String` or a tuple of them), as axum's `Path` with the API's
+/// error for parameters that are not valid UTF-8.
+pub struct Params<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Params<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(p)) => Ok(Params(p)),
+            Err(_) => Err(bad_path()),
+        }
+    }
+}
+
+/// `{mode}/{identity}`: which person a route is about (`mode` checked).
+pub struct UserPath {
+    pub mode: Mode,
+    pub identity: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for UserPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Params((mode, identity)) =
+            Params::<(String, String)>::from_request_parts(parts, state).await?;
+        Ok(UserPath {
+            mode: Mode::parse(&mode)?,
+            identity,
+        })
+    }
+}
+
+/// `{mode}/{identity}/{app}`: one application's document of a person.
+pub struct UserAppPath {
+    pub mode: Mode,
+    pub identity: String,
+    pub app: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAppPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Params((mode, identity, app)) =
+            Params::<(String, String, String)>::from_request_parts(parts, state).await?;
+        Ok(UserAppPath {
+            mode: Mode::parse(&mode)?,
+            identity,
+            app,
+        })
+    }
+}
+
+/// A body that must be a JSON object (or form fields); empty is 400.
+pub struct Object(pub Map<String, Value>);
+
+impl FromRequest<AppState> for Object {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        Ok(Object(
+            body::read_object(&parts.headers, body, state.http.max_body_bytes).await?,
+        ))
+    }
+}
+
+/// A body that, if present, must be a JSON object (or form fields); none is `{}`.
+pub struct OptionalObject(pub Map<String, Value>);
+
+impl FromRequest<AppState> for OptionalObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        Ok(OptionalObject(
+            body::read_optional_object(&parts.headers, body, state.http.max_body_bytes).await?,
+        ))
+    }
+}
+
+/// Any JSON value (or form fields), or `None` for an empty body.
+pub struct OptionalJson(pub Option<Value>);
+
+impl FromRequest<AppState> for OptionalJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        Ok(OptionalJson(
+            body::read(&parts.headers, body, state.http.max_body_bytes).await?,
+        ))
+    }
+}
