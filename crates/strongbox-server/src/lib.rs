@@ -34,7 +34,7 @@ pub struct HttpConfig {
     pub ui: serde_json::Map<String, serde_json::Value>,
     /// A secret that lets a scraper read `/v1/metrics` (`Authorization: Bearer …`)
     /// without the root token. Without it, metrics need the root token.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<strongbox_core::Secret>,
     /// Serve `/v1/metrics` without any token (Databunker's behaviour). Off by default.
     pub metrics_public: bool,
 }

@@ -442,7 +442,7 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
 fn http_config(args: &VaultArgs) -> HttpConfig {
     let mut http = HttpConfig {
         // The scraper's secret comes from the environment only, like the root key.
-        metrics_token: secrets::var("STRONGBOX_METRICS_TOKEN").map(|t| t.to_string()),
+        metrics_token: secrets::var("STRONGBOX_METRICS_TOKEN").map(|t| Secret::new(t.as_str())),
         ..HttpConfig::default()
     };
     if let Some(n) = args.max_body_bytes {

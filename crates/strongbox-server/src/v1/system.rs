@@ -66,7 +66,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Reply
             .and_then(|v| v.strip_prefix("Bearer "));
         let scraper = match (&state.http.metrics_token, bearer) {
             (Some(expected), Some(given)) => {
-                constant_time_eq(expected.as_bytes(), given.as_bytes())
+                constant_time_eq(expected.expose().as_bytes(), given.as_bytes())
             }
             _ => false,
         };
