@@ -8,6 +8,7 @@
 mod backup;
 mod config;
 mod import;
+mod jobs;
 mod keeper;
 mod progress;
 mod secrets;
@@ -832,10 +833,10 @@ impl Unsealer for Opener {
 
     fn start(&self, vault: Arc<Vault>) -> Vec<tokio::task::AbortHandle> {
         let mut jobs = vec![
-            tokio::spawn(sweeper(vault.clone(), self.jobs.sweep_every)).abort_handle(),
-            tokio::spawn(sealer(vault.clone(), self.jobs.checkpoint_every)).abort_handle(),
-            tokio::spawn(key_reloader(vault.clone())).abort_handle(),
-            tokio::spawn(rewrapper(
+            tokio::spawn(jobs::sweeper(vault.clone(), self.jobs.sweep_every)).abort_handle(),
+            tokio::spawn(jobs::sealer(vault.clone(), self.jobs.checkpoint_every)).abort_handle(),
+            tokio::spawn(jobs::key_reloader(vault.clone())).abort_handle(),
+            tokio::spawn(jobs::rewrapper(
                 vault.clone(),
                 self.jobs.rewrap_batch,
                 self.jobs.kek_retire_after,
@@ -843,7 +844,7 @@ impl Unsealer for Opener {
             .abort_handle(),
         ];
         if let Some(every) = self.jobs.kek_rotate_every {
-            jobs.push(tokio::spawn(kek_rotator(vault.clone(), every)).abort_handle());
+            jobs.push(tokio::spawn(jobs::kek_rotator(vault.clone(), every)).abort_handle());
         }
         if let Some(url) = vault.config().notification_url.clone() {
             let secret =
@@ -930,128 +931,6 @@ async fn serve(
 const DEFAULT_SWEEP_SECONDS: u64 = 60;
 /// Default seconds between two periodic audit checkpoints.
 const DEFAULT_CHECKPOINT_SECONDS: u64 = 3600;
-/// How often new audit events are sealed into the chain.
-const SEAL_EVERY: Duration = Duration::from_millis(200);
-
-/// Background housekeeping: deletes expired data every `every`.
-async fn sweeper(vault: Arc<Vault>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        if let Err(e) = vault.sweep().await {
-            tracing::warn!(error = %e, "sweeping expired data failed");
-        }
-    }
-}
-
-/// Keeps the key ring current (KEKs added by any node), every 500 ms: a new KEK
-/// becomes current only after [`strongbox_core::vault::KEK_ACTIVATION`] seconds, by
-/// which time every node has loaded it.
-async fn key_reloader(vault: Arc<Vault>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        tick.tick().await;
-        match vault.reload_keys().await {
-            Err(e) if !failing => {
-                tracing::error!(error = %e, "reloading the key ring failed");
-                failing = true;
-            }
-            Err(_) => {}
-            Ok(()) => failing = false,
-        }
-    }
-}
-
-/// The key-rotation jobs: re-wraps DEKs under old KEKs, and backfills index entries
-/// under a new index key, `batch` of each per 100 ms; idle, one cheap check per
-/// 500 ms. A failure of either is logged once until it works again.
-async fn rewrapper(vault: Arc<Vault>, batch: usize, retire_after: i64) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = [false; 2];
-    loop {
-        tick.tick().await;
-        let results = [
-            (
-                "re-wrapping DEKs",
-                vault.rewrap_pass(batch, retire_after).await,
-            ),
-            ("backfilling index entries", vault.reindex_pass(batch).await),
-        ];
-        let mut busy = false;
-        for ((job, r), failing) in results.into_iter().zip(failing.iter_mut()) {
-            match r {
-                Ok(n) => {
-                    busy |= n > 0;
-                    *failing = false;
-                }
-                Err(e) if !*failing => {
-                    tracing::warn!(error = %e, "{job} failed; will retry");
-                    *failing = true;
-                }
-                Err(_) => {}
-            }
-        }
-        if !busy {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-        }
-    }
-}
-
-/// Erasure epochs: checks once a minute (or every `every` seconds, if shorter)
-/// whether the KEK is due for its scheduled rotation. The re-wrap job then moves
-/// every DEK to the new KEK and retires the old one.
-async fn kek_rotator(vault: Arc<Vault>, every: i64) {
-    let check = Duration::from_secs(every.clamp(1, 60) as u64);
-    let mut tick = tokio::time::interval(check);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut failing = false;
-    loop {
-        tick.tick().await;
-        match vault.rotate_kek_if_due(every).await {
-            Ok(_) => failing = false,
-            Err(e) if !failing => {
-                tracing::warn!(error = %e, "the scheduled KEK rotation failed; will retry");
-                failing = true;
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-/// Seals new audit events into the chain, and signs a checkpoint every
-/// `checkpoint_every`. A failure is logged once until sealing works again.
-async fn sealer(vault: Arc<Vault>, checkpoint_every: Option<Duration>) {
-    let mut tick = tokio::time::interval(SEAL_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_checkpoint = tokio::time::Instant::now();
-    let mut failing = false;
-    loop {
-        tick.tick().await;
-        let due = checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every);
-        let r = if due {
-            last_checkpoint = tokio::time::Instant::now();
-            vault.periodic_checkpoint().await
-        } else {
-            vault.seal_audit().await.map(|_| ())
-        };
-        match r {
-            Err(e) if !failing => {
-                tracing::warn!(error = %e, "sealing the audit chain failed");
-                failing = true;
-            }
-            Err(_) => {}
-            Ok(()) if failing => {
-                tracing::info!("sealing the audit chain works again");
-                failing = false;
-            }
-            Ok(()) => {}
-        }
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
