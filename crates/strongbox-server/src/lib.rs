@@ -1,8 +1,8 @@
 //! The HTTP layer of Strongbox: Databunker's v1 REST API as a thin adapter over
 //! `strongbox-core`. Handlers take their caller, path and body from the extractors
-//! in [`extract`] (authentication first, then the path, then the body) and call one
+//! in `extract` (authentication first, then the path, then the body) and call one
 //! core function; errors map to HTTP in one place ([`error`]). A v2 API would be a
-//! module beside [`v1`] taking the same extractors.
+//! module beside `v1` taking the same extractors.
 
 mod body;
 mod error;
