@@ -50,9 +50,12 @@ impl Normalizer {
         if v.is_empty() {
             return None;
         }
+        // ASCII text is already in NFC: the common case skips the Unicode tables.
         match index {
+            "email" if v.is_ascii() => Some(v.to_ascii_lowercase()),
             "email" => Some(v.nfc().collect::<String>().to_lowercase().nfc().collect()),
             "phone" => self.phone(v),
+            _ if v.is_ascii() => Some(v.to_string()),
             _ => Some(v.nfc().collect()),
         }
     }
