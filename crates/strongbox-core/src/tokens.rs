@@ -26,20 +26,31 @@ impl Vault {
         self.token_hasher.verify(token, &hash)
     }
 
-    /// Replaces the root token (root only): a new random one, returned once; only its
-    /// keyed hash is stored, swapped in with an audit event and only if the old hash
-    /// is still the stored one (two rotations at once: one wins, the other gets a
-    /// 409). The old token stops working on this node at once and on every other
-    /// node with its next key reload (within a second).
-    pub async fn rotate_root_token(&self, who: &Principal) -> Result<String> {
+    /// Replaces the root token (root only) with `new` (a UUID the caller chose, so
+    /// it knows the token even if this answer is lost) or a random one, and returns
+    /// it; only its keyed hash is stored, swapped in with an audit event and only if
+    /// the old hash is still the stored one (two rotations at once: one wins, the
+    /// other gets a 409). The old token stops working on this node at once and on
+    /// every other node with its next key reload (within a second).
+    pub async fn rotate_root_token(&self, who: &Principal, new: Option<&str>) -> Result<String> {
         who.require_root()?;
+        let token = match new {
+            Some(t) => parse_record_token(t)
+                .ok_or_else(|| Error::bad_request("the new root token must be a UUID"))?,
+            None => new_record_token(),
+        };
+        let _turn = self.root_token_turn.lock().await;
         let expected = self
             .root_token_hash
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let token = new_record_token();
         let value = self.token_hasher.hash(&token).to_vec();
+        if value == expected {
+            return Err(Error::bad_request(
+                "the new root token is the current one: choose another",
+            ));
+        }
         let op = WriteOp::Atomic(vec![
             WriteOp::SwapRootToken {
                 expected,
@@ -69,6 +80,7 @@ impl Vault {
 
     /// Picks up a root token rotated on another node.
     pub(crate) async fn reload_root_token(&self) -> Result<()> {
+        let _turn = self.root_token_turn.lock().await;
         let meta = self.store.meta().await?;
         *self
             .root_token_hash

@@ -34,12 +34,32 @@ pub enum ShareError {
 }
 
 /// What giving a share led to.
-pub enum Given {
+pub enum Given<'a> {
     /// More are needed.
     Counted,
-    /// The threshold is met: the combined key, to be checked by opening the vault;
-    /// then call [`Unsealing::finished`] whatever the outcome.
-    Ready(RootKey),
+    /// The threshold is met: the combined key, to be checked by opening the vault.
+    Ready(Attempt<'a>),
+}
+
+/// An attempt to open the vault with the combined key. While it lives, further
+/// shares wait (409); when it ends, however it ends (opened, refused, or the request
+/// abandoned mid-way), the collection starts over from nothing.
+pub struct Attempt<'a> {
+    root: Option<RootKey>,
+    unsealing: &'a Unsealing,
+}
+
+impl Attempt<'_> {
+    /// The combined key (once).
+    pub fn take_key(&mut self) -> Option<RootKey> {
+        self.root.take()
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        self.unsealing.finished();
+    }
 }
 
 #[derive(Default)]
@@ -104,7 +124,7 @@ impl Unsealing {
     }
 
     /// Takes one share in its text form.
-    pub fn give(&self, text: &str) -> Result<Given, ShareError> {
+    pub fn give(&self, text: &str) -> Result<Given<'_>, ShareError> {
         let share = Share::parse(text).map_err(|_| ShareError::Malformed)?;
         if share.threshold != self.config.threshold || !self.config.knows(share.x, text) {
             return Err(ShareError::NotOurs);
@@ -134,7 +154,10 @@ impl Unsealing {
         let root = RootKey::from_shares(&shares);
         drop(shares);
         match root {
-            Ok(root) => Ok(Given::Ready(root)),
+            Ok(root) => Ok(Given::Ready(Attempt {
+                root: Some(root),
+                unsealing: self,
+            })),
             Err(_) => {
                 self.finished();
                 Err(ShareError::DoNotFit)
@@ -142,8 +165,8 @@ impl Unsealing {
         }
     }
 
-    /// The attempt to open with the combined key is over: start from nothing.
-    pub fn finished(&self) {
+    /// Starts the collection over from nothing.
+    fn finished(&self) {
         *self.lock() = Progress::default();
     }
 }
@@ -177,13 +200,16 @@ mod tests {
         assert!(matches!(u.give(&texts[1]), Ok(Given::Counted)));
         assert_eq!(u.give(&texts[1]).err(), Some(ShareError::AlreadyGiven));
         assert_eq!(u.given(), 1);
-        let Ok(Given::Ready(key)) = u.give(&texts[2]) else {
+        let Ok(Given::Ready(mut attempt)) = u.give(&texts[2]) else {
             panic!("two shares of a 2-of-3 split must combine");
         };
         assert!(u.opening());
         assert_eq!(u.give(&texts[0]).err(), Some(ShareError::Busy));
+        let key = attempt.take_key().unwrap();
         assert!(key.check_canary(&root.make_canary().unwrap()));
-        u.finished();
+        // However the attempt ends, the collection starts over.
+        drop(attempt);
+        assert!(!u.opening());
         assert_eq!(u.given(), 0);
     }
 

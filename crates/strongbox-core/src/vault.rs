@@ -329,6 +329,10 @@ pub struct Vault {
     /// The root token's keyed hash, as last read from the store (a rotation on any
     /// node reaches this one with the next key reload).
     pub(crate) root_token_hash: std::sync::RwLock<Vec<u8>>,
+    /// Held by a rotation from its write until the new hash is in memory, and by a
+    /// reload from its read until it stores what it read, so a reload can never put
+    /// back the hash a rotation just replaced.
+    pub(crate) root_token_turn: tokio::sync::Mutex<()>,
     /// Where the background re-wrap of DEKs under a new KEK stands.
     pub(crate) rewrap: std::sync::Mutex<crate::kek::Cursor>,
     /// Where the background backfill of a blind-index key rotation stands.
@@ -453,6 +457,7 @@ impl Vault {
             config,
             token_hasher,
             root_token_hash: std::sync::RwLock::new(meta.root_token_hash),
+            root_token_turn: tokio::sync::Mutex::new(()),
         })
     }
 

@@ -215,34 +215,40 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
     let Some(text) = text else {
         return bad("the body must be a JSON object: {\"share\": \"sbx1-…\"}");
     };
-    let root = match unsealing.give(&text) {
+    let refused = || {
+        bad(
+            "the shares do not form the root key (a wrong or damaged share); the shares given so far were dropped, start again",
+        )
+    };
+    // While `attempt` lives, further shares wait; when this function ends, however
+    // it ends (even abandoned by a client that went away), they start over.
+    let mut attempt = match unsealing.give(&text) {
         Ok(Given::Counted) => return json(StatusCode::OK, &gate.status()),
-        Ok(Given::Ready(root)) => Ok(root),
+        Ok(Given::Ready(attempt)) => attempt,
         Err(e @ ShareError::Busy) => {
             return error_response(StatusCode::CONFLICT, &e.to_string());
         }
-        Err(e @ ShareError::DoNotFit) => Err(e.to_string()),
+        Err(ShareError::DoNotFit) => {
+            tracing::warn!("unsealing failed: the shares do not fit together");
+            return refused();
+        }
         Err(e) => return bad(&e.to_string()),
     };
-    let opened = match root {
-        Ok(root) => gate.unsealer.open(root).await,
-        Err(e) => Err(e),
+    let Some(root) = attempt.take_key() else {
+        return refused();
     };
-    let answer = match opened {
+    match gate.unsealer.open(root).await {
         Ok(vault) => {
             gate.install(vault);
             tracing::info!("vault unsealed");
+            drop(attempt);
             json(StatusCode::OK, &gate.status())
         }
         Err(e) => {
             tracing::warn!(error = %e, "unsealing failed: the shares do not form the root key");
-            bad(
-                "the shares do not form the root key (a wrong or damaged share); the shares given so far were dropped, start again",
-            )
+            refused()
         }
-    };
-    unsealing.finished();
-    answer
+    }
 }
 
 async fn seal(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {

@@ -501,9 +501,12 @@ impl Location {
             Location::Sqlite(p) => format!("sqlite file {}", p.display()),
             Location::Server { url, schema } => {
                 let scheme = url.split("://").next().unwrap_or("");
+                // Host and database only: no user info, no query (it may hold a
+                // `password=`).
                 let host = url
                     .split("://")
                     .nth(1)
+                    .map(|rest| rest.split('?').next().unwrap_or(rest))
                     .map(|rest| rest.rsplit('@').next().unwrap_or(rest))
                     .unwrap_or("");
                 match schema {

@@ -52,6 +52,10 @@ fn backend(e: sqlx::Error) -> StoreError {
 /// How long opening the store waits for the database server to answer.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Tries at rewriting the key ring's table after a retirement (see
+/// `compact_key_ring`).
+const COMPACT_ATTEMPTS: u32 = 5;
+
 /// How often a write that lost a deadlock is run again.
 const DEADLOCK_RETRIES: u32 = 4;
 
@@ -92,12 +96,22 @@ impl SqlxStore {
                 if let Some(schema) = schema
                     && opts.create
                 {
-                    // Validated by `Location::with_schema`: lower-case, digits, `_`.
-                    let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
-                    sqlx::raw_sql(AssertSqlSafe(create))
-                        .execute(&mut conn)
+                    // Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on
+                    // the database even when the schema exists, and a DBA may have
+                    // made it and granted only rights on it.
+                    let exists = sqlx::query("SELECT 1 FROM pg_namespace WHERE nspname = $1")
+                        .bind(schema.to_string())
+                        .fetch_optional(&mut conn)
                         .await
                         .map_err(backend)?;
+                    if exists.is_none() {
+                        // Validated by `Location::with_schema`: lower-case, digits, `_`.
+                        let create = format!("CREATE SCHEMA \"{schema}\"");
+                        sqlx::raw_sql(AssertSqlSafe(create))
+                            .execute(&mut conn)
+                            .await
+                            .map_err(backend)?;
+                    }
                 }
                 let _ = sqlx::Connection::close(conn).await;
             }
@@ -863,7 +877,7 @@ impl SqlxStore {
                 Ok(()) => {
                     tx.commit().await.map_err(commit_unknown)?;
                     if op.rewrites_key_ring() {
-                        self.compact_key_ring().await;
+                        self.compact_key_ring();
                     }
                     return Ok(());
                 }
@@ -883,23 +897,70 @@ impl SqlxStore {
     /// so the deleted or replaced rows (wrapped KEKs) do not linger as dead row
     /// versions (PostgreSQL) or delete-marked records (InnoDB) in its data file: the
     /// end of an erasure epoch. The table holds a few rows, so this takes
-    /// milliseconds. A failure is logged; the engine's own housekeeping then
-    /// overwrites them later.
-    async fn compact_key_ring(&self) {
-        let sql = match self.dialect {
-            Dialect::Postgres => "VACUUM FULL key_ring",
-            _ => "OPTIMIZE TABLE key_ring",
-        };
-        // OPTIMIZE answers with a result set (its status rows), so fetch it all.
-        match sqlx::raw_sql(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await
-        {
-            Ok(_) => {
-                tracing::info!("key ring table rewritten: retired key material is gone from it")
+    /// milliseconds, but it needs an exclusive lock: a long reader (a backup export
+    /// holds one for its whole run) must not make every node's key reload queue
+    /// behind it. So it runs in the background, gives up on the lock after two
+    /// seconds and tries again a little later, a few times; then the engine's own
+    /// housekeeping overwrites the rows eventually (logged).
+    fn compact_key_ring(&self) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            for attempt in 1..=COMPACT_ATTEMPTS {
+                match store.try_compact_key_ring().await {
+                    Ok(()) => {
+                        tracing::info!(
+                            "key ring table rewritten: retired key material is gone from it"
+                        );
+                        return;
+                    }
+                    Err(e) if attempt == COMPACT_ATTEMPTS => {
+                        tracing::warn!(error = %e, "rewriting the key ring table failed; gave up");
+                    }
+                    Err(e) => {
+                        tracing::info!(error = %e, attempt, "rewriting the key ring table must wait");
+                        tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+                    }
+                }
             }
-            Err(e) => tracing::warn!(error = %e, "rewriting the key ring table failed"),
+        });
+    }
+
+    async fn try_compact_key_ring(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let (limit, rewrite, reset) = match self.dialect {
+            Dialect::Postgres => (
+                "SET lock_timeout = '2s'",
+                "VACUUM FULL key_ring",
+                "RESET lock_timeout",
+            ),
+            _ => (
+                "SET SESSION lock_wait_timeout = 2",
+                "OPTIMIZE TABLE key_ring",
+                "SET SESSION lock_wait_timeout = DEFAULT",
+            ),
+        };
+        sqlx::raw_sql(AssertSqlSafe(limit))
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
+        // OPTIMIZE answers with status rows; an `error` row is a failure.
+        let done = sqlx::raw_sql(AssertSqlSafe(rewrite))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend);
+        let _ = sqlx::raw_sql(AssertSqlSafe(reset))
+            .execute(&mut *conn)
+            .await;
+        for row in done? {
+            let kind: String = row.try_get("Msg_type").unwrap_or_default();
+            if kind.eq_ignore_ascii_case("error") {
+                let text: String = row.try_get("Msg_text").unwrap_or_default();
+                return Err(StoreError::Backend(format!(
+                    "OPTIMIZE TABLE key_ring: {text}"
+                )));
+            }
         }
+        Ok(())
     }
 
     /// A create on PostgreSQL in one round trip: the user row, its index entries and

@@ -349,7 +349,12 @@ pub struct StoreArgs {
     #[arg(long, env = "STRONGBOX_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: sqlite://FILE, postgres://… or mysql://… File key: `database_url`.
-    #[arg(long, env = "STRONGBOX_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "STRONGBOX_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<Secret>,
     /// SQLite durability: `full` (default: every acknowledged write survives power
     /// loss) or `normal` (faster; survives a crash of Strongbox but not of the
@@ -364,8 +369,9 @@ pub struct StoreArgs {
     pub database_schema: Option<String>,
 }
 
-/// The settings that shape how `import` reads profiles (the server's others do
-/// not apply to it). The configuration file's keys apply as for `serve`.
+/// The settings that shape how `import` reads profiles and what it queues (the
+/// server's others do not apply to it); the configuration file's keys of these
+/// settings apply to it as to `serve`.
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// Largest profile in bytes [default: 1048576]. File key: `max_body_bytes`.
@@ -379,6 +385,10 @@ pub struct ImportArgs {
     /// `user_record_schema`.
     #[arg(long, env = "STRONGBOX_USER_RECORD_SCHEMA", value_name = "FILE")]
     pub user_record_schema: Option<PathBuf>,
+    /// Where the `profilenew` webhooks of imported users go (queued by the import,
+    /// sent by a running server). File key: `notification_url`.
+    #[arg(long, env = "STRONGBOX_NOTIFICATION_URL", value_name = "URL")]
+    pub notification_url: Option<String>,
 }
 
 impl ImportArgs {
@@ -388,6 +398,7 @@ impl ImportArgs {
             max_body_bytes: self.max_body_bytes,
             default_country: self.default_country.clone(),
             user_record_schema: self.user_record_schema.clone(),
+            notification_url: self.notification_url.clone(),
             ..VaultArgs::default()
         }
     }
@@ -577,7 +588,9 @@ fn set_default(cmd: clap::Command, key: &str, value: &[String]) -> (clap::Comman
             .iter()
             .map(|v| clap::builder::OsStr::from(v.clone()))
             .collect();
-        cmd.mut_arg(key, |a| a.default_values(values))
+        // A secret from the file must not show up as a default in --help.
+        let secret = SECRET_SETTINGS.contains(&key);
+        cmd.mut_arg(key, |a| a.default_values(values).hide_default_value(secret))
     } else {
         cmd
     };
@@ -676,7 +689,7 @@ impl StoreArgs {
 }
 
 /// Settings whose values are never printed.
-const SECRET_SETTINGS: &[&str] = &["token"];
+const SECRET_SETTINGS: &[&str] = &["token", "database_url"];
 
 /// Secrets that only come from the environment: printed as set or not.
 const SECRET_ENV: &[&str] = &[
@@ -685,24 +698,35 @@ const SECRET_ENV: &[&str] = &[
     "STRONGBOX_NOTIFICATION_SECRET",
 ];
 
-/// A database URL with its password masked.
+/// A database URL with its password masked, in the user-info part and in a
+/// `password=` query parameter.
 fn mask_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            let slash = if rest.contains('/') { "/" } else { "" };
-            format!("{scheme}://{masked}@{host}{slash}{path}")
-        }
-        None => url.to_string(),
+    let (rest, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(r, q)| (r, Some(q)));
+    // The user info ends at the last `@` (a password may hold `/` or `@`).
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => rest.to_string(),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(q) => format!("{scheme}://{rest}?{q}"),
+        None => format!("{scheme}://{rest}"),
     }
 }
 
@@ -746,10 +770,10 @@ pub fn print_config(
             }
         };
         let shown = |v: &str| -> String {
-            if SECRET_SETTINGS.contains(&id) {
-                "\"***\"".into()
-            } else if id == "database_url" {
+            if id == "database_url" {
                 quote(&mask_url(v))
+            } else if SECRET_SETTINGS.contains(&id) {
+                "\"***\"".into()
             } else {
                 quote(v)
             }
@@ -784,4 +808,19 @@ pub fn print_config(
         out.push_str(&format!("#   {name}: {state}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_url;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url("postgres://u:p/w@d@db:5432/vault?sslmode=require&password=x"),
+            "postgres://u:***@db:5432/vault?sslmode=require&password=***"
+        );
+        assert_eq!(mask_url("mysql://root@db/test"), "mysql://root@db/test");
+        assert_eq!(mask_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
 }

@@ -16,14 +16,15 @@ use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
 /// The environment variables that hold secrets.
-const SECRET_VARS: [&str; 7] = [
+/// (AWS credentials for the optional KMS unseal are read by the AWS SDK itself,
+/// later, so they stay: give that process a role instead of keys where possible.)
+const SECRET_VARS: [&str; 6] = [
     "STRONGBOX_ROOT_KEY",
     "STRONGBOX_ROOT_TOKEN",
     "STRONGBOX_TOKEN",
     "STRONGBOX_METRICS_TOKEN",
     "STRONGBOX_NOTIFICATION_SECRET",
     "STRONGBOX_DATABASE_URL",
-    "STRONGBOX_NEW_ROOT_TOKEN",
 ];
 
 static TAKEN: OnceLock<HashMap<&'static str, Zeroizing<String>>> = OnceLock::new();
@@ -81,7 +82,8 @@ fn scrub(names: &[&str]) -> std::io::Result<()> {
         .read(true)
         .write(true)
         .open("/proc/self/mem")?;
-    let mut block = vec![0u8; (end - start) as usize];
+    // Holds the secrets while it is scanned: wiped on drop, on every path.
+    let mut block = Zeroizing::new(vec![0u8; (end - start) as usize]);
     mem.seek(SeekFrom::Start(start))?;
     mem.read_exact(&mut block)?;
     let mut offset = 0usize;
@@ -98,6 +100,5 @@ fn scrub(names: &[&str]) -> std::io::Result<()> {
         }
         offset += entry.len() + 1;
     }
-    block.iter_mut().for_each(|b| *b = 0);
     Ok(())
 }

@@ -145,19 +145,31 @@ pub async fn seal(addr: &str, token: &str) -> Result<(), String> {
     .map_err(|e| e.to_string())?
 }
 
-/// Replaces the root token of a running vault and prints the new one, once.
+/// Replaces the root token of a running vault and prints the new one, once. The
+/// new token is made here and sent, so if the answer is lost (the connection drops
+/// after the vault committed) the operator still has it.
 pub async fn rotate_root_token(addr: &str, token: &str) -> Result<(), String> {
     let url = format!("{}/v1/sys/rotate/root-token", addr.trim_end_matches('/'));
     let token = token.to_string();
+    let new = strongbox_crypto::new_record_token();
     tokio::task::spawn_blocking(move || {
-        let (status, v) = post(&url, Some(&token), &serde_json::json!({}))?;
-        let new = v["token"].as_str().filter(|_| status == 200);
-        let Some(new) = new else {
+        let (status, v) = match post(&url, Some(&token), &serde_json::json!({ "token": new })) {
+            Ok(answer) => answer,
+            Err(e) => {
+                eprintln!(
+                    "No answer from the vault: it may or may not have switched to the new root \
+                     token. Try the old one first; if it is refused, this is the new one:"
+                );
+                println!("Root token: {new}");
+                return Err(e);
+            }
+        };
+        if status != 200 || v["token"].as_str() != Some(new.as_str()) {
             let message = v["message"].as_str().unwrap_or("unexpected answer");
             return Err(format!(
                 "the vault refused to rotate the root token: {message}"
             ));
-        };
+        }
         println!("Root token: {new}");
         eprintln!(
             "The old root token no longer works (on every node within a second). \

@@ -8,7 +8,7 @@ use strongbox_core::{Error, ErrorKind};
 
 use super::{Reply, ok_fields, page};
 use crate::AppState;
-use crate::extract::{Caller, token};
+use crate::extract::{Caller, OptionalObject, token};
 
 /// A duration as Databunker's configuration spells one: seconds with an `s`.
 fn secs(n: i64) -> Value {
@@ -182,8 +182,17 @@ pub async fn rotate_kek(State(state): State<AppState>, Caller(who): Caller) -> R
 
 /// `POST /v1/sys/rotate/root-token`: a new root token, answered once (root). The
 /// old one stops working on every node within a second.
-pub async fn rotate_root_token(State(state): State<AppState>, Caller(who): Caller) -> Reply {
-    let token = state.vault.rotate_root_token(&who).await?;
+pub async fn rotate_root_token(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    OptionalObject(body): OptionalObject,
+) -> Reply {
+    let new = match body.get("token") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(t.as_str()),
+        Some(_) => return Err(Error::bad_request("bad token: expected a string").into()),
+    };
+    let token = state.vault.rotate_root_token(&who, new).await?;
     Ok(ok_fields(&[("token", Value::from(token))]))
 }
 

@@ -681,12 +681,19 @@ fn erasure_epochs_retire_the_kek_on_schedule(b: &Backend) {
     let text = audit.to_string();
     assert!(text.contains("rotate KEK to version 2"), "{text}");
     assert!(text.contains("retire KEK version 1"), "{text}");
-    if let Some(bytes) = s.store.table_file_bytes("key_ring") {
-        assert!(
-            !bytes.windows(first.len()).any(|w| w == first.as_slice()),
-            "the retired KEK is still in the key ring's file"
+    // The rewrite runs in the background right after the retirement. The files are
+    // readable when the suite runs as root (as CI does); elsewhere this part cannot
+    // look, and says so.
+    if s.store.table_file_bytes("key_ring").is_none() {
+        eprintln!(
+            "note: the key ring's data file is not readable here; its rewrite is not checked"
         );
+        return;
     }
+    wait_until("the retired KEK to leave the key ring's file", 20, || {
+        let bytes = s.store.table_file_bytes("key_ring").unwrap_or_default();
+        !bytes.is_empty() && !bytes.windows(first.len()).any(|w| w == first.as_slice())
+    });
 }
 
 fn decode_hex(s: &str) -> Vec<u8> {

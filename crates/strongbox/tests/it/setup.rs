@@ -220,7 +220,11 @@ fn errors_name_what_is_wrong() {
         out.contains("--default-country") && out.contains("--batch-size"),
         "{out}"
     );
-    for server_only in ["--sweep-interval", "--notification-url", "--list-users"] {
+    for server_only in [
+        "--sweep-interval",
+        "--self-service-forget-me",
+        "--list-users",
+    ] {
         assert!(!out.contains(server_only), "{server_only} in {out}");
     }
 }
