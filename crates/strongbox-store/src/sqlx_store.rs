@@ -877,7 +877,7 @@ impl SqlxStore {
                 Ok(()) => {
                     tx.commit().await.map_err(commit_unknown)?;
                     if op.rewrites_key_ring() {
-                        self.compact_key_ring();
+                        self.compact_key_ring().await;
                     }
                     return Ok(());
                 }
@@ -899,26 +899,28 @@ impl SqlxStore {
     /// end of an erasure epoch. The table holds a few rows, so this takes
     /// milliseconds, but it needs an exclusive lock: a long reader (a backup export
     /// holds one for its whole run) must not make every node's key reload queue
-    /// behind it. So it runs in the background, gives up on the lock after two
-    /// seconds and tries again a little later, a few times; then the engine's own
-    /// housekeeping overwrites the rows eventually (logged).
-    fn compact_key_ring(&self) {
+    /// behind it. So the first try, made before the write is answered (a short-lived
+    /// command such as `rotate root-key` must not exit before it), gives up on the
+    /// lock after two seconds; the retries then run in the background, a few times,
+    /// after which the engine's own housekeeping overwrites the rows (logged).
+    async fn compact_key_ring(&self) {
+        let done =
+            |()| tracing::info!("key ring table rewritten: retired key material is gone from it");
+        match self.try_compact_key_ring().await {
+            Ok(()) => return done(()),
+            Err(e) => tracing::info!(error = %e, "rewriting the key ring table must wait"),
+        }
         let store = self.clone();
         tokio::spawn(async move {
-            for attempt in 1..=COMPACT_ATTEMPTS {
+            for attempt in 2..=COMPACT_ATTEMPTS {
+                tokio::time::sleep(std::time::Duration::from_secs(15)).await;
                 match store.try_compact_key_ring().await {
-                    Ok(()) => {
-                        tracing::info!(
-                            "key ring table rewritten: retired key material is gone from it"
-                        );
-                        return;
-                    }
+                    Ok(()) => return done(()),
                     Err(e) if attempt == COMPACT_ATTEMPTS => {
                         tracing::warn!(error = %e, "rewriting the key ring table failed; gave up");
                     }
                     Err(e) => {
                         tracing::info!(error = %e, attempt, "rewriting the key ring table must wait");
-                        tokio::time::sleep(std::time::Duration::from_secs(15)).await;
                     }
                 }
             }
