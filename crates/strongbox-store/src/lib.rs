@@ -5,9 +5,20 @@
 //! could carry personal data arrives here already encrypted (profiles, wrapped keys)
 //! or as a keyed digest (blind indexes). Writes are [`WriteOp`]s; each one commits
 //! atomically together with its audit event, and is acknowledged only once durable.
+//!
+//! Layout: every read is a method of [`Store`] below and every write an arm of
+//! `ops::apply`, each written once against the executor seam of `exec` (parameter
+//! lists, row mappers in `rows`); the statements are in `sql`, the schema in
+//! `schema`. The backends (`sqlite`, `sqlx_store`) only connect, run statements
+//! and transactions their way, and keep their own fast paths (SQLite's group
+//! commit and inline reads; PostgreSQL's one-round-trip create, batched audit
+//! inserts).
 
 pub mod backup;
+mod exec;
 pub mod metrics;
+mod ops;
+mod rows;
 mod schema;
 mod sql;
 mod sqlite;
@@ -16,8 +27,10 @@ mod sqlx_store;
 use std::path::PathBuf;
 use std::time::Instant;
 
-pub use sqlite::{Durability, SqliteStore};
-pub use sqlx_store::SqlxStore;
+use exec::{Arg, Map, Sql, args};
+pub use sqlite::Durability;
+use sqlite::SqliteStore;
+use sqlx_store::SqlxStore;
 
 /// A data subject's row. `data` and `wrapped_dek` are `None` once erased.
 #[derive(Clone)]
@@ -565,55 +578,85 @@ pub struct OpenOptions {
 
 /// The one storage interface the rest of Strongbox sees.
 #[derive(Clone)]
-pub enum Store {
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
     Sqlite(SqliteStore),
     Sqlx(SqlxStore),
 }
 
 impl Store {
     pub async fn open(location: &Location, opts: &OpenOptions) -> Result<Store> {
-        match location {
-            Location::Sqlite(path) => SqliteStore::open(path, opts).await.map(Store::Sqlite),
+        let backend = match location {
+            Location::Sqlite(path) => SqliteStore::open(path, opts).await.map(Backend::Sqlite),
             Location::Server { url, schema } => {
                 SqlxStore::open(url, schema.as_deref(), &location.describe(), opts)
                     .await
-                    .map(Store::Sqlx)
+                    .map(Backend::Sqlx)
             }
         }
         .map_err(|e| match e {
             StoreError::NotInitialized(_) => StoreError::NotInitialized(location.describe()),
             e => e,
-        })
+        })?;
+        Ok(Store { backend })
+    }
+
+    /// Every row of a query.
+    async fn all<T>(&self, sql: &'static str, args: &[Arg<'_>], map: Map<T>) -> Result<Vec<T>> {
+        self.run(Sql::Borrowed(sql), args, map).await
+    }
+
+    /// Every row of a query (the one place reads reach a backend).
+    async fn run<T>(&self, sql: Sql, args: &[Arg<'_>], map: Map<T>) -> Result<Vec<T>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.query(sql, args, map),
+            Backend::Sqlx(s) => s.query(sql, args, map).await,
+        }
+    }
+
+    /// The first row of a query, if any.
+    async fn one<T>(&self, sql: &'static str, args: &[Arg<'_>], map: Map<T>) -> Result<Option<T>> {
+        Ok(self.all(sql, args, map).await?.into_iter().next())
+    }
+
+    /// A query's single integer (a count).
+    async fn int(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<i64> {
+        Ok(self.one(sql, args, rows::int).await?.unwrap_or(0))
     }
 
     /// Writes the initial meta rows and key ring; refuses if already initialized.
     pub async fn initialize(&self, init: InitData) -> Result<()> {
-        match self {
-            Store::Sqlite(s) => s.initialize(init).await,
-            Store::Sqlx(s) => s.initialize(init).await,
+        match &self.backend {
+            Backend::Sqlite(s) => s.initialize(init).await,
+            Backend::Sqlx(s) => s.initialize(init).await,
         }
     }
 
     pub async fn meta(&self) -> Result<StoreMeta> {
-        match self {
-            Store::Sqlite(s) => s.meta().await,
-            Store::Sqlx(s) => s.meta().await,
+        let canary = self.meta_value(sql::META_CANARY).await?;
+        let token = self.meta_value(sql::META_ROOT_TOKEN).await?;
+        match (canary, token) {
+            (Some(canary), Some(root_token_hash)) => Ok(StoreMeta {
+                canary,
+                root_token_hash,
+            }),
+            _ => Err(StoreError::NotInitialized("the store".into())),
         }
     }
 
     pub async fn keys(&self, tenant: &str) -> Result<Vec<KeyRow>> {
-        match self {
-            Store::Sqlite(s) => s.keys(tenant).await,
-            Store::Sqlx(s) => s.keys(tenant).await,
-        }
+        self.all(sql::KEYS_GET, &args![tenant], rows::key).await
     }
 
     pub async fn user(&self, tenant: &str, token: &str) -> Result<Option<UserRow>> {
         let started = Instant::now();
-        let r = match self {
-            Store::Sqlite(s) => s.user(tenant, token).await,
-            Store::Sqlx(s) => s.user(tenant, token).await,
-        };
+        let r = self
+            .one(sql::USER_GET, &args![tenant, token], rows::user)
+            .await;
         metrics::STORE_READS.observe(started.elapsed());
         r
     }
@@ -627,10 +670,11 @@ impl Store {
         limit: usize,
     ) -> Result<(u64, Vec<UserRow>)> {
         let (offset, limit) = (offset as i64, limit as i64);
-        match self {
-            Store::Sqlite(s) => s.users_page(tenant, offset, limit).await,
-            Store::Sqlx(s) => s.users_page(tenant, offset, limit).await,
-        }
+        let total = self.int(sql::USERS_COUNT, &args![tenant]).await?;
+        let page = self
+            .all(sql::USERS_PAGE, &args![tenant, limit, offset], rows::user)
+            .await?;
+        Ok((total.max(0) as u64, page))
     }
 
     /// The user that holds one of `digests` (the same value under each index-key
@@ -642,18 +686,28 @@ impl Store {
         digests: &[Vec<u8>],
     ) -> Result<Option<UserRow>> {
         let started = Instant::now();
-        let r = match self {
-            Store::Sqlite(s) => s.user_by_index(tenant, name, digests).await,
-            Store::Sqlx(s) => s.user_by_index(tenant, name, digests).await,
+        let r = match digests {
+            [one] => {
+                self.one(sql::USER_BY_INDEX, &args![tenant, name, one], rows::user)
+                    .await
+            }
+            [a, b] => {
+                self.one(sql::USER_BY_INDEX2, &args![tenant, name, a, b], rows::user)
+                    .await
+            }
+            _ => Ok(None),
         };
         metrics::STORE_READS.observe(started.elapsed());
         r
     }
 
     pub async fn record(&self, tenant: &str, kind: &str, id: &str) -> Result<Option<RecordRow>> {
-        self.select(sql::RECORD_GET, &[tenant, kind, id])
-            .await
-            .map(first)
+        let started = Instant::now();
+        let r = self
+            .one(sql::RECORD_GET, &args![tenant, kind, id], rows::record)
+            .await;
+        metrics::STORE_READS.observe(started.elapsed());
+        r
     }
 
     /// The records of `kind` owned by `owner`, by key.
@@ -663,7 +717,7 @@ impl Store {
         owner: &str,
         kind: &str,
     ) -> Result<Vec<RecordRow>> {
-        self.select(sql::RECORDS_OF_OWNER, &[tenant, owner, kind])
+        self.records(sql::RECORDS_OF_OWNER, &args![tenant, owner, kind])
             .await
     }
 
@@ -676,13 +730,14 @@ impl Store {
         owners: &[String],
     ) -> Result<Vec<RecordRow>> {
         let [a, b, c, d] = owners4(owners);
-        self.select(sql::RECORDS_OF_OWNERS, &[tenant, kind, &a, &b, &c, &d])
+        self.records(sql::RECORDS_OF_OWNERS, &args![tenant, kind, a, b, c, d])
             .await
     }
 
     /// Every record of `kind`, by key.
     pub async fn records_of_kind(&self, tenant: &str, kind: &str) -> Result<Vec<RecordRow>> {
-        self.select(sql::RECORDS_OF_KIND, &[tenant, kind]).await
+        self.records(sql::RECORDS_OF_KIND, &args![tenant, kind])
+            .await
     }
 
     /// The records of `kind` with `label`, by key.
@@ -692,24 +747,27 @@ impl Store {
         kind: &str,
         label: &str,
     ) -> Result<Vec<RecordRow>> {
-        self.select(sql::RECORDS_BY_LABEL, &[tenant, kind, label])
+        self.records(sql::RECORDS_BY_LABEL, &args![tenant, kind, label])
             .await
     }
 
     /// The records of `kind` whose expiry is at or before `now`.
     pub async fn records_due(&self, tenant: &str, kind: &str, now: i64) -> Result<Vec<RecordRow>> {
-        match self {
-            Store::Sqlite(s) => s.records_due(tenant, kind, now).await,
-            Store::Sqlx(s) => s.records_due(tenant, kind, now).await,
-        }
+        self.records(sql::RECORDS_DUE, &args![tenant, kind, now])
+            .await
+    }
+
+    async fn records(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<RecordRow>> {
+        let started = Instant::now();
+        let r = self.all(sql, args, rows::record).await;
+        metrics::STORE_READS.observe(started.elapsed());
+        r
     }
 
     /// The distinct labels used by records of `kind`, sorted.
     pub async fn record_labels(&self, tenant: &str, kind: &str) -> Result<Vec<String>> {
-        match self {
-            Store::Sqlite(s) => s.strings(sql::RECORD_LABELS, &[tenant, kind]).await,
-            Store::Sqlx(s) => s.strings(sql::RECORD_LABELS, &[tenant, kind]).await,
-        }
+        self.all(sql::RECORD_LABELS, &args![tenant, kind], rows::text)
+            .await
     }
 
     /// A page of audit events, newest first: all of the tenant's, or those about
@@ -722,10 +780,27 @@ impl Store {
         limit: usize,
     ) -> Result<(u64, Vec<AuditRow>)> {
         let (offset, limit) = (offset as i64, limit as i64);
-        match self {
-            Store::Sqlite(s) => s.audit_page(tenant, record, offset, limit).await,
-            Store::Sqlx(s) => s.audit_page(tenant, record, offset, limit).await,
-        }
+        let (total, page) = match record {
+            Some(r) => (
+                self.int(sql::AUDIT_COUNT_RECORD, &args![tenant, r]).await?,
+                self.all(
+                    sql::AUDIT_PAGE_RECORD,
+                    &args![tenant, r, limit, offset],
+                    rows::audit,
+                )
+                .await?,
+            ),
+            None => (
+                self.int(sql::AUDIT_COUNT_ALL, &args![tenant]).await?,
+                self.all(
+                    sql::AUDIT_PAGE_ALL,
+                    &args![tenant, limit, offset],
+                    rows::audit,
+                )
+                .await?,
+            ),
+        };
+        Ok((total.max(0) as u64, page))
     }
 
     /// The audit event `atoken`, written at about `around` (Unix seconds; event
@@ -750,17 +825,19 @@ impl Store {
         let hi = self
             .first_audit_id_at(lo, max, around + AUDIT_TIME_WINDOW + 1)
             .await?;
-        match self {
-            Store::Sqlite(s) => s.audit_in_range(tenant, atoken, lo, hi).await,
-            Store::Sqlx(s) => s.audit_in_range(tenant, atoken, lo, hi).await,
-        }
+        self.one(
+            sql::AUDIT_IN_RANGE,
+            &args![lo, hi, atoken, tenant],
+            rows::audit,
+        )
+        .await
     }
 
     async fn audit_id_range(&self) -> Result<Option<(i64, i64)>> {
-        match self {
-            Store::Sqlite(s) => s.audit_id_range().await,
-            Store::Sqlx(s) => s.audit_id_range().await,
-        }
+        Ok(self
+            .one(sql::AUDIT_ID_RANGE, &[], rows::opt_int_pair)
+            .await?
+            .flatten())
     }
 
     /// The smallest id in `[lo, hi + 1]` from which on events are at least `at` old.
@@ -768,10 +845,9 @@ impl Store {
         let mut end = hi + 1;
         while lo < end {
             let mid = lo + (end - lo) / 2;
-            let next = match self {
-                Store::Sqlite(s) => s.audit_at_from(mid).await?,
-                Store::Sqlx(s) => s.audit_at_from(mid).await?,
-            };
+            let next = self
+                .one(sql::AUDIT_AT_FROM, &args![mid], rows::int_pair)
+                .await?;
             match next {
                 Some((_, t)) if t >= at => end = mid,
                 Some((id, _)) => lo = id.max(mid) + 1,
@@ -783,10 +859,9 @@ impl Store {
 
     /// Up to `limit` audit rows of every tenant with ids above `after`, by id.
     pub async fn audit_after(&self, after: i64, limit: usize) -> Result<Vec<AuditRow>> {
-        match self {
-            Store::Sqlite(s) => s.audit_rows(sql::AUDIT_AFTER, &[after, limit as i64]).await,
-            Store::Sqlx(s) => s.audit_rows(sql::AUDIT_AFTER, &[after, limit as i64]).await,
-        }
+        let limit = limit as i64;
+        self.all(sql::AUDIT_AFTER, &args![after, limit], rows::audit)
+            .await
     }
 
     /// The audit row `id`, if it exists (yet).
@@ -806,13 +881,12 @@ impl Store {
                 .copied()
                 .find(|w| *w >= chunk.len())
                 .unwrap_or(sql::MAX_IDS_PER_STATEMENT);
-            let mut padded = chunk.to_vec();
-            padded.resize(width, chunk[chunk.len() - 1]);
-            let statement = sql::audit_by_ids(width);
-            out.extend(match self {
-                Store::Sqlite(s) => s.audit_rows(&statement, &padded).await?,
-                Store::Sqlx(s) => s.audit_rows_dynamic(statement, &padded).await?,
-            });
+            let mut padded: Vec<Arg<'_>> = chunk.iter().map(|id| Arg::Int(Some(*id))).collect();
+            padded.resize(width, Arg::Int(Some(chunk[chunk.len() - 1])));
+            out.extend(
+                self.run(sql::audit_by_ids(width).into(), &padded, rows::audit)
+                    .await?,
+            );
         }
         out.sort_by_key(|r| r.id);
         out.dedup_by_key(|r| r.id);
@@ -821,10 +895,7 @@ impl Store {
 
     /// Where the sealer of `tenant`'s audit chain stands (`None` before the first seal).
     pub async fn audit_head(&self, tenant: &str) -> Result<Option<AuditHead>> {
-        match self {
-            Store::Sqlite(s) => s.audit_head(tenant).await,
-            Store::Sqlx(s) => s.audit_head(tenant).await,
-        }
+        self.one(sql::HEAD_GET, &args![tenant], rows::head).await
     }
 
     /// Up to `limit` links of `tenant`'s chain after position `after`, in order.
@@ -834,10 +905,9 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<SealRow>> {
-        match self {
-            Store::Sqlite(s) => s.audit_seals(tenant, after, limit as i64).await,
-            Store::Sqlx(s) => s.audit_seals(tenant, after, limit as i64).await,
-        }
+        let limit = limit as i64;
+        self.all(sql::SEALS_AFTER, &args![tenant, after, limit], rows::seal)
+            .await
     }
 
     /// The link of event row `audit_id`, looked for after position `after` only.
@@ -847,18 +917,14 @@ impl Store {
         after: i64,
         audit_id: i64,
     ) -> Result<Option<SealRow>> {
-        match self {
-            Store::Sqlite(s) => s.audit_seal_of(tenant, after, audit_id).await,
-            Store::Sqlx(s) => s.audit_seal_of(tenant, after, audit_id).await,
-        }
+        self.one(sql::SEAL_OF, &args![tenant, after, audit_id], rows::seal)
+            .await
     }
 
     /// `tenant`'s signed checkpoints, oldest first.
     pub async fn audit_checkpoints(&self, tenant: &str) -> Result<Vec<CheckpointRow>> {
-        match self {
-            Store::Sqlite(s) => s.audit_checkpoints(tenant).await,
-            Store::Sqlx(s) => s.audit_checkpoints(tenant).await,
-        }
+        self.all(sql::CHECKPOINTS, &args![tenant], rows::checkpoint)
+            .await
     }
 
     /// Users whose DEK is wrapped by a KEK older than `below`, after token `after`.
@@ -869,10 +935,13 @@ impl Store {
         after: &str,
         limit: usize,
     ) -> Result<Vec<WrappedDek>> {
-        match self {
-            Store::Sqlite(s) => s.users_to_rewrap(tenant, below, after, limit as i64).await,
-            Store::Sqlx(s) => s.users_to_rewrap(tenant, below, after, limit as i64).await,
-        }
+        let limit = limit as i64;
+        self.all(
+            sql::USERS_KEK_BELOW,
+            &args![tenant, below, after, limit],
+            rows::user_dek,
+        )
+        .await
     }
 
     /// Records with their own DEK wrapped by a KEK older than `below`, after
@@ -884,25 +953,23 @@ impl Store {
         after: (&str, &str),
         limit: usize,
     ) -> Result<Vec<WrappedDek>> {
-        match self {
-            Store::Sqlite(s) => {
-                s.records_to_rewrap(tenant, below, after, limit as i64)
-                    .await
-            }
-            Store::Sqlx(s) => {
-                s.records_to_rewrap(tenant, below, after, limit as i64)
-                    .await
-            }
-        }
+        let limit = limit as i64;
+        self.all(
+            sql::RECORDS_KEK_BELOW,
+            &args![tenant, below, after.0, after.0, after.1, limit],
+            rows::record_dek,
+        )
+        .await
     }
 
     /// How many DEKs (users' and records' own) are wrapped by KEK versions in
     /// `from..below`.
     pub async fn count_wrapped(&self, tenant: &str, from: i64, below: i64) -> Result<i64> {
-        match self {
-            Store::Sqlite(s) => s.count_wrapped(tenant, from, below).await,
-            Store::Sqlx(s) => s.count_wrapped(tenant, from, below).await,
+        let mut n = 0;
+        for statement in [sql::USERS_KEK_COUNT, sql::RECORDS_KEK_COUNT] {
+            n += self.int(statement, &args![tenant, from, below]).await?;
         }
+        Ok(n)
     }
 
     /// Users with index entries under key version `old` that have no entry under
@@ -922,20 +989,26 @@ impl Store {
         let Some(upto) = tokens.last() else {
             return Ok((Vec::new(), None));
         };
-        let users = match self {
-            Store::Sqlite(s) => s.users_to_reindex(tenant, (old, new), (after, upto)).await,
-            Store::Sqlx(s) => s.users_to_reindex(tenant, (old, new), (after, upto)).await,
-        }?;
+        let users = self
+            .all(
+                sql::USERS_TO_REINDEX,
+                &args![tenant, old, new, after, upto, old, tenant],
+                rows::user,
+            )
+            .await?;
         Ok((users, (tokens.len() == limit).then(|| upto.clone())))
     }
 
     /// Index entries under `old`: how many have no counterpart under `new` yet, and
     /// how many there are.
     pub async fn count_reindex(&self, tenant: &str, old: i64, new: i64) -> Result<(i64, i64)> {
-        match self {
-            Store::Sqlite(s) => s.count_reindex(tenant, old, new).await,
-            Store::Sqlx(s) => s.count_reindex(tenant, old, new).await,
-        }
+        let behind = self
+            .int(sql::INDEX_BEHIND_COUNT, &args![tenant, old, new, old])
+            .await?;
+        let all = self
+            .int(sql::INDEX_VERSION_COUNT, &args![tenant, old])
+            .await?;
+        Ok((behind, all))
     }
 
     /// Tokens holding index entries under versions below `below`, after `after`.
@@ -946,42 +1019,26 @@ impl Store {
         after: &str,
         limit: usize,
     ) -> Result<Vec<String>> {
-        match self {
-            Store::Sqlite(s) => {
-                s.tokens_with_old_index(tenant, below, after, limit as i64)
-                    .await
-            }
-            Store::Sqlx(s) => {
-                s.tokens_with_old_index(tenant, below, after, limit as i64)
-                    .await
-            }
-        }
+        let limit = limit as i64;
+        self.all(
+            sql::INDEX_OLD_TOKENS,
+            &args![tenant, after, below, limit],
+            rows::text,
+        )
+        .await
     }
 
     /// A value of the `meta` table.
     pub async fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        match self {
-            Store::Sqlite(s) => s.meta_value(name).await,
-            Store::Sqlx(s) => s.meta_value(name).await,
-        }
-    }
-
-    async fn select(&self, statement: &'static str, args: &[&str]) -> Result<Vec<RecordRow>> {
-        let started = Instant::now();
-        let r = match self {
-            Store::Sqlite(s) => s.records(statement, args).await,
-            Store::Sqlx(s) => s.records(statement, args).await,
-        };
-        metrics::STORE_READS.observe(started.elapsed());
-        r
+        self.one(sql::META_GET, &args![name], rows::bytes).await
     }
 
     /// Commits `op` durably (with its audit event) before returning.
     pub async fn write(&self, op: WriteOp) -> Result<()> {
         let started = Instant::now();
-        let r = match self {
-            Store::Sqlite(s) => s.write(op).await,
-            Store::Sqlx(s) => s.write(op).await,
+        let r = match &self.backend {
+            Backend::Sqlite(s) => s.write(op).await,
+            Backend::Sqlx(s) => s.write(op).await,
         };
         metrics::STORE_WRITES.observe(started.elapsed());
         match &r {
@@ -996,28 +1053,24 @@ impl Store {
     /// Commits many independent ops (bulk import): each succeeds or fails on its own,
     /// all are durable when this returns. Results are in the order of `ops`.
     pub async fn write_batch(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<()>>> {
-        match self {
-            Store::Sqlite(s) => s.write_batch(ops).await,
-            Store::Sqlx(s) => s.write_batch(ops).await,
+        match &self.backend {
+            Backend::Sqlite(s) => s.write_batch(ops).await,
+            Backend::Sqlx(s) => s.write_batch(ops).await,
         }
     }
 
     /// Streams every row of every backed-up table from one consistent snapshot into
     /// `out`, table after table in [`backup::TABLES`] order.
     pub async fn export(&self, out: tokio::sync::mpsc::Sender<backup::ExportedRow>) -> Result<()> {
-        match self {
-            Store::Sqlite(s) => s.export(out).await,
-            Store::Sqlx(s) => s.export(out).await,
+        match &self.backend {
+            Backend::Sqlite(s) => s.export(out).await,
+            Backend::Sqlx(s) => s.export(out).await,
         }
     }
 
     /// Whether the store holds nothing yet (not even an initialization).
     pub async fn is_empty(&self) -> Result<bool> {
-        let n = match self {
-            Store::Sqlite(s) => s.count(sql::COUNT_ANY).await?,
-            Store::Sqlx(s) => s.count(sql::COUNT_ANY).await?,
-        };
-        Ok(n == 0)
+        Ok(self.int(sql::COUNT_ANY, &[]).await? == 0)
     }
 
     /// Whether the audit log can be read (one primary-key lookup).
@@ -1027,10 +1080,7 @@ impl Store {
 
     /// Cheap liveness probe.
     pub async fn ping(&self) -> Result<()> {
-        match self {
-            Store::Sqlite(s) => s.ping().await,
-            Store::Sqlx(s) => s.ping().await,
-        }
+        self.all(sql::PING, &[], rows::int).await.map(|_| ())
     }
 }
 
@@ -1039,10 +1089,6 @@ pub(crate) fn same_versions(mut a: Vec<(String, i64)>, mut b: Vec<(String, i64)>
     a.sort();
     b.sort();
     a == b
-}
-
-fn first(rows: Vec<RecordRow>) -> Option<RecordRow> {
-    rows.into_iter().next()
 }
 
 #[cfg(test)]

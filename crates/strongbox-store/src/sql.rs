@@ -1,6 +1,10 @@
 //! Statements shared by every backend, written with `?` placeholders. PostgreSQL's
 //! `$n` form is derived once by [`numbered`]. Every value is bound, never spliced.
+//! Where a dialect needs its own text, a function here picks it.
 
+use crate::schema::Dialect;
+
+pub const PING: &str = "SELECT 1";
 pub const META_GET: &str = "SELECT value FROM meta WHERE name = ?";
 pub const META_PUT: &str = "INSERT INTO meta (name, value) VALUES (?, ?)";
 pub const KEYS_GET: &str =
@@ -81,6 +85,7 @@ pub const SEAL_OF: &str = "SELECT seq, audit_id, hash FROM audit_seal \
      WHERE tenant = ? AND seq > ? AND audit_id = ?";
 pub const CHECKPOINT_INSERT: &str =
     "INSERT INTO audit_checkpoint (tenant, seq, hash, at, signature) VALUES (?, ?, ?, ?, ?)";
+pub const CHECKPOINT_EXISTS: &str = "SELECT seq FROM audit_checkpoint WHERE tenant = ? AND seq = ?";
 pub const CHECKPOINTS: &str =
     "SELECT seq, hash, at, signature FROM audit_checkpoint WHERE tenant = ? ORDER BY seq";
 
@@ -181,11 +186,24 @@ pub const INDEX_VERSION_COUNT: &str =
 pub const USER_VERSION_LOCK: &str =
     "SELECT version FROM users WHERE tenant = ? AND token = ? FOR UPDATE";
 pub const USER_VERSION: &str = "SELECT version FROM users WHERE tenant = ? AND token = ?";
+/// The user row's version, locked where the dialect can.
+pub fn user_version_locked(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => USER_VERSION,
+        Dialect::Postgres | Dialect::Mysql => USER_VERSION_LOCK,
+    }
+}
 /// An index entry that may already be there (a backfill on two nodes at once).
 pub const INDEX_INSERT_IF_NEW: &str = "INSERT INTO user_index (tenant, name, digest, token, key_version) \
      VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
 pub const INDEX_INSERT_IF_NEW_MYSQL: &str = "INSERT IGNORE INTO user_index (tenant, name, digest, token, key_version) \
      VALUES (?, ?, ?, ?, ?)";
+pub fn index_insert_if_new(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Mysql => INDEX_INSERT_IF_NEW_MYSQL,
+        Dialect::Sqlite | Dialect::Postgres => INDEX_INSERT_IF_NEW,
+    }
+}
 /// Deletes index secret `version` only if every entry under it has one under the
 /// successor (checked in the same statement). Binds: tenant, version, tenant,
 /// version, successor, version.
@@ -202,6 +220,9 @@ pub const INDEX_PURGE: &str = "DELETE FROM user_index WHERE tenant = ? AND token
 pub const KEY_VERSIONS: &str =
     "SELECT kind, version FROM key_ring WHERE tenant = ? ORDER BY kind, version";
 
+/// PostgreSQL: restored audit ids do not move the id sequence; new events must come after.
+pub const AUDIT_SEQUENCE_RESET: &str = "SELECT setval(pg_get_serial_sequence('audit', 'id'), \
+     COALESCE((SELECT MAX(id) FROM audit), 0) + 1, false)";
 pub const META_CANARY: &str = "canary";
 pub const META_SWAP: &str = "UPDATE meta SET value = ? WHERE name = ? AND value = ?";
 pub const META_DELETE: &str = "DELETE FROM meta WHERE name = ?";

@@ -16,15 +16,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 use tokio::sync::oneshot;
 
+use crate::exec::{Arg, DbError, Exec, Map, Row, Sql, run_ready};
+use crate::now;
+use crate::ops;
 use crate::schema::{self, Dialect};
-use crate::{
-    AuditEvent, AuditHead, AuditRow, CheckpointRow, InitData, KeyRow, OpenOptions, RecordRow,
-    Result, SealRow, StoreError, StoreMeta, UserRow, WriteOp, sql,
-};
-use crate::{now, same_versions};
+use crate::{InitData, OpenOptions, Result, StoreError, WriteOp};
 
 /// How hard SQLite works to keep a commit through a power loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -150,16 +150,16 @@ impl SqliteStore {
     /// database that take microseconds, so they run on the calling task's thread: a
     /// hand-off to the blocking pool cost more than the read itself (measured with
     /// `bench/run.py`: 13.8k → 25.8k point lookups/s at 16 connections).
-    async fn read<T, F>(&self, f: F) -> Result<T>
+    fn read<T, F>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(&Connection) -> rusqlite::Result<T>,
+        F: FnOnce(&Connection) -> Result<T>,
     {
         let pooled = self.inner.readers.lock().ok().and_then(|mut v| v.pop());
         let conn = match pooled {
             Some(c) => c,
             None => open_reader(&self.inner.path)?,
         };
-        let out = f(&conn).map_err(backend);
+        let out = f(&conn);
         if let Ok(mut v) = self.inner.readers.lock()
             && v.len() < MAX_IDLE_READERS
         {
@@ -168,380 +168,9 @@ impl SqliteStore {
         out
     }
 
-    pub async fn meta(&self) -> Result<StoreMeta> {
-        let (canary, token) = self
-            .read(|c| {
-                let get = |name: &str| -> rusqlite::Result<Option<Vec<u8>>> {
-                    c.prepare_cached(sql::META_GET)?
-                        .query_row([name], |r| r.get(0))
-                        .optional()
-                };
-                Ok((get(sql::META_CANARY)?, get(sql::META_ROOT_TOKEN)?))
-            })
-            .await?;
-        match (canary, token) {
-            (Some(canary), Some(root_token_hash)) => Ok(StoreMeta {
-                canary,
-                root_token_hash,
-            }),
-            _ => Err(StoreError::NotInitialized("the store".into())),
-        }
-    }
-
-    pub async fn keys(&self, tenant: &str) -> Result<Vec<KeyRow>> {
-        let tenant = tenant.to_string();
-        self.read(move |c| {
-            let mut st = c.prepare_cached(sql::KEYS_GET)?;
-            let rows = st.query_map([tenant], |r| {
-                Ok(KeyRow {
-                    kind: r.get(0)?,
-                    version: r.get(1)?,
-                    wrapped: r.get(2)?,
-                    created: r.get(3)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub async fn user(&self, tenant: &str, token: &str) -> Result<Option<UserRow>> {
-        self.read(|c| {
-            c.prepare_cached(sql::USER_GET)?
-                .query_row(params![tenant, token], user_row)
-                .optional()
-        })
-        .await
-    }
-
-    pub async fn user_by_index(
-        &self,
-        tenant: &str,
-        name: &str,
-        digests: &[Vec<u8>],
-    ) -> Result<Option<UserRow>> {
-        self.read(|c| match digests {
-            [one] => c
-                .prepare_cached(sql::USER_BY_INDEX)?
-                .query_row(params![tenant, name, one], user_row)
-                .optional(),
-            [a, b] => c
-                .prepare_cached(sql::USER_BY_INDEX2)?
-                .query_row(params![tenant, name, a, b], user_row)
-                .optional(),
-            _ => Ok(None),
-        })
-        .await
-    }
-
-    pub async fn ping(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
-    }
-
-    /// Record rows selected by `statement` (one of `sql::RECORD*`) with text arguments.
-    pub(crate) async fn records(&self, statement: &str, args: &[&str]) -> Result<Vec<RecordRow>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(statement)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), record_row)?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub(crate) async fn audit_page(
-        &self,
-        tenant: &str,
-        record: Option<&str>,
-        offset: i64,
-        limit: i64,
-    ) -> Result<(u64, Vec<AuditRow>)> {
-        self.read(|c| {
-            let (total, rows) = match record {
-                Some(r) => (
-                    c.prepare_cached(sql::AUDIT_COUNT_RECORD)?
-                        .query_row(params![tenant, r], |row| row.get::<_, i64>(0))?,
-                    c.prepare_cached(sql::AUDIT_PAGE_RECORD)?
-                        .query_map(params![tenant, r, limit, offset], audit_row)?
-                        .collect::<rusqlite::Result<Vec<_>>>()?,
-                ),
-                None => (
-                    c.prepare_cached(sql::AUDIT_COUNT_ALL)?
-                        .query_row(params![tenant], |row| row.get::<_, i64>(0))?,
-                    c.prepare_cached(sql::AUDIT_PAGE_ALL)?
-                        .query_map(params![tenant, limit, offset], audit_row)?
-                        .collect::<rusqlite::Result<Vec<_>>>()?,
-                ),
-            };
-            Ok((total.max(0) as u64, rows))
-        })
-        .await
-    }
-
-    pub(crate) async fn users_page(
-        &self,
-        tenant: &str,
-        offset: i64,
-        limit: i64,
-    ) -> Result<(u64, Vec<UserRow>)> {
-        self.read(|c| {
-            let total: i64 = c
-                .prepare_cached(sql::USERS_COUNT)?
-                .query_row([tenant], |r| r.get(0))?;
-            let rows = c
-                .prepare_cached(sql::USERS_PAGE)?
-                .query_map(params![tenant, limit, offset], user_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((total.max(0) as u64, rows))
-        })
-        .await
-    }
-
-    pub(crate) async fn audit_in_range(
-        &self,
-        tenant: &str,
-        atoken: &str,
-        lo: i64,
-        hi: i64,
-    ) -> Result<Option<AuditRow>> {
-        self.read(|c| {
-            c.prepare_cached(sql::AUDIT_IN_RANGE)?
-                .query_row(params![lo, hi, atoken, tenant], audit_row)
-                .optional()
-        })
-        .await
-    }
-
-    pub(crate) async fn audit_id_range(&self) -> Result<Option<(i64, i64)>> {
-        self.read(|c| {
-            c.prepare_cached(sql::AUDIT_ID_RANGE)?.query_row([], |r| {
-                Ok(
-                    match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
-                        (Some(a), Some(b)) => Some((a, b)),
-                        _ => None,
-                    },
-                )
-            })
-        })
-        .await
-    }
-
-    pub(crate) async fn audit_at_from(&self, id: i64) -> Result<Option<(i64, i64)>> {
-        self.read(|c| {
-            c.prepare_cached(sql::AUDIT_AT_FROM)?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .await
-    }
-
-    pub(crate) async fn records_due(
-        &self,
-        tenant: &str,
-        kind: &str,
-        now: i64,
-    ) -> Result<Vec<RecordRow>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(sql::RECORDS_DUE)?;
-            let rows = st.query_map(params![tenant, kind, now], record_row)?;
-            rows.collect()
-        })
-        .await
-    }
-
-    /// Audit rows selected by `statement` (one of `sql::AUDIT_*`) with integer arguments.
-    pub(crate) async fn audit_rows(&self, statement: &str, args: &[i64]) -> Result<Vec<AuditRow>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(statement)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), audit_row)?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub(crate) async fn audit_head(&self, tenant: &str) -> Result<Option<AuditHead>> {
-        self.read(|c| {
-            c.prepare_cached(sql::HEAD_GET)?
-                .query_row([tenant], |r| {
-                    Ok(AuditHead {
-                        seq: r.get(0)?,
-                        hash: r.get(1)?,
-                        max_id: r.get(2)?,
-                        gaps: AuditHead::parse_gaps(&r.get::<_, String>(3)?),
-                        version: r.get(4)?,
-                    })
-                })
-                .optional()
-        })
-        .await
-    }
-
-    pub(crate) async fn audit_seals(
-        &self,
-        tenant: &str,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<SealRow>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(sql::SEALS_AFTER)?;
-            let rows = st.query_map(params![tenant, after, limit], seal_row)?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub(crate) async fn audit_seal_of(
-        &self,
-        tenant: &str,
-        after: i64,
-        audit_id: i64,
-    ) -> Result<Option<SealRow>> {
-        self.read(|c| {
-            c.prepare_cached(sql::SEAL_OF)?
-                .query_row(params![tenant, after, audit_id], seal_row)
-                .optional()
-        })
-        .await
-    }
-
-    pub(crate) async fn audit_checkpoints(&self, tenant: &str) -> Result<Vec<CheckpointRow>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(sql::CHECKPOINTS)?;
-            let rows = st.query_map([tenant], |r| {
-                Ok(CheckpointRow {
-                    seq: r.get(0)?,
-                    hash: r.get(1)?,
-                    at: r.get(2)?,
-                    signature: r.get(3)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub(crate) async fn users_to_rewrap(
-        &self,
-        tenant: &str,
-        below: i64,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<crate::WrappedDek>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(sql::USERS_KEK_BELOW)?;
-            let rows = st.query_map(params![tenant, below, after, limit], |r| {
-                Ok(crate::WrappedDek {
-                    kind: None,
-                    id: r.get(0)?,
-                    kek_version: r.get(1)?,
-                    wrapped: r.get(2)?,
-                })
-            })?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub(crate) async fn records_to_rewrap(
-        &self,
-        tenant: &str,
-        below: i64,
-        after: (&str, &str),
-        limit: i64,
-    ) -> Result<Vec<crate::WrappedDek>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(sql::RECORDS_KEK_BELOW)?;
-            let rows = st.query_map(
-                params![tenant, below, after.0, after.0, after.1, limit],
-                |r| {
-                    Ok(crate::WrappedDek {
-                        kind: Some(r.get(0)?),
-                        id: r.get(1)?,
-                        kek_version: r.get(2)?,
-                        wrapped: r.get(3)?,
-                    })
-                },
-            )?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub(crate) async fn count_wrapped(&self, tenant: &str, from: i64, below: i64) -> Result<i64> {
-        self.read(|c| {
-            let mut n = 0i64;
-            for st in [sql::USERS_KEK_COUNT, sql::RECORDS_KEK_COUNT] {
-                n += c
-                    .prepare_cached(st)?
-                    .query_row(params![tenant, from, below], |r| r.get::<_, i64>(0))?;
-            }
-            Ok(n)
-        })
-        .await
-    }
-
-    pub(crate) async fn users_to_reindex(
-        &self,
-        tenant: &str,
-        (old, new): (i64, i64),
-        (after, upto): (&str, &str),
-    ) -> Result<Vec<UserRow>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(sql::USERS_TO_REINDEX)?;
-            let rows = st.query_map(
-                params![tenant, old, new, after, upto, old, tenant],
-                user_row,
-            )?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub(crate) async fn count_reindex(
-        &self,
-        tenant: &str,
-        old: i64,
-        new: i64,
-    ) -> Result<(i64, i64)> {
-        self.read(|c| {
-            let behind = c
-                .prepare_cached(sql::INDEX_BEHIND_COUNT)?
-                .query_row(params![tenant, old, new, old], |r| r.get(0))?;
-            let all = c
-                .prepare_cached(sql::INDEX_VERSION_COUNT)?
-                .query_row(params![tenant, old], |r| r.get(0))?;
-            Ok((behind, all))
-        })
-        .await
-    }
-
-    pub(crate) async fn tokens_with_old_index(
-        &self,
-        tenant: &str,
-        below: i64,
-        after: &str,
-        limit: i64,
-    ) -> Result<Vec<String>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(sql::INDEX_OLD_TOKENS)?;
-            let rows = st.query_map(params![tenant, after, below, limit], |r| r.get(0))?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub(crate) async fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        self.read(|c| {
-            c.prepare_cached(sql::META_GET)?
-                .query_row([name], |r| r.get(0))
-                .optional()
-        })
-        .await
-    }
-
-    /// One integer selected by `statement` (no arguments).
-    pub(crate) async fn count(&self, statement: &str) -> Result<i64> {
-        self.read(|c| c.prepare_cached(statement)?.query_row([], |r| r.get(0)))
-            .await
+    /// The rows of a query, read on a pooled connection.
+    pub(crate) fn query<T>(&self, sql: Sql, args: &[Arg<'_>], map: Map<T>) -> Result<Vec<T>> {
+        self.read(|c| query(c, &sql, args, map))
     }
 
     /// Every backed-up table from one read transaction on a connection of its own, so
@@ -572,34 +201,6 @@ impl SqliteStore {
         .await
         .map_err(backend)?
     }
-
-    /// A single text column selected by `statement`.
-    pub(crate) async fn strings(&self, statement: &str, args: &[&str]) -> Result<Vec<String>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(statement)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?;
-            rows.collect()
-        })
-        .await
-    }
-}
-
-fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
-    Ok(AuditRow {
-        id: r.get(0)?,
-        event: AuditEvent {
-            atoken: r.get(1)?,
-            at: r.get(2)?,
-            actor: r.get(3)?,
-            action: r.get(4)?,
-            record: r.get(5)?,
-            status: r.get(6)?,
-            app: r.get(7)?,
-            detail: r.get(8)?,
-            classes: r.get(9)?,
-        },
-        tenant: r.get(10)?,
-    })
 }
 
 fn cell(v: rusqlite::types::ValueRef<'_>) -> crate::backup::Cell {
@@ -612,44 +213,6 @@ fn cell(v: rusqlite::types::ValueRef<'_>) -> crate::backup::Cell {
         ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
     }
-}
-
-fn seal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SealRow> {
-    Ok(SealRow {
-        seq: r.get(0)?,
-        audit_id: r.get(1)?,
-        hash: r.get(2)?,
-    })
-}
-
-fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
-    Ok(RecordRow {
-        kind: r.get(0)?,
-        id: r.get(1)?,
-        owner: r.get(2)?,
-        label: r.get(3)?,
-        created: r.get(4)?,
-        updated: r.get(5)?,
-        expires: r.get(6)?,
-        version: r.get(7)?,
-        meta: r.get(8)?,
-        body: r.get(9)?,
-        kek_version: r.get(10)?,
-        wrapped_dek: r.get(11)?,
-    })
-}
-
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
-    Ok(UserRow {
-        token: r.get(0)?,
-        kek_version: r.get(1)?,
-        wrapped_dek: r.get(2)?,
-        data: r.get(3)?,
-        version: r.get(4)?,
-        created: r.get(5)?,
-        updated: r.get(6)?,
-        erased: r.get(7)?,
-    })
 }
 
 fn configure(conn: &Connection, durability: Durability) -> Result<()> {
@@ -916,7 +479,7 @@ fn checkpointer_loop(
 }
 
 fn writer_loop(
-    conn: Connection,
+    mut conn: Connection,
     rx: Receiver<(Job, Reply)>,
     finish_checkpoint: Arc<AtomicBool>,
     purge: Arc<AtomicBool>,
@@ -932,7 +495,7 @@ fn writer_loop(
         }
         let started = std::time::Instant::now();
         let n = batch.len();
-        commit_batch(&conn, &mut batch, &purge);
+        commit_batch(&mut conn, &mut batch, &purge);
         tracing::trace!(
             batch = n,
             micros = started.elapsed().as_micros() as u64,
@@ -948,7 +511,7 @@ fn writer_loop(
 
 /// One transaction for the whole batch; each job in its own savepoint so that one
 /// refused job (a duplicate index, a stale version) does not undo the others.
-fn commit_batch(conn: &Connection, batch: &mut Vec<(Job, Reply)>, purge: &AtomicBool) {
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<(Job, Reply)>, purge: &AtomicBool) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let msg = e.to_string();
         for (_, reply) in batch.drain(..) {
@@ -961,7 +524,11 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<(Job, Reply)>, purge: &Atomic
         // A lone audit event is one INSERT, which SQLite already applies atomically;
         // only multi-statement jobs need a savepoint of their own.
         if let Job::Write(WriteOp::Audit { tenant, audit }) = job {
-            results.push(insert_audit(conn, tenant, audit));
+            results.push(run_ready(ops::audit(
+                &mut SqliteExec(&mut *conn),
+                tenant,
+                audit,
+            )));
             continue;
         }
         let r = exec_cached(conn, "SAVEPOINT job").and_then(|()| apply(conn, job));
@@ -1041,486 +608,65 @@ fn exec_cached(c: &Connection, sql: &str) -> Result<()> {
         .map_err(backend)
 }
 
-fn insert_audit(c: &Connection, tenant: &str, a: &crate::AuditEvent) -> Result<()> {
-    c.prepare_cached(sql::AUDIT_INSERT)
-        .and_then(|mut s| {
-            s.execute(params![
-                a.atoken, tenant, a.at, a.actor, a.action, a.record, a.status, a.app, a.detail,
-                a.classes
-            ])
-        })
-        .map(|_| ())
-        .map_err(backend)
-}
-
-fn apply(c: &Connection, job: &Job) -> Result<()> {
-    match job {
-        Job::Init(init) => {
-            let exists: Option<Vec<u8>> = c
-                .prepare_cached(sql::META_GET)
-                .and_then(|mut s| s.query_row([sql::META_CANARY], |r| r.get(0)).optional())
-                .map_err(backend)?;
-            if exists.is_some() {
-                return Err(StoreError::AlreadyInitialized);
-            }
-            let mut put = c.prepare_cached(sql::META_PUT).map_err(backend)?;
-            put.execute(params![sql::META_CANARY, init.canary])
-                .map_err(backend)?;
-            put.execute(params![sql::META_ROOT_TOKEN, init.root_token_hash])
-                .map_err(backend)?;
-            for (name, value) in &init.meta {
-                put.execute(params![name, value]).map_err(backend)?;
-            }
-            let mut key = c.prepare_cached(sql::KEY_PUT).map_err(backend)?;
-            for k in &init.keys {
-                key.execute(params![
-                    init.tenant,
-                    k.kind,
-                    k.version,
-                    k.wrapped,
-                    k.created
-                ])
-                .map_err(backend)?;
-            }
-            Ok(())
-        }
-        Job::Write(op) => apply_op(c, op),
+/// A statement parameter as SQLite binds it (borrowed, not copied).
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Arg::Int(Some(i)) => ValueRef::Integer(i),
+            Arg::Text(Some(t)) => ValueRef::Text(t.as_bytes()),
+            Arg::Bytes(Some(b)) => ValueRef::Blob(b),
+            Arg::Int(None) | Arg::Text(None) | Arg::Bytes(None) => ValueRef::Null,
+        }))
     }
 }
 
-fn apply_op(c: &Connection, op: &WriteOp) -> Result<()> {
-    let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<usize> {
-        c.prepare_cached(sql)
-            .and_then(|mut s| s.execute(p))
-            .map_err(backend)
-    };
-    let insert_indexes = |tenant: &str, token: &str, idx: &[crate::IndexEntry]| -> Result<()> {
-        for e in idx {
-            let r = c.prepare_cached(sql::INDEX_INSERT).and_then(|mut s| {
-                s.execute(params![tenant, e.name, e.digest, token, e.key_version])
-            });
-            match r {
-                Ok(_) => {}
-                Err(err) if is_unique_violation(&err) => return Err(StoreError::Duplicate(e.name)),
-                Err(err) => return Err(backend(err)),
-            }
-        }
-        Ok(())
-    };
-    let audit = |tenant: &str, a: &crate::AuditEvent| insert_audit(c, tenant, a);
-    match op {
-        WriteOp::CreateUser {
-            tenant,
-            user: u,
-            indexes,
-            audit: a,
-            guard,
-        } => {
-            if let Some(g) = guard {
-                let [o1, o2, o3, o4] = g.binds();
-                let n: i64 = c
-                    .prepare_cached(sql::GUARD_EXISTS)
-                    .and_then(|mut s| {
-                        s.query_row(params![tenant, g.kind, o1, o2, o3, o4], |r| r.get(0))
-                    })
-                    .map_err(backend)?;
-                if n > 0 {
-                    return Err(StoreError::Guarded);
-                }
-            }
-            exec(
-                sql::USER_INSERT,
-                params![
-                    tenant,
-                    u.token,
-                    u.kek_version,
-                    u.wrapped_dek,
-                    u.data,
-                    u.version,
-                    u.created,
-                    u.updated,
-                    u.erased
-                ],
-            )?;
-            insert_indexes(tenant, &u.token, indexes)?;
-            audit(tenant, a)
-        }
-        WriteOp::UpdateUser {
-            tenant,
-            token,
-            expected_version,
-            data,
-            drop_indexes,
-            add_indexes,
-            audit: a,
-        } => {
-            let n = exec(
-                sql::USER_UPDATE,
-                params![data, a.at, tenant, token, expected_version],
-            )?;
-            if n == 0 {
-                return Err(StoreError::Stale);
-            }
-            for name in drop_indexes {
-                exec(sql::INDEX_DROP_ONE, params![tenant, token, name])?;
-            }
-            insert_indexes(tenant, token, add_indexes)?;
-            audit(tenant, a)
-        }
-        WriteOp::EraseUser {
-            tenant,
-            token,
-            preserve,
-            keep_kind,
-            audit: a,
-        } => {
-            match preserve {
-                None => {
-                    exec(sql::USER_ERASE, params![a.at, a.at, tenant, token])?;
-                    exec(sql::INDEX_DROP_ALL, params![tenant, token])?;
-                }
-                Some(p) => {
-                    exec(
-                        sql::USER_ERASE_KEEP,
-                        params![
-                            p.data,
-                            p.wrapped_dek,
-                            p.kek_version,
-                            a.at,
-                            a.at,
-                            tenant,
-                            token
-                        ],
-                    )?;
-                    for name in &p.drop_indexes {
-                        exec(sql::INDEX_DROP_ONE, params![tenant, token, name])?;
-                    }
-                }
-            }
-            exec(sql::RECORDS_DELETE_OWNER, params![tenant, token, keep_kind])?;
-            exec(sql::RECORDS_STRIP_OWNER, params![tenant, token, keep_kind])?;
-            audit(tenant, a)
-        }
-        WriteOp::Audit { tenant, audit: a } => audit(tenant, a),
-        WriteOp::PutRecord {
-            tenant,
-            record: r,
-            expected_version: None,
-        } => {
-            let res = c.prepare_cached(sql::RECORD_INSERT).and_then(|mut s| {
-                s.execute(params![
-                    tenant,
-                    r.kind,
-                    r.id,
-                    r.owner,
-                    r.label,
-                    r.created,
-                    r.updated,
-                    r.expires,
-                    r.version,
-                    r.meta,
-                    r.body,
-                    r.kek_version,
-                    r.wrapped_dek
-                ])
-            });
-            match res {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::Duplicate("record")),
-                Err(e) => Err(backend(e)),
-            }
-        }
-        WriteOp::PutRecord {
-            tenant,
-            record: r,
-            expected_version: Some(v),
-        } => {
-            let n = exec(
-                sql::RECORD_UPDATE,
-                params![
-                    r.owner,
-                    r.label,
-                    r.updated,
-                    r.expires,
-                    r.meta,
-                    r.body,
-                    r.kek_version,
-                    r.wrapped_dek,
-                    tenant,
-                    r.kind,
-                    r.id,
-                    v
-                ],
-            )?;
-            if n == 0 {
-                return Err(StoreError::Stale);
-            }
-            Ok(())
-        }
-        WriteOp::DeleteRecord { tenant, kind, id } => {
-            exec(sql::RECORD_DELETE, params![tenant, kind, id]).map(|_| ())
-        }
-        WriteOp::DeleteExpired { tenant, kind, now } => {
-            exec(sql::RECORDS_DELETE_EXPIRED, params![tenant, kind, now]).map(|_| ())
-        }
-        WriteOp::Seal {
-            tenant,
-            expected_version,
-            seals,
-            head,
-        } => {
-            let gaps = head.gaps_text();
-            let moved = match expected_version {
-                None => c
-                    .prepare_cached(sql::HEAD_INSERT)
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            head.seq,
-                            head.hash,
-                            head.max_id,
-                            gaps,
-                            head.version,
-                            tenant
-                        ])
-                    })
-                    .or_else(|e| {
-                        if is_unique_violation(&e) {
-                            Ok(0)
-                        } else {
-                            Err(e)
-                        }
-                    })
-                    .map_err(backend)?,
-                Some(v) => exec(
-                    sql::HEAD_UPDATE,
-                    params![
-                        head.seq,
-                        head.hash,
-                        head.max_id,
-                        gaps,
-                        head.version,
-                        tenant,
-                        v
-                    ],
-                )?,
-            };
-            if moved == 0 {
-                return Err(StoreError::Stale);
-            }
-            let mut st = c.prepare_cached(&sql::seal_insert(1)).map_err(backend)?;
-            for l in seals {
-                st.execute(params![tenant, l.seq, l.audit_id, l.hash])
-                    .map_err(backend)?;
-            }
-            Ok(())
-        }
-        WriteOp::Checkpoint {
-            tenant,
-            checkpoint: k,
-        } => {
-            let r = c
-                .prepare_cached(sql::CHECKPOINT_INSERT)
-                .and_then(|mut s| s.execute(params![tenant, k.seq, k.hash, k.at, k.signature]));
-            match r {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Ok(()),
-                Err(e) => Err(backend(e)),
-            }
-        }
-        WriteOp::AddKey { tenant, key, meta } => {
-            let r = c.prepare_cached(sql::KEY_PUT).and_then(|mut s| {
-                s.execute(params![
-                    tenant,
-                    key.kind,
-                    key.version,
-                    key.wrapped,
-                    key.created
-                ])
-            });
-            match r {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate("key")),
-                Err(e) => return Err(backend(e)),
-            }
-            for (name, value) in meta {
-                exec(sql::META_PUT, params![name, value])?;
-            }
-            Ok(())
-        }
-        WriteOp::Rewrap {
-            tenant,
-            rows,
-            audit: a,
-        } => {
-            for r in rows {
-                let d = &r.old;
-                match &d.kind {
-                    None => exec(
-                        sql::USER_REWRAP,
-                        params![
-                            r.new_wrapped,
-                            r.new_version,
-                            tenant,
-                            d.id,
-                            d.kek_version,
-                            d.wrapped
-                        ],
-                    )?,
-                    Some(kind) => exec(
-                        sql::RECORD_REWRAP,
-                        params![
-                            r.new_wrapped,
-                            r.new_version,
-                            tenant,
-                            kind,
-                            d.id,
-                            d.kek_version,
-                            d.wrapped
-                        ],
-                    )?,
-                };
-            }
-            audit(tenant, a)
-        }
-        WriteOp::Reindex {
-            tenant,
-            rows,
-            audit: a,
-        } => {
-            for r in rows {
-                let version: Option<i64> = c
-                    .prepare_cached(sql::USER_VERSION)
-                    .and_then(|mut s| s.query_row(params![tenant, r.token], |r| r.get(0)))
-                    .optional()
-                    .map_err(backend)?;
-                if version != Some(r.version) {
-                    continue;
-                }
-                for e in &r.entries {
-                    exec(
-                        sql::INDEX_INSERT_IF_NEW,
-                        params![tenant, e.name, e.digest, r.token, e.key_version],
-                    )?;
-                }
-            }
-            audit(tenant, a)
-        }
-        WriteOp::RetireIndexKey {
-            tenant,
-            version,
-            successor,
-            audit: a,
-        } => {
-            let n = exec(
-                sql::INDEX_KEY_RETIRE,
-                params![tenant, version, tenant, version, successor, version],
-            )?;
-            if n == 0 {
-                return Err(StoreError::Stale);
-            }
-            audit(tenant, a)
-        }
-        WriteOp::PurgeIndex {
-            tenant,
-            below,
-            from,
-            to,
-        } => {
-            exec(sql::INDEX_PURGE, params![tenant, from, to, below])?;
-            Ok(())
-        }
-        WriteOp::RetireKek {
-            tenant,
-            version,
-            audit: a,
-        } => {
-            let n = exec(
-                sql::KEK_RETIRE,
-                params![tenant, version, tenant, version, tenant, version],
-            )?;
-            if n == 0 {
-                return Err(StoreError::Stale);
-            }
-            audit(tenant, a)
-        }
-        WriteOp::SwapRootToken { expected, value } => {
-            if exec(
-                sql::META_SWAP,
-                params![value, sql::META_ROOT_TOKEN, expected],
-            )? == 0
-            {
-                return Err(StoreError::Stale);
-            }
-            Ok(())
-        }
-        WriteOp::Rekey {
-            tenant,
-            expected_canary,
-            canary,
-            keys,
-            added,
-            meta,
-        } => {
-            if exec(
-                sql::META_SWAP,
-                params![canary, sql::META_CANARY, expected_canary],
-            )? == 0
-            {
-                return Err(StoreError::Stale);
-            }
-            let present: Vec<(String, i64)> = c
-                .prepare_cached(sql::KEY_VERSIONS)
-                .and_then(|mut st| {
-                    st.query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(backend)?;
-            let expected: Vec<(String, i64)> =
-                keys.iter().map(|k| (k.kind.clone(), k.version)).collect();
-            if !same_versions(present, expected) {
-                return Err(StoreError::Stale);
-            }
-            for k in keys {
-                exec(
-                    sql::KEY_REWRAP,
-                    params![k.wrapped, tenant, k.kind, k.version],
-                )?;
-            }
-            for k in added {
-                exec(
-                    sql::KEY_PUT,
-                    params![tenant, k.kind, k.version, k.wrapped, k.created],
-                )?;
-            }
-            for (name, value) in meta {
-                exec(sql::META_DELETE, params![name])?;
-                if let Some(v) = value {
-                    exec(sql::META_PUT, params![name, v])?;
-                }
-            }
-            Ok(())
-        }
-        WriteOp::ImportRows { table, rows } => {
-            let mut st = c.prepare_cached(&table.insert(1)).map_err(backend)?;
-            for row in rows {
-                let values = row.iter().map(|v| match v {
-                    crate::backup::Cell::Null => rusqlite::types::Value::Null,
-                    crate::backup::Cell::Int(i) => rusqlite::types::Value::Integer(*i),
-                    crate::backup::Cell::Text(t) => rusqlite::types::Value::Text(t.clone()),
-                    crate::backup::Cell::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
-                });
-                st.execute(rusqlite::params_from_iter(values))
-                    .map_err(backend)?;
-            }
-            Ok(())
-        }
-        WriteOp::Wipe(tables) => {
-            for table in tables.iter().rev() {
-                c.execute(&format!("DELETE FROM {}", table.name), [])
-                    .map_err(backend)?;
-            }
-            Ok(())
-        }
-        WriteOp::Atomic(ops) => ops.iter().try_for_each(|op| apply_op(c, op)),
+/// Statements on one connection, through its statement cache. Never waits, so the
+/// shared operations run on it to completion in one poll ([`run_ready`]).
+/// Holds the connection mutably: `&mut Connection` is `Send`, as [`Exec`] requires.
+pub(crate) struct SqliteExec<'c>(pub(crate) &'c mut Connection);
+
+impl Exec for SqliteExec<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
     }
+
+    async fn execute(&mut self, sql: Sql, args: &[Arg<'_>]) -> std::result::Result<u64, DbError> {
+        self.0
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.execute(rusqlite::params_from_iter(args)))
+            .map(|n| n as u64)
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    DbError::Unique(backend(e))
+                } else {
+                    DbError::Other(backend(e))
+                }
+            })
+    }
+
+    async fn query<T: Send>(&mut self, sql: Sql, args: &[Arg<'_>], map: Map<T>) -> Result<Vec<T>> {
+        query(self.0, &sql, args, map)
+    }
+}
+
+fn query<T>(c: &Connection, sql: &str, args: &[Arg<'_>], map: Map<T>) -> Result<Vec<T>> {
+    let mut st = c.prepare_cached(sql).map_err(backend)?;
+    let mut rows = st
+        .query(rusqlite::params_from_iter(args))
+        .map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(backend)? {
+        out.push(map(&Row::Sqlite(r))?);
+    }
+    Ok(out)
+}
+
+fn apply(c: &mut Connection, job: &Job) -> Result<()> {
+    let mut ex = SqliteExec(c);
+    run_ready(async {
+        match job {
+            Job::Init(init) => ops::initialize(&mut ex, init).await,
+            Job::Write(op) => ops::apply(&mut ex, op).await,
+        }
+    })
 }
