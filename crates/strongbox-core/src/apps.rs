@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, RecordKind};
 use crate::requests::{ACTION_CHANGE_APP, Outcome};
 use crate::users::{Change, Mode, Subject};
 use crate::vault::{Principal, Vault, audit_event, now};
@@ -45,7 +45,7 @@ impl Vault {
         doc: Map<String, Value>,
     ) -> Result<Outcome> {
         let app = parse_app_name(app)?;
-        let action = format!("create user app record by {}", mode.name());
+        let action = Action::AppCreate.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
         if doc.is_empty() {
             return Err(Error::bad_request("empty body"));
@@ -115,7 +115,7 @@ impl Vault {
         app: &str,
     ) -> Result<(String, Value)> {
         let app = parse_app_name(app)?;
-        let action = format!("get user app record by {}", mode.name());
+        let action = Action::AppGet.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
         let id = app_id(&subject.token, &app);
         let Some(row) = self
@@ -145,7 +145,7 @@ impl Vault {
         change: Change,
     ) -> Result<Outcome> {
         let app = parse_app_name(app)?;
-        let action = format!("change user app record by {}", mode.name());
+        let action = Action::AppChange.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
         if self.app_needs_approval(who, &app) {
             // The change is tried on the current document now, so one that cannot
@@ -188,7 +188,7 @@ impl Vault {
         extra: &[WriteOp],
     ) -> Result<()> {
         let id = app_id(&subject.token, app);
-        let mut audit = audit_event(who, "change user app record", Some(&subject.token), "ok");
+        let mut audit = audit_event(who, Action::AppWrite, Some(&subject.token), "ok");
         audit.app = Some(app.to_string());
         // The event carries the document before and after, so it is built on each
         // attempt, once the current document is known.
@@ -270,7 +270,7 @@ impl Vault {
         app: &str,
     ) -> Result<String> {
         let app = parse_app_name(app)?;
-        let action = format!("delete user app record by {}", mode.name());
+        let action = Action::AppDelete.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
         if self.app_needs_approval(who, &app) {
             // There is no request to delete app data: the DPO deletes it, or the
@@ -299,7 +299,7 @@ impl Vault {
         mode: Mode,
         identity: &str,
     ) -> Result<(String, Vec<String>)> {
-        let action = format!("get user app list by {}", mode.name());
+        let action = Action::AppList.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
         let rows = self
             .store

@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::expiry::Page;
+use crate::kinds::{Action, AuditAction};
 use crate::vault::{Principal, Vault, audit_event};
 
 /// The Unix time (seconds) a UUIDv7 event token carries.
@@ -48,7 +49,15 @@ impl Vault {
         let mut out = Map::new();
         out.insert("atoken".into(), Value::from(e.atoken.clone()));
         out.insert("when".into(), Value::from(e.at));
-        out.insert("title".into(), Value::from(e.action.clone()));
+        out.insert(
+            "title".into(),
+            Value::from(AuditAction::title_of(&e.action)),
+        );
+        // The stable name (`user.get`); events written before actions had names have
+        // only their title.
+        if let Some(action) = AuditAction::parse(&e.action) {
+            out.insert("action".into(), Value::from(action.action().name()));
+        }
         out.insert("status".into(), Value::from(e.status.clone()));
         out.insert("identity".into(), Value::from(e.actor.clone()));
         if let Some(record) = &e.record {
@@ -72,7 +81,7 @@ impl Vault {
             .store
             .audit_page(&self.tenant, None, page.offset, page.limit)
             .await?;
-        self.audit(audit_event(who, "view audit events", None, "ok"))
+        self.audit(audit_event(who, Action::AuditList, None, "ok"))
             .await?;
         Ok((total, rows.iter().map(Self::listed).collect()))
     }
@@ -91,7 +100,7 @@ impl Vault {
             .store
             .audit_page(&self.tenant, Some(&token), page.offset, page.limit)
             .await?;
-        self.audit(audit_event(who, "view audit events", Some(&token), "ok"))
+        self.audit(audit_event(who, Action::AuditList, Some(&token), "ok"))
             .await?;
         Ok((total, rows.iter().map(Self::listed).collect()))
     }
@@ -130,7 +139,7 @@ impl Vault {
         }
         self.audit(audit_event(
             who,
-            "view audit event",
+            Action::AuditGet,
             e.record.as_deref(),
             "ok",
         ))

@@ -22,10 +22,12 @@ use std::io::Write;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use strongbox_crypto::new_event_token;
-use strongbox_store::backup::{Cell, ExportedRow, Kind, SCHEMA_VERSION, TABLES, Table, table};
+use strongbox_store::backup::{
+    Cell, ExportedRow, Kind, OLDEST_RESTORED_SCHEMA, SCHEMA_VERSION, TABLES, Table, table,
+};
 use strongbox_store::{AuditEvent, Preserved, Store, WriteOp};
 
-use crate::kinds::{KeyKind, RecordKind};
+use crate::kinds::{Action, AuditAction, KeyKind, RecordKind};
 use crate::vault::now;
 
 /// The backup file format.
@@ -320,9 +322,13 @@ fn check_header(line: &[u8]) -> Result<(), String> {
     if header["format"] != FORMAT || header["version"] != FORMAT_VERSION {
         return Err("not a Strongbox backup of a format this version reads".into());
     }
-    if header["schema"] != SCHEMA_VERSION {
+    let restorable = header["schema"]
+        .as_i64()
+        .is_some_and(|v| (OLDEST_RESTORED_SCHEMA..=SCHEMA_VERSION).contains(&v));
+    if !restorable {
         return Err(format!(
-            "the backup has schema version {}, this Strongbox restores {SCHEMA_VERSION}",
+            "the backup has schema version {}, this Strongbox restores \
+             {OLDEST_RESTORED_SCHEMA} to {SCHEMA_VERSION}",
             header["schema"]
         ));
     }
@@ -677,7 +683,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
             });
         }
     }
-    let event = |tenant: &str, action: &str, record: Option<&str>| WriteOp::Audit {
+    let event = |tenant: &str, action: Action, record: Option<&str>| WriteOp::Audit {
         tenant: tenant.to_string(),
         audit: system_event(action, record),
     };
@@ -702,10 +708,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
             token: e.token.clone(),
             preserve,
             keep_kind: RecordKind::Request.name().to_string(),
-            audit: system_event(
-                "erase user again from the erasure ledger (restore)",
-                Some(&e.token),
-            ),
+            audit: system_event(Action::RestoreEraseAgain, Some(&e.token)),
         });
     }
     if replacing {
@@ -715,7 +718,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
             .chain([crate::vault::DEFAULT_TENANT])
             .collect::<HashSet<_>>()
         {
-            ops.push(event(tenant, "restore from backup", None));
+            ops.push(event(tenant, Action::Restore, None));
         }
     }
     store.write(WriteOp::Atomic(ops)).await.map_err(|e| {
@@ -733,12 +736,12 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
     })
 }
 
-fn system_event(action: &str, record: Option<&str>) -> AuditEvent {
+fn system_event(action: Action, record: Option<&str>) -> AuditEvent {
     AuditEvent {
         atoken: new_event_token(),
         at: now(),
         actor: "system".into(),
-        action: action.into(),
+        action: AuditAction::from(action).wire(),
         record: record.map(str::to_string),
         status: "ok".into(),
         app: None,
@@ -765,7 +768,7 @@ impl crate::vault::Vault {
         who: &crate::vault::Principal,
     ) -> crate::error::Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>> {
         who.require_root()?;
-        self.audit(crate::vault::audit_event(who, "backup", None, "ok"))
+        self.audit(crate::vault::audit_event(who, Action::Backup, None, "ok"))
             .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let store = self.store.clone();

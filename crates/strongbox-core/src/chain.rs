@@ -29,7 +29,7 @@ use strongbox_store::{
 };
 
 use crate::error::{Error, Result};
-use crate::kinds::KeyKind;
+use crate::kinds::{Action, KeyKind};
 use crate::vault::{OpenError, Principal, Vault, audit_event, now};
 
 /// Events linked by one sealing pass at most.
@@ -342,7 +342,7 @@ impl Vault {
         if !matches!(who, Principal::System) {
             ops.push(WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(who, "sign audit checkpoint", None, "ok"),
+                audit: audit_event(who, Action::CheckpointSign, None, "ok"),
             });
         }
         match self.store.write(WriteOp::Atomic(ops)).await {

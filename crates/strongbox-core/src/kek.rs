@@ -19,7 +19,7 @@ use strongbox_crypto::{Kek, KeyRingEntry, SecretKey};
 use strongbox_store::{KeyRow, Rewrapped, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::kinds::KeyKind;
+use crate::kinds::{Action, KeyKind};
 use crate::vault::{Principal, Vault, audit_event, now};
 
 /// Where the re-wrap stands: the last user token and record key done in this pass.
@@ -126,7 +126,12 @@ impl Vault {
             .max_by_key(|r| r.version)
             .ok_or_else(|| Error::internal("the key ring has no KEK"))?;
         let version = self
-            .add_key_version(who, newest, "KEK", "another KEK rotation is under way")
+            .add_key_version(
+                who,
+                newest,
+                Action::KekRotate,
+                "another KEK rotation is under way",
+            )
             .await?;
         self.reload_keys().await?;
         *self
@@ -158,7 +163,7 @@ impl Vault {
             .add_key_version(
                 &Principal::System,
                 newest,
-                "KEK",
+                Action::KekRotate,
                 "another KEK rotation is under way",
             )
             .await
@@ -184,12 +189,12 @@ impl Vault {
 
     /// Adds the version after `newest` of its kind to the key ring, with a fresh
     /// secret wrapped by the key this server was opened with, and an audit event
-    /// ("rotate <label> to version N"). `busy` is the 409 if that version exists.
+    /// (`action`, with the version). `busy` is the 409 if that version exists.
     pub(crate) async fn add_key_version(
         &self,
         who: &Principal,
         newest: &KeyRow,
-        label: &str,
+        action: Action,
         busy: &str,
     ) -> Result<i64> {
         // If the root key was rotated since this server started, the store's entries
@@ -226,12 +231,7 @@ impl Vault {
             },
             WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(
-                    who,
-                    &format!("rotate {label} to version {version}"),
-                    None,
-                    "ok",
-                ),
+                audit: audit_event(who, action.with([&version]), None, "ok"),
             },
         ]);
         match self.store.write(op).await {
@@ -312,7 +312,7 @@ impl Vault {
                     rows,
                     audit: audit_event(
                         &Principal::System,
-                        &format!("rewrap {n} DEKs under KEK version {current}"),
+                        Action::KekRewrap.with([&n, &current]),
                         None,
                         "ok",
                     ),
@@ -391,7 +391,7 @@ impl Vault {
                 version,
                 audit: audit_event(
                     &Principal::System,
-                    &format!("retire KEK version {version}"),
+                    Action::KekRetire.with([&version]),
                     None,
                     "ok",
                 ),

@@ -87,3 +87,392 @@ impl KeyKind {
         .find(|k| k.name() == name)
     }
 }
+
+/// What an audit event records: a closed set. Each action has a stable wire name
+/// (`user.get`), stored in `audit.action` with its arguments after colons
+/// (`user.get:email`, `agreement.accept:marketing`), and a title the API shows
+/// (`get user record by email`, Databunker's wording where it has one). Never change
+/// a name or the number of its arguments: add a new action instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    // Keep `Action::ALL` in this order, the last variant last.
+    UserCreate,
+    UserGet,
+    UserChange,
+    UserChangeByRequest,
+    UserDelete,
+    UserDeleteByRequest,
+    UserDeleteByExptoken,
+    UserDeleteByExpiration,
+    UserBulkList,
+    AppCreate,
+    AppGet,
+    AppChange,
+    AppWrite,
+    AppDelete,
+    AppList,
+    SessionCreate,
+    SessionGet,
+    SessionDelete,
+    SessionList,
+    RequestFile,
+    RequestGet,
+    RequestList,
+    RequestApprove,
+    RequestCancel,
+    ShareCreate,
+    ShareGet,
+    RootTokenRotate,
+    AccessTokenIssue,
+    AccessTokenRevoke,
+    ExpirationStart,
+    ExpirationGet,
+    ExpirationClear,
+    RetainByExptoken,
+    AgreementAccept,
+    AgreementGet,
+    AgreementList,
+    AgreementWithdraw,
+    AgreementRevoke,
+    AgreementExpire,
+    AgreementRekey,
+    LegalBasisChange,
+    LegalBasisDelete,
+    ActivityChange,
+    ActivityDelete,
+    AuditList,
+    AuditGet,
+    AuditProbe,
+    CheckpointSign,
+    ReceiptGet,
+    ReportGet,
+    KekRotate,
+    KekRewrap,
+    KekRetire,
+    IndexKeyRotate,
+    IndexBackfill,
+    IndexKeyRetire,
+    Backup,
+    Restore,
+    RestoreEraseAgain,
+}
+
+impl Action {
+    /// Every action, for lookups by name.
+    pub const ALL: &'static [Action] = &[
+        Action::UserCreate,
+        Action::UserGet,
+        Action::UserChange,
+        Action::UserChangeByRequest,
+        Action::UserDelete,
+        Action::UserDeleteByRequest,
+        Action::UserDeleteByExptoken,
+        Action::UserDeleteByExpiration,
+        Action::UserBulkList,
+        Action::AppCreate,
+        Action::AppGet,
+        Action::AppChange,
+        Action::AppWrite,
+        Action::AppDelete,
+        Action::AppList,
+        Action::SessionCreate,
+        Action::SessionGet,
+        Action::SessionDelete,
+        Action::SessionList,
+        Action::RequestFile,
+        Action::RequestGet,
+        Action::RequestList,
+        Action::RequestApprove,
+        Action::RequestCancel,
+        Action::ShareCreate,
+        Action::ShareGet,
+        Action::RootTokenRotate,
+        Action::AccessTokenIssue,
+        Action::AccessTokenRevoke,
+        Action::ExpirationStart,
+        Action::ExpirationGet,
+        Action::ExpirationClear,
+        Action::RetainByExptoken,
+        Action::AgreementAccept,
+        Action::AgreementGet,
+        Action::AgreementList,
+        Action::AgreementWithdraw,
+        Action::AgreementRevoke,
+        Action::AgreementExpire,
+        Action::AgreementRekey,
+        Action::LegalBasisChange,
+        Action::LegalBasisDelete,
+        Action::ActivityChange,
+        Action::ActivityDelete,
+        Action::AuditList,
+        Action::AuditGet,
+        Action::AuditProbe,
+        Action::CheckpointSign,
+        Action::ReceiptGet,
+        Action::ReportGet,
+        Action::KekRotate,
+        Action::KekRewrap,
+        Action::KekRetire,
+        Action::IndexKeyRotate,
+        Action::IndexBackfill,
+        Action::IndexKeyRetire,
+        Action::Backup,
+        Action::Restore,
+        Action::RestoreEraseAgain,
+    ];
+
+    /// The stable wire name and the title, whose `{}` the arguments fill in order.
+    const fn spec(self) -> (&'static str, &'static str) {
+        match self {
+            Action::UserCreate => ("user.create", "create user record"),
+            Action::UserGet => ("user.get", "get user record by {}"),
+            Action::UserChange => ("user.change", "change user record by {}"),
+            Action::UserChangeByRequest => {
+                ("user.change-by-request", "change user record by request")
+            }
+            Action::UserDelete => ("user.delete", "delete user record by {}"),
+            Action::UserDeleteByRequest => {
+                ("user.delete-by-request", "delete user record by request")
+            }
+            Action::UserDeleteByExptoken => {
+                ("user.delete-by-exptoken", "delete user data by exptoken")
+            }
+            Action::UserDeleteByExpiration => (
+                "user.delete-by-expiration",
+                "delete user data by expiration",
+            ),
+            Action::UserBulkList => ("user.bulk-list", "bulk list user record"),
+            Action::AppCreate => ("app.create", "create user app record by {}"),
+            Action::AppGet => ("app.get", "get user app record by {}"),
+            Action::AppChange => ("app.change", "change user app record by {}"),
+            Action::AppWrite => ("app.write", "change user app record"),
+            Action::AppDelete => ("app.delete", "delete user app record by {}"),
+            Action::AppList => ("app.list", "get user app list by {}"),
+            Action::SessionCreate => ("session.create", "create session"),
+            Action::SessionGet => ("session.get", "get session"),
+            Action::SessionDelete => ("session.delete", "delete session"),
+            Action::SessionList => ("session.list", "get all user sessions"),
+            Action::RequestFile => ("request.file", "user {} request"),
+            Action::RequestGet => ("request.get", "get user request by request token"),
+            Action::RequestList => ("request.list", "get user privacy requests"),
+            Action::RequestApprove => ("request.approve", "approve user request"),
+            Action::RequestCancel => ("request.cancel", "cancel user request"),
+            Action::ShareCreate => ("share.create", "create shareable record by {}"),
+            Action::ShareGet => ("share.get", "get shareable record by token"),
+            Action::RootTokenRotate => ("root-token.rotate", "rotate root token"),
+            Action::AccessTokenIssue => ("access-token.issue", "issue user access token"),
+            Action::AccessTokenRevoke => ("access-token.revoke", "revoke user access token"),
+            Action::ExpirationStart => {
+                ("expiration.start", "initiate user record expiration by {}")
+            }
+            Action::ExpirationGet => ("expiration.get", "get expiration status by {}"),
+            Action::ExpirationClear => ("expiration.clear", "clear user expiration by {}"),
+            Action::RetainByExptoken => ("expiration.retain", "retain user data by exptoken"),
+            Action::AgreementAccept => ("agreement.accept", "accept agreement for {}"),
+            Action::AgreementGet => ("agreement.get", "get agreements for {}"),
+            Action::AgreementList => ("agreement.list", "get agreements for {}"),
+            Action::AgreementWithdraw => ("agreement.withdraw", "withdraw agreement for {}"),
+            Action::AgreementRevoke => ("agreement.revoke", "revoke agreement for {}"),
+            Action::AgreementExpire => ("agreement.expire", "expire agreement"),
+            Action::AgreementRekey => (
+                "agreement.rekey",
+                "re-key a pending consent under index key version {}",
+            ),
+            Action::LegalBasisChange => ("lbasis.change", "change legal basis"),
+            Action::LegalBasisDelete => ("lbasis.delete", "delete legal basis"),
+            Action::ActivityChange => ("pactivity.change", "change processing activity"),
+            Action::ActivityDelete => ("pactivity.delete", "delete processing activity"),
+            Action::AuditList => ("audit.list", "view audit events"),
+            Action::AuditGet => ("audit.get", "view audit event"),
+            Action::AuditProbe => ("audit.probe", "probe audit log"),
+            Action::CheckpointSign => ("audit.checkpoint", "sign audit checkpoint"),
+            Action::ReceiptGet => ("receipt.get", "view erasure receipt"),
+            Action::ReportGet => ("report.get", "view access report"),
+            Action::KekRotate => ("kek.rotate", "rotate KEK to version {}"),
+            Action::KekRewrap => ("kek.rewrap", "rewrap {} DEKs under KEK version {}"),
+            Action::KekRetire => ("kek.retire", "retire KEK version {}"),
+            Action::IndexKeyRotate => ("index-key.rotate", "rotate index key to version {}"),
+            Action::IndexBackfill => (
+                "index-key.backfill",
+                "backfill {} users under index key version {}",
+            ),
+            Action::IndexKeyRetire => ("index-key.retire", "retire index key version {}"),
+            Action::Backup => ("backup", "backup"),
+            Action::Restore => ("restore", "restore from backup"),
+            Action::RestoreEraseAgain => (
+                "restore.erase-again",
+                "erase user again from the erasure ledger (restore)",
+            ),
+        }
+    }
+
+    /// The stable wire name.
+    pub const fn name(self) -> &'static str {
+        self.spec().0
+    }
+
+    /// How many arguments the action takes.
+    pub fn arity(self) -> usize {
+        self.spec().1.matches("{}").count()
+    }
+
+    /// Whether this action erases a person (what an erasure receipt stands on).
+    pub fn is_erasure(self) -> bool {
+        matches!(
+            self,
+            Action::UserDelete
+                | Action::UserDeleteByRequest
+                | Action::UserDeleteByExptoken
+                | Action::UserDeleteByExpiration
+        )
+    }
+
+    /// The action with its arguments (each a mode name, a brief, a request kind or a
+    /// number: none holds personal data or a colon).
+    pub fn with<const N: usize>(self, args: [&dyn std::fmt::Display; N]) -> AuditAction {
+        AuditAction {
+            action: self,
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+}
+
+/// An action with its arguments, as an audit event records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditAction {
+    action: Action,
+    args: Vec<String>,
+}
+
+impl From<Action> for AuditAction {
+    fn from(action: Action) -> Self {
+        AuditAction {
+            action,
+            args: Vec::new(),
+        }
+    }
+}
+
+impl From<&AuditAction> for AuditAction {
+    fn from(a: &AuditAction) -> Self {
+        a.clone()
+    }
+}
+
+impl AuditAction {
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    /// The stored form: the wire name, then each argument after a colon.
+    pub fn wire(&self) -> String {
+        let mut out = self.action.name().to_string();
+        for a in &self.args {
+            out.push(':');
+            out.push_str(a);
+        }
+        out
+    }
+
+    /// Reads a stored form; `None` for anything else (such as the prose titles that
+    /// events written before actions had names carry).
+    pub fn parse(stored: &str) -> Option<AuditAction> {
+        let (name, rest) = match stored.split_once(':') {
+            Some((name, rest)) => (name, Some(rest)),
+            None => (stored, None),
+        };
+        let action = Action::ALL.iter().copied().find(|a| a.name() == name)?;
+        let args: Vec<String> = match (action.arity(), rest) {
+            (0, None) => Vec::new(),
+            (n, Some(rest)) if n > 0 => rest.splitn(n, ':').map(str::to_string).collect(),
+            _ => return None,
+        };
+        (args.len() == action.arity()).then_some(AuditAction { action, args })
+    }
+
+    /// The title an API shows for a stored action: the action's wording with its
+    /// arguments, or the stored text itself when it is not a wire form.
+    pub fn title_of(stored: &str) -> String {
+        AuditAction::parse(stored).map_or_else(|| stored.to_string(), |a| a.to_string())
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut args = self.args.iter();
+        let mut parts = self.action.spec().1.split("{}");
+        if let Some(first) = parts.next() {
+            f.write_str(first)?;
+        }
+        for part in parts {
+            f.write_str(args.next().map_or("", String::as_str))?;
+            f.write_str(part)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_every_action_is_listed() {
+        // `ALL` lists the variants in declaration order, the last one last.
+        for (i, a) in Action::ALL.iter().enumerate() {
+            assert_eq!(*a as usize, i, "{a:?} is out of place in Action::ALL");
+            assert!(!a.name().contains(':'), "{a:?}");
+        }
+        assert_eq!(Action::ALL.len(), Action::RestoreEraseAgain as usize + 1);
+        let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "two actions share a wire name");
+    }
+
+    #[test]
+    fn wire_forms_read_back_and_titles_keep_their_wording() {
+        let a = Action::AgreementWithdraw.with([&"marketing-1"]);
+        assert_eq!(a.wire(), "agreement.withdraw:marketing-1");
+        assert_eq!(AuditAction::parse(&a.wire()), Some(a.clone()));
+        assert_eq!(a.to_string(), "withdraw agreement for marketing-1");
+        let r = Action::KekRewrap.with([&12, &3]);
+        assert_eq!(r.wire(), "kek.rewrap:12:3");
+        assert_eq!(
+            AuditAction::title_of(&r.wire()),
+            "rewrap 12 DEKs under KEK version 3"
+        );
+        assert_eq!(
+            AuditAction::title_of("user.get:email"),
+            "get user record by email"
+        );
+        assert_eq!(AuditAction::title_of("user.create"), "create user record");
+        // Prose written before actions had names, and malformed forms, read as stored.
+        for stored in [
+            "get user record by login",
+            "user.get",
+            "user.create:x",
+            "kek.rewrap:1",
+            "nothing.such",
+        ] {
+            assert_eq!(AuditAction::title_of(stored), stored);
+        }
+    }
+
+    #[test]
+    fn nothing_is_cut() {
+        // The longest stored form: a 65-character brief or a 20-digit number in every
+        // argument. The column holds 255 characters (schema version 5).
+        let brief = "b".repeat(65);
+        let longest = Action::ALL
+            .iter()
+            .map(|a| {
+                let args: Vec<String> = (0..a.arity()).map(|_| brief.clone()).collect();
+                AuditAction { action: *a, args }.wire().len()
+            })
+            .max()
+            .unwrap_or(0);
+        assert!(longest <= 255, "{longest}");
+    }
+}

@@ -18,7 +18,7 @@ use strongbox_store::{AuditEvent, RecordRow, WriteOp};
 
 use crate::chain::signed;
 use crate::error::{Error, Result};
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, AuditAction, RecordKind};
 use crate::vault::{Principal, Vault, audit_event, now};
 
 /// What the receipt calls each kind of document an erasure destroys.
@@ -93,7 +93,7 @@ impl Vault {
             "subject": token,
             "erased": event.at,
             "erased_at": crate::expiry::rfc3339(event.at),
-            "reason": event.action,
+            "reason": AuditAction::title_of(&event.action),
             "destroyed": destroyed,
             "audit": {"event": event.atoken},
             "publickey": self.public_key_hex(),
@@ -184,7 +184,7 @@ impl Vault {
             .finish_receipt(&token)
             .await?
             .ok_or_else(|| Error::not_found("no erasure receipt for this token"))?;
-        self.audit(audit_event(who, "view erasure receipt", Some(&token), "ok"))
+        self.audit(audit_event(who, Action::ReceiptGet, Some(&token), "ok"))
             .await?;
         Ok(receipt)
     }
@@ -207,7 +207,7 @@ impl Vault {
                     "atoken": e.atoken,
                     "when": e.at,
                     "time": crate::expiry::rfc3339(e.at),
-                    "action": e.action,
+                    "action": AuditAction::title_of(&e.action),
                     "actor": e.actor,
                     "status": e.status,
                 });
@@ -234,7 +234,7 @@ impl Vault {
             "chain": {"seq": head.seq, "hash": hex::encode(&head.hash)},
             "publickey": self.public_key_hex(),
         });
-        self.audit(audit_event(who, "view access report", Some(&token), "ok"))
+        self.audit(audit_event(who, Action::ReportGet, Some(&token), "ok"))
             .await?;
         Ok(signed(
             &self.keys.signer,

@@ -26,7 +26,7 @@ use strongbox_crypto::{IndexSecret, KeyRingEntry};
 use strongbox_store::{IndexEntry, KeyRow, Reindexed, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::kinds::KeyKind;
+use crate::kinds::{Action, KeyKind};
 use crate::vault::{KEK_ACTIVATION, Principal, Vault, audit_event, now};
 
 /// The blind-index secrets of a tenant.
@@ -242,7 +242,9 @@ impl Vault {
             .first()
             .ok_or_else(|| Error::internal("the key ring has no index secret"))?;
         let busy = "an index-key rotation is under way: wait for it to finish";
-        let version = self.add_key_version(who, newest, "index key", busy).await?;
+        let version = self
+            .add_key_version(who, newest, Action::IndexKeyRotate, busy)
+            .await?;
         // Done: the reloader takes it in within 500 ms if this fails.
         if let Err(e) = self.reload_keys().await {
             tracing::warn!(error = %e, "reloading the key ring after the rotation failed");
@@ -382,7 +384,7 @@ impl Vault {
                     rows,
                     audit: audit_event(
                         &Principal::System,
-                        &format!("backfill {n} users under index key version {new}"),
+                        Action::IndexBackfill.with([&n, &new]),
                         None,
                         "ok",
                     ),
@@ -441,7 +443,7 @@ impl Vault {
             successor: new,
             audit: audit_event(
                 &Principal::System,
-                &format!("retire index key version {old}"),
+                Action::IndexKeyRetire.with([&old]),
                 None,
                 "ok",
             ),

@@ -19,7 +19,7 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Page;
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, RecordKind};
 use crate::users::{Change, Mode, Subject};
 use crate::vault::{Principal, Vault, audit_event, now};
 
@@ -97,8 +97,7 @@ impl Vault {
         brief: Option<&str>,
         change: Option<Value>,
     ) -> Result<Outcome> {
-        let title = format!("user {action} request");
-        let title = title.as_str();
+        let title = &Action::RequestFile.with([&action]);
         let exists = |rtoken: String| async move {
             self.audit(audit_event(
                 who,
@@ -292,7 +291,7 @@ impl Vault {
         who: &Principal,
         rtoken: &str,
     ) -> Result<(Option<String>, Value, Option<Value>)> {
-        const ACTION: &str = "get user request by request token";
+        const ACTION: Action = Action::RequestGet;
         let row = self.request_row(who, rtoken).await?;
         let meta = meta_of(&row)?;
         let (subject, change) = self.request_subject(&row).await?;
@@ -421,7 +420,7 @@ impl Vault {
         let approved = self.decided(Some(&subject.dek), &row, APPROVED, reason)?;
         let audit = WriteOp::Audit {
             tenant: self.tenant.clone(),
-            audit: audit_event(who, "approve user request", Some(&subject.token), "ok"),
+            audit: audit_event(who, Action::RequestApprove, Some(&subject.token), "ok"),
         };
         let extra = vec![approved, audit];
         let change = || -> Result<Change> {
@@ -433,8 +432,13 @@ impl Vault {
         };
         match field(&meta, "action") {
             Some(ACTION_FORGET_ME) => {
-                self.erase_user(who, "delete user record by request", &subject.token, extra)
-                    .await
+                self.erase_user(
+                    who,
+                    &Action::UserDeleteByRequest.into(),
+                    &subject.token,
+                    extra,
+                )
+                .await
             }
             Some(ACTION_CHANGE_PROFILE) => {
                 let user = self
@@ -444,7 +448,7 @@ impl Vault {
                     .ok_or_else(|| Error::not_found("not found"))?;
                 self.apply_user_change(
                     who,
-                    "change user record by request",
+                    &Action::UserChangeByRequest.into(),
                     user,
                     &change()?,
                     &extra,
@@ -496,7 +500,7 @@ impl Vault {
                 self.decided(dek.as_ref(), &row, CANCELED, reason)?,
                 WriteOp::Audit {
                     tenant: self.tenant.clone(),
-                    audit: audit_event(who, "cancel user request", owner.as_deref(), "ok"),
+                    audit: audit_event(who, Action::RequestCancel, owner.as_deref(), "ok"),
                 },
             ]))
             .await?;
@@ -511,8 +515,10 @@ impl Vault {
         identity: &str,
         page: Page,
     ) -> Result<(usize, Vec<Value>)> {
-        const ACTION: &str = "get user privacy requests";
-        let row = self.resolve_authorized(who, ACTION, mode, identity).await?;
+        const ACTION: Action = Action::RequestList;
+        let row = self
+            .resolve_authorized(who, &ACTION.into(), mode, identity)
+            .await?;
         let mut rows = self
             .store
             .records_of(&self.tenant, &row.token, RecordKind::Request.name())

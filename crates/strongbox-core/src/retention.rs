@@ -15,7 +15,7 @@ use strongbox_store::{RecordRow, WriteOp};
 
 use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, AuditAction, RecordKind};
 use crate::users::Mode;
 use crate::vault::{Principal, Vault, audit_event, now};
 
@@ -64,7 +64,7 @@ impl Vault {
         identity: &str,
         body: Map<String, Value>,
     ) -> Result<String> {
-        let action = format!("initiate user record expiration by {}", mode.name());
+        let action = Action::ExpirationStart.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
         who.require_root()?;
         let now = now();
@@ -97,7 +97,7 @@ impl Vault {
         mode: Mode,
         identity: &str,
     ) -> Result<ExpirationStatus> {
-        let action = format!("get expiration status by {}", mode.name());
+        let action = Action::ExpirationGet.with([&mode.name()]);
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
@@ -129,7 +129,7 @@ impl Vault {
         mode: Mode,
         identity: &str,
     ) -> Result<()> {
-        let action = format!("clear user expiration by {}", mode.name());
+        let action = Action::ExpirationClear.with([&mode.name()]);
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
@@ -163,7 +163,7 @@ impl Vault {
             |_| Ok(Self::exp_row(&token, "retain", 0, "")),
             audit_event(
                 &Principal::Anonymous,
-                "retain user data by exptoken",
+                Action::RetainByExptoken,
                 Some(&token),
                 "ok",
             ),
@@ -175,12 +175,21 @@ impl Vault {
     /// The person asks to be erased now (the link's capability).
     pub async fn delete_by_exptoken(&self, exptoken: &str) -> Result<()> {
         let row = self.exp_by_token(exptoken).await?;
-        self.expire_user(&Principal::Anonymous, &row, "delete user data by exptoken")
-            .await
+        self.expire_user(
+            &Principal::Anonymous,
+            &row,
+            &Action::UserDeleteByExptoken.into(),
+        )
+        .await
     }
 
     /// Erases the user of expiry record `row` and marks it `expired`, in one commit.
-    async fn expire_user(&self, who: &Principal, row: &RecordRow, action: &str) -> Result<()> {
+    async fn expire_user(
+        &self,
+        who: &Principal,
+        row: &RecordRow,
+        action: &AuditAction,
+    ) -> Result<()> {
         let token = row.id.clone();
         let mut expired = Self::exp_row(&token, "expired", 0, "");
         expired.created = row.created;
@@ -203,7 +212,11 @@ impl Vault {
             .await?
         {
             if let Err(e) = self
-                .expire_user(&Principal::System, &row, "delete user data by expiration")
+                .expire_user(
+                    &Principal::System,
+                    &row,
+                    &Action::UserDeleteByExpiration.into(),
+                )
                 .await
             {
                 // Changed in between (retained, cancelled, another node was faster):
@@ -252,7 +265,7 @@ impl Vault {
                     tenant: self.tenant.clone(),
                     audit: audit_event(
                         &Principal::System,
-                        "expire agreement",
+                        Action::AgreementExpire,
                         record.as_deref(),
                         "ok",
                     ),

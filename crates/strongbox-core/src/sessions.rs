@@ -8,7 +8,7 @@ use strongbox_store::{RecordRow, UserRow, WriteOp};
 
 use crate::error::{Error, Result};
 use crate::expiry::{Page, capped_expiry, requested_seconds};
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, RecordKind};
 use crate::normalize::USER_INDEXES;
 use crate::users::Mode;
 use crate::vault::{Principal, Vault, audit_event, now};
@@ -99,7 +99,7 @@ impl Vault {
             RecordKind::Session.name(),
             &sid,
             |_| Ok(row.clone()),
-            audit_event(who, "create session", record, "ok"),
+            audit_event(who, Action::SessionCreate, record, "ok"),
         )
         .await?;
         Ok(sid)
@@ -122,7 +122,7 @@ impl Vault {
 
     /// Reads session `sid`: root, or the user it is linked to.
     pub async fn get_session(&self, who: &Principal, sid: &str) -> Result<SessionView> {
-        const ACTION: &str = "get session";
+        const ACTION: Action = Action::SessionGet;
         let sid = session_id(sid)?;
         let Some(row) = self
             .store
@@ -169,7 +169,7 @@ impl Vault {
         self.delete_record(
             RecordKind::Session.name(),
             &sid,
-            audit_event(who, "delete session", owner.as_deref(), "ok"),
+            audit_event(who, Action::SessionDelete, owner.as_deref(), "ok"),
         )
         .await
     }
@@ -183,8 +183,8 @@ impl Vault {
         identity: &str,
         page: Page,
     ) -> Result<(usize, Vec<SessionView>)> {
-        const ACTION: &str = "get all user sessions";
-        let subject = self.subject(who, ACTION, mode, identity).await?;
+        const ACTION: Action = Action::SessionList;
+        let subject = self.subject(who, &ACTION.into(), mode, identity).await?;
         let now = now();
         let rows = self
             .store

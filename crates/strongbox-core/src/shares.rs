@@ -13,7 +13,7 @@ use strongbox_store::RecordRow;
 use crate::apps::parse_app_name;
 use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, RecordKind};
 use crate::users::Mode;
 use crate::vault::{Principal, Vault, audit_event, now};
 
@@ -54,7 +54,7 @@ impl Vault {
         identity: &str,
         body: Map<String, Value>,
     ) -> Result<String> {
-        let action = format!("create shareable record by {}", mode.name());
+        let action = Action::ShareCreate.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
         let now = now();
         let app = match text(&body, "app")? {
@@ -127,7 +127,7 @@ impl Vault {
     /// Reads shared record `record` (no token: the id is the capability). Unknown
     /// and expired records are "not found" alike.
     pub async fn get_share(&self, record: &str) -> Result<SharedView> {
-        const ACTION: &str = "get shareable record by token";
+        const ACTION: Action = Action::ShareGet;
         let record = parse_record_token(record).ok_or_else(|| Error::bad_request("bad uuid"))?;
         let row = self
             .store

@@ -9,7 +9,7 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, RecordKind};
 use crate::users::Mode;
 use crate::vault::{Principal, Vault, audit_event, now};
 
@@ -58,7 +58,7 @@ impl Vault {
             },
             WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(who, "rotate root token", None, "ok"),
+                audit: audit_event(who, Action::RootTokenRotate, None, "ok"),
             },
         ]);
         match self.store.write(op).await {
@@ -141,8 +141,8 @@ impl Vault {
         expiration: Option<&Value>,
     ) -> Result<IssuedToken> {
         who.require_root()?;
-        const ACTION: &str = "issue user access token";
-        let subject = self.subject(who, ACTION, mode, identity).await?;
+        const ACTION: Action = Action::AccessTokenIssue;
+        let subject = self.subject(who, &ACTION.into(), mode, identity).await?;
         let now = now();
         let lifetime = requested_seconds(expiration, now)?.unwrap_or(DEFAULT_LIFETIME);
         let expires = capped_expiry(
@@ -198,7 +198,7 @@ impl Vault {
         self.delete_record(
             RecordKind::AccessToken.name(),
             &digest,
-            audit_event(who, "revoke user access token", owner.as_deref(), "ok"),
+            audit_event(who, Action::AccessTokenRevoke, owner.as_deref(), "ok"),
         )
         .await
     }

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 pub use crate::change::Change;
 use crate::error::{Error, Result};
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, AuditAction, RecordKind};
 use crate::normalize::USER_INDEXES;
 use crate::requests::{ACTION_CHANGE_PROFILE, ACTION_FORGET_ME, Outcome};
 use crate::vault::{Principal, Vault, audit_event, now};
@@ -319,7 +319,7 @@ impl Vault {
                         .schema
                         .as_ref()
                         .and_then(|s| s.classes_in(&profile)),
-                    ..audit_event(who, "create user record", Some(&token), "ok")
+                    ..audit_event(who, Action::UserCreate, Some(&token), "ok")
                 },
                 &dek,
                 &json!({ "after": profile }),
@@ -357,7 +357,7 @@ impl Vault {
                 let profile = self.decrypt_profile(&row, &dek)?;
                 events.push(WriteOp::Audit {
                     tenant: self.tenant.clone(),
-                    audit: audit_event(who, "bulk list user record", Some(&row.token), "ok"),
+                    audit: audit_event(who, Action::UserBulkList, Some(&row.token), "ok"),
                 });
                 out.push((row.token, profile));
             }
@@ -395,7 +395,7 @@ impl Vault {
     async fn resolve_or_404(
         &self,
         who: &Principal,
-        action: &str,
+        action: &AuditAction,
         mode: Mode,
         identity: &str,
     ) -> Result<UserRow> {
@@ -417,7 +417,7 @@ impl Vault {
     pub(crate) async fn resolve_authorized(
         &self,
         who: &Principal,
-        action: &str,
+        action: &AuditAction,
         mode: Mode,
         identity: &str,
     ) -> Result<UserRow> {
@@ -435,7 +435,7 @@ impl Vault {
     pub(crate) async fn subject(
         &self,
         who: &Principal,
-        action: &str,
+        action: &AuditAction,
         mode: Mode,
         identity: &str,
     ) -> Result<Subject> {
@@ -484,7 +484,7 @@ impl Vault {
 
     /// Reads a user's profile. The read is audited durably before it is returned.
     pub async fn get_user(&self, who: &Principal, mode: Mode, identity: &str) -> Result<UserView> {
-        let action = format!("get user record by {}", mode.name());
+        let action = Action::UserGet.with([&mode.name()]);
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
@@ -522,7 +522,7 @@ impl Vault {
         identity: &str,
         change: Change,
     ) -> Result<Outcome> {
-        let action = format!("change user record by {}", mode.name());
+        let action = Action::UserChange.with([&mode.name()]);
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
@@ -591,7 +591,7 @@ impl Vault {
     pub(crate) async fn apply_user_change(
         &self,
         who: &Principal,
-        action: &str,
+        action: &AuditAction,
         mut row: UserRow,
         change: &Change,
         extra: &[WriteOp],
@@ -696,7 +696,7 @@ impl Vault {
         mode: Mode,
         identity: &str,
     ) -> Result<Outcome> {
-        let action = format!("delete user record by {}", mode.name());
+        let action = Action::UserDelete.with([&mode.name()]);
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
@@ -739,7 +739,7 @@ impl Vault {
     pub(crate) async fn erase_user(
         &self,
         who: &Principal,
-        action: &str,
+        action: &AuditAction,
         token: &str,
         mut extra: Vec<WriteOp>,
     ) -> Result<()> {

@@ -10,7 +10,7 @@ use strongbox_crypto::{
 use strongbox_store::{AuditEvent, InitData, KeyRow, Store, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::kinds::KeyKind;
+use crate::kinds::{Action, AuditAction, KeyKind};
 use crate::normalize::Normalizer;
 
 /// The tenant of the v1 API (Databunker's open-source edition has one).
@@ -569,7 +569,7 @@ impl Vault {
             // the log is back.
             let probe = WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(&Principal::System, "probe audit log", None, "ok"),
+                audit: audit_event(&Principal::System, Action::AuditProbe, None, "ok"),
             };
             if self.store.write(probe).await.is_err() {
                 return Some("the audit log refuses writes");
@@ -601,13 +601,11 @@ impl Vault {
     }
 }
 
-/// A new audit event for `principal` doing `action` on `record`.
-/// Characters of an audit event's action that are kept.
-const AUDIT_ACTION_MAX: usize = 64;
-
+/// A new audit event for `principal` doing `action` on `record`. The action is stored
+/// in its wire form (`kinds::AuditAction`), which always fits its column.
 pub(crate) fn audit_event(
     principal: &Principal,
-    action: &str,
+    action: impl Into<AuditAction>,
     record: Option<&str>,
     status: &str,
 ) -> AuditEvent {
@@ -615,8 +613,7 @@ pub(crate) fn audit_event(
         atoken: new_event_token(),
         at: now(),
         actor: principal.audit_label(),
-        // The column holds 64 characters (a long consent brief would not fit).
-        action: action.chars().take(AUDIT_ACTION_MAX).collect(),
+        action: action.into().wire(),
         record: record.map(str::to_string),
         status: status.to_string(),
         app: None,

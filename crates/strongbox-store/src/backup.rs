@@ -157,7 +157,11 @@ impl Table {
 }
 
 /// The schema version backups are written in and restored into.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
+
+/// The oldest schema version whose backups restore: its rows are valid rows of
+/// [`SCHEMA_VERSION`] (version 5 only widened a column).
+pub const OLDEST_RESTORED_SCHEMA: i64 = 4;
 
 /// The table named `name`.
 pub fn table(name: &str) -> Option<&'static Table> {

@@ -24,6 +24,11 @@
 //!
 //! Version 3 adds an event's app, its sealed detail (values before and after a change)
 //! and the data classes (`pii`, `phi`, …) of the fields it touched.
+//!
+//! Version 5 widens `audit.action` to 255 characters: it holds an action's wire name and
+//! arguments (`agreement.withdraw:<brief>`), which a 65-character brief takes past 64.
+//! Widening a `VARCHAR` is a catalog change on PostgreSQL and done in place by InnoDB
+//! (the length prefix is two bytes either way); SQLite does not limit `TEXT`.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -185,6 +190,7 @@ const SQLITE: &[(i64, &[&str])] = &[
              hash BLOB NOT NULL, at INTEGER NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (tenant, seq))",
         ],
     ),
+    (5, &[]),
 ];
 
 const POSTGRES: &[(i64, &[&str])] = &[
@@ -234,6 +240,10 @@ const POSTGRES: &[(i64, &[&str])] = &[
             "CREATE TABLE audit_checkpoint (tenant VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, \
              hash BYTEA NOT NULL, at BIGINT NOT NULL, signature BYTEA NOT NULL, PRIMARY KEY (tenant, seq))",
         ],
+    ),
+    (
+        5,
+        &["ALTER TABLE audit ALTER COLUMN action TYPE VARCHAR(255)"],
     ),
 ];
 
@@ -289,6 +299,10 @@ const MYSQL: &[(i64, &[&str])] = &[
              hash VARBINARY(32) NOT NULL, at BIGINT NOT NULL, signature VARBINARY(64) NOT NULL, \
              PRIMARY KEY (tenant, seq)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         ],
+    ),
+    (
+        5,
+        &["ALTER TABLE audit MODIFY action VARCHAR(255) NOT NULL"],
     ),
 ];
 

@@ -6,7 +6,7 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use super::*;
 use crate::error::{Error, Result};
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, RecordKind};
 use crate::vault::{Principal, Vault, audit_event, now};
 
 impl Vault {
@@ -82,7 +82,7 @@ impl Vault {
             &target,
             &meta,
             current.is_some(),
-            audit_event(who, "change processing activity", None, "ok"),
+            audit_event(who, Action::ActivityChange, None, "ok"),
             "a processing activity with that name exists",
         )
         .await
@@ -149,7 +149,7 @@ impl Vault {
         self.delete_record(
             RecordKind::Activity.name(),
             &activity,
-            audit_event(who, "delete processing activity", None, "ok"),
+            audit_event(who, Action::ActivityDelete, None, "ok"),
         )
         .await
     }
@@ -187,7 +187,7 @@ impl Vault {
                     ..current.clone()
                 })
             },
-            audit_event(who, "change processing activity", None, "ok"),
+            audit_event(who, Action::ActivityChange, None, "ok"),
         )
         .await?;
         Ok(())

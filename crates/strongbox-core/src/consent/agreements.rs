@@ -8,7 +8,7 @@ use strongbox_store::{IndexEntry, RecordRow, StoreError, WriteOp};
 
 use super::*;
 use crate::error::{Error, Result};
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, AuditAction, RecordKind};
 use crate::requests::{ACTION_WITHDRAW, Outcome};
 use crate::users::{Mode, Subject};
 use crate::vault::{Principal, Vault, audit_event, now};
@@ -79,7 +79,7 @@ impl Vault {
     async fn party(
         &self,
         who: &Principal,
-        action: &str,
+        action: &AuditAction,
         mode: Mode,
         identity: &str,
         pending: bool,
@@ -174,7 +174,7 @@ impl Vault {
         if self.legal_basis(&brief).await?.is_none() {
             return Err(Error::not_found("not found"));
         }
-        let action = format!("accept agreement for {brief}");
+        let action = Action::AgreementAccept.with([&brief]);
         let party = self.party(who, &action, mode, identity, true).await?;
         let now = now();
         let status = consent_status(body.get("status"));
@@ -273,7 +273,7 @@ impl Vault {
         if self.legal_basis(&brief).await?.is_none() {
             return Err(Error::not_found("not found"));
         }
-        let action = format!("get agreements for {brief}");
+        let action = Action::AgreementGet.with([&brief]);
         let party = self.party(who, &action, mode, identity, false).await?;
         let id = agreement_id(party.key(), &brief);
         let Some(row) = self
@@ -296,7 +296,7 @@ impl Vault {
         mode: Mode,
         identity: &str,
     ) -> Result<Vec<Value>> {
-        let action = format!("get agreements for {}", mode.name());
+        let action = Action::AgreementList.with([&mode.name()]);
         let party = self.party(who, &action, mode, identity, false).await?;
         let rows = self
             .store
@@ -326,7 +326,7 @@ impl Vault {
         let Some(basis) = self.legal_basis(&brief).await? else {
             return Err(Error::not_found("not found"));
         };
-        let action = format!("withdraw agreement for {brief}");
+        let action = Action::AgreementWithdraw.with([&brief]);
         let party = self.party(who, &action, mode, identity, true).await?;
         let modifier = text(&body, "lastmodifiedby")?.unwrap_or_default();
         if let (Principal::User { .. }, Party::User { token, dek }) = (who, &party)
@@ -409,7 +409,7 @@ impl Vault {
         modifier: &str,
         extra: &[WriteOp],
     ) -> Result<()> {
-        let action = format!("withdraw agreement for {brief}");
+        let action = Action::AgreementWithdraw.with([&brief]);
         let record = match party {
             Party::User { token, .. } => Some(token.as_str()),
             Party::Pending(_) => None,
@@ -511,7 +511,7 @@ impl Vault {
     }
 
     pub(super) async fn revoke_agreements(&self, who: &Principal, brief: &str) -> Result<()> {
-        let action = format!("revoke agreement for {brief}");
+        let action = Action::AgreementRevoke.with([&brief]);
         for row in self
             .store
             .records_by_label(&self.tenant, RecordKind::Agreement.name(), brief)
@@ -728,10 +728,7 @@ impl Vault {
                 tenant: self.tenant.clone(),
                 audit: audit_event(
                     &Principal::System,
-                    &format!(
-                        "re-key a pending consent under index key version {}",
-                        secret.version
-                    ),
+                    Action::AgreementRekey.with([&secret.version]),
                     None,
                     "ok",
                 ),

@@ -5,7 +5,7 @@ use strongbox_store::RecordRow;
 
 use super::*;
 use crate::error::{Error, Result};
-use crate::kinds::RecordKind;
+use crate::kinds::{Action, RecordKind};
 use crate::vault::{Principal, Vault, audit_event, now};
 
 impl Vault {
@@ -135,7 +135,7 @@ impl Vault {
             &target,
             &meta,
             current.is_some(),
-            audit_event(who, "change legal basis", None, "ok"),
+            audit_event(who, Action::LegalBasisChange, None, "ok"),
             "a legal basis with that brief exists",
         )
         .await
@@ -164,7 +164,7 @@ impl Vault {
                 .delete_record(
                     RecordKind::LegalBasis.name(),
                     &brief,
-                    audit_event(who, "delete legal basis", None, "ok"),
+                    audit_event(who, Action::LegalBasisDelete, None, "ok"),
                 )
                 .await;
         }
@@ -182,7 +182,7 @@ impl Vault {
                     ..RecordRow::default()
                 })
             },
-            audit_event(who, "delete legal basis", None, "ok"),
+            audit_event(who, Action::LegalBasisDelete, None, "ok"),
         )
         .await?;
         Ok(())

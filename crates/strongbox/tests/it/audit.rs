@@ -11,6 +11,7 @@ backend_tests!(
     audit_lists_and_opens_events,
     audit_authorization,
     erased_subjects_events_stay_but_cannot_be_opened,
+    long_actions_are_kept_whole_with_their_names,
 );
 
 fn rows(v: &Value) -> &Vec<Value> {
@@ -233,4 +234,52 @@ fn erased_subjects_events_stay_but_cannot_be_opened(b: &Backend) {
             .expect(200);
         assert_eq!(e["event"], json!({}), "{r}");
     }
+}
+
+/// An action with the longest brief a legal basis may have is stored and shown whole
+/// (the column held 64 characters before schema version 5), with its stable name.
+fn long_actions_are_kept_whole_with_their_names(b: &Backend) {
+    let s = Server::start(b);
+    let brief = format!("m{}", "x".repeat(64));
+    s.call(
+        "POST",
+        &format!("/v1/lbasis/{brief}"),
+        Body::Json(json!({"basistype": "consent", "usercontrol": true})),
+    )
+    .expect(200);
+    let t = s.create_user(json!({"login": "long1"}));
+    s.call(
+        "POST",
+        &format!("/v1/agreement/{brief}/token/{t}"),
+        Body::Json(json!({"agreementmethod": "api"})),
+    )
+    .expect(200);
+    s.call(
+        "DELETE",
+        &format!("/v1/agreement/{brief}/token/{t}"),
+        Body::None,
+    )
+    .expect(200);
+    let v = s
+        .call("GET", &format!("/v1/audit/list/{t}?limit=10"), Body::None)
+        .expect(200);
+    let pairs: Vec<(&str, &str)> = rows(&v)
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap(), r["title"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            (
+                "agreement.withdraw",
+                format!("withdraw agreement for {brief}").as_str()
+            ),
+            (
+                "agreement.accept",
+                format!("accept agreement for {brief}").as_str()
+            ),
+            ("user.create", "create user record"),
+        ],
+        "newest first"
+    );
 }
