@@ -9,7 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{Action, RecordKind};
 use crate::requests::{ACTION_CHANGE_APP, Outcome};
 use crate::users::{Change, Mode, Subject};
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 /// An app name as Databunker accepts it: lower-cased, then `[a-z][a-z0-9_]{1,30}`.
 pub fn parse_app_name(name: &str) -> Result<String> {
@@ -54,10 +54,10 @@ impl Vault {
         let id = app_id(&subject.token, &app);
         let doc = Value::Object(doc);
         let body = self.seal_body(&subject.dek, RecordKind::App.name(), &id, &doc)?;
-        let mut audit = audit_event(who, &action, Some(&subject.token), "ok");
+        let mut audit = self.new_event(who, &action, Some(&subject.token), "ok");
         audit.app = Some(app.clone());
         let audit = self.with_detail(audit, &subject.dek, &json!({ "after": doc }))?;
-        let now = now();
+        let now = self.now();
         let mut exists = false;
         let written = self
             .upsert_record(
@@ -123,12 +123,12 @@ impl Vault {
             .record(&self.tenant, RecordKind::App.name(), &id)
             .await?
         else {
-            self.audit(audit_event(who, &action, Some(&subject.token), "not-found"))
+            self.audit(self.new_event(who, &action, Some(&subject.token), "not-found"))
                 .await?;
             return Err(Error::not_found("not found"));
         };
         let doc = self.open_body(&subject.dek, &row)?;
-        self.audit(audit_event(who, &action, Some(&subject.token), "ok"))
+        self.audit(self.new_event(who, &action, Some(&subject.token), "ok"))
             .await?;
         Ok((subject.token, doc))
     }
@@ -188,7 +188,7 @@ impl Vault {
         extra: &[WriteOp],
     ) -> Result<()> {
         let id = app_id(&subject.token, app);
-        let mut audit = audit_event(who, Action::AppWrite, Some(&subject.token), "ok");
+        let mut audit = self.new_event(who, Action::AppWrite, Some(&subject.token), "ok");
         audit.app = Some(app.to_string());
         // The event carries the document before and after, so it is built on each
         // attempt, once the current document is known.
@@ -220,7 +220,7 @@ impl Vault {
                 owner: Some(subject.token.clone()),
                 label: Some(app.to_string()),
                 created: current.created,
-                updated: now(),
+                updated: self.now(),
                 version: current.version + 1,
                 body: Some(self.seal_body(&subject.dek, RecordKind::App.name(), &id, &new)?),
                 ..RecordRow::default()
@@ -275,7 +275,7 @@ impl Vault {
         if self.app_needs_approval(who, &app) {
             // There is no request to delete app data: the DPO deletes it, or the
             // user asks to be forgotten.
-            self.audit(audit_event(who, &action, Some(&subject.token), "denied"))
+            self.audit(self.new_event(who, &action, Some(&subject.token), "denied"))
                 .await?;
             return Err(Error::new(
                 ErrorKind::Forbidden,
@@ -286,7 +286,7 @@ impl Vault {
         self.delete_record(
             RecordKind::App.name(),
             &id,
-            audit_event(who, &action, Some(&subject.token), "ok"),
+            self.new_event(who, &action, Some(&subject.token), "ok"),
         )
         .await?;
         Ok(subject.token)
@@ -307,7 +307,7 @@ impl Vault {
             .await?;
         let mut apps: Vec<String> = rows.into_iter().filter_map(|r| r.label).collect();
         apps.sort_unstable_by(|a, b| b.cmp(a));
-        self.audit(audit_event(who, &action, Some(&subject.token), "ok"))
+        self.audit(self.new_event(who, &action, Some(&subject.token), "ok"))
             .await?;
         Ok((subject.token, apps))
     }

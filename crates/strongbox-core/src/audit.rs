@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::expiry::Page;
 use crate::kinds::{Action, AuditAction};
-use crate::vault::{Principal, Vault, audit_event};
+use crate::vault::{Principal, Vault};
 
 /// The Unix time (seconds) a UUIDv7 event token carries.
 fn event_time(atoken: &str) -> Option<i64> {
@@ -81,7 +81,7 @@ impl Vault {
             .store
             .audit_page(&self.tenant, None, page.offset, page.limit)
             .await?;
-        self.audit(audit_event(who, Action::AuditList, None, "ok"))
+        self.audit(self.new_event(who, Action::AuditList, None, "ok"))
             .await?;
         Ok((total, rows.iter().map(Self::listed).collect()))
     }
@@ -100,7 +100,7 @@ impl Vault {
             .store
             .audit_page(&self.tenant, Some(&token), page.offset, page.limit)
             .await?;
-        self.audit(audit_event(who, Action::AuditList, Some(&token), "ok"))
+        self.audit(self.new_event(who, Action::AuditList, Some(&token), "ok"))
             .await?;
         Ok((total, rows.iter().map(Self::listed).collect()))
     }
@@ -137,13 +137,8 @@ impl Vault {
                 event = serde_json::from_slice(&plain).map_err(Error::internal)?;
             }
         }
-        self.audit(audit_event(
-            who,
-            Action::AuditGet,
-            e.record.as_deref(),
-            "ok",
-        ))
-        .await?;
+        self.audit(self.new_event(who, Action::AuditGet, e.record.as_deref(), "ok"))
+            .await?;
         Ok(event)
     }
 }

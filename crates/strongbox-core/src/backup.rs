@@ -27,8 +27,8 @@ use strongbox_store::backup::{
 };
 use strongbox_store::{AuditEvent, Preserved, Store, WriteOp};
 
+use crate::clock::{Clock, SystemClock};
 use crate::kinds::{Action, AuditAction, KeyKind, RecordKind};
-use crate::vault::now;
 
 /// The backup file format.
 pub const FORMAT: &str = "strongbox-backup";
@@ -155,7 +155,7 @@ pub async fn write_backup(store: &Store, mut out: Sink<'_>) -> BackupResult<Mani
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "schema": SCHEMA_VERSION,
-            "created": now(),
+            "created": SystemClock.now(),
             "tables": TABLES.iter().map(|t| t.name).collect::<Vec<_>>(),
         }))?;
         hash.update(&header);
@@ -739,7 +739,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
 fn system_event(action: Action, record: Option<&str>) -> AuditEvent {
     AuditEvent {
         atoken: new_event_token(),
-        at: now(),
+        at: SystemClock.now(),
         actor: "system".into(),
         action: AuditAction::from(action).wire(),
         record: record.map(str::to_string),
@@ -768,7 +768,7 @@ impl crate::vault::Vault {
         who: &crate::vault::Principal,
     ) -> crate::error::Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>> {
         who.require_root()?;
-        self.audit(crate::vault::audit_event(who, Action::Backup, None, "ok"))
+        self.audit(self.new_event(who, Action::Backup, None, "ok"))
             .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let store = self.store.clone();

@@ -30,7 +30,7 @@ use strongbox_store::{
 
 use crate::error::{Error, Result};
 use crate::kinds::{Action, KeyKind};
-use crate::vault::{OpenError, Principal, Vault, audit_event, now};
+use crate::vault::{OpenError, Principal, Vault};
 
 /// Events linked by one sealing pass at most.
 pub const SEAL_BATCH: usize = 2000;
@@ -132,6 +132,7 @@ pub(crate) async fn signing_key(
     root: &RootKey,
     tenant: &str,
     rows: &[KeyRow],
+    now: i64,
 ) -> std::result::Result<VaultSigner, OpenError> {
     let entry = KeyRingEntry {
         tenant,
@@ -165,7 +166,7 @@ pub(crate) async fn signing_key(
             kind: KeyKind::Signing.name().to_string(),
             version: 1,
             wrapped: root.wrap(&entry, &seed)?,
-            created: now(),
+            created: now,
         },
         meta: vec![(public_key_name(tenant), signer.public_key().to_vec())],
     };
@@ -235,7 +236,7 @@ impl Vault {
                 ),
                 None => (0, chain_genesis(&self.tenant).to_vec(), 0, Vec::new(), None),
             };
-            let now = now();
+            let now = self.now();
             // Late arrivals first: ids that were missing when later ones were sealed,
             // looked up together. An id missing for longer than GAP_TTL is given up
             // (its transaction rolled back).
@@ -327,7 +328,7 @@ impl Vault {
     pub async fn checkpoint_audit(&self, who: &Principal) -> Result<Value> {
         who.require_root()?;
         let head = self.seal_audit().await?;
-        let at = now();
+        let at = self.now();
         let msg = checkpoint_message(&self.tenant, head.seq, &head.hash, at);
         let row = CheckpointRow {
             seq: head.seq,
@@ -342,7 +343,7 @@ impl Vault {
         if !matches!(who, Principal::System) {
             ops.push(WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(who, Action::CheckpointSign, None, "ok"),
+                audit: self.new_event(who, Action::CheckpointSign, None, "ok"),
             });
         }
         match self.store.write(WriteOp::Atomic(ops)).await {

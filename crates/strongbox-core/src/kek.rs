@@ -20,7 +20,7 @@ use strongbox_store::{KeyRow, Rewrapped, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{Action, KeyKind};
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 /// Where the re-wrap stands: the last user token and record key done in this pass.
 #[derive(Default)]
@@ -89,7 +89,7 @@ impl Vault {
                 Err(_) => unreadable = true,
             }
         }
-        let now = now();
+        let now = self.now();
         let mut set = self
             .keys
             .keks
@@ -156,7 +156,8 @@ impl Vault {
         let Some(newest) = keks.iter().max_by_key(|r| r.version) else {
             return Ok(None);
         };
-        if keks.len() > 1 || now().saturating_sub(newest.created) < every || self.keks().stale {
+        if keks.len() > 1 || self.now().saturating_sub(newest.created) < every || self.keks().stale
+        {
             return Ok(None);
         }
         match self
@@ -225,13 +226,13 @@ impl Vault {
                     kind: kind.to_string(),
                     version,
                     wrapped: self.keys.wrapper.wrap(&entry, &SecretKey::generate()?)?,
-                    created: now(),
+                    created: self.now(),
                 },
                 meta: Vec::new(),
             },
             WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(who, action.with([&version]), None, "ok"),
+                audit: self.new_event(who, action.with([&version]), None, "ok"),
             },
         ]);
         match self.store.write(op).await {
@@ -310,7 +311,7 @@ impl Vault {
                 .write(WriteOp::Rewrap {
                     tenant: self.tenant.clone(),
                     rows,
-                    audit: audit_event(
+                    audit: self.new_event(
                         &Principal::System,
                         Action::KekRewrap.with([&n, &current]),
                         None,
@@ -379,7 +380,7 @@ impl Vault {
             let old: Vec<i64> = set.all.keys().copied().filter(|v| *v < current).collect();
             (old, set.created.get(&current).copied().unwrap_or(0))
         };
-        if remaining > 0 || now() - created < retire_after {
+        if remaining > 0 || self.now() - created < retire_after {
             return Ok(());
         }
         if self.keks().stale {
@@ -389,7 +390,7 @@ impl Vault {
             let op = WriteOp::RetireKek {
                 tenant: self.tenant.clone(),
                 version,
-                audit: audit_event(
+                audit: self.new_event(
                     &Principal::System,
                     Action::KekRetire.with([&version]),
                     None,

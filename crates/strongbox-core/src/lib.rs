@@ -6,6 +6,7 @@ mod audit;
 pub mod backup;
 pub mod chain;
 pub mod change;
+pub mod clock;
 pub mod consent;
 pub mod error;
 pub mod expiry;

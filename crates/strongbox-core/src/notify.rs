@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::kinds::RecordKind;
-use crate::vault::{Vault, now};
+use crate::vault::Vault;
 
 /// Attempts before a notification is given up (about a day with the backoff below).
 pub const MAX_ATTEMPTS: i64 = 20;
@@ -46,7 +46,7 @@ impl Vault {
         }
         let id = new_event_token();
         let (dek, kek_version, wrapped) = self.new_record_dek(RecordKind::Outbox.name(), &id)?;
-        let now = now();
+        let now = self.now();
         Ok(Some(WriteOp::PutRecord {
             tenant: self.tenant.clone(),
             record: RecordRow {
@@ -112,7 +112,7 @@ impl Vault {
     pub async fn due_notifications(&self, limit: usize) -> Result<Vec<Notification>> {
         let rows = self
             .store
-            .records_due(&self.tenant, RecordKind::Outbox.name(), now())
+            .records_due(&self.tenant, RecordKind::Outbox.name(), self.now())
             .await?;
         let mut out = Vec::new();
         for row in rows {
@@ -198,8 +198,8 @@ impl Vault {
         let attempts = n.attempts + 1;
         let wait = (1_i64 << attempts.clamp(0, 12)).min(MAX_BACKOFF);
         let mut row = n.row.clone();
-        row.expires = Some(now() + wait);
-        row.updated = now();
+        row.expires = Some(self.now() + wait);
+        row.updated = self.now();
         row.version += 1;
         row.meta = serde_json::to_vec(&json!({ "attempts": attempts })).ok();
         match self

@@ -19,7 +19,7 @@ use strongbox_store::{AuditEvent, RecordRow, WriteOp};
 use crate::chain::signed;
 use crate::error::{Error, Result};
 use crate::kinds::{Action, AuditAction, RecordKind};
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 /// What the receipt calls each kind of document an erasure destroys.
 const DESTROYED_KINDS: &[(&str, &str)] = &[
@@ -99,7 +99,7 @@ impl Vault {
             "publickey": self.public_key_hex(),
         });
         let meta = json!({"receipt": receipt, "after": after});
-        let now = now();
+        let now = self.now();
         Ok(vec![WriteOp::PutRecord {
             tenant: self.tenant.clone(),
             record: RecordRow {
@@ -157,7 +157,7 @@ impl Vault {
             let mut meta = meta;
             meta.insert("signed".into(), done.clone());
             let updated = RecordRow {
-                updated: now(),
+                updated: self.now(),
                 version: row.version + 1,
                 meta: Some(serde_json::to_vec(&meta).map_err(Error::internal)?),
                 ..row.clone()
@@ -184,7 +184,7 @@ impl Vault {
             .finish_receipt(&token)
             .await?
             .ok_or_else(|| Error::not_found("no erasure receipt for this token"))?;
-        self.audit(audit_event(who, Action::ReceiptGet, Some(&token), "ok"))
+        self.audit(self.new_event(who, Action::ReceiptGet, Some(&token), "ok"))
             .await?;
         Ok(receipt)
     }
@@ -221,7 +221,7 @@ impl Vault {
             })
             .collect();
         let head = self.seal_audit().await?;
-        let generated = now();
+        let generated = self.now();
         let report = json!({
             "type": "access-report",
             "version": 1,
@@ -234,7 +234,7 @@ impl Vault {
             "chain": {"seq": head.seq, "hash": hex::encode(&head.hash)},
             "publickey": self.public_key_hex(),
         });
-        self.audit(audit_event(who, Action::ReportGet, Some(&token), "ok"))
+        self.audit(self.new_event(who, Action::ReportGet, Some(&token), "ok"))
             .await?;
         Ok(signed(
             &self.keys.signer,

@@ -27,7 +27,7 @@ use strongbox_store::{IndexEntry, KeyRow, Reindexed, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{Action, KeyKind};
-use crate::vault::{KEK_ACTIVATION, Principal, Vault, audit_event, now};
+use crate::vault::{KEK_ACTIVATION, Principal, Vault};
 
 /// The blind-index secrets of a tenant.
 #[derive(Default)]
@@ -194,7 +194,7 @@ impl Vault {
                 Err(_) => readable = false,
             }
         }
-        let now = now();
+        let now = self.now();
         let mut set = self
             .keys
             .index
@@ -319,7 +319,7 @@ impl Vault {
             .store
             .users_to_reindex(&self.tenant, (old, new), &after, batch)
             .await?;
-        let now = now();
+        let now = self.now();
         let users: Vec<_> = if later_pass {
             let c = self.reindex_cursor();
             found
@@ -382,7 +382,7 @@ impl Vault {
                 .write(WriteOp::Reindex {
                     tenant: self.tenant.clone(),
                     rows,
-                    audit: audit_event(
+                    audit: self.new_event(
                         &Principal::System,
                         Action::IndexBackfill.with([&n, &new]),
                         None,
@@ -441,7 +441,7 @@ impl Vault {
             tenant: self.tenant.clone(),
             version: old,
             successor: new,
-            audit: audit_event(
+            audit: self.new_event(
                 &Principal::System,
                 Action::IndexKeyRetire.with([&old]),
                 None,
@@ -462,7 +462,7 @@ impl Vault {
         self.reindex_cursor().purge = Some(Purge {
             below: new,
             after: String::new(),
-            not_before: now() + KEK_ACTIVATION,
+            not_before: self.now() + KEK_ACTIVATION,
         });
         Ok(())
     }
@@ -470,7 +470,7 @@ impl Vault {
     /// Deletes the entries under retired versions of up to `batch` users.
     async fn purge_index(&self, batch: usize) -> Result<usize> {
         let (below, after) = match &self.reindex_cursor().purge {
-            Some(p) if p.not_before <= now() => (p.below, p.after.clone()),
+            Some(p) if p.not_before <= self.now() => (p.below, p.after.clone()),
             _ => return Ok(0),
         };
         if after.is_empty() {
@@ -521,7 +521,7 @@ impl Vault {
             (0, 0)
         };
         let pending = self.pending_agreements_below(newest).await?;
-        let now = now();
+        let now = self.now();
         let stuck = self
             .reindex_cursor()
             .tried

@@ -21,7 +21,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Page;
 use crate::kinds::{Action, RecordKind};
 use crate::users::{Change, Mode, Subject};
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 pub(crate) const ACTION_FORGET_ME: &str = "forget-me";
 pub(crate) const ACTION_CHANGE_PROFILE: &str = "change-profile";
@@ -99,13 +99,8 @@ impl Vault {
     ) -> Result<Outcome> {
         let title = &Action::RequestFile.with([&action]);
         let exists = |rtoken: String| async move {
-            self.audit(audit_event(
-                who,
-                title,
-                Some(&subject.token),
-                "request-exists",
-            ))
-            .await?;
+            self.audit(self.new_event(who, title, Some(&subject.token), "request-exists"))
+                .await?;
             Ok(Outcome::Requested {
                 rtoken,
                 existed: true,
@@ -131,7 +126,7 @@ impl Vault {
         }
         let guard = self.request_guard(&subject.token, action, app, brief, change.as_ref());
         let rtoken = new_record_token();
-        let now = now();
+        let now = self.now();
         let mut meta = json!({
             "rtoken": rtoken, "token": subject.token, "action": action, "status": OPEN,
             "creationtime": now, "when": now,
@@ -190,7 +185,7 @@ impl Vault {
             },
             WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(who, title, Some(&subject.token), "request-created"),
+                audit: self.new_event(who, title, Some(&subject.token), "request-created"),
             },
         ]);
         match self.store.write(op).await {
@@ -302,7 +297,7 @@ impl Vault {
             (None, None) => Some(self.profile_of(&subject).await?),
         };
         let original = original.ok_or_else(|| Error::not_found("not found"))?;
-        self.audit(audit_event(who, ACTION, Some(&subject.token), "ok"))
+        self.audit(self.new_event(who, ACTION, Some(&subject.token), "ok"))
             .await?;
         Ok((app, original, change))
     }
@@ -347,7 +342,7 @@ impl Vault {
             .remove("guard")
             .and_then(|g| g.as_str().map(str::to_string));
         meta.insert("status".into(), Value::from(status));
-        meta.insert("when".into(), Value::from(now()));
+        meta.insert("when".into(), Value::from(self.now()));
         // Only rows from before reasons were sealed have one here.
         meta.remove(REASON);
         let body = match (reason.filter(|r| !r.is_empty()), dek) {
@@ -373,7 +368,7 @@ impl Vault {
             tenant: self.tenant.clone(),
             record: RecordRow {
                 label: Some(status.into()),
-                updated: now(),
+                updated: self.now(),
                 meta: Some(serde_json::to_vec(&meta).map_err(Error::internal)?),
                 body,
                 ..row.clone()
@@ -420,7 +415,7 @@ impl Vault {
         let approved = self.decided(Some(&subject.dek), &row, APPROVED, reason)?;
         let audit = WriteOp::Audit {
             tenant: self.tenant.clone(),
-            audit: audit_event(who, Action::RequestApprove, Some(&subject.token), "ok"),
+            audit: self.new_event(who, Action::RequestApprove, Some(&subject.token), "ok"),
         };
         let extra = vec![approved, audit];
         let change = || -> Result<Change> {
@@ -500,7 +495,7 @@ impl Vault {
                 self.decided(dek.as_ref(), &row, CANCELED, reason)?,
                 WriteOp::Audit {
                     tenant: self.tenant.clone(),
-                    audit: audit_event(who, Action::RequestCancel, owner.as_deref(), "ok"),
+                    audit: self.new_event(who, Action::RequestCancel, owner.as_deref(), "ok"),
                 },
             ]))
             .await?;
@@ -534,7 +529,7 @@ impl Vault {
             .iter()
             .map(|r| self.listed_request(r, dek.as_ref()))
             .collect::<Result<Vec<_>>>()?;
-        self.audit(audit_event(who, ACTION, Some(&row.token), "ok"))
+        self.audit(self.new_event(who, ACTION, Some(&row.token), "ok"))
             .await?;
         Ok((total, out))
     }

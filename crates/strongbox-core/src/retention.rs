@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
 use crate::kinds::{Action, AuditAction, RecordKind};
 use crate::users::Mode;
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 /// A user's retention state, as `/v1/exp/status` answers it.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -38,8 +38,8 @@ fn meta_of(row: &RecordRow) -> Result<Map<String, Value>> {
 }
 
 impl Vault {
-    fn exp_row(token: &str, status: &str, exptime: i64, exptoken: &str) -> RecordRow {
-        let now = now();
+    fn exp_row(&self, token: &str, status: &str, exptime: i64, exptoken: &str) -> RecordRow {
+        let now = self.now();
         let meta = json!({"expstatus": status, "exptime": exptime, "exptoken": exptoken});
         RecordRow {
             kind: RecordKind::Retention.name().into(),
@@ -67,7 +67,7 @@ impl Vault {
         let action = Action::ExpirationStart.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
         who.require_root()?;
-        let now = now();
+        let now = self.now();
         let exptime = capped_expiry(
             now,
             self.config.policy.max_user_retention,
@@ -79,12 +79,12 @@ impl Vault {
             Some(_) => return Err(Error::bad_request("bad status: expected a string")),
         };
         let exptoken = new_record_token();
-        let row = Self::exp_row(&subject.token, &status, exptime, &exptoken);
+        let row = self.exp_row(&subject.token, &status, exptime, &exptoken);
         self.upsert_record(
             RecordKind::Retention.name(),
             &subject.token,
             |_| Ok(row.clone()),
-            audit_event(who, &action, Some(&subject.token), "ok"),
+            self.new_event(who, &action, Some(&subject.token), "ok"),
         )
         .await?;
         Ok(exptoken)
@@ -117,7 +117,7 @@ impl Vault {
                 }
             }
         };
-        self.audit(audit_event(who, &action, Some(&row.token), "ok"))
+        self.audit(self.new_event(who, &action, Some(&row.token), "ok"))
             .await?;
         Ok(status)
     }
@@ -136,7 +136,7 @@ impl Vault {
         self.delete_record(
             RecordKind::Retention.name(),
             &row.token,
-            audit_event(who, &action, Some(&row.token), "ok"),
+            self.new_event(who, &action, Some(&row.token), "ok"),
         )
         .await
     }
@@ -160,8 +160,8 @@ impl Vault {
         self.upsert_record(
             RecordKind::Retention.name(),
             &token,
-            |_| Ok(Self::exp_row(&token, "retain", 0, "")),
-            audit_event(
+            |_| Ok(self.exp_row(&token, "retain", 0, "")),
+            self.new_event(
                 &Principal::Anonymous,
                 Action::RetainByExptoken,
                 Some(&token),
@@ -191,7 +191,7 @@ impl Vault {
         action: &AuditAction,
     ) -> Result<()> {
         let token = row.id.clone();
-        let mut expired = Self::exp_row(&token, "expired", 0, "");
+        let mut expired = self.exp_row(&token, "expired", 0, "");
         expired.created = row.created;
         expired.version = row.version + 1;
         let mark = WriteOp::PutRecord {
@@ -205,7 +205,7 @@ impl Vault {
     /// The sweeper's retention work: erases users whose expiry has passed and marks
     /// consents past their end time `expired`.
     pub(crate) async fn apply_retention(&self) -> Result<()> {
-        let now = now();
+        let now = self.now();
         for row in self
             .store
             .records_due(&self.tenant, RecordKind::Retention.name(), now)
@@ -263,7 +263,7 @@ impl Vault {
                 },
                 WriteOp::Audit {
                     tenant: self.tenant.clone(),
-                    audit: audit_event(
+                    audit: self.new_event(
                         &Principal::System,
                         Action::AgreementExpire,
                         record.as_deref(),

@@ -14,8 +14,9 @@
 use strongbox_crypto::{KeyRingEntry, RootKey};
 use strongbox_store::{KeyRow, Store, StoreError, WriteOp};
 
+use crate::clock::{Clock, SystemClock};
 use crate::kinds::KeyKind;
-use crate::vault::{DEFAULT_TENANT, OpenError, now, token_entry};
+use crate::vault::{DEFAULT_TENANT, OpenError, token_entry};
 
 /// Re-wraps the key ring of `store` from `old` to `new`, and sets (or, with `None`,
 /// removes) the `meta` entries that say how the new key is kept: its shares'
@@ -50,7 +51,7 @@ pub async fn rotate_root_key(
             kind: KeyKind::TokenHasher.name().to_string(),
             version: 1,
             wrapped: new.wrap_token_hasher(&token_entry(tenant), &old.token_hasher())?,
-            created: now(),
+            created: SystemClock.now(),
         });
     }
     let op = WriteOp::Rekey {

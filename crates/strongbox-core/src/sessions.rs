@@ -11,7 +11,7 @@ use crate::expiry::{Page, capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
 use crate::normalize::USER_INDEXES;
 use crate::users::Mode;
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 /// A session as read back.
 pub struct SessionView {
@@ -60,7 +60,7 @@ impl Vault {
         if body.is_empty() {
             return Err(Error::bad_request("empty body"));
         }
-        let now = now();
+        let now = self.now();
         let expires = capped_expiry(
             now,
             self.config.policy.max_session_retention,
@@ -99,7 +99,7 @@ impl Vault {
             RecordKind::Session.name(),
             &sid,
             |_| Ok(row.clone()),
-            audit_event(who, Action::SessionCreate, record, "ok"),
+            self.new_event(who, Action::SessionCreate, record, "ok"),
         )
         .await?;
         Ok(sid)
@@ -135,11 +135,11 @@ impl Vault {
             Some(owner) => who.may_access(owner)?,
             None => who.require_root()?,
         }
-        if row.expires.is_some_and(|e| e <= now()) {
+        if row.expires.is_some_and(|e| e <= self.now()) {
             self.delete_record(
                 RecordKind::Session.name(),
                 &sid,
-                audit_event(who, ACTION, row.owner.as_deref(), "expired"),
+                self.new_event(who, ACTION, row.owner.as_deref(), "expired"),
             )
             .await?;
             return Err(Error::not_found("session expired"));
@@ -148,7 +148,7 @@ impl Vault {
             // Its owner was erased in between: the body cannot be opened any more.
             return Err(Error::not_found("not found"));
         };
-        self.audit(audit_event(who, ACTION, row.owner.as_deref(), "ok"))
+        self.audit(self.new_event(who, ACTION, row.owner.as_deref(), "ok"))
             .await?;
         Ok(SessionView {
             session: sid,
@@ -169,7 +169,7 @@ impl Vault {
         self.delete_record(
             RecordKind::Session.name(),
             &sid,
-            audit_event(who, Action::SessionDelete, owner.as_deref(), "ok"),
+            self.new_event(who, Action::SessionDelete, owner.as_deref(), "ok"),
         )
         .await
     }
@@ -185,7 +185,7 @@ impl Vault {
     ) -> Result<(usize, Vec<SessionView>)> {
         const ACTION: Action = Action::SessionList;
         let subject = self.subject(who, &ACTION.into(), mode, identity).await?;
-        let now = now();
+        let now = self.now();
         let rows = self
             .store
             .records_of(&self.tenant, &subject.token, RecordKind::Session.name())
@@ -203,7 +203,7 @@ impl Vault {
             .collect();
         ops.push(WriteOp::Audit {
             tenant: self.tenant.clone(),
-            audit: audit_event(who, ACTION, Some(&subject.token), "ok"),
+            audit: self.new_event(who, ACTION, Some(&subject.token), "ok"),
         });
         let total = live.len();
         let mut out = Vec::new();
@@ -224,7 +224,7 @@ impl Vault {
             .write(WriteOp::DeleteExpired {
                 tenant: self.tenant.clone(),
                 kind: RecordKind::Session.name().to_string(),
-                now: now(),
+                now: self.now(),
             })
             .await?;
         Ok(())

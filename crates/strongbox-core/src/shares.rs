@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
 use crate::users::Mode;
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 /// What a shared record shows.
 pub struct SharedView {
@@ -56,7 +56,7 @@ impl Vault {
     ) -> Result<String> {
         let action = Action::ShareCreate.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
-        let now = now();
+        let now = self.now();
         let app = match text(&body, "app")? {
             Some(a) => {
                 let a = parse_app_name(&a).map_err(|_| Error::bad_request("unknown app name"))?;
@@ -118,7 +118,7 @@ impl Vault {
                     ..RecordRow::default()
                 })
             },
-            audit_event(who, &action, Some(&subject.token), "ok"),
+            self.new_event(who, &action, Some(&subject.token), "ok"),
         )
         .await?;
         Ok(record)
@@ -133,7 +133,7 @@ impl Vault {
             .store
             .record(&self.tenant, RecordKind::Share.name(), &record)
             .await?;
-        let Some(row) = row.filter(|r| r.expires.is_some_and(|e| e > now())) else {
+        let Some(row) = row.filter(|r| r.expires.is_some_and(|e| e > self.now())) else {
             return Err(Error::not_found("not found"));
         };
         let owner = row
@@ -166,7 +166,7 @@ impl Vault {
                     .store
                     .record(&self.tenant, RecordKind::Session.name(), sid)
                     .await?
-                    .filter(|s| s.expires.is_none_or(|e| e > now()))
+                    .filter(|s| s.expires.is_none_or(|e| e > self.now()))
                     // Written again since for someone else (or for nobody): it is no
                     // longer this person's, and is sealed under another key.
                     .filter(|s| s.owner.as_deref() == Some(subject.token.as_str()))
@@ -190,13 +190,8 @@ impl Vault {
                 Value::Object(out)
             }
         };
-        self.audit(audit_event(
-            &Principal::Anonymous,
-            ACTION,
-            Some(&subject.token),
-            "ok",
-        ))
-        .await?;
+        self.audit(self.new_event(&Principal::Anonymous, ACTION, Some(&subject.token), "ok"))
+            .await?;
         Ok(SharedView { app, session, data })
     }
 
@@ -206,7 +201,7 @@ impl Vault {
             .write(strongbox_store::WriteOp::DeleteExpired {
                 tenant: self.tenant.clone(),
                 kind: RecordKind::Share.name().to_string(),
-                now: now(),
+                now: self.now(),
             })
             .await?;
         Ok(())

@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
 use crate::users::Mode;
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 /// Lifetime of a user token that does not ask for one (Databunker's login tokens).
 const DEFAULT_LIFETIME: i64 = 600;
@@ -58,7 +58,7 @@ impl Vault {
             },
             WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(who, Action::RootTokenRotate, None, "ok"),
+                audit: self.new_event(who, Action::RootTokenRotate, None, "ok"),
             },
         ]);
         match self.store.write(op).await {
@@ -119,7 +119,7 @@ impl Vault {
         else {
             return Err(denied());
         };
-        if row.expires.is_none_or(|e| e <= now()) {
+        if row.expires.is_none_or(|e| e <= self.now()) {
             return Err(Error::new(ErrorKind::Forbidden, "access token expired"));
         }
         let token = row
@@ -143,7 +143,7 @@ impl Vault {
         who.require_root()?;
         const ACTION: Action = Action::AccessTokenIssue;
         let subject = self.subject(who, &ACTION.into(), mode, identity).await?;
-        let now = now();
+        let now = self.now();
         let lifetime = requested_seconds(expiration, now)?.unwrap_or(DEFAULT_LIFETIME);
         let expires = capped_expiry(
             now,
@@ -170,7 +170,7 @@ impl Vault {
                     ..RecordRow::default()
                 })
             },
-            audit_event(who, ACTION, Some(&subject.token), "ok"),
+            self.new_event(who, ACTION, Some(&subject.token), "ok"),
         )
         .await?;
         Ok(IssuedToken {
@@ -198,7 +198,7 @@ impl Vault {
         self.delete_record(
             RecordKind::AccessToken.name(),
             &digest,
-            audit_event(who, Action::AccessTokenRevoke, owner.as_deref(), "ok"),
+            self.new_event(who, Action::AccessTokenRevoke, owner.as_deref(), "ok"),
         )
         .await
     }
@@ -209,7 +209,7 @@ impl Vault {
             .write(strongbox_store::WriteOp::DeleteExpired {
                 tenant: self.tenant.clone(),
                 kind: RecordKind::AccessToken.name().to_string(),
-                now: now(),
+                now: self.now(),
             })
             .await?;
         Ok(())

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::kinds::{Action, AuditAction, RecordKind};
 use crate::normalize::USER_INDEXES;
 use crate::requests::{ACTION_CHANGE_PROFILE, ACTION_FORGET_ME, Outcome};
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 /// How many times a change is retried when the record changed under it. Each retry
 /// means another writer's change to the same record committed first, so this bounds
@@ -293,7 +293,7 @@ impl Vault {
         let profile = Value::Object(profile);
         let plaintext = Zeroizing::new(serde_json::to_vec(&profile).map_err(Error::internal)?);
         let data = dek.seal(&self.profile_aad(&token), &plaintext)?;
-        let now = now();
+        let now = self.now();
         let op = WriteOp::CreateUser {
             tenant: self.tenant.clone(),
             user: UserRow {
@@ -319,7 +319,7 @@ impl Vault {
                         .schema
                         .as_ref()
                         .and_then(|s| s.classes_in(&profile)),
-                    ..audit_event(who, Action::UserCreate, Some(&token), "ok")
+                    ..self.new_event(who, Action::UserCreate, Some(&token), "ok")
                 },
                 &dek,
                 &json!({ "after": profile }),
@@ -357,7 +357,7 @@ impl Vault {
                 let profile = self.decrypt_profile(&row, &dek)?;
                 events.push(WriteOp::Audit {
                     tenant: self.tenant.clone(),
-                    audit: audit_event(who, Action::UserBulkList, Some(&row.token), "ok"),
+                    audit: self.new_event(who, Action::UserBulkList, Some(&row.token), "ok"),
                 });
                 out.push((row.token, profile));
             }
@@ -402,7 +402,7 @@ impl Vault {
         match self.resolve(mode, identity).await? {
             Some(row) => Ok(row),
             None => {
-                self.audit(audit_event(who, action, None, "not-found"))
+                self.audit(self.new_event(who, action, None, "not-found"))
                     .await?;
                 if who.is_root() {
                     Err(Error::not_found("not found"))
@@ -423,7 +423,7 @@ impl Vault {
     ) -> Result<UserRow> {
         let row = self.resolve_or_404(who, action, mode, identity).await?;
         if let Err(e) = who.may_access(&row.token) {
-            self.audit(audit_event(who, action, Some(&row.token), "denied"))
+            self.audit(self.new_event(who, action, Some(&row.token), "denied"))
                 .await?;
             return Err(e);
         }
@@ -501,7 +501,7 @@ impl Vault {
         };
         self.audit(AuditEvent {
             classes,
-            ..audit_event(who, &action, Some(&row.token), "ok")
+            ..self.new_event(who, &action, Some(&row.token), "ok")
         })
         .await?;
         Ok(UserView {
@@ -647,7 +647,7 @@ impl Vault {
                         .schema
                         .as_ref()
                         .and_then(|s| s.classes_changed(&old, &new)),
-                    ..audit_event(who, action, Some(&row.token), "ok")
+                    ..self.new_event(who, action, Some(&row.token), "ok")
                 },
                 &dek,
                 &json!({ "before": old, "after": new }),
@@ -765,7 +765,7 @@ impl Vault {
             }
         }
         extra.extend(self.legacy_reasons_scrubbed(token).await?);
-        let event = audit_event(who, action, Some(token), "ok");
+        let event = self.new_event(who, action, Some(token), "ok");
         let receipt = self.receipt_draft(token, &event).await?;
         extra.push(WriteOp::EraseUser {
             tenant: self.tenant.clone(),

@@ -9,6 +9,7 @@ use strongbox_crypto::{
 };
 use strongbox_store::{AuditEvent, InitData, KeyRow, Store, StoreError, WriteOp};
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{Action, AuditAction, KeyKind};
 use crate::normalize::Normalizer;
@@ -46,6 +47,8 @@ pub struct VaultConfig {
     /// warning). Off by default: no read of personal data goes unaudited. Changes
     /// always fail closed (their event commits with them).
     pub audit_fail_open_reads: bool,
+    /// Where the vault reads the time (the system clock; tests move a manual one).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for VaultConfig {
@@ -60,6 +63,7 @@ impl Default for VaultConfig {
             notification_url: None,
             schema: None,
             audit_fail_open_reads: false,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -350,7 +354,7 @@ impl Vault {
         meta: Vec<(String, Vec<u8>)>,
     ) -> std::result::Result<(), OpenError> {
         let tenant = DEFAULT_TENANT;
-        let now = now();
+        let now = SystemClock.now();
         let mut keys = Vec::new();
         for kind in [KeyKind::Kek.name(), KeyKind::Index.name()] {
             let entry = KeyRingEntry {
@@ -409,7 +413,8 @@ impl Vault {
             Some(row) => root.unwrap_token_hasher(&token_entry(&tenant), &row.wrapped)?,
             None => root.token_hasher(),
         };
-        let signer = crate::chain::signing_key(&store, root, &tenant, &rows).await?;
+        let signer =
+            crate::chain::signing_key(&store, root, &tenant, &rows, config.clock.now()).await?;
         for row in rows {
             let entry = KeyRingEntry {
                 tenant: &tenant,
@@ -438,11 +443,11 @@ impl Vault {
             created,
             stale: false,
         };
-        set.pick_current(now());
+        set.pick_current(config.clock.now());
         if index.all.is_empty() {
             return Err(OpenError::KeyRing("no index secret"));
         }
-        index.pick_current(now());
+        index.pick_current(config.clock.now());
         Ok(Vault {
             store,
             keys: KeyRing {
@@ -463,6 +468,33 @@ impl Vault {
 
     pub fn config(&self) -> &VaultConfig {
         &self.config
+    }
+
+    /// The current time (Unix seconds) from the configured clock.
+    pub fn now(&self) -> i64 {
+        self.config.clock.now()
+    }
+
+    /// A new audit event for `principal` doing `action` on `record`, now. The action
+    /// is stored in its wire form (`kinds::AuditAction`), which always fits its column.
+    pub(crate) fn new_event(
+        &self,
+        principal: &Principal,
+        action: impl Into<AuditAction>,
+        record: Option<&str>,
+        status: &str,
+    ) -> AuditEvent {
+        AuditEvent {
+            atoken: new_event_token(),
+            at: self.now(),
+            actor: principal.audit_label(),
+            action: action.into().wire(),
+            record: record.map(str::to_string),
+            status: status.to_string(),
+            app: None,
+            detail: None,
+            classes: None,
+        }
     }
 
     /// The KEK that wraps new DEKs.
@@ -569,7 +601,7 @@ impl Vault {
             // the log is back.
             let probe = WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(&Principal::System, Action::AuditProbe, None, "ok"),
+                audit: self.new_event(&Principal::System, Action::AuditProbe, None, "ok"),
             };
             if self.store.write(probe).await.is_err() {
                 return Some("the audit log refuses writes");
@@ -599,32 +631,4 @@ impl Vault {
             other => Ok(other?),
         }
     }
-}
-
-/// A new audit event for `principal` doing `action` on `record`. The action is stored
-/// in its wire form (`kinds::AuditAction`), which always fits its column.
-pub(crate) fn audit_event(
-    principal: &Principal,
-    action: impl Into<AuditAction>,
-    record: Option<&str>,
-    status: &str,
-) -> AuditEvent {
-    AuditEvent {
-        atoken: new_event_token(),
-        at: now(),
-        actor: principal.audit_label(),
-        action: action.into().wire(),
-        record: record.map(str::to_string),
-        status: status.to_string(),
-        app: None,
-        detail: None,
-        classes: None,
-    }
-}
-
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -452,7 +452,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// are timed when created and numbered when committed, a few milliseconds later.
 pub const AUDIT_TIME_WINDOW: i64 = 30;
 
-/// Unix seconds now.
+/// Unix seconds now, for the store's own bookkeeping (when a migration was applied).
+/// Domain time never comes from here: the vault passes it in from its clock.
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -437,6 +437,7 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
         self_service,
         normalizer,
         create_user_without_access_token: args.create_user_without_access_token.unwrap_or(false),
+        ..VaultConfig::default()
     })
 }
 

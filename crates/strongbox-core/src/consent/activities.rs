@@ -7,7 +7,7 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 use super::*;
 use crate::error::{Error, Result};
 use crate::kinds::{Action, RecordKind};
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 impl Vault {
     // ---- processing activities ---------------------------------------------------
@@ -52,7 +52,7 @@ impl Vault {
             Some(a) => parse_brief(&a, "bad activity format")?,
             None => activity.clone(),
         };
-        let now = now();
+        let now = self.now();
         let current = match self
             .store
             .record(&self.tenant, RecordKind::Activity.name(), &activity)
@@ -82,7 +82,7 @@ impl Vault {
             &target,
             &meta,
             current.is_some(),
-            audit_event(who, Action::ActivityChange, None, "ok"),
+            self.new_event(who, Action::ActivityChange, None, "ok"),
             "a processing activity with that name exists",
         )
         .await
@@ -105,7 +105,7 @@ impl Vault {
         audit: strongbox_store::AuditEvent,
         taken: &str,
     ) -> Result<()> {
-        let now = now();
+        let now = self.now();
         let row = RecordRow {
             kind: kind.into(),
             id: target.into(),
@@ -149,7 +149,7 @@ impl Vault {
         self.delete_record(
             RecordKind::Activity.name(),
             &activity,
-            audit_event(who, Action::ActivityDelete, None, "ok"),
+            self.new_event(who, Action::ActivityDelete, None, "ok"),
         )
         .await
     }
@@ -183,11 +183,11 @@ impl Vault {
                 meta.insert("legalbasis".into(), Value::from(briefs.join(",")));
                 Ok(RecordRow {
                     meta: Some(meta_bytes(&meta)?),
-                    updated: now(),
+                    updated: self.now(),
                     ..current.clone()
                 })
             },
-            audit_event(who, Action::ActivityChange, None, "ok"),
+            self.new_event(who, Action::ActivityChange, None, "ok"),
         )
         .await?;
         Ok(())

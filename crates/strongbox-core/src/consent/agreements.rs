@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::kinds::{Action, AuditAction, RecordKind};
 use crate::requests::{ACTION_WITHDRAW, Outcome};
 use crate::users::{Mode, Subject};
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 /// Who an agreement belongs to.
 enum Party {
@@ -176,7 +176,7 @@ impl Vault {
         }
         let action = Action::AgreementAccept.with([&brief]);
         let party = self.party(who, &action, mode, identity, true).await?;
-        let now = now();
+        let now = self.now();
         let status = consent_status(body.get("status"));
         let starttime = consent_time(&body, "starttime", now)?.unwrap_or(0);
         let endtime = consent_time(&body, "expiration", now)?.unwrap_or(0);
@@ -250,7 +250,7 @@ impl Vault {
                         )?);
                         Ok(row)
                     },
-                    audit_event(who, &action, record, "ok"),
+                    self.new_event(who, &action, record, "ok"),
                 )
                 .await;
             match r {
@@ -284,7 +284,7 @@ impl Vault {
             return Err(Error::not_found("not found"));
         };
         let out = self.agreement_json(&party, &row)?;
-        self.audit(audit_event(who, &action, Some(party.key()), "ok"))
+        self.audit(self.new_event(who, &action, Some(party.key()), "ok"))
             .await?;
         Ok(out)
     }
@@ -306,7 +306,7 @@ impl Vault {
             .iter()
             .map(|r| self.agreement_json(&party, r))
             .collect::<Result<Vec<_>>>()?;
-        self.audit(audit_event(who, &action, Some(party.key()), "ok"))
+        self.audit(self.new_event(who, &action, Some(party.key()), "ok"))
             .await?;
         Ok(out)
     }
@@ -434,14 +434,14 @@ impl Vault {
                     continue;
                 }
                 if extra.is_empty() {
-                    self.audit(audit_event(who, &action, record, "not-found"))
+                    self.audit(self.new_event(who, &action, record, "not-found"))
                         .await?;
                 } else {
                     self.store.write(WriteOp::Atomic(extra.to_vec())).await?;
                 }
                 return Ok(());
             }
-            let now = now();
+            let now = self.now();
             // Databunker names a known user by token in the notification.
             let notify = match party {
                 Party::User { token, .. } => {
@@ -486,7 +486,7 @@ impl Vault {
                             ..RecordRow::default()
                         })
                     },
-                    audit_event(who, &action, record, "ok"),
+                    self.new_event(who, &action, record, "ok"),
                     &extra,
                 )
                 .await;
@@ -529,14 +529,14 @@ impl Vault {
                         let current = current.ok_or_else(|| Error::not_found("not found"))?;
                         let mut meta = meta_of(current)?;
                         meta.insert("status".into(), Value::from("revoked"));
-                        meta.insert("when".into(), Value::from(now()));
+                        meta.insert("when".into(), Value::from(self.now()));
                         Ok(RecordRow {
                             meta: Some(meta_bytes(&meta)?),
-                            updated: now(),
+                            updated: self.now(),
                             ..current.clone()
                         })
                     },
-                    audit_event(who, &action, record, "ok"),
+                    self.new_event(who, &action, record, "ok"),
                 )
                 .await;
             match result {
@@ -726,7 +726,7 @@ impl Vault {
             },
             WriteOp::Audit {
                 tenant: self.tenant.clone(),
-                audit: audit_event(
+                audit: self.new_event(
                     &Principal::System,
                     Action::AgreementRekey.with([&secret.version]),
                     None,

@@ -6,7 +6,7 @@ use strongbox_store::RecordRow;
 use super::*;
 use crate::error::{Error, Result};
 use crate::kinds::{Action, RecordKind};
-use crate::vault::{Principal, Vault, audit_event, now};
+use crate::vault::{Principal, Vault};
 
 impl Vault {
     // ---- legal bases -------------------------------------------------------------
@@ -82,7 +82,7 @@ impl Vault {
             Some(b) => parse_brief(&b, "bad brief format")?,
             None => brief.clone(),
         };
-        let now = now();
+        let now = self.now();
         let current = self.legal_basis(&brief).await?;
         let mut meta = current.clone().unwrap_or_else(|| {
             let mut m = Map::new();
@@ -135,7 +135,7 @@ impl Vault {
             &target,
             &meta,
             current.is_some(),
-            audit_event(who, Action::LegalBasisChange, None, "ok"),
+            self.new_event(who, Action::LegalBasisChange, None, "ok"),
             "a legal basis with that brief exists",
         )
         .await
@@ -164,7 +164,7 @@ impl Vault {
                 .delete_record(
                     RecordKind::LegalBasis.name(),
                     &brief,
-                    audit_event(who, Action::LegalBasisDelete, None, "ok"),
+                    self.new_event(who, Action::LegalBasisDelete, None, "ok"),
                 )
                 .await;
         }
@@ -177,12 +177,12 @@ impl Vault {
                 let mut meta = meta_of(current)?;
                 meta.insert("status".into(), Value::from("deleted"));
                 Ok(RecordRow {
-                    updated: now(),
+                    updated: self.now(),
                     meta: Some(meta_bytes(&meta)?),
                     ..RecordRow::default()
                 })
             },
-            audit_event(who, Action::LegalBasisDelete, None, "ok"),
+            self.new_event(who, Action::LegalBasisDelete, None, "ok"),
         )
         .await?;
         Ok(())
