@@ -23,8 +23,11 @@ use crate::kinds::{Action, KeyKind};
 use crate::vault::{Principal, Vault};
 
 /// Where the re-wrap stands: the last user token and record key done in this pass.
+/// The job that runs the passes owns it; a new current KEK starts it afresh.
 #[derive(Default)]
 pub struct Cursor {
+    /// The current KEK version this state is about.
+    current: i64,
     user: String,
     record: (String, String),
     users_done: bool,
@@ -42,6 +45,8 @@ pub struct JobStats {
     pub skipped: AtomicU64,
     /// Items left, as last counted (-1: not counted yet).
     pub remaining: AtomicI64,
+    /// Items tried twice and left alone for now, as the job last counted (backfill).
+    pub stuck: AtomicU64,
 }
 
 impl JobStats {
@@ -50,6 +55,7 @@ impl JobStats {
             done: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             remaining: AtomicI64::new(-1),
+            stuck: AtomicU64::new(0),
         }
     }
 }
@@ -134,10 +140,6 @@ impl Vault {
             )
             .await?;
         self.reload_keys().await?;
-        *self
-            .rewrap
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Cursor::default();
         Ok(version)
     }
 
@@ -175,10 +177,6 @@ impl Vault {
                     "scheduled KEK rotation: a new erasure epoch begins"
                 );
                 self.reload_keys().await?;
-                *self
-                    .rewrap
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Cursor::default();
                 Ok(Some(version))
             }
             // Another node rotated first, or this one runs on an old root key (it
@@ -244,7 +242,12 @@ impl Vault {
 
     /// Re-wraps up to `batch` DEKs under an older KEK with the current one. Returns
     /// how many it re-wrapped; 0 when there is nothing (left) to do.
-    pub async fn rewrap_pass(&self, batch: usize, retire_after: i64) -> Result<usize> {
+    pub async fn rewrap_pass(
+        &self,
+        c: &mut Cursor,
+        batch: usize,
+        retire_after: i64,
+    ) -> Result<usize> {
         let (current, oldest) = {
             let set = self.keks();
             (set.current, set.all.keys().copied().min().unwrap_or(0))
@@ -252,18 +255,18 @@ impl Vault {
         if oldest >= current {
             return Ok(0);
         }
-        let (user, record, users_done, records_done) = {
-            let c = self
-                .rewrap
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            (
-                c.user.clone(),
-                c.record.clone(),
-                c.users_done,
-                c.records_done,
-            )
-        };
+        if c.current != current {
+            *c = Cursor {
+                current,
+                ..Cursor::default()
+            };
+        }
+        let (user, record, users_done, records_done) = (
+            c.user.clone(),
+            c.record.clone(),
+            c.users_done,
+            c.records_done,
+        );
         let users = if users_done {
             Vec::new()
         } else {
@@ -322,10 +325,6 @@ impl Vault {
             REWRAP_STATS.done.fetch_add(n as u64, Ordering::Relaxed);
         }
         {
-            let mut c = self
-                .rewrap
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
             match users.last() {
                 Some(last) if users.len() == batch => c.user = last.id.clone(),
                 _ => c.users_done = true,
@@ -339,30 +338,25 @@ impl Vault {
             if c.users_done && c.records_done {
                 // A pass is over: the next one starts from the beginning, and finds
                 // only what was written under an old KEK meanwhile.
-                let clean = c.clean;
                 *c = Cursor {
-                    clean,
+                    current,
+                    clean: c.clean,
                     ..Cursor::default()
                 };
             }
         }
         if n == 0 {
-            self.retire_keks(current, retire_after).await?;
+            self.retire_keks(c, current, retire_after).await?;
         }
         Ok(n)
     }
 
     /// Deletes KEK versions older than `current` that no DEK uses, once `current` has
     /// been active for `retire_after` seconds.
-    async fn retire_keks(&self, current: i64, retire_after: i64) -> Result<()> {
+    async fn retire_keks(&self, c: &mut Cursor, current: i64, retire_after: i64) -> Result<()> {
         // Once clean, nothing can fall back under an old KEK (every node has the
         // current one, and rewraps bump record versions), so no need to count again.
-        let clean = self
-            .rewrap
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clean
-            == Some(current);
+        let clean = c.clean == Some(current);
         let remaining = if clean {
             0
         } else {
@@ -370,10 +364,7 @@ impl Vault {
         };
         REWRAP_STATS.remaining.store(remaining, Ordering::Relaxed);
         if remaining == 0 {
-            self.rewrap
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clean = Some(current);
+            c.clean = Some(current);
         }
         let (old, created) = {
             let set = self.keks();
@@ -402,10 +393,7 @@ impl Vault {
                 // Something (a lagging node) wrapped a DEK under it after all: the
                 // re-wrap goes on, and retirement waits.
                 Err(StoreError::Stale) => {
-                    self.rewrap
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .clean = None;
+                    c.clean = None;
                     return Ok(());
                 }
                 Err(e) => return Err(e.into()),

@@ -108,7 +108,7 @@ pub(crate) fn entry(secret: &IndexSecret, name: &'static str, normalized: &str) 
     }
 }
 
-/// Where the backfill stands.
+/// Where the backfill stands. The job that runs the passes owns it.
 #[derive(Default)]
 pub struct Cursor {
     /// The (old, new) versions this state is about; another pair starts afresh
@@ -161,12 +161,6 @@ struct Purge {
 pub static REINDEX_STATS: crate::kek::JobStats = crate::kek::JobStats::new();
 
 impl Vault {
-    fn reindex_cursor(&self) -> std::sync::MutexGuard<'_, Cursor> {
-        self.reindex
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Takes in index versions added by any node and drops retired ones (never the
     /// last). `false` if one does not open with this node's key.
     pub(crate) fn reload_index(&self, rows: &[KeyRow]) -> bool {
@@ -255,29 +249,29 @@ impl Vault {
     /// One step of the background job: backfills up to `batch` users, or re-keys
     /// pending consents, or retires the old version, or purges its entries for up
     /// to `batch` users. Returns how much it did; 0 when there is nothing to do.
-    pub async fn reindex_pass(&self, batch: usize) -> Result<usize> {
+    pub async fn reindex_pass(&self, c: &mut Cursor, batch: usize) -> Result<usize> {
         let (oldest, current) = {
             let set = self.indexes();
             (set.oldest(), set.current)
         };
-        {
-            let mut c = self.reindex_cursor();
-            if !c.started {
-                // Entries a crash left behind after a cut-over: checked once.
-                c.started = true;
-                c.purge = Some(Purge {
-                    below: oldest,
-                    after: String::new(),
-                    not_before: 0,
-                });
-            }
+        if !c.started {
+            // Entries a crash left behind after a cut-over: checked once.
+            c.started = true;
+            c.purge = Some(Purge {
+                below: oldest,
+                after: String::new(),
+                not_before: 0,
+            });
         }
+        let now = self.now();
+        let stuck = c.tried.values().filter(|t| t.stuck(now)).count();
+        REINDEX_STATS.stuck.store(stuck as u64, Ordering::Relaxed);
         if oldest < current {
             // Ranges with nothing to write (done by another node, or before a
             // restart) are walked through quickly; the rest waits for the pass's end.
             let started = std::time::Instant::now();
             loop {
-                let (n, more) = self.backfill_users(oldest, current, batch).await?;
+                let (n, more) = self.backfill_users(c, oldest, current, batch).await?;
                 if n > 0 {
                     return Ok(n);
                 }
@@ -293,35 +287,37 @@ impl Vault {
                 return Ok(moved);
             }
             if left == 0 {
-                self.retire_index(oldest, current).await?;
+                self.retire_index(c, oldest, current).await?;
             }
             return Ok(0);
         }
-        self.purge_index(batch).await
+        self.purge_index(c, batch).await
     }
 
     /// One batch of the backfill: returns how many users it wrote entries for, and
     /// whether the pass goes on.
-    async fn backfill_users(&self, old: i64, new: i64, batch: usize) -> Result<(usize, bool)> {
-        let (after, later_pass) = {
-            let mut c = self.reindex_cursor();
-            if c.target != (old, new) {
-                *c = Cursor {
-                    target: (old, new),
-                    purge: c.purge.take(),
-                    started: c.started,
-                    ..Cursor::default()
-                };
-            }
-            (c.user.clone(), c.first_pass_done)
-        };
+    async fn backfill_users(
+        &self,
+        c: &mut Cursor,
+        old: i64,
+        new: i64,
+        batch: usize,
+    ) -> Result<(usize, bool)> {
+        if c.target != (old, new) {
+            *c = Cursor {
+                target: (old, new),
+                purge: c.purge.take(),
+                started: c.started,
+                ..Cursor::default()
+            };
+        }
+        let (after, later_pass) = (c.user.clone(), c.first_pass_done);
         let (found, next) = self
             .store
             .users_to_reindex(&self.tenant, (old, new), &after, batch)
             .await?;
         let now = self.now();
         let users: Vec<_> = if later_pass {
-            let c = self.reindex_cursor();
             found
                 .into_iter()
                 .filter(|u| {
@@ -392,7 +388,6 @@ impl Vault {
                 .await?;
             REINDEX_STATS.done.fetch_add(n as u64, Ordering::Relaxed);
         }
-        let mut c = self.reindex_cursor();
         if later_pass {
             // Counted only once the batch committed: a failed write is no attempt.
             for u in &users {
@@ -431,7 +426,7 @@ impl Vault {
     }
 
     /// The cut-over: deletes index version `old` if nothing is left under it alone.
-    async fn retire_index(&self, old: i64, new: i64) -> Result<()> {
+    async fn retire_index(&self, c: &mut Cursor, old: i64, new: i64) -> Result<()> {
         let (remaining, _) = self.store.count_reindex(&self.tenant, old, new).await?;
         REINDEX_STATS.remaining.store(remaining, Ordering::Relaxed);
         if remaining > 0 {
@@ -459,7 +454,7 @@ impl Vault {
         self.reload_keys().await?;
         // Nodes stop writing under the old version within a reload; its entries
         // are purged after that.
-        self.reindex_cursor().purge = Some(Purge {
+        c.purge = Some(Purge {
             below: new,
             after: String::new(),
             not_before: self.now() + KEK_ACTIVATION,
@@ -468,8 +463,8 @@ impl Vault {
     }
 
     /// Deletes the entries under retired versions of up to `batch` users.
-    async fn purge_index(&self, batch: usize) -> Result<usize> {
-        let (below, after) = match &self.reindex_cursor().purge {
+    async fn purge_index(&self, c: &mut Cursor, batch: usize) -> Result<usize> {
+        let (below, after) = match &c.purge {
             Some(p) if p.not_before <= self.now() => (p.below, p.after.clone()),
             _ => return Ok(0),
         };
@@ -484,7 +479,7 @@ impl Vault {
             .tokens_with_old_index(&self.tenant, below, &after, batch)
             .await?;
         let (Some(first), Some(last)) = (tokens.first(), tokens.last()) else {
-            self.reindex_cursor().purge = None;
+            c.purge = None;
             return Ok(0);
         };
         self.store
@@ -495,7 +490,7 @@ impl Vault {
                 to: last.clone(),
             })
             .await?;
-        if let Some(p) = self.reindex_cursor().purge.as_mut() {
+        if let Some(p) = c.purge.as_mut() {
             p.after = last.clone();
         }
         Ok(tokens.len())
@@ -521,13 +516,8 @@ impl Vault {
             (0, 0)
         };
         let pending = self.pending_agreements_below(newest).await?;
-        let now = self.now();
-        let stuck = self
-            .reindex_cursor()
-            .tried
-            .values()
-            .filter(|t| t.stuck(now))
-            .count();
+        // As the job last counted them (it owns the state).
+        let stuck = REINDEX_STATS.stuck.load(Ordering::Relaxed);
         REINDEX_STATS.remaining.store(remaining, Ordering::Relaxed);
         Ok(json!({
             "current": current,

@@ -337,10 +337,6 @@ pub struct Vault {
     /// reload from its read until it stores what it read, so a reload can never put
     /// back the hash a rotation just replaced.
     pub(crate) root_token_turn: tokio::sync::Mutex<()>,
-    /// Where the background re-wrap of DEKs under a new KEK stands.
-    pub(crate) rewrap: std::sync::Mutex<crate::kek::Cursor>,
-    /// Where the background backfill of a blind-index key rotation stands.
-    pub(crate) reindex: std::sync::Mutex<crate::reindex::Cursor>,
 }
 
 impl Vault {
@@ -456,8 +452,6 @@ impl Vault {
                 index: std::sync::RwLock::new(index),
                 signer,
             },
-            rewrap: std::sync::Mutex::new(crate::kek::Cursor::default()),
-            reindex: std::sync::Mutex::new(crate::reindex::Cursor::default()),
             tenant,
             config,
             token_hasher,

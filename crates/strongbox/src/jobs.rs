@@ -96,16 +96,18 @@ pub async fn kek_rotator(vault: Arc<Vault>, period: i64) {
 
 /// The key-rotation passes: re-wraps DEKs under old KEKs and backfills index
 /// entries under a new index key, `batch` of each per 100 ms while there is work;
-/// idle, one cheap check per 500 ms.
+/// idle, one cheap check per 500 ms. The job owns where each pass stands.
 pub async fn rewrapper(vault: Arc<Vault>, batch: usize, retire_after: i64) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut rewrap = Health::new("re-wrapping DEKs");
     let mut reindex = Health::new("backfilling index entries");
+    let mut rewrap_at = strongbox_core::kek::Cursor::default();
+    let mut reindex_at = strongbox_core::reindex::Cursor::default();
     loop {
         tick.tick().await;
-        let wrapped = rewrap.note(vault.rewrap_pass(batch, retire_after).await);
-        let indexed = reindex.note(vault.reindex_pass(batch).await);
+        let wrapped = rewrap.note(vault.rewrap_pass(&mut rewrap_at, batch, retire_after).await);
+        let indexed = reindex.note(vault.reindex_pass(&mut reindex_at, batch).await);
         let busy = wrapped.unwrap_or(0) + indexed.unwrap_or(0) > 0;
         if !busy {
             tokio::time::sleep(Duration::from_millis(400)).await;
