@@ -7,9 +7,10 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{Action, RecordKind};
+use crate::principal::Principal;
 use crate::requests::{ACTION_CHANGE_APP, Outcome};
 use crate::users::{Change, Mode, Subject};
-use crate::vault::{Principal, Vault};
+use crate::vault::Vault;
 
 /// An app name as Databunker accepts it: lower-cased, then `[a-z][a-z0-9_]{1,30}`.
 pub fn parse_app_name(name: &str) -> Result<String> {

@@ -14,7 +14,8 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::expiry::Page;
 use crate::kinds::{Action, AuditAction};
-use crate::vault::{Principal, Vault};
+use crate::principal::Principal;
+use crate::vault::Vault;
 
 /// The Unix time (seconds) a UUIDv7 event token carries.
 fn event_time(atoken: &str) -> Option<i64> {

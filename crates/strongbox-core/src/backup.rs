@@ -765,7 +765,7 @@ impl crate::vault::Vault {
     /// is audited first, so the backup holds its own event.
     pub async fn backup(
         &self,
-        who: &crate::vault::Principal,
+        who: &crate::principal::Principal,
     ) -> crate::error::Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>> {
         who.require_root()?;
         self.audit(self.new_event(who, Action::Backup, None, "ok"))

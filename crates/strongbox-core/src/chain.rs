@@ -30,7 +30,8 @@ use strongbox_store::{
 
 use crate::error::{Error, Result};
 use crate::kinds::{Action, KeyKind};
-use crate::vault::{OpenError, Principal, Vault};
+use crate::principal::Principal;
+use crate::vault::{OpenError, Vault};
 
 /// Events linked by one sealing pass at most.
 pub const SEAL_BATCH: usize = 2000;

@@ -20,7 +20,8 @@ use strongbox_store::{KeyRow, Rewrapped, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{Action, KeyKind};
-use crate::vault::{Principal, Vault};
+use crate::principal::Principal;
+use crate::vault::Vault;
 
 /// Where the re-wrap stands: the last user token and record key done in this pass.
 /// The job that runs the passes owns it; a new current KEK starts it afresh.

@@ -19,7 +19,8 @@ use strongbox_store::{AuditEvent, RecordRow, WriteOp};
 use crate::chain::signed;
 use crate::error::{Error, Result};
 use crate::kinds::{Action, AuditAction, RecordKind};
-use crate::vault::{Principal, Vault};
+use crate::principal::Principal;
+use crate::vault::Vault;
 
 /// What the receipt calls each kind of document an erasure destroys.
 const DESTROYED_KINDS: &[(&str, &str)] = &[

@@ -27,7 +27,8 @@ use strongbox_store::{IndexEntry, KeyRow, Reindexed, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{Action, KeyKind};
-use crate::vault::{KEK_ACTIVATION, Principal, Vault};
+use crate::principal::Principal;
+use crate::vault::{KEK_ACTIVATION, Vault};
 
 /// The blind-index secrets of a tenant.
 #[derive(Default)]

@@ -20,8 +20,9 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Page;
 use crate::kinds::{Action, RecordKind};
+use crate::principal::Principal;
 use crate::users::{Change, Mode, Subject};
-use crate::vault::{Principal, Vault};
+use crate::vault::Vault;
 
 pub(crate) const ACTION_FORGET_ME: &str = "forget-me";
 pub(crate) const ACTION_CHANGE_PROFILE: &str = "change-profile";

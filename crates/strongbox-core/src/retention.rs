@@ -16,8 +16,9 @@ use strongbox_store::{RecordRow, WriteOp};
 use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
 use crate::kinds::{Action, AuditAction, RecordKind};
+use crate::principal::Principal;
 use crate::users::Mode;
-use crate::vault::{Principal, Vault};
+use crate::vault::Vault;
 
 /// A user's retention state, as `/v1/exp/status` answers it.
 #[derive(Debug, Default, PartialEq, Eq)]

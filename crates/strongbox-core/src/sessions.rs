@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 use crate::expiry::{Page, capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
 use crate::normalize::USER_INDEXES;
+use crate::principal::Principal;
 use crate::users::Mode;
-use crate::vault::{Principal, Vault};
+use crate::vault::Vault;
 
 /// A session as read back.
 pub struct SessionView {

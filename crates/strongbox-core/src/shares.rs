@@ -14,8 +14,9 @@ use crate::apps::parse_app_name;
 use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
+use crate::principal::Principal;
 use crate::users::Mode;
-use crate::vault::{Principal, Vault};
+use crate::vault::Vault;
 
 /// What a shared record shows.
 pub struct SharedView {

@@ -10,8 +10,9 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
+use crate::principal::Principal;
 use crate::users::Mode;
-use crate::vault::{Principal, Vault};
+use crate::vault::Vault;
 
 /// Lifetime of a user token that does not ask for one (Databunker's login tokens).
 const DEFAULT_LIFETIME: i64 = 600;

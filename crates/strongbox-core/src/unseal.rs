@@ -15,7 +15,81 @@ use std::time::{Duration, Instant};
 use strongbox_crypto::RootKey;
 use strongbox_crypto::shamir::Share;
 
-use crate::vault::SealConfig;
+use strongbox_store::Store;
+
+use crate::error::Error;
+
+/// The `meta` entry saying how the root key is kept (absent: the operator supplies it).
+pub const META_SEAL: &str = "seal";
+
+/// How the root key is kept when it is not supplied whole: split into Shamir shares.
+/// The store keeps a hash of each share (by its x), so a share that is not one of
+/// this split is refused on arrival instead of spoiling an unseal; the hashes reveal
+/// nothing about the key (a missing share is as hard to guess as the key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealConfig {
+    pub shares: u8,
+    pub threshold: u8,
+    /// Hex SHA-256 of each share's text form, share 1 first.
+    pub hashes: Vec<String>,
+}
+
+impl SealConfig {
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "type": "shamir",
+            "shares": self.shares,
+            "threshold": self.threshold,
+            "hashes": self.hashes,
+        })
+        .to_string()
+    }
+
+    /// Whether `text` is share `x` of this split.
+    pub fn knows(&self, x: u8, text: &str) -> bool {
+        use sha2::Digest;
+        let hash = hex::encode(sha2::Sha256::digest(text.trim().as_bytes()));
+        x >= 1
+            && self
+                .hashes
+                .get(usize::from(x) - 1)
+                .is_some_and(|h| *h == hash)
+    }
+
+    /// The hash stored for a share's text form.
+    pub fn hash_share(text: &str) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(text.trim().as_bytes()))
+    }
+
+    /// The configuration stored in `store`, if the store was initialized with shares.
+    pub async fn of(store: &Store) -> crate::error::Result<Option<SealConfig>> {
+        let Some(bytes) = store.meta_value(META_SEAL).await? else {
+            return Ok(None);
+        };
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(Error::internal)?;
+        let n = |k: &str| v[k].as_u64().and_then(|x| u8::try_from(x).ok());
+        let hashes: Option<Vec<String>> = v["hashes"].as_array().map(|a| {
+            a.iter()
+                .filter_map(|h| h.as_str().map(str::to_string))
+                .collect()
+        });
+        match (v["type"].as_str(), n("shares"), n("threshold"), hashes) {
+            (Some("shamir"), Some(shares), Some(threshold), Some(hashes))
+                if hashes.len() == usize::from(shares) =>
+            {
+                Ok(Some(SealConfig {
+                    shares,
+                    threshold,
+                    hashes,
+                }))
+            }
+            _ => Err(Error::internal(
+                "the stored seal configuration is not understood",
+            )),
+        }
+    }
+}
 
 /// Why a share was not taken.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

@@ -13,8 +13,9 @@ pub use crate::change::Change;
 use crate::error::{Error, Result};
 use crate::kinds::{Action, AuditAction, RecordKind};
 use crate::normalize::USER_INDEXES;
+use crate::principal::Principal;
 use crate::requests::{ACTION_CHANGE_PROFILE, ACTION_FORGET_ME, Outcome};
-use crate::vault::{Principal, Vault};
+use crate::vault::Vault;
 
 /// How many times a change is retried when the record changed under it. Each retry
 /// means another writer's change to the same record committed first, so this bounds

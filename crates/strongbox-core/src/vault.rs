@@ -1,4 +1,6 @@
-//! The vault: an opened store plus the unwrapped key ring, and authorization.
+//! The vault: an opened store plus the unwrapped key ring; who a token is, the time
+//! and new audit events. Its settings are in `config`, callers in `principal`, how the
+//! root key is kept in `unseal`; each domain area adds its methods in its own module.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +12,10 @@ use strongbox_crypto::{
 use strongbox_store::{AuditEvent, InitData, KeyRow, Store, StoreError, WriteOp};
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::VaultConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{Action, AuditAction, KeyKind};
-use crate::normalize::Normalizer;
+use crate::principal::Principal;
 
 /// The tenant of the v1 API (Databunker's open-source edition has one).
 pub const DEFAULT_TENANT: &str = "default";
@@ -25,181 +28,9 @@ pub(crate) fn token_entry(tenant: &str) -> KeyRingEntry<'_> {
     }
 }
 
-/// Settings of the domain layer.
-#[derive(Clone, Debug)]
-pub struct VaultConfig {
-    /// Largest document (profile, app document) a change may produce, as JSON.
-    /// The binary sets it to the request body limit.
-    pub max_document_bytes: usize,
-    pub normalizer: Normalizer,
-    /// Databunker's `create_user_without_access_token`: off by default.
-    pub create_user_without_access_token: bool,
-    pub policy: Policy,
-    pub self_service: SelfService,
-    /// Databunker's `list_users`: allow the bulk listing `POST /v1/users` (root
-    /// only). Off by default.
-    pub list_users: bool,
-    /// Databunker's `notification_url`: where webhooks go (none by default).
-    pub notification_url: Option<String>,
-    /// Databunker's `user_record_schema`, compiled.
-    pub schema: Option<std::sync::Arc<crate::schema::UserSchema>>,
-    /// Answer reads even when their audit event cannot be written (logged as a
-    /// warning). Off by default: no read of personal data goes unaudited. Changes
-    /// always fail closed (their event commits with them).
-    pub audit_fail_open_reads: bool,
-    /// Where the vault reads the time (the system clock; tests move a manual one).
-    pub clock: Arc<dyn Clock>,
-}
-
-impl Default for VaultConfig {
-    fn default() -> Self {
-        VaultConfig {
-            max_document_bytes: 1024 * 1024,
-            normalizer: Normalizer::default(),
-            create_user_without_access_token: false,
-            policy: Policy::default(),
-            self_service: SelfService::default(),
-            list_users: false,
-            notification_url: None,
-            schema: None,
-            audit_fail_open_reads: false,
-            clock: Arc::new(SystemClock),
-        }
-    }
-}
-
 /// Time spent sealing and opening records (profiles, documents, event details).
 pub static CRYPTO_TIMINGS: strongbox_store::metrics::Histogram =
     strongbox_store::metrics::Histogram::new();
-
-/// What users may do with their own access token without a DPO's approval
-/// (Databunker's `selfservice` section). Everything is off by default.
-#[derive(Clone, Debug, Default)]
-pub struct SelfService {
-    /// Erase themselves (`forget_me`).
-    pub forget_me: bool,
-    /// Change their profile (`user_record_change`).
-    pub user_record_change: bool,
-    /// App names whose documents they may change (`app_record_change`): exact
-    /// names, or patterns `*`, `prefix*`, `*suffix`, `*infix*`.
-    pub app_record_change: Vec<String>,
-}
-
-impl SelfService {
-    /// Whether a user may change their document of `app` directly.
-    pub fn allows_app(&self, app: &str) -> bool {
-        self.app_record_change.iter().any(|p| {
-            let p = p.trim().to_ascii_lowercase();
-            match (p.strip_prefix('*'), p.strip_suffix('*')) {
-                _ if p == "*" => true,
-                (Some(rest), _) if rest.ends_with('*') => app.contains(rest.trim_end_matches('*')),
-                (Some(suffix), _) => app.ends_with(suffix),
-                (None, Some(prefix)) => app.starts_with(prefix),
-                (None, None) => app == p,
-            }
-        })
-    }
-}
-
-/// Retention limits, in seconds (Databunker's `policy` section).
-#[derive(Clone, Debug)]
-pub struct Policy {
-    /// Longest lifetime of a session (`max_session_retention_period`, default 1h).
-    pub max_session_retention: i64,
-    /// Longest lifetime of a user access token (default 1 day; a token asks for
-    /// 10 minutes unless told otherwise, like Databunker's login tokens).
-    pub max_user_token_lifetime: i64,
-    /// Longest expiry `/v1/exp/start` may set (`max_user_retention_period`, 1m).
-    pub max_user_retention: i64,
-    /// Longest life of a shared record (`max_shareable_record_retention_period`, 1m).
-    pub max_shareable_record_retention: i64,
-}
-
-/// Databunker's month: 31 days.
-const MONTH: i64 = 31 * 24 * 3600;
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            max_session_retention: 3600,
-            max_user_token_lifetime: 24 * 3600,
-            max_user_retention: MONTH,
-            max_shareable_record_retention: MONTH,
-        }
-    }
-}
-
-/// The `meta` entry saying how the root key is kept (absent: the operator supplies it).
-pub const META_SEAL: &str = "seal";
-
-/// How the root key is kept when it is not supplied whole: split into Shamir shares.
-/// The store keeps a hash of each share (by its x), so a share that is not one of
-/// this split is refused on arrival instead of spoiling an unseal; the hashes reveal
-/// nothing about the key (a missing share is as hard to guess as the key).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SealConfig {
-    pub shares: u8,
-    pub threshold: u8,
-    /// Hex SHA-256 of each share's text form, share 1 first.
-    pub hashes: Vec<String>,
-}
-
-impl SealConfig {
-    pub fn to_json(&self) -> String {
-        serde_json::json!({
-            "type": "shamir",
-            "shares": self.shares,
-            "threshold": self.threshold,
-            "hashes": self.hashes,
-        })
-        .to_string()
-    }
-
-    /// Whether `text` is share `x` of this split.
-    pub fn knows(&self, x: u8, text: &str) -> bool {
-        use sha2::Digest;
-        let hash = hex::encode(sha2::Sha256::digest(text.trim().as_bytes()));
-        x >= 1
-            && self
-                .hashes
-                .get(usize::from(x) - 1)
-                .is_some_and(|h| *h == hash)
-    }
-
-    /// The hash stored for a share's text form.
-    pub fn hash_share(text: &str) -> String {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(text.trim().as_bytes()))
-    }
-
-    /// The configuration stored in `store`, if the store was initialized with shares.
-    pub async fn of(store: &Store) -> Result<Option<SealConfig>> {
-        let Some(bytes) = store.meta_value(META_SEAL).await? else {
-            return Ok(None);
-        };
-        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(Error::internal)?;
-        let n = |k: &str| v[k].as_u64().and_then(|x| u8::try_from(x).ok());
-        let hashes: Option<Vec<String>> = v["hashes"].as_array().map(|a| {
-            a.iter()
-                .filter_map(|h| h.as_str().map(str::to_string))
-                .collect()
-        });
-        match (v["type"].as_str(), n("shares"), n("threshold"), hashes) {
-            (Some("shamir"), Some(shares), Some(threshold), Some(hashes))
-                if hashes.len() == usize::from(shares) =>
-            {
-                Ok(Some(SealConfig {
-                    shares,
-                    threshold,
-                    hashes,
-                }))
-            }
-            _ => Err(Error::internal(
-                "the stored seal configuration is not understood",
-            )),
-        }
-    }
-}
 
 /// Why a vault could not be opened. Messages are for the operator's terminal.
 #[derive(Debug, thiserror::Error)]
@@ -225,61 +56,6 @@ impl From<StoreError> for OpenError {
             StoreError::AlreadyInitialized => OpenError::AlreadyInitialized,
             other => OpenError::Store(other),
         }
-    }
-}
-
-/// Who is making a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Principal {
-    /// The root access token.
-    Root,
-    /// A user access token: it reaches only the records of user `token`.
-    User {
-        token: String,
-        /// The audit label of the access token (a prefix of its keyed hash).
-        label: String,
-    },
-    /// No token: where the configuration allows it (user creation), and holders of a
-    /// capability link (a shared record, a retention link).
-    Anonymous,
-    /// Strongbox itself (the retention sweeper).
-    System,
-}
-
-fn access_denied() -> Error {
-    Error::new(ErrorKind::Forbidden, "access denied")
-}
-
-impl Principal {
-    /// The label recorded in audit events: `root`, `anonymous` or `xtoken:<hash prefix>`.
-    pub fn audit_label(&self) -> String {
-        match self {
-            Principal::Root => "root".into(),
-            Principal::User { label, .. } => label.clone(),
-            Principal::Anonymous => "anonymous".into(),
-            Principal::System => "system".into(),
-        }
-    }
-
-    /// May this principal read and change the records of user `token`?
-    pub fn may_access(&self, token: &str) -> Result<()> {
-        match self {
-            Principal::Root | Principal::System => Ok(()),
-            Principal::User { token: own, .. } if own == token => Ok(()),
-            _ => Err(access_denied()),
-        }
-    }
-
-    /// Administrative routes: root only.
-    pub fn require_root(&self) -> Result<()> {
-        match self {
-            Principal::Root | Principal::System => Ok(()),
-            _ => Err(access_denied()),
-        }
-    }
-
-    pub fn is_root(&self) -> bool {
-        matches!(self, Principal::Root | Principal::System)
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
 use strongbox_core::expiry::parse_duration;
-use strongbox_core::vault::{META_SEAL, SealConfig};
+use strongbox_core::unseal::{META_SEAL, SealConfig};
 use strongbox_core::{
     Normalizer, Policy, SelfService, UserSchema, Vault, VaultConfig, parse_country,
 };

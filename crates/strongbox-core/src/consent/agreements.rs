@@ -9,9 +9,10 @@ use strongbox_store::{IndexEntry, RecordRow, StoreError, WriteOp};
 use super::*;
 use crate::error::{Error, Result};
 use crate::kinds::{Action, AuditAction, RecordKind};
+use crate::principal::Principal;
 use crate::requests::{ACTION_WITHDRAW, Outcome};
 use crate::users::{Mode, Subject};
-use crate::vault::{Principal, Vault};
+use crate::vault::Vault;
 
 /// Who an agreement belongs to.
 enum Party {

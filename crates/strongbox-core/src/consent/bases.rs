@@ -6,7 +6,8 @@ use strongbox_store::RecordRow;
 use super::*;
 use crate::error::{Error, Result};
 use crate::kinds::{Action, RecordKind};
-use crate::vault::{Principal, Vault};
+use crate::principal::Principal;
+use crate::vault::Vault;
 
 impl Vault {
     // ---- legal bases -------------------------------------------------------------
