@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::expiry::Page;
-use crate::kinds::{Action, AuditAction};
+use crate::kinds::Action;
 use crate::principal::Principal;
 use crate::vault::Vault;
 
@@ -50,14 +50,11 @@ impl Vault {
         let mut out = Map::new();
         out.insert("atoken".into(), Value::from(e.atoken.clone()));
         out.insert("when".into(), Value::from(e.at));
-        out.insert(
-            "title".into(),
-            Value::from(AuditAction::title_of(&e.action)),
-        );
+        out.insert("title".into(), Value::from(e.action.clone()));
         // The stable name (`user.get`); events written before actions had names have
         // only their title.
-        if let Some(action) = AuditAction::parse(&e.action) {
-            out.insert("action".into(), Value::from(action.action().name()));
+        if let Some(name) = &e.name {
+            out.insert("action".into(), Value::from(name.clone()));
         }
         out.insert("status".into(), Value::from(e.status.clone()));
         out.insert("identity".into(), Value::from(e.actor.clone()));

@@ -239,6 +239,8 @@ fn scan_backup(
     let mut hash = Sha256::new();
     let mut counts: BTreeMap<&'static str, u64> = TABLES.iter().map(|t| (t.name, 0)).collect();
     let mut header_seen = false;
+    // The header's schema version, once read: older rows may lack newer columns.
+    let mut schema: Option<i64> = None;
     let mut first_error: Option<String> = None;
     let mut row = 0usize;
     let mut last: Option<Vec<u8>> = None;
@@ -259,8 +261,8 @@ fn scan_backup(
         if content.is_empty() || first_error.is_some() {
             continue;
         }
-        let checked = if header_seen {
-            let r = check_row(row, content);
+        let checked = if let Some(schema) = schema {
+            let r = check_row(row, content, schema);
             row += 1;
             r.map(|(t, cells)| {
                 *counts.entry(t.name).or_default() += 1;
@@ -268,7 +270,7 @@ fn scan_backup(
             })
         } else {
             header_seen = true;
-            check_header(content)
+            check_header(content).map(|v| schema = Some(v))
         };
         if let Err(e) = checked {
             first_error = Some(e);
@@ -317,38 +319,38 @@ fn scan_backup(
     })
 }
 
-fn check_header(line: &[u8]) -> Result<(), String> {
+/// Checks the header; the backup's schema version.
+fn check_header(line: &[u8]) -> Result<i64, String> {
     let header: Value = serde_json::from_slice(line).map_err(|_| "the header is not JSON")?;
     if header["format"] != FORMAT || header["version"] != FORMAT_VERSION {
         return Err("not a Strongbox backup of a format this version reads".into());
     }
-    let restorable = header["schema"]
-        .as_i64()
-        .is_some_and(|v| (OLDEST_RESTORED_SCHEMA..=SCHEMA_VERSION).contains(&v));
-    if !restorable {
-        return Err(format!(
+    match header["schema"].as_i64() {
+        Some(v) if (OLDEST_RESTORED_SCHEMA..=SCHEMA_VERSION).contains(&v) => Ok(v),
+        _ => Err(format!(
             "the backup has schema version {}, this Strongbox restores \
              {OLDEST_RESTORED_SCHEMA} to {SCHEMA_VERSION}",
             header["schema"]
-        ));
+        )),
     }
-    Ok(())
 }
 
-fn check_row(n: usize, line: &[u8]) -> Result<(&'static Table, Vec<Cell>), String> {
+fn check_row(n: usize, line: &[u8], schema: i64) -> Result<(&'static Table, Vec<Cell>), String> {
     let v: Value = serde_json::from_slice(line).map_err(|_| format!("row {n} is not JSON"))?;
     let name = v["t"].as_str().unwrap_or("");
     let t = table(name).ok_or(format!("row {n} names an unknown table"))?;
     let values = v["r"].as_array().ok_or(format!("row {n} has no values"))?;
-    if values.len() != t.columns.len() {
+    if values.len() != t.width_at(schema) {
         return Err(format!("row {n} of {name} has the wrong number of values"));
     }
-    let cells = values
+    let mut cells = values
         .iter()
         .zip(t.columns)
         .map(|(v, (_, kind))| json_cell(v, *kind))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("row {n} of {name}: {e}"))?;
+    // Columns added since the backup was written.
+    cells.resize(t.columns.len(), Cell::Null);
     Ok((t, cells))
 }
 
@@ -741,7 +743,8 @@ fn system_event(action: Action, record: Option<&str>) -> AuditEvent {
         atoken: new_event_token(),
         at: SystemClock.now(),
         actor: "system".into(),
-        action: AuditAction::from(action).wire(),
+        action: AuditAction::from(action).to_string(),
+        name: Some(action.name().to_string()),
         record: record.map(str::to_string),
         status: "ok".into(),
         app: None,

@@ -62,6 +62,7 @@ pub fn row_digest(row: &AuditRow) -> [u8; 32] {
         app: e.app.as_deref(),
         detail: e.detail.as_deref(),
         classes: e.classes.as_deref(),
+        name: e.name.as_deref(),
     })
 }
 

@@ -89,10 +89,10 @@ impl KeyKind {
 }
 
 /// What an audit event records: a closed set. Each action has a stable wire name
-/// (`user.get`), stored in `audit.action` with its arguments after colons
-/// (`user.get:email`, `agreement.accept:marketing`), and a title the API shows
-/// (`get user record by email`, Databunker's wording where it has one). Never change
-/// a name or the number of its arguments: add a new action instead.
+/// (`user.get`, stored in `audit.name`) and a title, Databunker's wording where it has
+/// one, that its arguments complete (`get user record by email`, stored in
+/// `audit.action` as before names existed). Never change a name or a title: add a new
+/// action instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     // Keep `Action::ALL` in this order, the last variant last.
@@ -311,6 +311,11 @@ impl Action {
         self.spec().0
     }
 
+    /// The action a stored name stands for.
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.iter().copied().find(|a| a.name() == name)
+    }
+
     /// How many arguments the action takes.
     pub fn arity(self) -> usize {
         self.spec().1.matches("{}").count()
@@ -328,7 +333,7 @@ impl Action {
     }
 
     /// The action with its arguments (each a mode name, a brief, a request kind or a
-    /// number: none holds personal data or a colon).
+    /// number: none holds personal data).
     pub fn with<const N: usize>(self, args: [&dyn std::fmt::Display; N]) -> AuditAction {
         AuditAction {
             action: self,
@@ -362,38 +367,6 @@ impl From<&AuditAction> for AuditAction {
 impl AuditAction {
     pub fn action(&self) -> Action {
         self.action
-    }
-
-    /// The stored form: the wire name, then each argument after a colon.
-    pub fn wire(&self) -> String {
-        let mut out = self.action.name().to_string();
-        for a in &self.args {
-            out.push(':');
-            out.push_str(a);
-        }
-        out
-    }
-
-    /// Reads a stored form; `None` for anything else (such as the prose titles that
-    /// events written before actions had names carry).
-    pub fn parse(stored: &str) -> Option<AuditAction> {
-        let (name, rest) = match stored.split_once(':') {
-            Some((name, rest)) => (name, Some(rest)),
-            None => (stored, None),
-        };
-        let action = Action::ALL.iter().copied().find(|a| a.name() == name)?;
-        let args: Vec<String> = match (action.arity(), rest) {
-            (0, None) => Vec::new(),
-            (n, Some(rest)) if n > 0 => rest.splitn(n, ':').map(str::to_string).collect(),
-            _ => return None,
-        };
-        (args.len() == action.arity()).then_some(AuditAction { action, args })
-    }
-
-    /// The title an API shows for a stored action: the action's wording with its
-    /// arguments, or the stored text itself when it is not a wire form.
-    pub fn title_of(stored: &str) -> String {
-        AuditAction::parse(stored).map_or_else(|| stored.to_string(), |a| a.to_string())
     }
 }
 
@@ -432,44 +405,31 @@ mod tests {
     }
 
     #[test]
-    fn wire_forms_read_back_and_titles_keep_their_wording() {
+    fn titles_keep_their_wording_and_names_read_back() {
         let a = Action::AgreementWithdraw.with([&"marketing-1"]);
-        assert_eq!(a.wire(), "agreement.withdraw:marketing-1");
-        assert_eq!(AuditAction::parse(&a.wire()), Some(a.clone()));
         assert_eq!(a.to_string(), "withdraw agreement for marketing-1");
         let r = Action::KekRewrap.with([&12, &3]);
-        assert_eq!(r.wire(), "kek.rewrap:12:3");
+        assert_eq!(r.to_string(), "rewrap 12 DEKs under KEK version 3");
         assert_eq!(
-            AuditAction::title_of(&r.wire()),
-            "rewrap 12 DEKs under KEK version 3"
+            AuditAction::from(Action::UserCreate).to_string(),
+            "create user record"
         );
-        assert_eq!(
-            AuditAction::title_of("user.get:email"),
-            "get user record by email"
-        );
-        assert_eq!(AuditAction::title_of("user.create"), "create user record");
-        // Prose written before actions had names, and malformed forms, read as stored.
-        for stored in [
-            "get user record by login",
-            "user.get",
-            "user.create:x",
-            "kek.rewrap:1",
-            "nothing.such",
-        ] {
-            assert_eq!(AuditAction::title_of(stored), stored);
+        for a in Action::ALL {
+            assert_eq!(Action::from_name(a.name()), Some(*a));
         }
+        assert_eq!(Action::from_name("get user record by login"), None);
     }
 
     #[test]
     fn nothing_is_cut() {
-        // The longest stored form: a 65-character brief or a 20-digit number in every
+        // The longest title: a 65-character brief or a 20-digit number in every
         // argument. The column holds 255 characters (schema version 5).
         let brief = "b".repeat(65);
         let longest = Action::ALL
             .iter()
             .map(|a| {
                 let args: Vec<String> = (0..a.arity()).map(|_| brief.clone()).collect();
-                AuditAction { action: *a, args }.wire().len()
+                AuditAction { action: *a, args }.to_string().len()
             })
             .max()
             .unwrap_or(0);

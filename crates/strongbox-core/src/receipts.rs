@@ -18,7 +18,7 @@ use strongbox_store::{AuditEvent, RecordRow, WriteOp};
 
 use crate::chain::signed;
 use crate::error::{Error, Result};
-use crate::kinds::{Action, AuditAction, RecordKind};
+use crate::kinds::{Action, RecordKind};
 use crate::principal::Principal;
 use crate::vault::Vault;
 
@@ -94,7 +94,7 @@ impl Vault {
             "subject": token,
             "erased": event.at,
             "erased_at": crate::expiry::rfc3339(event.at),
-            "reason": AuditAction::title_of(&event.action),
+            "reason": event.action,
             "destroyed": destroyed,
             "audit": {"event": event.atoken},
             "publickey": self.public_key_hex(),
@@ -208,7 +208,7 @@ impl Vault {
                     "atoken": e.atoken,
                     "when": e.at,
                     "time": crate::expiry::rfc3339(e.at),
-                    "action": AuditAction::title_of(&e.action),
+                    "action": e.action,
                     "actor": e.actor,
                     "status": e.status,
                 });

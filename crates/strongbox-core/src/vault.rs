@@ -245,8 +245,8 @@ impl Vault {
         self.config.clock.now()
     }
 
-    /// A new audit event for `principal` doing `action` on `record`, now. The action
-    /// is stored in its wire form (`kinds::AuditAction`), which always fits its column.
+    /// A new audit event for `principal` doing `action` on `record`, now: the action's
+    /// title with its arguments, and its stable name.
     pub(crate) fn new_event(
         &self,
         principal: &Principal,
@@ -254,11 +254,13 @@ impl Vault {
         record: Option<&str>,
         status: &str,
     ) -> AuditEvent {
+        let action = action.into();
         AuditEvent {
             atoken: new_event_token(),
             at: self.now(),
             actor: principal.audit_label(),
-            action: action.into().wire(),
+            action: action.to_string(),
+            name: Some(action.action().name().to_string()),
             record: record.map(str::to_string),
             status: status.to_string(),
             app: None,

@@ -22,7 +22,7 @@ use strongbox_crypto::{
 use strongbox_store::{AuditHead, SealRow, Store, StoreError};
 
 use crate::chain::{public_key_name, row_digest};
-use crate::kinds::AuditAction;
+use crate::kinds::Action;
 
 /// Rows read per query.
 const PAGE: usize = 5000;
@@ -696,10 +696,11 @@ pub async fn verify_receipt(
     let e = &row.event;
     if e.atoken != audit["event"].as_str().unwrap_or("")
         || e.record.as_deref() != Some(subject.as_str())
-        || !AuditAction::parse(&e.action).map_or_else(
-            || e.action.starts_with("delete user"),
-            |a| a.action().is_erasure(),
-        )
+        || !e
+            .name
+            .as_deref()
+            .and_then(Action::from_name)
+            .map_or_else(|| e.action.starts_with("delete user"), Action::is_erasure)
     {
         return Err(VerifyError::Invalid(format!(
             "the event at seq {seq} is not this subject's erasure"

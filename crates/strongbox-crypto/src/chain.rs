@@ -26,6 +26,9 @@ pub struct ChainEvent<'a> {
     /// The sealed detail: ciphertext.
     pub detail: Option<&'a [u8]>,
     pub classes: Option<&'a str>,
+    /// The action's stable name; events written before names existed have none, and
+    /// their digest is what it was (the field is hashed only when present).
+    pub name: Option<&'a str>,
 }
 
 fn field(h: &mut Sha256, value: Option<&[u8]>) {
@@ -53,6 +56,9 @@ pub fn event_digest(e: &ChainEvent<'_>) -> [u8; 32] {
     field(&mut h, e.app.map(str::as_bytes));
     field(&mut h, e.detail);
     field(&mut h, e.classes.map(str::as_bytes));
+    if let Some(name) = e.name {
+        field(&mut h, Some(name.as_bytes()));
+    }
     h.finalize().into()
 }
 
@@ -180,6 +186,7 @@ mod tests {
             app: None,
             detail,
             classes: None,
+            name: None,
         }
     }
 

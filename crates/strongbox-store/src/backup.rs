@@ -111,6 +111,7 @@ pub const TABLES: &[Table] = &[
             ("app", T),
             ("detail", B),
             ("classes", T),
+            ("name", T),
         ],
         order: "id",
     },
@@ -159,9 +160,25 @@ impl Table {
 /// The schema version backups are written in and restored into.
 pub const SCHEMA_VERSION: i64 = 5;
 
-/// The oldest schema version whose backups restore: its rows are valid rows of
-/// [`SCHEMA_VERSION`] (version 5 only widened a column).
+/// The oldest schema version whose backups restore: version 5 widened a column and
+/// added `audit.name`, which a version-4 row lacks (it restores as NULL).
 pub const OLDEST_RESTORED_SCHEMA: i64 = 4;
+
+/// Columns added after the oldest schema whose backups restore: (table, column, the
+/// version that added it). Each is its table's last column, nullable, and restores as
+/// NULL from a backup written before it.
+const ADDED: &[(&str, &str, i64)] = &[("audit", "name", 5)];
+
+impl Table {
+    /// How many values a row of this table has in a backup of schema `schema`.
+    pub fn width_at(&self, schema: i64) -> usize {
+        let newer = ADDED
+            .iter()
+            .filter(|(t, _, since)| *t == self.name && *since > schema)
+            .count();
+        self.columns.len() - newer
+    }
+}
 
 /// The table named `name`.
 pub fn table(name: &str) -> Option<&'static Table> {

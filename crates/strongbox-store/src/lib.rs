@@ -73,6 +73,9 @@ pub struct AuditEvent {
     /// The data classes of the fields the event touched (`phi,pii`), when a schema
     /// classifies them. Not personal data.
     pub classes: Option<String>,
+    /// The action's stable name (`user.get`); `action` holds its title with the
+    /// arguments. Absent on events written before schema version 5.
+    pub name: Option<String>,
 }
 
 /// A stored audit event with its position in the log.

@@ -53,7 +53,8 @@ pub(crate) async fn audit(ex: &mut impl Exec, tenant: &str, a: &AuditEvent) -> R
 /// An audit event's parameters in the column order of `sql::AUDIT_INSERT`.
 pub(crate) fn audit_args<'a>(tenant: &'a str, a: &'a AuditEvent) -> [Arg<'a>; sql::AUDIT_WIDTH] {
     args![
-        a.atoken, tenant, a.at, a.actor, a.action, a.record, a.status, a.app, a.detail, a.classes
+        a.atoken, tenant, a.at, a.actor, a.action, a.record, a.status, a.app, a.detail, a.classes,
+        a.name
     ]
 }
 

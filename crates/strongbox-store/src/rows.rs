@@ -49,6 +49,7 @@ pub(crate) fn audit(r: &Row<'_>) -> Result<AuditRow> {
             app: r.get(7)?,
             detail: r.get(8)?,
             classes: r.get(9)?,
+            name: r.get(11)?,
         },
         tenant: r.get(10)?,
     })

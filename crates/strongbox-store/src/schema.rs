@@ -25,9 +25,10 @@
 //! Version 3 adds an event's app, its sealed detail (values before and after a change)
 //! and the data classes (`pii`, `phi`, …) of the fields it touched.
 //!
-//! Version 5 widens `audit.action` to 255 characters: it holds an action's wire name and
-//! arguments (`agreement.withdraw:<brief>`), which a 65-character brief takes past 64.
-//! Widening a `VARCHAR` is a catalog change on PostgreSQL and done in place by InnoDB
+//! Version 5 gives every audit event its action's stable name (`audit.name`:
+//! `agreement.withdraw`) and widens `audit.action`, the title with its arguments, to
+//! 255 characters (a 65-character brief took it past 64). Adding a nullable column and
+//! widening a `VARCHAR` are catalog changes on PostgreSQL and done in place by InnoDB
 //! (the length prefix is two bytes either way); SQLite does not limit `TEXT`.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,7 +191,7 @@ const SQLITE: &[(i64, &[&str])] = &[
              hash BLOB NOT NULL, at INTEGER NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (tenant, seq))",
         ],
     ),
-    (5, &[]),
+    (5, &["ALTER TABLE audit ADD COLUMN name TEXT"]),
 ];
 
 const POSTGRES: &[(i64, &[&str])] = &[
@@ -243,7 +244,10 @@ const POSTGRES: &[(i64, &[&str])] = &[
     ),
     (
         5,
-        &["ALTER TABLE audit ALTER COLUMN action TYPE VARCHAR(255)"],
+        &[
+            "ALTER TABLE audit ALTER COLUMN action TYPE VARCHAR(255)",
+            "ALTER TABLE audit ADD COLUMN name VARCHAR(64)",
+        ],
     ),
 ];
 
@@ -302,7 +306,7 @@ const MYSQL: &[(i64, &[&str])] = &[
     ),
     (
         5,
-        &["ALTER TABLE audit MODIFY action VARCHAR(255) NOT NULL"],
+        &["ALTER TABLE audit MODIFY action VARCHAR(255) NOT NULL, ADD COLUMN name VARCHAR(64)"],
     ),
 ];
 

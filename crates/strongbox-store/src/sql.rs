@@ -42,16 +42,16 @@ pub const INDEX_DROP_ONE: &str =
 pub const INDEX_DROP_ALL: &str = "DELETE FROM user_index WHERE tenant = ? AND token = ?";
 
 /// Columns of an audit insert, in `bind_audit` order.
-pub const AUDIT_INSERT_HEAD: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail, classes) VALUES ";
-pub const AUDIT_WIDTH: usize = 10;
-pub const AUDIT_INSERT: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail, classes) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+pub const AUDIT_INSERT_HEAD: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail, classes, name) VALUES ";
+pub const AUDIT_WIDTH: usize = 11;
+pub const AUDIT_INSERT: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail, classes, name) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// `SELECT` of whole audit rows, in the column order `audit_row` reads.
 macro_rules! select_audit {
     ($rest:literal) => {
         concat!(
-            "SELECT id, atoken, at, actor, action, record, status, app, detail, classes, tenant \
+            "SELECT id, atoken, at, actor, action, record, status, app, detail, classes, tenant, name \
              FROM audit ",
             $rest
         )

@@ -124,6 +124,7 @@ fn audit(action: &str) -> AuditEvent {
         app: None,
         detail: None,
         classes: None,
+        name: Some("test.event".into()),
     }
 }
 
@@ -457,6 +458,7 @@ async fn audit_events_are_found_by_token_page_and_id() {
         let (atoken, at) = &tokens[7];
         let hit = s.audit_event(TENANT, atoken, *at).await.unwrap().unwrap();
         assert_eq!(&hit.event.atoken, atoken, "{name}");
+        assert_eq!(hit.event.name.as_deref(), Some("test.event"), "{name}");
         // Another tenant's view does not see it.
         assert!(
             s.audit_event("other", atoken, *at).await.unwrap().is_none(),

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::harness::{BIN, Backend, Body, Server, StoreLoc};
@@ -14,6 +14,7 @@ backend_tests!(
     disaster_recovery_drill,
     restore_never_brings_back_the_erased,
     damaged_backups_are_refused,
+    backups_of_the_previous_schema_restore,
     backup_to_stdout,
     backup_endpoint_is_root_only,
     sqlite_store_migrates_to_this_backend,
@@ -250,6 +251,77 @@ fn damaged_backups_are_refused(b: &Backend) {
         let (code, out) = with_store(&target, &["restore", "--in", &file.display().to_string()]);
         assert_eq!(code, 0, "{name}: {out}");
     }
+}
+
+/// `text` as a Strongbox of schema `schema` (4 or older) would have written it: that
+/// version in the header, audit rows without the `name` that version 5 added, and a
+/// manifest whose checksum matches again.
+fn with_schema(text: &str, schema: i64) -> String {
+    use sha2::Digest;
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut header: Value = serde_json::from_str(&lines[0]).unwrap();
+    header["schema"] = Value::from(schema);
+    lines[0] = header.to_string();
+    let last = lines.len() - 1;
+    for line in &mut lines[1..last] {
+        let mut row: Value = serde_json::from_str(line).unwrap();
+        if row["t"] == "audit" {
+            row["r"].as_array_mut().unwrap().pop();
+            *line = row.to_string();
+        }
+    }
+    let mut manifest: Value = serde_json::from_str(&lines[last]).unwrap();
+    let mut hash = sha2::Sha256::new();
+    for l in &lines[..last] {
+        hash.update(l.as_bytes());
+        hash.update(b"\n");
+    }
+    manifest["manifest"]["sha256"] = Value::from(hex::encode(hash.finalize()));
+    lines[last] = manifest.to_string();
+    lines.join("\n") + "\n"
+}
+
+/// Schema 5 only widened a column: a backup written at schema 4 restores; older
+/// ones are refused, naming both versions.
+fn backups_of_the_previous_schema_restore(b: &Backend) {
+    let s = Server::start(b);
+    let t = s.create_user(json!({"email": "old@example.com"}));
+    let dir = s.store.dir.path();
+    let file = dir.join("now.backup");
+    let (code, out) = with_store(&s.store, &["backup", "--out", &file.display().to_string()]);
+    assert_eq!(code, 0, "{out}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.lines().next().unwrap().contains("\"schema\":5"));
+    let v4 = dir.join("v4.backup");
+    std::fs::write(&v4, with_schema(&text, 4)).unwrap();
+    let target = StoreLoc::new(b);
+    let (code, out) = with_store(&target, &["restore", "--in", &v4.display().to_string()]);
+    assert_eq!(code, 0, "{out}");
+    let restored = Server::serve(target, s.root_key.clone(), s.token.clone(), vec![]);
+    let v = restored.get_user("email", "old@example.com").expect(200);
+    assert_eq!(v["token"], t);
+    // Its events came back with their titles and, as version 4 had them, no names.
+    let v = restored
+        .call("GET", &format!("/v1/audit/list/{t}?limit=10"), Body::None)
+        .expect(200);
+    let created = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["title"] == "create user record")
+        .expect("the creation event");
+    assert!(created.get("action").is_none(), "{created}");
+    let v3 = dir.join("v3.backup");
+    std::fs::write(&v3, with_schema(&text, 3)).unwrap();
+    let (code, out) = with_store(
+        &StoreLoc::new(b),
+        &["restore", "--in", &v3.display().to_string()],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("the backup has schema version 3, this Strongbox restores 4 to 5"),
+        "{out}"
+    );
 }
 
 fn backup_endpoint_is_root_only(b: &Backend) {
