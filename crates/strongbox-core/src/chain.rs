@@ -318,7 +318,7 @@ impl Vault {
 
     /// The public key that verifies the vault's checkpoints and receipts.
     pub fn public_key(&self) -> [u8; 32] {
-        self.keys.signer.public_key()
+        self.keys.signer().public_key()
     }
 
     /// The public key as lowercase hex, as every document and endpoint shows it.
@@ -336,7 +336,11 @@ impl Vault {
             seq: head.seq,
             hash: head.hash,
             at,
-            signature: self.keys.signer.sign(SignedKind::Checkpoint, &msg).to_vec(),
+            signature: self
+                .keys
+                .signer()
+                .sign(SignedKind::Checkpoint, &msg)
+                .to_vec(),
         };
         let mut ops = vec![WriteOp::Checkpoint {
             tenant: self.tenant.clone(),

@@ -11,11 +11,10 @@
 //! uses an old version any more, and the new one has been current for a while
 //! (`kek_retire_after`), the old version is deleted from the key ring.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
-use strongbox_crypto::{Kek, KeyRingEntry, SecretKey};
+use strongbox_crypto::{KeyRingEntry, SecretKey};
 use strongbox_store::{KeyRow, Rewrapped, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -76,50 +75,7 @@ impl Vault {
     pub async fn reload_keys(&self) -> Result<()> {
         self.reload_root_token().await?;
         let rows = self.store.keys(&self.tenant).await?;
-        let index_readable = self.reload_index(&rows);
-        let missing: Vec<&KeyRow> = {
-            let set = self.keks();
-            rows.iter()
-                .filter(|r| r.kind == KeyKind::Kek.name() && !set.all.contains_key(&r.version))
-                .collect()
-        };
-        let mut loaded = Vec::new();
-        let mut unreadable = false;
-        for row in missing {
-            let entry = KeyRingEntry {
-                tenant: &self.tenant,
-                kind: KeyKind::Kek.name(),
-                version: row.version,
-            };
-            match self.keys.wrapper.unwrap(&entry, &row.wrapped) {
-                Ok(key) => loaded.push((row.version, Arc::new(Kek::new(row.version, key)))),
-                Err(_) => unreadable = true,
-            }
-        }
-        let now = self.now();
-        let mut set = self
-            .keys
-            .keks
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (version, kek) in loaded {
-            set.all.insert(version, kek);
-            // Activation counts from when this node loaded it, not from the clock of
-            // the node that made it.
-            set.created.insert(version, now);
-        }
-        set.pick_current(now);
-        // A KEK this node cannot open (the root key was rotated and this node still
-        // runs on the old one): it must not wrap new DEKs under a KEK that others
-        // may retire, so it refuses writes that need a new DEK until restarted.
-        set.stale = unreadable || !index_readable;
-        if set.stale {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                "the key ring has a key this server cannot open: restart it with the current root key",
-            ));
-        }
-        Ok(())
+        self.keys.reload(&rows, self.now())
     }
 
     /// Adds a new KEK version (root only); it wraps new DEKs on every node within
@@ -159,7 +115,9 @@ impl Vault {
         let Some(newest) = keks.iter().max_by_key(|r| r.version) else {
             return Ok(None);
         };
-        if keks.len() > 1 || self.now().saturating_sub(newest.created) < every || self.keks().stale
+        if keks.len() > 1
+            || self.now().saturating_sub(newest.created) < every
+            || self.keys.keks().stale
         {
             return Ok(None);
         }
@@ -206,7 +164,7 @@ impl Vault {
             kind,
             version: newest.version,
         };
-        if self.keys.wrapper.unwrap(&probe, &newest.wrapped).is_err() {
+        if self.keys.wrapper().unwrap(&probe, &newest.wrapped).is_err() {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 "the root key was rotated since this server started: restart it with the new key first",
@@ -224,7 +182,7 @@ impl Vault {
                 key: KeyRow {
                     kind: kind.to_string(),
                     version,
-                    wrapped: self.keys.wrapper.wrap(&entry, &SecretKey::generate()?)?,
+                    wrapped: self.keys.wrapper().wrap(&entry, &SecretKey::generate()?)?,
                     created: self.now(),
                 },
                 meta: Vec::new(),
@@ -250,7 +208,7 @@ impl Vault {
         retire_after: i64,
     ) -> Result<usize> {
         let (current, oldest) = {
-            let set = self.keks();
+            let set = self.keys.keks();
             (set.current, set.all.keys().copied().min().unwrap_or(0))
         };
         if oldest >= current {
@@ -282,7 +240,7 @@ impl Vault {
                 .records_to_rewrap(&self.tenant, current, (&record.0, &record.1), batch)
                 .await?
         };
-        let kek = self.kek(current)?;
+        let kek = self.keys.kek(current)?;
         let mut rows = Vec::with_capacity(users.len() + records.len());
         let mut skipped = 0u64;
         for d in users.iter().chain(&records) {
@@ -293,6 +251,7 @@ impl Vault {
             // A DEK that does not open (damaged, or under a KEK this node lacks) is
             // skipped rather than allowed to stall the rest; its KEK is never retired.
             let Ok(dek) = self
+                .keys
                 .kek(d.kek_version)
                 .and_then(|k| Ok(k.unwrap_dek(&self.tenant, &subject, &d.wrapped)?))
             else {
@@ -368,14 +327,14 @@ impl Vault {
             c.clean = Some(current);
         }
         let (old, created) = {
-            let set = self.keks();
+            let set = self.keys.keks();
             let old: Vec<i64> = set.all.keys().copied().filter(|v| *v < current).collect();
             (old, set.created.get(&current).copied().unwrap_or(0))
         };
         if remaining > 0 || self.now() - created < retire_after {
             return Ok(());
         }
-        if self.keks().stale {
+        if self.keys.keks().stale {
             return Ok(());
         }
         for version in old {
@@ -399,12 +358,7 @@ impl Vault {
                 }
                 Err(e) => return Err(e.into()),
             }
-            self.keys
-                .keks
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .all
-                .remove(&version);
+            self.keys.forget_kek(version);
         }
         Ok(())
     }
@@ -414,7 +368,7 @@ impl Vault {
         who.require_root()?;
         self.reload_keys().await?;
         let (current, mut versions, newest) = {
-            let set = self.keks();
+            let set = self.keys.keks();
             let versions: Vec<i64> = set.all.keys().copied().collect();
             let newest = versions.iter().copied().max().unwrap_or(0);
             (set.current, versions, newest)

@@ -12,6 +12,7 @@ pub mod consent;
 pub mod error;
 pub mod expiry;
 pub mod kek;
+pub mod keys;
 pub mod kinds;
 pub mod normalize;
 pub mod notify;

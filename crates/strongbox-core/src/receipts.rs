@@ -154,7 +154,7 @@ impl Vault {
                 "seq": link.seq,
                 "chain": hex::encode(&link.hash),
             });
-            let done = signed(&self.keys.signer, SignedKind::Receipt, "receipt", receipt);
+            let done = signed(self.keys.signer(), SignedKind::Receipt, "receipt", receipt);
             let mut meta = meta;
             meta.insert("signed".into(), done.clone());
             let updated = RecordRow {
@@ -238,7 +238,7 @@ impl Vault {
         self.audit(self.new_event(who, Action::ReportGet, Some(&token), "ok"))
             .await?;
         Ok(signed(
-            &self.keys.signer,
+            self.keys.signer(),
             SignedKind::Report,
             "report",
             report,

@@ -52,7 +52,7 @@ impl Vault {
 
     /// A fresh DEK for a record without an owner: (DEK, KEK version, wrapped DEK).
     pub(crate) fn new_record_dek(&self, kind: &str, id: &str) -> Result<(Dek, i64, Vec<u8>)> {
-        let kek = self.current_kek()?;
+        let kek = self.keys.current_kek()?;
         let dek = Dek::generate()?;
         let wrapped = kek.wrap_dek(&self.tenant, &format!("{kind}/{id}"), &dek)?;
         Ok((dek, kek.version, wrapped))
@@ -63,7 +63,7 @@ impl Vault {
         let (Some(version), Some(wrapped)) = (row.kek_version, row.wrapped_dek.as_ref()) else {
             return Ok(None);
         };
-        let kek = self.kek(version)?;
+        let kek = self.keys.kek(version)?;
         let subject = format!("{}/{}", row.kind, row.id);
         Ok(Some(kek.unwrap_dek(&self.tenant, &subject, wrapped)?))
     }

@@ -17,97 +17,17 @@
 //! Nodes may run the job at once; a crash loses nothing, the next pass finds what is
 //! left.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use serde_json::{Map, Value, json};
-use strongbox_crypto::{IndexSecret, KeyRingEntry};
 use strongbox_store::{IndexEntry, KeyRow, Reindexed, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::keys::{KEK_ACTIVATION, entry};
 use crate::kinds::{Action, KeyKind};
 use crate::principal::Principal;
-use crate::vault::{KEK_ACTIVATION, Vault};
-
-/// The blind-index secrets of a tenant.
-#[derive(Default)]
-pub(crate) struct IndexSet {
-    /// Every version in the key ring: one, or two while a rotation runs.
-    pub all: BTreeMap<i64, Arc<IndexSecret>>,
-    /// When this node took each version in (Unix seconds; at start: its creation).
-    loaded: HashMap<i64, i64>,
-    /// The newest version active on this node: the backfill's target, and the key
-    /// of new pending consents.
-    pub current: i64,
-    /// Every version this node has was retired, and it cannot open the one that
-    /// replaced them (it runs on an old root key): it must not look up or write
-    /// index entries until restarted.
-    pub stale: bool,
-}
-
-impl IndexSet {
-    pub(crate) fn insert(&mut self, version: i64, secret: IndexSecret, loaded: i64) {
-        self.all.insert(version, Arc::new(secret));
-        self.loaded.insert(version, loaded);
-    }
-
-    /// The newest version loaded [`KEK_ACTIVATION`] seconds ago or more (the oldest
-    /// one if none is).
-    pub(crate) fn pick_current(&mut self, now: i64) {
-        let oldest = self.oldest();
-        self.current = self
-            .loaded
-            .iter()
-            .filter(|(v, t)| self.all.contains_key(v) && **t <= now - KEK_ACTIVATION)
-            .map(|(v, _)| *v)
-            .max()
-            .unwrap_or(oldest);
-    }
-
-    pub(crate) fn oldest(&self) -> i64 {
-        self.all.keys().next().copied().unwrap_or(0)
-    }
-
-    /// The entries of a normalized value in index `name`, one per version.
-    pub(crate) fn entries(&self, name: &'static str, normalized: &str) -> Result<Vec<IndexEntry>> {
-        self.usable()?;
-        Ok(self
-            .all
-            .values()
-            .map(|s| entry(s, name, normalized))
-            .collect())
-    }
-
-    /// The digests of a normalized value in index `name`, newest version first.
-    pub(crate) fn digests(&self, name: &str, normalized: &str) -> Result<Vec<Vec<u8>>> {
-        self.usable()?;
-        Ok(self
-            .all
-            .values()
-            .rev()
-            .map(|s| s.index_key(name).digest(normalized).to_vec())
-            .collect())
-    }
-
-    fn usable(&self) -> Result<()> {
-        if self.stale {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                "the key ring has an index key this server cannot open: restart it with the current root key",
-            ));
-        }
-        Ok(())
-    }
-}
-
-pub(crate) fn entry(secret: &IndexSecret, name: &'static str, normalized: &str) -> IndexEntry {
-    IndexEntry {
-        name,
-        digest: secret.index_key(name).digest(normalized).to_vec(),
-        key_version: secret.version,
-    }
-}
+use crate::vault::Vault;
 
 /// Where the backfill stands. The job that runs the passes owns it.
 #[derive(Default)]
@@ -162,61 +82,6 @@ struct Purge {
 pub static REINDEX_STATS: crate::kek::JobStats = crate::kek::JobStats::new();
 
 impl Vault {
-    /// Takes in index versions added by any node and drops retired ones (never the
-    /// last). `false` if one does not open with this node's key.
-    pub(crate) fn reload_index(&self, rows: &[KeyRow]) -> bool {
-        let rows: Vec<&KeyRow> = rows
-            .iter()
-            .filter(|r| r.kind == KeyKind::Index.name())
-            .collect();
-        let missing: Vec<&KeyRow> = {
-            let set = self.indexes();
-            rows.iter()
-                .copied()
-                .filter(|r| !set.all.contains_key(&r.version))
-                .collect()
-        };
-        let mut loaded = Vec::new();
-        let mut readable = true;
-        for row in missing {
-            let entry = KeyRingEntry {
-                tenant: &self.tenant,
-                kind: KeyKind::Index.name(),
-                version: row.version,
-            };
-            match self.keys.wrapper.unwrap(&entry, &row.wrapped) {
-                Ok(key) => loaded.push(IndexSecret::new(row.version, key)),
-                Err(_) => readable = false,
-            }
-        }
-        let now = self.now();
-        let mut set = self
-            .keys
-            .index
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for secret in loaded {
-            set.insert(secret.version, secret, now);
-        }
-        let retired: Vec<i64> = set
-            .all
-            .keys()
-            .copied()
-            .filter(|v| !rows.iter().any(|r| r.version == *v))
-            .collect();
-        if retired.len() < set.all.len() {
-            for v in retired {
-                set.all.remove(&v);
-                set.loaded.remove(&v);
-            }
-            set.stale = false;
-        } else if !retired.is_empty() {
-            set.stale = true;
-        }
-        set.pick_current(now);
-        readable
-    }
-
     /// Adds a new index-key version (root only). Every node writes and looks up
     /// under both versions within a second; the background job backfills, then
     /// retires the old version.
@@ -252,7 +117,7 @@ impl Vault {
     /// to `batch` users. Returns how much it did; 0 when there is nothing to do.
     pub async fn reindex_pass(&self, c: &mut Cursor, batch: usize) -> Result<usize> {
         let (oldest, current) = {
-            let set = self.indexes();
+            let set = self.keys.indexes();
             (set.oldest(), set.current)
         };
         if !c.started {
@@ -331,6 +196,7 @@ impl Vault {
             found
         };
         let secret = self
+            .keys
             .indexes()
             .all
             .get(&new)
@@ -472,7 +338,7 @@ impl Vault {
         if after.is_empty() {
             // Consents a lagging node keyed under the old version just before the
             // cut-over (every node has dropped it by now).
-            let current = self.indexes().current;
+            let current = self.keys.indexes().current;
             self.rekey_pending_agreements(current).await?;
         }
         let tokens = self
@@ -502,7 +368,7 @@ impl Vault {
         who.require_root()?;
         self.reload_keys().await?;
         let (current, versions) = {
-            let set = self.indexes();
+            let set = self.keys.indexes();
             (set.current, set.all.keys().copied().collect::<Vec<i64>>())
         };
         let (oldest, newest) = (

@@ -123,7 +123,7 @@ impl Vault {
         name: &'static str,
         normalized: &str,
     ) -> Result<Vec<IndexEntry>> {
-        self.indexes().entries(name, normalized)
+        self.keys.indexes().entries(name, normalized)
     }
 
     /// The user holding a (normalized) value in index `name`, under any index-key
@@ -133,7 +133,7 @@ impl Vault {
         name: &'static str,
         normalized: &str,
     ) -> Result<Option<UserRow>> {
-        let digests = self.indexes().digests(name, normalized)?;
+        let digests = self.keys.indexes().digests(name, normalized)?;
         Ok(self
             .store
             .user_by_index(&self.tenant, name, &digests)
@@ -144,7 +144,7 @@ impl Vault {
         let (Some(version), Some(wrapped)) = (row.kek_version, row.wrapped_dek.as_ref()) else {
             return Ok(None);
         };
-        let kek = self.kek(version)?;
+        let kek = self.keys.kek(version)?;
         Ok(Some(kek.unwrap_dek(&self.tenant, &row.token, wrapped)?))
     }
 
@@ -289,7 +289,7 @@ impl Vault {
             ));
         }
         let token = new_record_token();
-        let kek = self.current_kek()?;
+        let kek = self.keys.current_kek()?;
         let dek = Dek::generate()?;
         let profile = Value::Object(profile);
         let plaintext = Zeroizing::new(serde_json::to_vec(&profile).map_err(Error::internal)?);
@@ -720,7 +720,7 @@ impl Vault {
         token: &str,
         kept: &Map<String, Value>,
     ) -> Result<strongbox_store::Preserved> {
-        let kek = self.current_kek()?;
+        let kek = self.keys.current_kek()?;
         let dek = Dek::generate()?;
         let plain = Zeroizing::new(serde_json::to_vec(kept).map_err(Error::internal)?);
         let kept_indexes = self.indexes_of(kept);

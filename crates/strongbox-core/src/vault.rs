@@ -2,18 +2,13 @@
 //! and new audit events. Its settings are in `config`, callers in `principal`, how the
 //! root key is kept in `unseal`; each domain area adds its methods in its own module.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use strongbox_crypto::{
-    IndexSecret, Kek, KeyRingEntry, KeyWrapper, RootKey, SecretKey, TokenHasher, VaultSigner,
-    new_event_token,
-};
+use strongbox_crypto::{KeyRingEntry, RootKey, SecretKey, TokenHasher, new_event_token};
 use strongbox_store::{AuditEvent, InitData, KeyRow, Store, StoreError, WriteOp};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::VaultConfig;
 use crate::error::{Error, ErrorKind, Result};
+use crate::keys::Keys;
 use crate::kinds::{Action, AuditAction, KeyKind};
 use crate::principal::Principal;
 
@@ -59,50 +54,10 @@ impl From<StoreError> for OpenError {
     }
 }
 
-/// The KEKs of a tenant: every version still in the key ring, and the one that
-/// wraps new DEKs.
-pub(crate) struct KekSet {
-    pub current: i64,
-    pub all: HashMap<i64, Arc<Kek>>,
-    /// When this node took each version in (Unix seconds; at start: its creation).
-    pub created: HashMap<i64, i64>,
-    /// The store has a KEK this node cannot open: it wraps no new DEKs.
-    pub stale: bool,
-}
-
-/// Seconds after its creation before a new KEK wraps new DEKs: every node reloads
-/// the key ring more often than that, so none ever meets a DEK under a KEK it has not
-/// loaded yet.
-pub const KEK_ACTIVATION: i64 = 2;
-
-impl KekSet {
-    /// The newest version old enough to be active (the oldest one if none is).
-    pub(crate) fn pick_current(&mut self, now: i64) {
-        let oldest = self.all.keys().copied().min().unwrap_or(0);
-        self.current = self
-            .created
-            .iter()
-            .filter(|(v, t)| self.all.contains_key(v) && **t <= now - KEK_ACTIVATION)
-            .map(|(v, _)| *v)
-            .max()
-            .unwrap_or(oldest);
-    }
-}
-
-/// The unwrapped keys of one tenant.
-pub(crate) struct KeyRing {
-    pub keks: std::sync::RwLock<KekSet>,
-    /// Wraps new key-ring entries (a new KEK) while the vault runs.
-    pub wrapper: KeyWrapper,
-    /// Blind-index secrets: one version, or two while a rotation runs.
-    pub index: std::sync::RwLock<crate::reindex::IndexSet>,
-    /// Signs audit checkpoints, erasure receipts and access reports.
-    pub signer: VaultSigner,
-}
-
 pub struct Vault {
     pub(crate) store: Store,
-    pub(crate) keys: KeyRing,
+    /// The tenant's unwrapped key ring: the only holder of key material.
+    pub(crate) keys: Keys,
     pub(crate) tenant: String,
     pub(crate) config: VaultConfig,
     pub(crate) token_hasher: TokenHasher,
@@ -175,9 +130,6 @@ impl Vault {
             return Err(OpenError::WrongRootKey);
         }
         let tenant = DEFAULT_TENANT.to_string();
-        let mut keks = HashMap::new();
-        let mut created = HashMap::new();
-        let mut index = crate::reindex::IndexSet::default();
         let rows = store.keys(&tenant).await?;
         // After a root-key rotation the token hasher is a key-ring entry; before, it
         // is derived from the root key.
@@ -185,49 +137,12 @@ impl Vault {
             Some(row) => root.unwrap_token_hasher(&token_entry(&tenant), &row.wrapped)?,
             None => root.token_hasher(),
         };
-        let signer =
-            crate::chain::signing_key(&store, root, &tenant, &rows, config.clock.now()).await?;
-        for row in rows {
-            let entry = KeyRingEntry {
-                tenant: &tenant,
-                kind: &row.kind,
-                version: row.version,
-            };
-            let key = root.unwrap(&entry, &row.wrapped)?;
-            match KeyKind::parse(&row.kind) {
-                Some(KeyKind::Kek) => {
-                    keks.insert(row.version, Arc::new(Kek::new(row.version, key)));
-                    created.insert(row.version, row.created);
-                }
-                Some(KeyKind::Index) => {
-                    index.insert(row.version, IndexSecret::new(row.version, key), row.created)
-                }
-                Some(KeyKind::Signing | KeyKind::TokenHasher) => {}
-                None => return Err(OpenError::KeyRing("unknown key kind")),
-            }
-        }
-        if keks.is_empty() {
-            return Err(OpenError::KeyRing("no KEK"));
-        }
-        let mut set = KekSet {
-            current: 0,
-            all: keks,
-            created,
-            stale: false,
-        };
-        set.pick_current(config.clock.now());
-        if index.all.is_empty() {
-            return Err(OpenError::KeyRing("no index secret"));
-        }
-        index.pick_current(config.clock.now());
+        let now = config.clock.now();
+        let signer = crate::chain::signing_key(&store, root, &tenant, &rows, now).await?;
+        let keys = Keys::load(root, &tenant, &rows, signer, now)?;
         Ok(Vault {
             store,
-            keys: KeyRing {
-                keks: std::sync::RwLock::new(set),
-                wrapper: root.wrapper(),
-                index: std::sync::RwLock::new(index),
-                signer,
-            },
+            keys,
             tenant,
             config,
             token_hasher,
@@ -267,45 +182,6 @@ impl Vault {
             detail: None,
             classes: None,
         }
-    }
-
-    /// The KEK that wraps new DEKs.
-    pub(crate) fn current_kek(&self) -> Result<Arc<Kek>> {
-        let set = self.keks();
-        if set.stale {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                "the key ring has a KEK this server cannot open: restart it with the current root key",
-            ));
-        }
-        set.all
-            .get(&set.current)
-            .cloned()
-            .ok_or_else(|| Error::internal("the current KEK is missing"))
-    }
-
-    /// KEK `version`, if this vault has it.
-    pub(crate) fn kek(&self, version: i64) -> Result<Arc<Kek>> {
-        self.keks().all.get(&version).cloned().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Unavailable,
-                "a key is being rotated and this node has not loaded it yet; retry",
-            )
-        })
-    }
-
-    pub(crate) fn indexes(&self) -> std::sync::RwLockReadGuard<'_, crate::reindex::IndexSet> {
-        self.keys
-            .index
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn keks(&self) -> std::sync::RwLockReadGuard<'_, KekSet> {
-        self.keys
-            .keks
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Resolves an access token: the root token (compared in constant time, in

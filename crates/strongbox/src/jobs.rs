@@ -74,7 +74,7 @@ pub async fn sweeper(vault: Arc<Vault>, period: Duration) {
 
 /// Keeps the key ring current (versions added by any node, a rotated root token),
 /// every 500 ms: a new KEK becomes current only after
-/// [`strongbox_core::vault::KEK_ACTIVATION`] seconds, by which time every node has
+/// [`strongbox_core::keys::KEK_ACTIVATION`] seconds, by which time every node has
 /// loaded it.
 pub async fn key_reloader(vault: Arc<Vault>) {
     every("reloading the key ring", Duration::from_millis(500), || {

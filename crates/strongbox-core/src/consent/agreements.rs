@@ -100,7 +100,7 @@ impl Vault {
                 .normalizer
                 .normalize(name, identity)
                 .ok_or_else(|| Error::bad_request(format!("bad {name}")))?;
-            let current = self.indexes().current;
+            let current = self.keys.indexes().current;
             let mut entries = self.index_entries(name, &normalized)?;
             entries.sort_by_key(|e| e.key_version != current);
             return Ok(Party::Pending(entries.iter().map(pending_owner).collect()));
@@ -634,7 +634,7 @@ impl Vault {
     /// rotation). Returns how many moved and how many are left (they did not open,
     /// or changed meanwhile: the next pass tries again).
     pub(crate) async fn rekey_pending_agreements(&self, current: i64) -> Result<(usize, usize)> {
-        let Some(secret) = self.indexes().all.get(&current).cloned() else {
+        let Some(secret) = self.keys.indexes().all.get(&current).cloned() else {
             return Ok((0, 0));
         };
         let (mut moved, mut left) = (0, 0);
@@ -701,7 +701,7 @@ impl Vault {
             .label
             .clone()
             .ok_or_else(|| Error::internal("a pending agreement has no brief"))?;
-        let new_owner = pending_owner(&crate::reindex::entry(secret, name, &normalized));
+        let new_owner = pending_owner(&crate::keys::entry(secret, name, &normalized));
         let id = agreement_id(&new_owner, &brief);
         let (dek, kek_version, wrapped) = self.new_record_dek(RecordKind::Agreement.name(), &id)?;
         let mut moved = RecordRow {

@@ -175,7 +175,7 @@ pub async fn rotate_kek(State(state): State<AppState>, Caller(who): Caller) -> R
         ("version", Value::from(version)),
         (
             "activates_in",
-            Value::from(strongbox_core::vault::KEK_ACTIVATION),
+            Value::from(strongbox_core::keys::KEK_ACTIVATION),
         ),
     ]))
 }
@@ -213,7 +213,7 @@ pub async fn rotate_index(State(state): State<AppState>, Caller(who): Caller) ->
         ("version", Value::from(version)),
         (
             "activates_in",
-            Value::from(strongbox_core::vault::KEK_ACTIVATION),
+            Value::from(strongbox_core::keys::KEK_ACTIVATION),
         ),
     ]))
 }
