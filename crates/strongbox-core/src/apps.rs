@@ -5,11 +5,11 @@
 use serde_json::{Map, Value, json};
 use strongbox_store::{RecordRow, StoreError, WriteOp};
 
+use crate::change::{Change, Outcome};
 use crate::error::{Error, ErrorKind, Result};
-use crate::kinds::{Action, RecordKind};
+use crate::kinds::{Action, RecordKind, RequestKind};
 use crate::principal::Principal;
-use crate::requests::{ACTION_CHANGE_APP, Outcome};
-use crate::users::{Change, Mode, Subject};
+use crate::subjects::{Mode, Subject};
 use crate::vault::Vault;
 
 /// An app name as Databunker accepts it: lower-cased, then `[a-z][a-z0-9_]{1,30}`.
@@ -89,7 +89,7 @@ impl Vault {
                 self.file_request(
                     who,
                     &subject,
-                    ACTION_CHANGE_APP,
+                    RequestKind::ChangeApp,
                     Some(&app),
                     None,
                     Some(change.to_json()?),
@@ -167,7 +167,7 @@ impl Vault {
                 .file_request(
                     who,
                     &subject,
-                    ACTION_CHANGE_APP,
+                    RequestKind::ChangeApp,
                     Some(&app),
                     None,
                     Some(change.to_json()?),

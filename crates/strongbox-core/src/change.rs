@@ -18,6 +18,26 @@ use crate::error::{Error, ErrorKind, Result};
 /// Most operations one JSON Patch may have.
 pub const MAX_PATCH_OPERATIONS: usize = 256;
 
+/// What became of an action a user asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Carried out; the user's token.
+    Done(String),
+    /// Kept as a request for the DPO: `existed` when an identical open request was
+    /// already waiting (its token is returned instead of a new one).
+    Requested { rtoken: String, existed: bool },
+}
+
+/// Whether a profile change may be applied directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// The root token, or a DPO approving a request.
+    Open,
+    /// A user's own change under self service: one that touches an `admin` field or
+    /// a lookup field goes to the DPO instead.
+    SelfService,
+}
+
 /// A change to a document, as sent with `PUT`.
 pub enum Change {
     /// RFC 7386 merge patch: an object whose `null` values remove keys.

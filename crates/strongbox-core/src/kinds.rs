@@ -88,6 +88,43 @@ impl KeyKind {
     }
 }
 
+/// What a data-subject request asks for (stored as the request's `action`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// Erase me.
+    ForgetMe,
+    /// Change my profile.
+    ChangeProfile,
+    /// Change my document of an app.
+    ChangeApp,
+    /// Withdraw my consent to a legal basis the organisation keeps control of.
+    Withdraw,
+}
+
+impl RequestKind {
+    const ALL: [RequestKind; 4] = [
+        RequestKind::ForgetMe,
+        RequestKind::ChangeProfile,
+        RequestKind::ChangeApp,
+        RequestKind::Withdraw,
+    ];
+
+    /// The stored name (Databunker's).
+    pub const fn name(self) -> &'static str {
+        match self {
+            RequestKind::ForgetMe => "forget-me",
+            RequestKind::ChangeProfile => "change-profile",
+            RequestKind::ChangeApp => "change-app-data",
+            RequestKind::Withdraw => "agreement-withdraw",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(name: &str) -> Option<RequestKind> {
+        RequestKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
 /// What an audit event records: a closed set. Each action has a stable wire name
 /// (`user.get`, stored in `audit.name`) and a title, Databunker's wording where it has
 /// one, that its arguments complete (`get user record by email`, stored in

@@ -17,27 +17,13 @@ use serde_json::{Map, Value, json};
 use strongbox_crypto::{Dek, new_record_token, parse_record_token};
 use strongbox_store::{RecordRow, StoreError, WriteOp};
 
+use crate::change::{Change, Gate, Outcome};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::Page;
-use crate::kinds::{Action, RecordKind};
+use crate::kinds::{Action, RecordKind, RequestKind};
 use crate::principal::Principal;
-use crate::users::{Change, Mode, Subject};
+use crate::subjects::{Mode, Subject};
 use crate::vault::Vault;
-
-pub(crate) const ACTION_FORGET_ME: &str = "forget-me";
-pub(crate) const ACTION_CHANGE_PROFILE: &str = "change-profile";
-pub(crate) const ACTION_CHANGE_APP: &str = "change-app-data";
-pub(crate) const ACTION_WITHDRAW: &str = "agreement-withdraw";
-
-/// What became of an action a user asked for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Carried out; the user's token.
-    Done(String),
-    /// Kept as a request for the DPO: `existed` when an identical open request was
-    /// already waiting (its token is returned instead of a new one).
-    Requested { rtoken: String, existed: bool },
-}
 
 /// The request statuses.
 const OPEN: &str = "open";
@@ -88,16 +74,17 @@ impl Vault {
         }
     }
 
-    /// Files (or finds the identical open) request of `subject` for `action`.
+    /// Files (or finds the identical open) request of `subject` of `kind`.
     pub(crate) async fn file_request(
         &self,
         who: &Principal,
         subject: &Subject,
-        action: &str,
+        kind: RequestKind,
         app: Option<&str>,
         brief: Option<&str>,
         change: Option<Value>,
     ) -> Result<Outcome> {
+        let action = kind.name();
         let title = &Action::RequestFile.with([&action]);
         let exists = |rtoken: String| async move {
             self.audit(self.new_event(who, title, Some(&subject.token), "request-exists"))
@@ -426,8 +413,8 @@ impl Vault {
                     .ok_or_else(|| Error::internal("a change request has no change"))?,
             )
         };
-        match field(&meta, "action") {
-            Some(ACTION_FORGET_ME) => {
+        match field(&meta, "action").and_then(RequestKind::parse) {
+            Some(RequestKind::ForgetMe) => {
                 self.erase_user(
                     who,
                     &Action::UserDeleteByRequest.into(),
@@ -436,7 +423,7 @@ impl Vault {
                 )
                 .await
             }
-            Some(ACTION_CHANGE_PROFILE) => {
+            Some(RequestKind::ChangeProfile) => {
                 let user = self
                     .store
                     .user(&self.tenant, &subject.token)
@@ -448,18 +435,18 @@ impl Vault {
                     user,
                     &change()?,
                     &extra,
-                    crate::users::Gate::Open,
+                    Gate::Open,
                 )
                 .await
                 .map(|_| ())
             }
-            Some(ACTION_CHANGE_APP) => {
+            Some(RequestKind::ChangeApp) => {
                 let app = field(&meta, "app")
                     .ok_or_else(|| Error::internal("an app request has no app"))?;
                 self.apply_app_change(who, &subject, app, &change()?, &extra)
                     .await
             }
-            Some(ACTION_WITHDRAW) => {
+            Some(RequestKind::Withdraw) => {
                 let brief = field(&meta, "brief")
                     .ok_or_else(|| Error::internal("a withdrawal request has no brief"))?;
                 self.apply_withdrawal(who, subject, brief, "admin", &extra)

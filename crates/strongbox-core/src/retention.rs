@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
 use crate::kinds::{Action, AuditAction, RecordKind};
 use crate::principal::Principal;
-use crate::users::Mode;
+use crate::subjects::Mode;
 use crate::vault::Vault;
 
 /// A user's retention state, as `/v1/exp/status` answers it.

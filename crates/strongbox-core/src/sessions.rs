@@ -11,7 +11,7 @@ use crate::expiry::{Page, capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
 use crate::normalize::USER_INDEXES;
 use crate::principal::Principal;
-use crate::users::Mode;
+use crate::subjects::Mode;
 use crate::vault::Vault;
 
 /// A session as read back.

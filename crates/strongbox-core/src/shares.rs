@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
 use crate::principal::Principal;
-use crate::users::Mode;
+use crate::subjects::Mode;
 use crate::vault::Vault;
 
 /// What a shared record shows.

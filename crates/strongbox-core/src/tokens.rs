@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
 use crate::principal::Principal;
-use crate::users::Mode;
+use crate::subjects::Mode;
 use crate::vault::Vault;
 
 /// Lifetime of a user token that does not ask for one (Databunker's login tokens).

@@ -7,11 +7,11 @@ use strongbox_crypto::Dek;
 use strongbox_store::{IndexEntry, RecordRow, StoreError, WriteOp};
 
 use super::*;
+use crate::change::Outcome;
 use crate::error::{Error, Result};
-use crate::kinds::{Action, AuditAction, RecordKind};
+use crate::kinds::{Action, AuditAction, RecordKind, RequestKind};
 use crate::principal::Principal;
-use crate::requests::{ACTION_WITHDRAW, Outcome};
-use crate::users::{Mode, Subject};
+use crate::subjects::{Mode, Subject};
 use crate::vault::Vault;
 
 /// Who an agreement belongs to.
@@ -347,7 +347,14 @@ impl Vault {
                 dek: dek.clone(),
             };
             return self
-                .file_request(who, &subject, ACTION_WITHDRAW, None, Some(&brief), None)
+                .file_request(
+                    who,
+                    &subject,
+                    RequestKind::Withdraw,
+                    None,
+                    Some(&brief),
+                    None,
+                )
                 .await;
         }
         let token = party.key().to_string();
