@@ -21,17 +21,15 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde_json::{Map, Value, json};
 use strongbox_crypto::{
-    ChainEvent, KeyRingEntry, RootKey, SecretKey, SignedKind, VaultSigner, chain_genesis,
-    chain_link, checkpoint_message, event_digest,
+    ChainEvent, SignedKind, VaultSigner, chain_genesis, chain_link, checkpoint_message,
+    event_digest,
 };
-use strongbox_store::{
-    AuditHead, AuditRow, CheckpointRow, KeyRow, SealRow, Store, StoreError, WriteOp,
-};
+use strongbox_store::{AuditHead, AuditRow, CheckpointRow, SealRow, StoreError, WriteOp};
 
 use crate::error::{Error, Result};
-use crate::kinds::{Action, KeyKind};
+use crate::kinds::Action;
 use crate::principal::Principal;
-use crate::vault::{OpenError, Vault};
+use crate::vault::Vault;
 
 /// Events linked by one sealing pass at most.
 pub const SEAL_BATCH: usize = 2000;
@@ -42,11 +40,6 @@ pub const SEAL_BATCH: usize = 2000;
 pub const GAP_TTL: i64 = 120;
 /// Ids waited for at most; beyond that the oldest are given up.
 const MAX_GAPS: usize = 10_000;
-
-/// The `meta` entry holding a tenant's public verification key.
-pub fn public_key_name(tenant: &str) -> String {
-    format!("audit_public_key/{tenant}")
-}
 
 /// The digest of a stored event, as the chain covers it.
 pub fn row_digest(row: &AuditRow) -> [u8; 32] {
@@ -124,66 +117,6 @@ pub fn checkpoint_json(tenant: &str, c: &CheckpointRow, public_key: &[u8]) -> Va
         "publickey": hex::encode(public_key),
         "signature": hex::encode(&c.signature),
     })
-}
-
-/// Loads the tenant's signing key, creating it on first use (a store initialized
-/// before the chain existed, or a fresh one): a random seed wrapped by the root key,
-/// and its public key in `meta`. Two nodes racing both end up with the winner's key.
-pub(crate) async fn signing_key(
-    store: &Store,
-    root: &RootKey,
-    tenant: &str,
-    rows: &[KeyRow],
-    now: i64,
-) -> std::result::Result<VaultSigner, OpenError> {
-    let entry = KeyRingEntry {
-        tenant,
-        kind: KeyKind::Signing.name(),
-        version: 1,
-    };
-    let published = store.meta_value(&public_key_name(tenant)).await?;
-    if let Some(row) = rows.iter().find(|r| r.kind == KeyKind::Signing.name()) {
-        let signer = VaultSigner::new(&root.unwrap(&entry, &row.wrapped)?);
-        // The public key verifiers read must be this key's: a replaced one would let
-        // someone with database access re-sign a rewritten chain.
-        if published.as_deref() != Some(signer.public_key().as_slice()) {
-            return Err(OpenError::KeyRing(
-                "the stored audit public key is not the signing key's (was it replaced?)",
-            ));
-        }
-        return Ok(signer);
-    }
-    // A missing key with a published public key or checkpoints means it was removed:
-    // refuse rather than quietly start a new one.
-    if published.is_some() || !store.audit_checkpoints(tenant).await?.is_empty() {
-        return Err(OpenError::KeyRing(
-            "the audit signing key is missing although checkpoints were signed with it",
-        ));
-    }
-    let seed = SecretKey::generate()?;
-    let signer = VaultSigner::new(&seed);
-    let op = WriteOp::AddKey {
-        tenant: tenant.to_string(),
-        key: KeyRow {
-            kind: KeyKind::Signing.name().to_string(),
-            version: 1,
-            wrapped: root.wrap(&entry, &seed)?,
-            created: now,
-        },
-        meta: vec![(public_key_name(tenant), signer.public_key().to_vec())],
-    };
-    match store.write(op).await {
-        Ok(()) => Ok(signer),
-        Err(StoreError::Duplicate(_)) => {
-            let rows = store.keys(tenant).await?;
-            let row = rows
-                .iter()
-                .find(|r| r.kind == KeyKind::Signing.name())
-                .ok_or(OpenError::KeyRing("the signing key vanished"))?;
-            Ok(VaultSigner::new(&root.unwrap(&entry, &row.wrapped)?))
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Where the chain stands after sealing.

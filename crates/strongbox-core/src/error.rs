@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use strongbox_store::StoreError;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     /// Malformed or invalid input.
@@ -93,3 +95,30 @@ impl From<strongbox_crypto::CryptoError> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why a vault could not be opened. Messages are for the operator's terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the root key does not match this store (the stored canary did not verify)")]
+    WrongRootKey,
+    #[error("{0} is not initialized: run `strongbox init` first")]
+    NotInitialized(String),
+    #[error("the store is already initialized; refusing to initialize it again")]
+    AlreadyInitialized,
+    #[error("the key ring is damaged: {0}")]
+    KeyRing(&'static str),
+    #[error("{0}")]
+    Store(StoreError),
+    #[error("{0}")]
+    Crypto(#[from] strongbox_crypto::CryptoError),
+}
+
+impl From<StoreError> for OpenError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotInitialized(what) => OpenError::NotInitialized(what),
+            StoreError::AlreadyInitialized => OpenError::AlreadyInitialized,
+            other => OpenError::Store(other),
+        }
+    }
+}

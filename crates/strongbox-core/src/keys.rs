@@ -8,12 +8,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
-use strongbox_crypto::{IndexSecret, Kek, KeyRingEntry, KeyWrapper, RootKey, VaultSigner};
-use strongbox_store::{IndexEntry, KeyRow};
+use strongbox_crypto::{
+    IndexSecret, Kek, KeyRingEntry, KeyWrapper, RootKey, SecretKey, VaultSigner,
+};
+use strongbox_store::{IndexEntry, KeyRow, Store, StoreError, WriteOp};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, OpenError, Result};
 use crate::kinds::KeyKind;
-use crate::vault::OpenError;
 
 /// The KEKs of a tenant: every version still in the key ring, and the one that
 /// wraps new DEKs.
@@ -124,6 +125,71 @@ pub(crate) fn entry(secret: &IndexSecret, name: &'static str, normalized: &str) 
     }
 }
 
+/// The `meta` entry holding a tenant's public verification key.
+pub fn public_key_name(tenant: &str) -> String {
+    format!("audit_public_key/{tenant}")
+}
+
+/// Loads the tenant's signing key, creating it on first use (a store initialized
+/// before the chain existed, or a fresh one): a random seed wrapped by the root key,
+/// and its public key in `meta`. Two nodes racing both end up with the winner's key.
+async fn signing_key(
+    store: &Store,
+    root: &RootKey,
+    tenant: &str,
+    rows: &[KeyRow],
+    now: i64,
+) -> std::result::Result<VaultSigner, OpenError> {
+    let entry = KeyRingEntry {
+        tenant,
+        kind: KeyKind::Signing.name(),
+        version: 1,
+    };
+    let published = store.meta_value(&public_key_name(tenant)).await?;
+    if let Some(row) = rows.iter().find(|r| r.kind == KeyKind::Signing.name()) {
+        let signer = VaultSigner::new(&root.unwrap(&entry, &row.wrapped)?);
+        // The public key verifiers read must be this key's: a replaced one would let
+        // someone with database access re-sign a rewritten chain.
+        if published.as_deref() != Some(signer.public_key().as_slice()) {
+            return Err(OpenError::KeyRing(
+                "the stored audit public key is not the signing key's (was it replaced?)",
+            ));
+        }
+        return Ok(signer);
+    }
+    // A missing key with a published public key or checkpoints means it was removed:
+    // refuse rather than quietly start a new one.
+    if published.is_some() || !store.audit_checkpoints(tenant).await?.is_empty() {
+        return Err(OpenError::KeyRing(
+            "the audit signing key is missing although checkpoints were signed with it",
+        ));
+    }
+    let seed = SecretKey::generate()?;
+    let signer = VaultSigner::new(&seed);
+    let op = WriteOp::AddKey {
+        tenant: tenant.to_string(),
+        key: KeyRow {
+            kind: KeyKind::Signing.name().to_string(),
+            version: 1,
+            wrapped: root.wrap(&entry, &seed)?,
+            created: now,
+        },
+        meta: vec![(public_key_name(tenant), signer.public_key().to_vec())],
+    };
+    match store.write(op).await {
+        Ok(()) => Ok(signer),
+        Err(StoreError::Duplicate(_)) => {
+            let rows = store.keys(tenant).await?;
+            let row = rows
+                .iter()
+                .find(|r| r.kind == KeyKind::Signing.name())
+                .ok_or(OpenError::KeyRing("the signing key vanished"))?;
+            Ok(VaultSigner::new(&root.unwrap(&entry, &row.wrapped)?))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The unwrapped keys of one tenant.
 pub(crate) struct Keys {
     tenant: String,
@@ -137,6 +203,18 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
+    /// The tenant's key ring from its `rows`, with its signing key (made on first use).
+    pub(crate) async fn open(
+        store: &Store,
+        root: &RootKey,
+        tenant: &str,
+        rows: &[KeyRow],
+        now: i64,
+    ) -> std::result::Result<Keys, OpenError> {
+        let signer = signing_key(store, root, tenant, rows, now).await?;
+        Keys::load(root, tenant, rows, signer, now)
+    }
+
     /// Unwraps `tenant`'s key-ring `rows` with `root`. A ring without a KEK or an index
     /// secret, or with an entry of an unknown kind, is refused.
     pub(crate) fn load(

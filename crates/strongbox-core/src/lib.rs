@@ -36,6 +36,7 @@ pub mod verify;
 
 pub use change::{Change, Outcome};
 pub use config::{Policy, SelfService, VaultConfig};
+pub use error::OpenError;
 pub use error::{Error, ErrorKind, Result};
 pub use expiry::Page;
 pub use normalize::{Normalizer, parse_country};
@@ -50,4 +51,4 @@ pub use strongbox_store::metrics as store_metrics;
 pub use subjects::Mode;
 pub use tokens::IssuedToken;
 pub use users::UserView;
-pub use vault::{CRYPTO_TIMINGS, OpenError, Vault};
+pub use vault::{CRYPTO_TIMINGS, Vault};

@@ -15,8 +15,9 @@ use strongbox_crypto::{KeyRingEntry, RootKey};
 use strongbox_store::{KeyRow, Store, StoreError, WriteOp};
 
 use crate::clock::{Clock, SystemClock};
+use crate::error::OpenError;
 use crate::kinds::KeyKind;
-use crate::vault::{DEFAULT_TENANT, OpenError, token_entry};
+use crate::vault::{DEFAULT_TENANT, token_entry};
 
 /// Re-wraps the key ring of `store` from `old` to `new`, and sets (or, with `None`,
 /// removes) the `meta` entries that say how the new key is kept: its shares'

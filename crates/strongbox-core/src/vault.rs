@@ -7,7 +7,7 @@ use strongbox_store::{AuditEvent, InitData, KeyRow, Store, StoreError, WriteOp};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::VaultConfig;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, OpenError, Result};
 use crate::keys::Keys;
 use crate::kinds::{Action, AuditAction, KeyKind};
 use crate::principal::Principal;
@@ -26,33 +26,6 @@ pub(crate) fn token_entry(tenant: &str) -> KeyRingEntry<'_> {
 /// Time spent sealing and opening records (profiles, documents, event details).
 pub static CRYPTO_TIMINGS: strongbox_store::metrics::Histogram =
     strongbox_store::metrics::Histogram::new();
-
-/// Why a vault could not be opened. Messages are for the operator's terminal.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error("the root key does not match this store (the stored canary did not verify)")]
-    WrongRootKey,
-    #[error("{0} is not initialized: run `strongbox init` first")]
-    NotInitialized(String),
-    #[error("the store is already initialized; refusing to initialize it again")]
-    AlreadyInitialized,
-    #[error("the key ring is damaged: {0}")]
-    KeyRing(&'static str),
-    #[error("{0}")]
-    Store(StoreError),
-    #[error("{0}")]
-    Crypto(#[from] strongbox_crypto::CryptoError),
-}
-
-impl From<StoreError> for OpenError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotInitialized(what) => OpenError::NotInitialized(what),
-            StoreError::AlreadyInitialized => OpenError::AlreadyInitialized,
-            other => OpenError::Store(other),
-        }
-    }
-}
 
 pub struct Vault {
     pub(crate) store: Store,
@@ -137,9 +110,7 @@ impl Vault {
             Some(row) => root.unwrap_token_hasher(&token_entry(&tenant), &row.wrapped)?,
             None => root.token_hasher(),
         };
-        let now = config.clock.now();
-        let signer = crate::chain::signing_key(&store, root, &tenant, &rows, now).await?;
-        let keys = Keys::load(root, &tenant, &rows, signer, now)?;
+        let keys = Keys::open(&store, root, &tenant, &rows, config.clock.now()).await?;
         Ok(Vault {
             store,
             keys,

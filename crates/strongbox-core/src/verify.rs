@@ -21,7 +21,8 @@ use strongbox_crypto::{
 };
 use strongbox_store::{AuditHead, SealRow, Store, StoreError};
 
-use crate::chain::{public_key_name, row_digest};
+use crate::chain::row_digest;
+use crate::keys::public_key_name;
 use crate::kinds::Action;
 
 /// Rows read per query.

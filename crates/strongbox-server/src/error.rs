@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use strongbox_core::{Error, ErrorKind};
 
-use crate::v1::json_response;
+use crate::reply::json_response;
 
 pub struct ApiError(pub Error);
 

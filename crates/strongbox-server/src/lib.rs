@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod metrics;
 mod middleware;
+mod reply;
 pub mod seal;
 mod v1;
 

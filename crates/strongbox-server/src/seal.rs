@@ -31,7 +31,7 @@ use tower::ServiceExt;
 use zeroize::Zeroizing;
 
 use crate::error::error_response;
-use crate::v1::json_response;
+use crate::reply::json_response;
 use crate::{HttpConfig, router};
 
 /// Shares given longer ago than this are dropped, by default.

@@ -15,7 +15,7 @@ mod users;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::Value;
@@ -24,6 +24,7 @@ use strongbox_core::{Error, Outcome, Page, Result};
 use crate::AppState;
 use crate::error::{ApiError, error_response};
 use crate::extract::{Caller, Params};
+use crate::reply::json_response;
 
 /// What every handler returns.
 type Reply = std::result::Result<Response, ApiError>;
@@ -161,16 +162,6 @@ async fn bench_lookup(
     } else {
         Err(Error::not_found("not found").into())
     }
-}
-
-/// A JSON response with Databunker's content type.
-pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
 }
 
 /// `{"status":"ok","<key>":"<value>"}` in Databunker's field order.

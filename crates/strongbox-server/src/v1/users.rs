@@ -5,9 +5,10 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use strongbox_core::{Change, Error, Outcome};
 
-use super::{Reply, json_response, ok_fields, ok_json, outcome};
+use super::{Reply, ok_fields, ok_json, outcome};
 use crate::AppState;
 use crate::extract::{Caller, Creator, Object, OptionalJson, UserPath};
+use crate::reply::json_response;
 
 pub async fn create(
     State(state): State<AppState>,
