@@ -177,6 +177,26 @@ async fn status(State(gate): State<Arc<Gate>>, req: Request) -> Response {
     }
 }
 
+/// `/v1/sys/health`: the open vault's answer, or 503 saying it is sealed.
+async fn health(State(gate): State<Arc<Gate>>, req: Request) -> Response {
+    match gate.inner() {
+        Some(r) => forward(r, req).await,
+        None => {
+            let (given, threshold, _) = gate.progress();
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({
+                    "status": "error",
+                    "message": format!(
+                        "the vault is sealed ({given} of {threshold} shares given)"
+                    ),
+                    "sealed": true,
+                }),
+            )
+        }
+    }
+}
+
 async fn forward(router: Router, mut req: Request) -> Response {
     // The inner router matches the path again; a matched path left from the gate's
     // own routes would be joined with it (`/v1/status/v1/status` in the log).
@@ -295,6 +315,7 @@ pub fn gated_router(gate: Arc<Gate>) -> Router {
         .route("/v1/status/", get(status))
         .route("/status", get(status))
         .route("/v1/sys/seal-status", get(seal_status))
+        .route("/v1/sys/health", get(health))
         .route("/v1/sys/unseal", post(unseal))
         .route("/v1/sys/seal", post(seal))
         .fallback(fallback)

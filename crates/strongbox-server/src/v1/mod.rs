@@ -32,6 +32,7 @@ type Reply = std::result::Result<Response, ApiError>;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/sys/health", get(system::health))
         .route("/v1/status/", get(status))
         .route("/status", get(status))
         .route("/status/", get(status))

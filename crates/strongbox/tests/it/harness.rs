@@ -98,7 +98,7 @@ fn with_database(url: &str, db: &str) -> String {
     out
 }
 
-fn run_ok(cmd: &mut Command) -> String {
+pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),

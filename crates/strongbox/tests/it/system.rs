@@ -1,18 +1,83 @@
-//! `/v1/sys/configuration`, `/v1/metrics` and the bulk listing `POST /v1/users`, end
-//! to end on every backend.
+//! `/v1/sys/health`, `/v1/sys/configuration`, `/v1/metrics` and the bulk listing
+//! `POST /v1/users`, end to end on every backend.
 
 use serde_json::json;
 use ureq::http;
 
 use crate::backend_tests;
-use crate::harness::{Backend, Body, Server, agent};
+use crate::harness::{Backend, Body, Server, agent, run_ok};
 use crate::tokens::issue;
 
 backend_tests!(
+    health_for_load_balancers,
     configuration_is_root_only_and_keeps_secrets,
     metrics_by_route_without_personal_data,
     bulk_listing_is_opt_in
 );
+
+/// `/v1/sys/health` needs no token and says whether the database answers; on
+/// PostgreSQL the test takes the database away (no new connections, the open ones
+/// ended) and gives it back: health and work answer 503 with a JSON reason meanwhile,
+/// promptly and writing nothing, and both are back after, without a restart.
+fn health_for_load_balancers(b: &Backend) {
+    let s = Server::start(b);
+    let healthy = json!({"status": "ok", "sealed": false, "database": "ok"});
+    for token in [None, Some("not-a-token")] {
+        let r = s.call_as(token, "GET", "/v1/sys/health", Body::None);
+        assert_eq!((r.status, &r.json), (200, &healthy), "{token:?}");
+    }
+    let Backend::Postgres(admin) = b else {
+        return;
+    };
+    let db = s.store.db.clone().unwrap();
+    let psql = |sql: &str| {
+        run_ok(std::process::Command::new("psql").args([admin.as_str(), "-qAtc", sql]));
+    };
+    psql(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"));
+    psql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+    ));
+    let started = std::time::Instant::now();
+    let r = s.call_as(None, "GET", "/v1/sys/health", Body::None);
+    assert_eq!(r.status, 503, "{:?}", r.json);
+    assert_eq!(
+        (&r.json["status"], &r.json["database"], &r.json["message"]),
+        (
+            &json!("error"),
+            &json!("unreachable"),
+            &json!("the database cannot be reached")
+        )
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Work is refused the same way, promptly, with a JSON error.
+    let started = std::time::Instant::now();
+    let r = s.call(
+        "POST",
+        "/v1/user",
+        Body::Json(json!({"email": "gone@example.com"})),
+    );
+    assert_eq!(
+        (r.status, &r.json["status"]),
+        (503, &json!("error")),
+        "{:?}",
+        r.json
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    psql(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = s.call_as(None, "GET", "/v1/sys/health", Body::None);
+        if r.status == 200 {
+            assert_eq!(r.json, healthy);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", r.json);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Nothing of the refused request was written; work goes on.
+    s.get_user("email", "gone@example.com").expect(404);
+    s.create_user(json!({"email": "back@example.com"}));
+}
 
 fn configuration_is_root_only_and_keeps_secrets(b: &Backend) {
     let s = Server::start_with(

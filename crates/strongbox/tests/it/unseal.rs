@@ -83,6 +83,15 @@ fn sealed_start_unseal_and_seal(b: &Backend) {
     let r = s.call("GET", "/v1/user/email/a@example.com", Body::None);
     assert_eq!(r.status, 503);
     assert_eq!(r.json["status"], "error");
+    // Load balancers see it too, without a token.
+    let h = s.call_as(None, "GET", "/v1/sys/health", Body::None);
+    assert_eq!(
+        (h.status, &h.json["sealed"]),
+        (503, &json!(true)),
+        "{:?}",
+        h.json
+    );
+    assert_eq!(h.json["status"], "error");
     // Progress is visible; shares given expire after the timeout.
     let (code, v) = give(&s, &shares[0]);
     assert_eq!(
@@ -103,6 +112,13 @@ fn sealed_start_unseal_and_seal(b: &Backend) {
     assert!(out.contains("Unseal progress: 1 of 3"), "{out}");
     assert!(out.contains("Unsealed."), "{out}");
     assert_eq!(s.call_as(None, "GET", "/v1/status", Body::None).status, 200);
+    let h = s.call_as(None, "GET", "/v1/sys/health", Body::None);
+    assert_eq!(
+        (h.status, &h.json["sealed"]),
+        (200, &json!(false)),
+        "{:?}",
+        h.json
+    );
     let t = s.create_user(json!({"email": "sealed@example.com"}));
     // Only root may seal.
     let xt = issue(&s, "token", &t, Body::None);
