@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// The client did not send its request (its body) in time.
+    RequestTimeout,
     /// The store (and with it the audit log) cannot be written or read: the request
     /// was refused, and nothing was changed.
     Unavailable,

@@ -9,8 +9,16 @@ use strongbox_core::{Error, ErrorKind, Result};
 /// Deepest nesting of objects/arrays accepted in a JSON body.
 pub const MAX_JSON_DEPTH: usize = 64;
 
+/// How a body is read: at most `limit` bytes, within `timeout` of the headers.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    pub limit: usize,
+    pub timeout: std::time::Duration,
+}
+
 /// A decoded body: `None` when the request carried none (or only whitespace).
-pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Option<Value>> {
+pub async fn read(headers: &HeaderMap, body: Body, limits: BodyLimits) -> Result<Option<Value>> {
+    let BodyLimits { limit, timeout } = limits;
     let too_large = || {
         Error::new(
             ErrorKind::PayloadTooLarge,
@@ -25,7 +33,17 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Optio
     {
         return Err(too_large());
     }
-    let bytes = match axum::body::to_bytes(body, limit).await {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await;
+    let Ok(read) = read else {
+        return Err(Error::new(
+            ErrorKind::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} seconds",
+                timeout.as_secs()
+            ),
+        ));
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(e) => {
             let inner = e.into_inner();
@@ -68,9 +86,9 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Optio
 pub async fn read_optional_object(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
+    limits: BodyLimits,
 ) -> Result<Map<String, Value>> {
-    match read(headers, body, limit).await? {
+    match read(headers, body, limits).await? {
         None => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m),
         Some(_) => Err(Error::bad_request(
@@ -83,9 +101,9 @@ pub async fn read_optional_object(
 pub async fn read_object(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
+    limits: BodyLimits,
 ) -> Result<Map<String, Value>> {
-    match read(headers, body, limit).await? {
+    match read(headers, body, limits).await? {
         None => Err(Error::bad_request("empty request body")),
         Some(Value::Object(m)) => Ok(m),
         Some(_) => Err(Error::bad_request(

@@ -131,7 +131,7 @@ impl FromRequest<AppState> for Object {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
         Ok(Object(
-            body::read_object(&parts.headers, body, state.http.max_body_bytes).await?,
+            body::read_object(&parts.headers, body, body_limits(state)).await?,
         ))
     }
 }
@@ -145,7 +145,7 @@ impl FromRequest<AppState> for OptionalObject {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
         Ok(OptionalObject(
-            body::read_optional_object(&parts.headers, body, state.http.max_body_bytes).await?,
+            body::read_optional_object(&parts.headers, body, body_limits(state)).await?,
         ))
     }
 }
@@ -159,7 +159,15 @@ impl FromRequest<AppState> for OptionalJson {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
         Ok(OptionalJson(
-            body::read(&parts.headers, body, state.http.max_body_bytes).await?,
+            body::read(&parts.headers, body, body_limits(state)).await?,
         ))
+    }
+}
+
+/// How the request body is read, from the HTTP settings.
+fn body_limits(state: &AppState) -> body::BodyLimits {
+    body::BodyLimits {
+        limit: state.http.max_body_bytes,
+        timeout: state.http.body_read_timeout,
     }
 }

@@ -7,18 +7,17 @@
 mod body;
 mod error;
 mod extract;
+pub mod listen;
 mod metrics;
 mod middleware;
 mod reply;
 pub mod seal;
 mod v1;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
 use strongbox_core::Vault;
-use tokio::net::TcpListener;
 
 pub use body::MAX_JSON_DEPTH;
 
@@ -38,6 +37,10 @@ pub struct HttpConfig {
     pub metrics_token: Option<strongbox_core::Secret>,
     /// Serve `/v1/metrics` without any token (Databunker's behaviour). Off by default.
     pub metrics_public: bool,
+    /// Connection limits of the listener.
+    pub limits: Limits,
+    /// Time a client has to send a request's body once its headers are in.
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// The keys of Databunker's `ui` object, all empty by default.
@@ -69,6 +72,8 @@ impl Default for HttpConfig {
             ui,
             metrics_token: None,
             metrics_public: false,
+            limits: Limits::default(),
+            body_read_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -100,13 +105,4 @@ pub fn router(vault: Arc<Vault>, http: HttpConfig) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use listen::{Limits, serve};

@@ -160,6 +160,18 @@ impl HttpMetrics {
                     .max(0) as u64,
             ),
             (
+                "strongbox_http_connections_open",
+                "gauge",
+                "Connections being served.",
+                crate::listen::CONNECTIONS_OPEN.load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_http_connections_refused_total",
+                "counter",
+                "Connections closed on arrival because --max-connections were open.",
+                crate::listen::CONNECTIONS_REFUSED.load(Ordering::Relaxed),
+            ),
+            (
                 "strongbox_store_write_failures_total",
                 "counter",
                 "Writes (each with its audit event) the database refused.",

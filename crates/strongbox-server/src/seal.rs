@@ -66,6 +66,11 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// The listener's limits from the HTTP settings the gate was made with.
+    pub fn http_limits(&self) -> crate::Limits {
+        self.http.limits.clone()
+    }
+
     pub fn new(
         config: Option<SealConfig>,
         unsealer: Box<dyn Unsealer>,

@@ -409,6 +409,31 @@ pub struct VaultArgs {
     /// Largest request body in bytes [default: 1048576]. File key: `max_body_bytes`.
     #[arg(long, env = "STRONGBOX_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Connections served at once; more are closed on arrival [default: 1024]. File
+    /// key: `max_connections`.
+    #[arg(long, env = "STRONGBOX_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers, also between two requests
+    /// on a kept-alive connection; a client slower than that is disconnected
+    /// [default: 10]. File key: `header_read_timeout`.
+    #[arg(long, env = "STRONGBOX_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a client has to send a request's body once its headers are in; 408
+    /// after that [default: 30]. File key: `body_read_timeout`.
+    #[arg(long, env = "STRONGBOX_BODY_READ_TIMEOUT", value_name = "SECONDS")]
+    pub body_read_timeout: Option<u64>,
+    /// Most header fields in one request; more get 431 [default: 100]. File key:
+    /// `max_headers`.
+    #[arg(long, env = "STRONGBOX_MAX_HEADERS", value_name = "N")]
+    pub max_headers: Option<usize>,
+    /// Largest request head (request line and headers) in bytes; larger gets 431
+    /// [default: 16384]. File key: `max_header_bytes`.
+    #[arg(long, env = "STRONGBOX_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Seconds a stopping server (SIGTERM, SIGINT) waits for requests in flight
+    /// [default: 10]. File key: `drain_timeout`.
+    #[arg(long, env = "STRONGBOX_DRAIN_TIMEOUT", value_name = "SECONDS")]
+    pub drain_timeout: Option<u64>,
     /// Region for phone numbers without a +country prefix [default: GB]. File key:
     /// `default_country`.
     #[arg(long, env = "STRONGBOX_DEFAULT_COUNTRY", value_name = "CC")]

@@ -450,6 +450,17 @@ fn http_config(args: &VaultArgs) -> HttpConfig {
     if let Some(n) = args.max_body_bytes {
         http.max_body_bytes = n;
     }
+    let limits = &mut http.limits;
+    let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+    limits.max_connections = args
+        .max_connections
+        .unwrap_or(limits.max_connections)
+        .max(1);
+    limits.header_read_timeout = secs(args.header_read_timeout, limits.header_read_timeout);
+    limits.max_headers = args.max_headers.unwrap_or(limits.max_headers).max(1);
+    limits.max_header_bytes = args.max_header_bytes.unwrap_or(limits.max_header_bytes);
+    limits.drain_timeout = secs(args.drain_timeout, limits.drain_timeout);
+    http.body_read_timeout = secs(args.body_read_timeout, http.body_read_timeout);
     http
 }
 
@@ -908,6 +919,7 @@ async fn serve(
             }
         })
     };
+    let limits = gate.http_limits();
     let router = gated_router(gate.clone());
     {
         let mut out = std::io::stdout().lock();
@@ -915,7 +927,7 @@ async fn serve(
         let _ = out.flush();
     }
     tracing::info!(%local, "listening");
-    let served = strongbox_server::serve(listener, router, shutdown_signal())
+    let served = strongbox_server::serve(listener, router, limits, shutdown_signal())
         .await
         .map_err(|e| e.to_string());
     expiring.abort();

@@ -17,6 +17,7 @@ mod hostile;
 mod import;
 #[cfg(feature = "kms")]
 mod kms;
+mod limits;
 mod node_clients;
 mod probes;
 mod requests;

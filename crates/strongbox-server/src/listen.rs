@@ -1,0 +1,139 @@
+//! The listener: accepts TCP connections and serves each over HTTP/1.1 with hyper,
+//! under [`Limits`]. A client that trickles its headers (slowloris) is cut off when
+//! the header timeout passes; connections beyond the cap are closed at once instead
+//! of queueing behind the others; oversized or too many headers get 431. On shutdown
+//! it stops accepting, lets each connection finish the request it is serving, and
+//! waits for them at most the drain timeout.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+
+/// Connection-level limits. Every one is a setting of `serve` (docs/operations.md).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Connections served at once; more are closed on arrival.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, counted from when the server
+    /// is ready to read them (on an idle keep-alive connection too).
+    pub header_read_timeout: Duration,
+    /// Most header fields in one request.
+    pub max_headers: usize,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Longest wait at shutdown for requests in flight.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_headers: 100,
+            max_header_bytes: 16 * 1024,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Connections closed on arrival because the cap was reached.
+pub static CONNECTIONS_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Connections being served now.
+pub static CONNECTIONS_OPEN: AtomicU64 = AtomicU64::new(0);
+
+/// Serves `router` on `listener` under `limits` until `shutdown` completes, then
+/// drains. Each request carries its peer address as `ConnectInfo<SocketAddr>`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let slots = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let permits = Arc::new(Semaphore::new(slots as usize));
+    let (closing, closed) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before accept:
+                    // pause briefly rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            CONNECTIONS_REFUSED.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            })
+            .map_err(|never: Infallible| match never {});
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_headers(limits.max_headers)
+            .max_header_size(limits.max_header_bytes)
+            .keep_alive(true);
+        let mut closed = closed.clone();
+        CONNECTIONS_OPEN.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { closed.wait_for(|c| *c).await.map(|_| ()) } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            CONNECTIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    if tokio::time::timeout(limits.drain_timeout, permits.acquire_many(slots))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still in flight when the drain timeout passed; their connections close"
+        );
+    }
+    Ok(())
+}
+
+/// The peer address of a request served by [`serve`].
+pub fn peer(req: &Request<axum::body::Body>) -> Option<SocketAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}

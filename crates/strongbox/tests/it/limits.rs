@@ -1,0 +1,172 @@
+//! The listener's limits, end to end against a real server: a client that trickles
+//! its headers (slowloris) or its body, idle connections, too many connections, too
+//! many or too large headers. None of them may delay other clients; each is cut off
+//! when its time is up. The listener is the same whatever the backend, so these run
+//! on SQLite.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{Backend, Body, Server};
+
+fn connect(s: &Server) -> TcpStream {
+    let addr = s.base.trim_start_matches("http://");
+    let c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    c
+}
+
+/// Reads until the server closes the connection; how long that took, and what came.
+fn until_closed(c: &mut TcpStream) -> (Duration, String) {
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&got).into_owned(),
+    )
+}
+
+/// A request from another client answers at once.
+fn others_are_served(s: &Server) {
+    let started = Instant::now();
+    s.call_as(None, "GET", "/v1/status", Body::None).expect(200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn slow_headers_are_cut_off_without_delaying_others() {
+    let s = Server::start_with(&Backend::Sqlite, &["--header-read-timeout", "2"]);
+    let mut slow = connect(&s);
+    let started = Instant::now();
+    // One byte every 300 ms: the headers would take far longer than 2 s.
+    let head =
+        b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    let mut cut = false;
+    for b in head {
+        if slow.write_all(&[*b]).is_err() {
+            cut = true;
+            break;
+        }
+        others_are_served(&s);
+        std::thread::sleep(Duration::from_millis(300));
+        if started.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+    }
+    let (_, got) = until_closed(&mut slow);
+    let total = started.elapsed();
+    assert!(
+        cut || total < Duration::from_secs(8),
+        "the slow client was not cut off ({total:?})"
+    );
+    assert!(!got.contains("200 OK"), "{got}");
+    others_are_served(&s);
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let s = Server::start_with(&Backend::Sqlite, &["--header-read-timeout", "2"]);
+    // Connected, nothing sent.
+    let mut silent = connect(&s);
+    // One request answered, then idle on a kept-alive connection.
+    let mut kept = connect(&s);
+    kept.write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = kept.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    for c in [&mut silent, &mut kept] {
+        let (waited, _) = until_closed(c);
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+}
+
+#[test]
+fn connections_beyond_the_cap_are_closed_at_once() {
+    let s = Server::start_with(
+        &Backend::Sqlite,
+        &["--max-connections", "3", "--header-read-timeout", "3"],
+    );
+    let held: Vec<TcpStream> = (0..3).map(|_| connect(&s)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = connect(&s);
+    let (waited, got) = until_closed(&mut extra);
+    assert!(waited < Duration::from_secs(1), "{waited:?}");
+    assert!(got.is_empty(), "{got}");
+    // The held ones time out; then there is room again.
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(r) = s.try_call_as(None, "GET", "/v1/status", Body::None)
+            && r.status == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no room after the cap was freed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The refusal shows in the metrics.
+    let metrics = s.call("GET", "/v1/metrics", Body::None).expect(200);
+    let text = metrics.as_str().unwrap_or_default();
+    let refused = text
+        .lines()
+        .find_map(|l| l.strip_prefix("strongbox_http_connections_refused_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(refused.is_some_and(|n| n >= 1), "{text}");
+}
+
+#[test]
+fn a_body_that_never_finishes_gets_408() {
+    let s = Server::start_with(&Backend::Sqlite, &["--body-read-timeout", "1"]);
+    let mut c = connect(&s);
+    let started = Instant::now();
+    let head = format!(
+        "POST /v1/user HTTP/1.1\r\nHost: x\r\nX-Bunker-Token: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"email\":",
+        s.token
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    let (waited, got) = until_closed(&mut c);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    let body = got.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["status"], "error");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{waited:?} {:?}",
+        started.elapsed()
+    );
+    others_are_served(&s);
+}
+
+#[test]
+fn too_many_or_too_large_headers_get_431() {
+    let s = Server::start_with(
+        &Backend::Sqlite,
+        &["--max-headers", "20", "--max-header-bytes", "4096"],
+    );
+    let many: String = (0..30).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let large = format!("X-Big: {}\r\n", "a".repeat(8000));
+    for extra in [many, large] {
+        let mut c = connect(&s);
+        c.write_all(format!("GET /v1/status HTTP/1.1\r\nHost: x\r\n{extra}\r\n").as_bytes())
+            .unwrap();
+        let (_, got) = until_closed(&mut c);
+        assert!(got.starts_with("HTTP/1.1 431"), "{got}");
+    }
+    others_are_served(&s);
+}
