@@ -517,6 +517,31 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM and returns at once (the server drains and exits by itself).
+    pub fn sigterm(&self) {
+        if let Some(c) = &self.child {
+            let status = Command::new("kill")
+                .arg(c.id().to_string())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
+    /// The exit status, once the process has exited within `within`.
+    pub fn exited(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let c = self.child.as_mut()?;
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = c.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -1,7 +1,7 @@
 //! The listener's limits, end to end against a real server: a client that trickles
 //! its headers (slowloris) or its body, idle connections, too many connections, too
 //! many or too large headers. None of them may delay other clients; each is cut off
-//! when its time is up. The listener is the same whatever the backend, so these run
+//! when its time is up. And a stop (SIGTERM) lets the request in flight finish. The listener is the same whatever the backend, so these run
 //! on SQLite.
 
 use std::io::{Read, Write};
@@ -169,4 +169,37 @@ fn too_many_or_too_large_headers_get_431() {
         assert!(got.starts_with("HTTP/1.1 431"), "{got}");
     }
     others_are_served(&s);
+}
+
+#[test]
+fn a_stop_lets_the_request_in_flight_finish() {
+    let mut s = Server::start(&Backend::Sqlite);
+    let mut c = connect(&s);
+    let body = br#"{"email":"inflight@example.com"}"#;
+    let head = format!(
+        "POST /v1/user HTTP/1.1\r\nHost: x\r\nX-Bunker-Token: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        s.token,
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.sigterm();
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are no longer taken.
+    assert!(
+        s.try_call_as(None, "GET", "/v1/status", Body::None)
+            .is_none_or(|r| r.status != 200)
+    );
+    c.write_all(&body[10..]).unwrap();
+    let (_, got) = until_closed(&mut c);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    let status = s
+        .exited(Duration::from_secs(10))
+        .expect("the server exited");
+    assert!(status.success(), "{status:?}");
+    // Acknowledged, so kept.
+    let s = s.restart();
+    s.get_user("email", "inflight@example.com").expect(200);
 }
