@@ -8,11 +8,16 @@ use strongbox_core::{Error, ErrorKind};
 
 use crate::reply::json_response;
 
-pub struct ApiError(pub Error);
+pub enum ApiError {
+    /// A domain error, mapped by its kind.
+    Domain(Error),
+    /// A failed attempt over its address's limit: 429 after this many seconds.
+    Limited(u64),
+}
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        ApiError(e)
+        ApiError::Domain(e)
     }
 }
 
@@ -43,6 +48,9 @@ pub fn error_response(status: StatusCode, message: &str) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        error_response(status_of(self.0.kind), &self.0.message)
+        match self {
+            ApiError::Domain(e) => error_response(status_of(e.kind), &e.message),
+            ApiError::Limited(wait) => crate::guard::too_many(wait),
+        }
     }
 }

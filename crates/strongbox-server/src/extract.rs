@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use strongbox_core::{Error, Mode, Principal};
+use strongbox_core::{Error, ErrorKind, Mode, Principal};
 
 use crate::AppState;
 use crate::body;
@@ -36,9 +36,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Caller(
-            state.vault.authenticate(token(&parts.headers)).await?,
-        ))
+        match state.vault.authenticate(token(&parts.headers)).await {
+            Ok(who) => Ok(Caller(who)),
+            Err(e) => Err(failed_auth(parts, state, e)),
+        }
     }
 }
 
@@ -50,13 +51,52 @@ impl FromRequestParts<AppState> for Creator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Creator(
-            state
-                .vault
-                .authenticate_create(token(&parts.headers))
-                .await?,
-        ))
+        match state.vault.authenticate_create(token(&parts.headers)).await {
+            Ok(who) => Ok(Creator(who)),
+            Err(e) => Err(failed_auth(parts, state, e)),
+        }
     }
+}
+
+/// A token that did not authenticate is a failed attempt of its client address.
+fn failed_auth(parts: &Parts, state: &AppState, e: Error) -> ApiError {
+    match e.kind {
+        ErrorKind::Unauthenticated | ErrorKind::Forbidden => {
+            failed_attempt(state, client_of(parts, state), e)
+        }
+        _ => e.into(),
+    }
+}
+
+fn client_of(parts: &Parts, state: &AppState) -> Option<std::net::IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    state.http.guard.client(peer, &parts.headers)
+}
+
+/// The client address of a request (the peer, or as a trusted proxy names it).
+pub struct Client(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Client(client_of(parts, state)))
+    }
+}
+
+/// `e` answers a guessable request (a capability that does not exist, a token that
+/// does not authenticate): counted against `client`, and 429 once it is over its
+/// limit.
+pub fn failed_attempt(state: &AppState, client: Option<std::net::IpAddr>, e: Error) -> ApiError {
+    if let Some(ip) = client
+        && let Err(wait) = state.http.guard.failed(ip)
+    {
+        return ApiError::Limited(wait);
+    }
+    e.into()
 }
 
 fn bad_path() -> ApiError {

@@ -7,6 +7,7 @@
 mod body;
 mod error;
 mod extract;
+pub mod guard;
 pub mod listen;
 mod metrics;
 mod middleware;
@@ -41,6 +42,8 @@ pub struct HttpConfig {
     pub limits: Limits,
     /// Time a client has to send a request's body once its headers are in.
     pub body_read_timeout: std::time::Duration,
+    /// The limit on failed attempts per client address, shared by every router.
+    pub guard: Arc<guard::Guard>,
 }
 
 /// The keys of Databunker's `ui` object, all empty by default.
@@ -74,6 +77,7 @@ impl Default for HttpConfig {
             metrics_public: false,
             limits: Limits::default(),
             body_read_timeout: std::time::Duration::from_secs(30),
+            guard: Arc::new(guard::Guard::new(guard::GuardConfig::default())),
         }
     }
 }

@@ -172,6 +172,12 @@ impl HttpMetrics {
                 crate::listen::CONNECTIONS_REFUSED.load(Ordering::Relaxed),
             ),
             (
+                "strongbox_http_rate_limited_total",
+                "counter",
+                "Failed attempts refused with 429 because their address was over its limit.",
+                crate::guard::LIMITED.load(Ordering::Relaxed),
+            ),
+            (
                 "strongbox_store_write_failures_total",
                 "counter",
                 "Writes (each with its audit event) the database refused.",

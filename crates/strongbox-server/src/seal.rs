@@ -18,7 +18,6 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -219,7 +218,18 @@ async fn fallback(State(gate): State<Arc<Gate>>, req: Request) -> Response {
     }
 }
 
-async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
+async fn unseal(State(gate): State<Arc<Gate>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let client = gate.http.guard.client(peer, &parts.headers);
+    // A share that is not the vault's is a failed attempt of its client address.
+    let failed = |resp: Response| match client.map(|ip| gate.http.guard.failed(ip)) {
+        Some(Err(wait)) => crate::guard::too_many(wait),
+        _ => resp,
+    };
     let bad = |m: &str| error_response(StatusCode::BAD_REQUEST, m);
     if gate.inner().is_some() {
         return json(StatusCode::OK, &gate.status());
@@ -255,12 +265,12 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
         }
         Err(ShareError::DoNotFit) => {
             tracing::warn!("unsealing failed: the shares do not fit together");
-            return refused();
+            return failed(refused());
         }
-        Err(e) => return bad(&e.to_string()),
+        Err(e) => return failed(bad(&e.to_string())),
     };
     let Some(root) = attempt.take_key() else {
-        return refused();
+        return failed(refused());
     };
     match gate.unsealer.open(root).await {
         Ok(vault) => {
@@ -271,7 +281,7 @@ async fn unseal(State(gate): State<Arc<Gate>>, body: Body) -> Response {
         }
         Err(e) => {
             tracing::warn!(error = %e, "unsealing failed: the shares do not form the root key");
-            refused()
+            failed(refused())
         }
     }
 }

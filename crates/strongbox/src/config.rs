@@ -434,6 +434,21 @@ pub struct VaultArgs {
     /// [default: 10]. File key: `drain_timeout`.
     #[arg(long, env = "STRONGBOX_DRAIN_TIMEOUT", value_name = "SECONDS")]
     pub drain_timeout: Option<u64>,
+    /// Failed attempts (a token that does not authenticate, a shared record or
+    /// retention link that does not exist, a wrong unseal share) an address regains
+    /// per minute; beyond its burst it gets 429 [default: 10]. File key:
+    /// `failed_attempts_per_minute`.
+    #[arg(long, env = "STRONGBOX_FAILED_ATTEMPTS_PER_MINUTE", value_name = "N")]
+    pub failed_attempts_per_minute: Option<u32>,
+    /// Failed attempts an address may make in a burst [default: 20]. File key:
+    /// `failed_attempts_burst`.
+    #[arg(long, env = "STRONGBOX_FAILED_ATTEMPTS_BURST", value_name = "N")]
+    pub failed_attempts_burst: Option<u32>,
+    /// Proxies (addresses or networks, comma-separated: `10.0.0.0/8,::1`) whose
+    /// `X-Forwarded-For` / `Forwarded` headers name the client; nobody else's are
+    /// believed [default: none]. File key: `trusted_proxies`.
+    #[arg(long, env = "STRONGBOX_TRUSTED_PROXIES", value_name = "CIDR,…")]
+    pub trusted_proxies: Option<String>,
     /// Region for phone numbers without a +country prefix [default: GB]. File key:
     /// `default_country`.
     #[arg(long, env = "STRONGBOX_DEFAULT_COUNTRY", value_name = "CC")]

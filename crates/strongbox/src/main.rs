@@ -33,6 +33,7 @@ use strongbox_core::{OpenError, Secret};
 use strongbox_crypto::shamir::Share;
 use strongbox_crypto::{RootKey, parse_record_token};
 use strongbox_server::HttpConfig;
+use strongbox_server::guard::{Cidr, Guard, GuardConfig};
 use strongbox_server::seal::{Gate, Opening, Unsealer, gated_router};
 use strongbox_store::{Location, OpenOptions, Store, StoreError};
 use zeroize::Zeroizing;
@@ -266,7 +267,7 @@ async fn run_vault(command: Command) -> Result<(), String> {
                     .max(1),
             );
             let addr = listen.unwrap_or(default_listen());
-            let mut http = http_config(&args);
+            let mut http = http_config(&args)?;
             http.bench_endpoints = bench_endpoints.unwrap_or(false);
             http.metrics_public = metrics_public.unwrap_or(false);
             let location = store.location()?;
@@ -428,7 +429,9 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
     };
     Ok(VaultConfig {
         // A change may not produce a document larger than a body could carry.
-        max_document_bytes: http_config(args).max_body_bytes,
+        max_document_bytes: args
+            .max_body_bytes
+            .unwrap_or(HttpConfig::default().max_body_bytes),
         schema,
         notification_url,
         list_users: args.list_users.unwrap_or(false),
@@ -441,7 +444,7 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
     })
 }
 
-fn http_config(args: &VaultArgs) -> HttpConfig {
+fn http_config(args: &VaultArgs) -> Result<HttpConfig, String> {
     let mut http = HttpConfig {
         // The scraper's secret comes from the environment only, like the root key.
         metrics_token: secrets::var("STRONGBOX_METRICS_TOKEN").map(|t| Secret::new(t.as_str())),
@@ -461,7 +464,24 @@ fn http_config(args: &VaultArgs) -> HttpConfig {
     limits.max_header_bytes = args.max_header_bytes.unwrap_or(limits.max_header_bytes);
     limits.drain_timeout = secs(args.drain_timeout, limits.drain_timeout);
     http.body_read_timeout = secs(args.body_read_timeout, http.body_read_timeout);
-    http
+    let defaults = GuardConfig::default();
+    let trusted_proxies = args
+        .trusted_proxies
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(Cidr::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("trusted_proxies: {e}"))?;
+    http.guard = Arc::new(Guard::new(GuardConfig {
+        per_minute: args
+            .failed_attempts_per_minute
+            .unwrap_or(defaults.per_minute),
+        burst: args.failed_attempts_burst.unwrap_or(defaults.burst),
+        trusted_proxies,
+    }));
+    Ok(http)
 }
 
 /// The root key from STRONGBOX_ROOT_KEY or a key file.
@@ -773,7 +793,7 @@ async fn demo(listen: Option<std::net::SocketAddr>, args: &VaultArgs) -> Result<
         Some(root),
         None,
         addr,
-        http_config(args),
+        http_config(args)?,
         strongbox_server::seal::UNSEAL_TIMEOUT,
     )
     .await;

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{Reply, ok_fields, ok_json};
 use crate::AppState;
-use crate::extract::{Caller, OptionalObject, Params, UserPath};
+use crate::extract::{Caller, Client, OptionalObject, Params, UserPath};
 
 pub async fn start(
     State(state): State<AppState>,
@@ -100,13 +100,43 @@ pub async fn delete_page() -> Reply {
 
 /// `POST /v1/exp/retain/{exptoken}`. No token: the exptoken in the link is the
 /// capability. Answers plain `OK`, as Databunker's `GET` does.
-pub async fn retain(State(state): State<AppState>, Params(exptoken): Params<String>) -> Reply {
-    state.vault.retain_by_exptoken(&exptoken).await?;
+pub async fn retain(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Params(exptoken): Params<String>,
+) -> Reply {
+    guessed(
+        &state,
+        client,
+        state.vault.retain_by_exptoken(&exptoken).await,
+    )?;
     Ok((StatusCode::OK, "OK").into_response())
 }
 
 /// `POST /v1/exp/delete/{exptoken}`: erases the person now; plain `OK`.
-pub async fn delete(State(state): State<AppState>, Params(exptoken): Params<String>) -> Reply {
-    state.vault.delete_by_exptoken(&exptoken).await?;
+pub async fn delete(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Params(exptoken): Params<String>,
+) -> Reply {
+    guessed(
+        &state,
+        client,
+        state.vault.delete_by_exptoken(&exptoken).await,
+    )?;
     Ok((StatusCode::OK, "OK").into_response())
+}
+
+/// An exptoken is a capability: one that names nothing is a failed attempt.
+fn guessed(
+    state: &AppState,
+    client: Option<std::net::IpAddr>,
+    r: strongbox_core::Result<()>,
+) -> Result<(), crate::error::ApiError> {
+    match r {
+        Err(e) if e.kind == strongbox_core::ErrorKind::NotFound => {
+            Err(crate::extract::failed_attempt(state, client, e))
+        }
+        other => Ok(other?),
+    }
 }

@@ -2,10 +2,11 @@
 
 use axum::extract::State;
 use serde_json::Value;
+use strongbox_core::ErrorKind;
 
 use super::{Reply, ok_fields, ok_json};
 use crate::AppState;
-use crate::extract::{Caller, OptionalObject, Params, UserPath};
+use crate::extract::{Caller, Client, OptionalObject, Params, UserPath, failed_attempt};
 
 pub async fn create(
     State(state): State<AppState>,
@@ -20,9 +21,19 @@ pub async fn create(
     Ok(ok_json("record", &record))
 }
 
-/// No token: the record id is the capability.
-pub async fn get(State(state): State<AppState>, Params(record): Params<String>) -> Reply {
-    let view = state.vault.get_share(&record).await?;
+/// No token: the record id is the capability, so a miss is a failed attempt.
+pub async fn get(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Params(record): Params<String>,
+) -> Reply {
+    let view = match state.vault.get_share(&record).await {
+        Ok(view) => view,
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            return Err(failed_attempt(&state, client, e));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut fields = Vec::new();
     if let Some(app) = view.app {
         fields.push(("app", Value::from(app)));

@@ -446,7 +446,9 @@ fn consent_before_the_user_exists(b: &Backend) {
 }
 
 fn consent_errors_and_authorization(b: &Backend) {
-    let s = Server::start(b);
+    // Many refused tokens from one address, on purpose: lift the guessing limit
+    // (tests/it/limits.rs tests it).
+    let s = Server::start_with(b, &["--failed-attempts-burst", "100000"]);
     let t = s.create_user(json!({"login": "john1"}));
     s.call("POST", "/v1/lbasis/test0", Body::None).expect(200);
     let path = format!("/v1/agreement/test0/token/{t}");

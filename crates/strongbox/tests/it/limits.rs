@@ -203,3 +203,133 @@ fn a_stop_lets_the_request_in_flight_finish() {
     let s = s.restart();
     s.get_user("email", "inflight@example.com").expect(200);
 }
+
+/// Failed attempts from one address: a burst, then 429 with `Retry-After`; the same
+/// address's valid token is never slowed.
+#[test]
+fn guessing_tokens_is_limited_but_valid_tokens_are_not() {
+    let s = Server::start_with(
+        &Backend::Sqlite,
+        &[
+            "--failed-attempts-burst",
+            "5",
+            "--failed-attempts-per-minute",
+            "1",
+        ],
+    );
+    let wrong = "3f1a9c44-8a6e-4d2b-9b1e-7c2d4e5f6a7b";
+    for _ in 0..5 {
+        let r = s.call_as(
+            Some(wrong),
+            "GET",
+            "/v1/user/token/3f1a9c44-8a6e-4d2b-9b1e-7c2d4e5f6a70",
+            Body::None,
+        );
+        assert_eq!(r.status, 403, "{:?}", r.json);
+    }
+    let r = s.call_as(
+        Some(wrong),
+        "GET",
+        "/v1/userapp/token/3f1a9c44-8a6e-4d2b-9b1e-7c2d4e5f6a70/x",
+        Body::None,
+    );
+    assert_eq!(r.status, 429, "{:?}", r.json);
+    assert_eq!(r.json["status"], "error");
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // No token at all is a failed attempt too.
+    assert_eq!(
+        s.call_as(None, "GET", "/v1/audit/admin", Body::None).status,
+        429
+    );
+    // The root token from the same address works, again and again.
+    for _ in 0..30 {
+        s.call("GET", "/v1/lbasis", Body::None).expect(200);
+    }
+    let metrics = s.call("GET", "/v1/metrics", Body::None).expect(200);
+    let text = metrics.as_str().unwrap_or_default();
+    let limited = text
+        .lines()
+        .find_map(|l| l.strip_prefix("strongbox_http_rate_limited_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(limited.is_some_and(|n| n >= 2), "{text}");
+}
+
+/// Capability links (a shared record, a retention link) that name nothing count as
+/// failed attempts; once over the limit, misses from that address answer 429.
+#[test]
+fn guessing_capability_links_is_limited() {
+    let s = Server::start_with(
+        &Backend::Sqlite,
+        &[
+            "--failed-attempts-burst",
+            "4",
+            "--failed-attempts-per-minute",
+            "1",
+        ],
+    );
+    for i in 0..2 {
+        let r = s.call_as(
+            None,
+            "GET",
+            &format!("/v1/get/9d0e8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6{i}"),
+            Body::None,
+        );
+        assert_eq!(r.status, 404, "{:?}", r.json);
+    }
+    for i in 0..2 {
+        let r = s.call_as(
+            None,
+            "POST",
+            &format!("/v1/exp/retain/9d0e8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c7{i}"),
+            Body::None,
+        );
+        assert_eq!(r.status, 404, "{:?}", r.json);
+    }
+    let r = s.call_as(
+        None,
+        "GET",
+        "/v1/get/9d0e8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c69",
+        Body::None,
+    );
+    assert_eq!(r.status, 429, "{:?}", r.json);
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+/// Only a trusted proxy may name the client: then each forwarded address has its own
+/// bucket; from anyone else the header is ignored.
+#[test]
+fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let wrong = Some("3f1a9c44-8a6e-4d2b-9b1e-7c2d4e5f6a7b");
+    let limited = &[
+        "--failed-attempts-burst",
+        "2",
+        "--failed-attempts-per-minute",
+        "1",
+    ];
+    let behind = Server::start_with(
+        &Backend::Sqlite,
+        &[limited, &["--trusted-proxies", "127.0.0.0/8,::1"][..]].concat(),
+    );
+    let from = |s: &Server, ip: &str| {
+        s.call_with(
+            wrong,
+            "GET",
+            "/v1/lbasis",
+            &[("X-Forwarded-For", ip)],
+            Body::None,
+        )
+        .status
+    };
+    assert_eq!(
+        [from(&behind, "203.0.113.1"), from(&behind, "203.0.113.1")],
+        [403, 403]
+    );
+    assert_eq!(from(&behind, "203.0.113.1"), 429);
+    assert_eq!(from(&behind, "203.0.113.2"), 403);
+    let direct = Server::start_with(&Backend::Sqlite, limited);
+    let got: Vec<u16> = (1..=3)
+        .map(|i| from(&direct, &format!("203.0.113.{i}")))
+        .collect();
+    assert_eq!(got, [403, 403, 429]);
+}

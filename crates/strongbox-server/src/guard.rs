@@ -1,0 +1,278 @@
+//! Rate limits that stop guessing, not traffic. Failed attempts — a token that does
+//! not authenticate, a shared record or retention link that does not exist, a share
+//! that is not the vault's — take one unit from their client address's bucket; a
+//! bucket refills at `per_minute`, holds at most `burst`. While it is empty, failing
+//! requests from that address answer 429 with `Retry-After` instead of their usual
+//! answer (so nothing more is learnt by guessing faster), and requests that succeed
+//! are never slowed: valid-token traffic from a shared address is not limited.
+//!
+//! The client address is the peer's, unless the peer is one of the trusted proxies:
+//! then it is the nearest address in `X-Forwarded-For` (or `Forwarded: for=`) that is
+//! not a trusted proxy itself. Anyone else's forwarding headers are ignored.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use crate::error::error_response;
+
+/// Requests refused with 429.
+pub static LIMITED: AtomicU64 = AtomicU64::new(0);
+
+/// A network, `10.0.0.0/8` or `::1/128` (a bare address is a /32 or /128).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let s = s.trim();
+        let bad = || format!("not an address or network: {s:?} (expected e.g. 10.0.0.0/8)");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        let net: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Cidr { net, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| -> Option<u128> {
+            match (self.net, ip) {
+                (IpAddr::V4(_), IpAddr::V4(v)) => Some(u128::from(u32::from(v)) << 96),
+                (IpAddr::V6(_), IpAddr::V6(v)) => Some(u128::from(v)),
+                _ => None,
+            }
+        };
+        let (Some(net), Some(ip)) = (bits(self.net), bits(ip)) else {
+            return false;
+        };
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            let width = if self.net.is_ipv4() { 32 } else { 128 };
+            let shift = 128 - u32::from(self.prefix.min(width));
+            let top = if self.net.is_ipv4() { 96 } else { 0 };
+            (u128::MAX << shift) & (u128::MAX << top)
+        };
+        net & mask == ip & mask
+    }
+}
+
+/// The limit's settings.
+#[derive(Clone, Debug)]
+pub struct GuardConfig {
+    /// Failed attempts per minute an address regains.
+    pub per_minute: u32,
+    /// Failed attempts an address may make in a burst.
+    pub burst: u32,
+    /// Peers whose forwarding headers name the client.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            per_minute: 10,
+            burst: 20,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The per-address buckets.
+pub struct Guard {
+    config: GuardConfig,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Addresses tracked before full buckets are dropped.
+const TRACKED: usize = 10_000;
+
+impl Guard {
+    pub fn new(config: GuardConfig) -> Guard {
+        Guard {
+            config,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client's address (see the module's text).
+    pub fn client(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = peer?.ip();
+        let trusted = |ip: IpAddr| self.config.trusted_proxies.iter().any(|c| c.contains(ip));
+        if !trusted(peer) {
+            return Some(peer);
+        }
+        // Hops as the proxies appended them, nearest last.
+        let mut hops: Vec<IpAddr> = Vec::new();
+        for v in headers.get_all(header::FORWARDED) {
+            for part in v.to_str().unwrap_or("").split([',', ';']) {
+                if let Some(addr) = part.trim().strip_prefix("for=") {
+                    let addr = addr.trim_matches('"').trim_start_matches('[');
+                    let addr = addr.split(']').next().unwrap_or(addr);
+                    if let Ok(ip) = addr.parse::<IpAddr>() {
+                        hops.push(ip);
+                    } else if let Ok(sa) = addr.parse::<SocketAddr>() {
+                        hops.push(sa.ip());
+                    }
+                }
+            }
+        }
+        if hops.is_empty() {
+            for v in headers.get_all("x-forwarded-for") {
+                for part in v.to_str().unwrap_or("").split(',') {
+                    if let Ok(ip) = part.trim().parse::<IpAddr>() {
+                        hops.push(ip);
+                    }
+                }
+            }
+        }
+        Some(
+            hops.into_iter()
+                .rev()
+                .find(|ip| !trusted(*ip))
+                .unwrap_or(peer),
+        )
+    }
+
+    /// Records a failed attempt from `ip`: `Err(seconds)` to wait when the address is
+    /// over its limit.
+    pub fn failed(&self, ip: IpAddr) -> Result<(), u64> {
+        let rate = f64::from(self.config.per_minute.max(1)) / 60.0;
+        let burst = f64::from(self.config.burst.max(1));
+        let now = Instant::now();
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() >= TRACKED {
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+        }
+        let b = buckets.entry(ip).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            LIMITED.fetch_add(1, Ordering::Relaxed);
+            Err(((1.0 - b.tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// 429 with `Retry-After` and a JSON error.
+pub fn too_many(retry_after: u64) -> Response {
+    let mut resp = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed attempts from this address: wait before trying again",
+    );
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "a test fails loudly at the first surprise; unwrap is how it says so"
+    )]
+
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.200.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(!c.contains("::1".parse().unwrap()));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6 = Cidr::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0.0/x", "::/129"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let g = Guard::new(GuardConfig {
+            trusted_proxies: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+            ..GuardConfig::default()
+        });
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 10.0.0.7".parse().unwrap());
+        let proxy: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let stranger: SocketAddr = "198.51.100.4:5000".parse().unwrap();
+        assert_eq!(
+            g.client(Some(proxy), &h),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        assert_eq!(g.client(Some(stranger), &h), Some(stranger.ip()));
+        let mut f = HeaderMap::new();
+        f.insert(
+            "forwarded",
+            "for=\"[2001:db8::1]:443\";proto=https".parse().unwrap(),
+        );
+        assert_eq!(
+            g.client(Some(proxy), &f),
+            Some("2001:db8::1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_burst_then_refusals_with_a_wait() {
+        let g = Guard::new(GuardConfig {
+            per_minute: 6,
+            burst: 3,
+            trusted_proxies: Vec::new(),
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(g.failed(ip).is_ok());
+        }
+        let wait = g.failed(ip).unwrap_err();
+        assert!((1..=10).contains(&wait), "{wait}");
+        // Another address has its own bucket.
+        assert!(g.failed("192.0.2.2".parse().unwrap()).is_ok());
+    }
+}
