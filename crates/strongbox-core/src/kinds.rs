@@ -192,6 +192,7 @@ pub enum Action {
     Backup,
     Restore,
     RestoreEraseAgain,
+    RateLimit,
 }
 
 impl Action {
@@ -256,6 +257,7 @@ impl Action {
         Action::Backup,
         Action::Restore,
         Action::RestoreEraseAgain,
+        Action::RateLimit,
     ];
 
     /// The stable wire name and the title, whose `{}` the arguments fill in order.
@@ -339,6 +341,10 @@ impl Action {
             Action::RestoreEraseAgain => (
                 "restore.erase-again",
                 "erase user again from the erasure ledger (restore)",
+            ),
+            Action::RateLimit => (
+                "edge.rate-limit",
+                "refuse failed attempts from an address over its limit",
             ),
         }
     }
@@ -433,7 +439,7 @@ mod tests {
             assert_eq!(*a as usize, i, "{a:?} is out of place in Action::ALL");
             assert!(!a.name().contains(':'), "{a:?}");
         }
-        assert_eq!(Action::ALL.len(), Action::RestoreEraseAgain as usize + 1);
+        assert_eq!(Action::ALL.len(), Action::RateLimit as usize + 1);
         let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         let count = names.len();

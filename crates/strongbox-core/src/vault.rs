@@ -229,6 +229,13 @@ impl Vault {
         None
     }
 
+    /// Records that an address went over its limit of failed attempts (the edge's
+    /// rate limit): once per episode, without the address or any token.
+    pub async fn record_rate_limit(&self) -> Result<()> {
+        self.audit(self.new_event(&Principal::Anonymous, Action::RateLimit, None, "refused"))
+            .await
+    }
+
     /// Records an audit event on its own (a read, a view of the log), durably, before
     /// the answer leaves. If it cannot be written the read is refused, unless the
     /// configuration fails reads open.

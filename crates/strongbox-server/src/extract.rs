@@ -38,7 +38,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match state.vault.authenticate(token(&parts.headers)).await {
             Ok(who) => Ok(Caller(who)),
-            Err(e) => Err(failed_auth(parts, state, e)),
+            Err(e) => Err(failed_auth(parts, state, e).await),
         }
     }
 }
@@ -53,16 +53,16 @@ impl FromRequestParts<AppState> for Creator {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match state.vault.authenticate_create(token(&parts.headers)).await {
             Ok(who) => Ok(Creator(who)),
-            Err(e) => Err(failed_auth(parts, state, e)),
+            Err(e) => Err(failed_auth(parts, state, e).await),
         }
     }
 }
 
 /// A token that did not authenticate is a failed attempt of its client address.
-fn failed_auth(parts: &Parts, state: &AppState, e: Error) -> ApiError {
+async fn failed_auth(parts: &Parts, state: &AppState, e: Error) -> ApiError {
     match e.kind {
         ErrorKind::Unauthenticated | ErrorKind::Forbidden => {
-            failed_attempt(state, client_of(parts, state), e)
+            failed_attempt(state, client_of(parts, state), e).await
         }
         _ => e.into(),
     }
@@ -89,14 +89,21 @@ impl FromRequestParts<AppState> for Client {
 
 /// `e` answers a guessable request (a capability that does not exist, a token that
 /// does not authenticate): counted against `client`, and 429 once it is over its
-/// limit.
-pub fn failed_attempt(state: &AppState, client: Option<std::net::IpAddr>, e: Error) -> ApiError {
-    if let Some(ip) = client
-        && let Err(wait) = state.http.guard.failed(ip)
+/// limit. The first refusal of an episode is audited (without address or token).
+pub async fn failed_attempt(
+    state: &AppState,
+    client: Option<std::net::IpAddr>,
+    e: Error,
+) -> ApiError {
+    let Some(Err(refused)) = client.map(|ip| state.http.guard.failed(ip)) else {
+        return e.into();
+    };
+    if refused.first
+        && let Err(audit) = state.vault.record_rate_limit().await
     {
-        return ApiError::Limited(wait);
+        tracing::warn!(error = %audit, "the rate-limit refusal could not be audited");
     }
-    e.into()
+    ApiError::Limited(refused.retry_after)
 }
 
 fn bad_path() -> ApiError {

@@ -95,6 +95,17 @@ impl Default for GuardConfig {
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// Refusing now (set by a refusal, cleared when an attempt is allowed again).
+    refusing: bool,
+}
+
+/// A failed attempt over its address's limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// Seconds until the address may try again.
+    pub retry_after: u64,
+    /// The first refusal of this episode (what the audit log records).
+    pub first: bool,
 }
 
 /// The per-address buckets.
@@ -161,9 +172,8 @@ impl Guard {
         )
     }
 
-    /// Records a failed attempt from `ip`: `Err(seconds)` to wait when the address is
-    /// over its limit.
-    pub fn failed(&self, ip: IpAddr) -> Result<(), u64> {
+    /// Records a failed attempt from `ip`; refused when the address is over its limit.
+    pub fn failed(&self, ip: IpAddr) -> Result<(), Refused> {
         let rate = f64::from(self.config.per_minute.max(1)) / 60.0;
         let burst = f64::from(self.config.burst.max(1));
         let now = Instant::now();
@@ -177,15 +187,22 @@ impl Guard {
         let b = buckets.entry(ip).or_insert(Bucket {
             tokens: burst,
             at: now,
+            refusing: false,
         });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
+            b.refusing = false;
             Ok(())
         } else {
             LIMITED.fetch_add(1, Ordering::Relaxed);
-            Err(((1.0 - b.tokens) / rate).ceil().max(1.0) as u64)
+            let first = !b.refusing;
+            b.refusing = true;
+            Err(Refused {
+                retry_after: ((1.0 - b.tokens) / rate).ceil().max(1.0) as u64,
+                first,
+            })
         }
     }
 }
@@ -270,8 +287,10 @@ mod tests {
         for _ in 0..3 {
             assert!(g.failed(ip).is_ok());
         }
-        let wait = g.failed(ip).unwrap_err();
-        assert!((1..=10).contains(&wait), "{wait}");
+        let refused = g.failed(ip).unwrap_err();
+        assert!((1..=10).contains(&refused.retry_after), "{refused:?}");
+        assert!(refused.first);
+        assert!(!g.failed(ip).unwrap_err().first);
         // Another address has its own bucket.
         assert!(g.failed("192.0.2.2".parse().unwrap()).is_ok());
     }

@@ -109,7 +109,8 @@ pub async fn retain(
         &state,
         client,
         state.vault.retain_by_exptoken(&exptoken).await,
-    )?;
+    )
+    .await?;
     Ok((StatusCode::OK, "OK").into_response())
 }
 
@@ -123,19 +124,20 @@ pub async fn delete(
         &state,
         client,
         state.vault.delete_by_exptoken(&exptoken).await,
-    )?;
+    )
+    .await?;
     Ok((StatusCode::OK, "OK").into_response())
 }
 
 /// An exptoken is a capability: one that names nothing is a failed attempt.
-fn guessed(
+async fn guessed(
     state: &AppState,
     client: Option<std::net::IpAddr>,
     r: strongbox_core::Result<()>,
 ) -> Result<(), crate::error::ApiError> {
     match r {
         Err(e) if e.kind == strongbox_core::ErrorKind::NotFound => {
-            Err(crate::extract::failed_attempt(state, client, e))
+            Err(crate::extract::failed_attempt(state, client, e).await)
         }
         other => Ok(other?),
     }

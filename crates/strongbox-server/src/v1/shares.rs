@@ -30,7 +30,7 @@ pub async fn get(
     let view = match state.vault.get_share(&record).await {
         Ok(view) => view,
         Err(e) if e.kind == ErrorKind::NotFound => {
-            return Err(failed_attempt(&state, client, e));
+            return Err(failed_attempt(&state, client, e).await);
         }
         Err(e) => return Err(e.into()),
     };

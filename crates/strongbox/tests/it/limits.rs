@@ -246,6 +246,19 @@ fn guessing_tokens_is_limited_but_valid_tokens_are_not() {
     for _ in 0..30 {
         s.call("GET", "/v1/lbasis", Body::None).expect(200);
     }
+    // The episode is in the audit log once, without the token or the address.
+    let v = s
+        .call("GET", "/v1/audit/admin?limit=100", Body::None)
+        .expect(200);
+    let refusals: Vec<&Value> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "edge.rate-limit")
+        .collect();
+    assert_eq!(refusals.len(), 1, "{v}");
+    assert!(!v.to_string().contains(wrong));
+    assert!(!v.to_string().contains("127.0.0.1"));
     let metrics = s.call("GET", "/v1/metrics", Body::None).expect(200);
     let text = metrics.as_str().unwrap_or_default();
     let limited = text
