@@ -13,6 +13,7 @@ mod metrics;
 mod middleware;
 mod reply;
 pub mod seal;
+pub mod tls;
 mod v1;
 
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct HttpConfig {
     pub body_read_timeout: std::time::Duration,
     /// The limit on failed attempts per client address, shared by every router.
     pub guard: Arc<guard::Guard>,
+    /// TLS on the listener (HTTPS only), when configured.
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 /// The keys of Databunker's `ui` object, all empty by default.
@@ -78,6 +81,7 @@ impl Default for HttpConfig {
             limits: Limits::default(),
             body_read_timeout: std::time::Duration::from_secs(30),
             guard: Arc::new(guard::Guard::new(guard::GuardConfig::default())),
+            tls: None,
         }
     }
 }

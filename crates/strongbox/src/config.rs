@@ -444,6 +444,19 @@ pub struct VaultArgs {
     /// `failed_attempts_burst`.
     #[arg(long, env = "STRONGBOX_FAILED_ATTEMPTS_BURST", value_name = "N")]
     pub failed_attempts_burst: Option<u32>,
+    /// Certificate chain (PEM, leaf first) for HTTPS: with `--tls-key`, `serve`
+    /// speaks HTTPS only; SIGHUP reads both files again [default: none, plain HTTP].
+    /// File key: `tls_cert`.
+    #[arg(long, env = "STRONGBOX_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM) [default: none]. File key: `tls_key`.
+    #[arg(long, env = "STRONGBOX_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) whose client certificates are required: a client
+    /// without one cannot complete the handshake (mTLS) [default: none]. File key:
+    /// `tls_client_ca`.
+    #[arg(long, env = "STRONGBOX_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Proxies (addresses or networks, comma-separated: `10.0.0.0/8,::1`) whose
     /// `X-Forwarded-For` / `Forwarded` headers name the client; nobody else's are
     /// believed [default: none]. File key: `trusted_proxies`.

@@ -35,6 +35,7 @@ use strongbox_crypto::{RootKey, parse_record_token};
 use strongbox_server::HttpConfig;
 use strongbox_server::guard::{Cidr, Guard, GuardConfig};
 use strongbox_server::seal::{Gate, Opening, Unsealer, gated_router};
+use strongbox_server::tls::{Tls, TlsFiles};
 use strongbox_store::{Location, OpenOptions, Store, StoreError};
 use zeroize::Zeroizing;
 
@@ -481,6 +482,18 @@ fn http_config(args: &VaultArgs) -> Result<HttpConfig, String> {
         burst: args.failed_attempts_burst.unwrap_or(defaults.burst),
         trusted_proxies,
     }));
+    http.tls = match (&args.tls_cert, &args.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        })?)),
+        _ => return Err("tls_cert and tls_key go together: give both, or neither".into()),
+    };
+    if http.tls.is_none() && args.tls_client_ca.is_some() {
+        return Err("tls_client_ca needs tls_cert and tls_key".into());
+    }
     Ok(http)
 }
 
@@ -905,7 +918,8 @@ async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    if !local.ip().is_loopback() {
+    let tls = http.tls.clone();
+    if tls.is_none() && !local.ip().is_loopback() {
         tracing::warn!(
             address = %local,
             "serving plain HTTP beyond loopback: tokens and personal data cross the network \
@@ -943,14 +957,37 @@ async fn serve(
     let router = gated_router(gate.clone());
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "Strongbox listening on http://{local}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let _ = writeln!(out, "Strongbox listening on {scheme}://{local}");
         let _ = out.flush();
     }
     tracing::info!(%local, "listening");
-    let served = strongbox_server::serve(listener, router, limits, shutdown_signal())
+    // SIGHUP reads the certificate and key again; a bad file keeps the old ones.
+    let reloading = tls.clone().map(|tls| {
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("TLS certificate and key reloaded"),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "TLS reload refused; the certificate in use stays"
+                    ),
+                }
+            }
+        })
+    });
+    let served = strongbox_server::serve(listener, router, limits, tls, shutdown_signal())
         .await
         .map_err(|e| e.to_string());
     expiring.abort();
+    if let Some(r) = reloading {
+        r.abort();
+    }
     // Leave nothing unsealed behind on a clean stop.
     if let Some(vault) = strongbox_server::seal::shut(&gate)
         && let Err(e) = vault.seal_audit().await

@@ -528,6 +528,17 @@ impl Server {
         }
     }
 
+    /// Sends SIGHUP (TLS files are read again).
+    pub fn sighup(&self) {
+        if let Some(c) = &self.child {
+            let status = Command::new("kill")
+                .args(["-HUP", &c.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
     /// The exit status, once the process has exited within `within`.
     pub fn exited(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let c = self.child.as_mut()?;

@@ -29,6 +29,7 @@ mod sessions;
 mod setup;
 mod shares;
 mod system;
+mod tls;
 mod tokens;
 mod unseal;
 mod users;
