@@ -124,6 +124,21 @@ impl std::fmt::Debug for Guard {
 
 /// Addresses tracked before full buckets are dropped.
 const TRACKED: usize = 10_000;
+/// Addresses tracked at most: past this even partly used buckets are dropped, so a
+/// flood from many addresses costs bounded memory (the limit then restarts for all).
+const TRACKED_MAX: usize = 4 * TRACKED;
+
+/// The bucket an address counts in: itself, or its /64 for IPv6 (one host usually
+/// holds a whole /64, and could otherwise use a fresh address per attempt).
+fn bucket_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & (u128::MAX << 64);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+    }
+}
 
 impl Guard {
     pub fn new(config: GuardConfig) -> Guard {
@@ -183,8 +198,15 @@ impl Guard {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if buckets.len() >= TRACKED {
             buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+            if buckets.len() >= TRACKED_MAX {
+                tracing::warn!(
+                    addresses = buckets.len(),
+                    "failed attempts from too many addresses to track; their counts start over"
+                );
+                buckets.clear();
+            }
         }
-        let b = buckets.entry(ip).or_insert(Bucket {
+        let b = buckets.entry(bucket_key(ip)).or_insert(Bucket {
             tokens: burst,
             at: now,
             refusing: false,
@@ -291,7 +313,12 @@ mod tests {
         assert!((1..=10).contains(&refused.retry_after), "{refused:?}");
         assert!(refused.first);
         assert!(!g.failed(ip).unwrap_err().first);
-        // Another address has its own bucket.
+        // Another address has its own bucket; an IPv6 /64 is one.
         assert!(g.failed("192.0.2.2".parse().unwrap()).is_ok());
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"] {
+            let _ = g.failed(host.parse().unwrap());
+        }
+        assert!(g.failed("2001:db8:1:2::77".parse().unwrap()).is_err());
+        assert!(g.failed("2001:db8:1:3::1".parse().unwrap()).is_ok());
     }
 }
