@@ -534,10 +534,15 @@ pub struct VaultArgs {
     #[arg(long, env = "STRONGBOX_AUDIT_FAIL_OPEN_READS", value_name = "BOOL")]
     pub audit_fail_open_reads: Option<bool>,
     /// Where webhooks go (Databunker's `notification_url`): profile created, changed,
-    /// erased, consent withdrawn or expired. http:// only. The signing secret comes
-    /// from STRONGBOX_NOTIFICATION_SECRET. File key: `notification_url`.
+    /// erased, consent withdrawn or expired. http:// or https://. The signing secret
+    /// comes from STRONGBOX_NOTIFICATION_SECRET. File key: `notification_url`.
     #[arg(long, env = "STRONGBOX_NOTIFICATION_URL", value_name = "URL")]
     pub notification_url: Option<String>,
+    /// CA certificate(s) (PEM) an https webhook receiver's certificate must chain to;
+    /// then only these are trusted [default: the system's CA bundle]. File key:
+    /// `notification_ca`.
+    #[arg(long, env = "STRONGBOX_NOTIFICATION_CA", value_name = "FILE")]
+    pub notification_ca: Option<PathBuf>,
     /// JSON Schema file for user profiles (Databunker's `user_record_schema`), with
     /// the keywords `admin`, `locked`, `preserve` and `classification` on properties.
     /// File key: `user_record_schema`.

@@ -825,6 +825,8 @@ struct Background {
     kek_retire_after: i64,
     /// Seconds between scheduled KEK rotations (erasure epochs); `None`: off.
     kek_rotate_every: Option<i64>,
+    /// The client of webhook delivery (its TLS roots loaded at start).
+    webhooks: ureq::Agent,
 }
 
 /// Default length of an erasure epoch: the KEK is rotated every 30 days.
@@ -853,6 +855,7 @@ fn background(args: &VaultArgs) -> Result<Background, String> {
         rewrap_batch: args.rewrap_batch.unwrap_or(500).max(1),
         kek_retire_after: args.kek_retire_after.unwrap_or(3600).min(i64::MAX as u64) as i64,
         kek_rotate_every,
+        webhooks: webhooks::agent(args.notification_ca.as_deref())?,
     })
 }
 
@@ -899,7 +902,8 @@ impl Unsealer for Opener {
                     "webhooks are not signed: set STRONGBOX_NOTIFICATION_SECRET so receivers can verify them"
                 );
             }
-            jobs.push(tokio::spawn(webhooks::run(vault, url, secret)).abort_handle());
+            let agent = self.jobs.webhooks.clone();
+            jobs.push(tokio::spawn(webhooks::run(vault, url, secret, agent)).abort_handle());
         }
         jobs
     }

@@ -16,28 +16,67 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause when nothing is due.
 const IDLE: Duration = Duration::from_millis(500);
 
-/// Checks a notification URL: http only (this build has no TLS client).
+/// Checks a notification URL: http:// or https:// with a host.
 pub fn check_url(url: &str) -> Result<(), String> {
     let parsed: http::Uri = url
         .parse()
         .map_err(|_| format!("notification_url `{url}` is not a URL"))?;
     match parsed.scheme_str() {
-        Some("http") if parsed.host().is_some() => Ok(()),
-        Some("https") => Err(
-            "notification_url: https receivers are not supported by this build; use an http:// \
-             receiver on a private network or a TLS-terminating relay"
-                .into(),
-        ),
-        _ => Err(format!("notification_url `{url}` must be an http:// URL")),
+        Some("http" | "https") if parsed.host().is_some() => Ok(()),
+        _ => Err(format!(
+            "notification_url `{url}` must be an http:// or https:// URL"
+        )),
     }
 }
 
-pub async fn run(vault: Arc<Vault>, url: String, secret: Option<Secret>) {
-    let agent = ureq::Agent::config_builder()
+/// Where the system keeps its CA bundle (Debian/Ubuntu, RHEL/Fedora, Alpine/BSD).
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The HTTP client of webhook delivery. An https receiver's certificate must chain to
+/// the CA in `ca` when one is given (a private CA: then only it is trusted), else to
+/// the system's CA bundle. TLS 1.2 and 1.3 with rustls (ring), as on the listener.
+pub fn agent(ca: Option<&std::path::Path>) -> Result<ureq::Agent, String> {
+    let (path, pem) = match ca {
+        Some(path) => (
+            path.display().to_string(),
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read notification_ca {}: {e}", path.display()))?,
+        ),
+        // No bundle: https receivers cannot be verified; http ones still work.
+        None => SYSTEM_CA_BUNDLES
+            .iter()
+            .find_map(|p| std::fs::read(p).ok().map(|b| (p.to_string(), b)))
+            .unwrap_or_default(),
+    };
+    let mut roots = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => roots.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("notification_ca {path}: {e}")),
+        }
+    }
+    if ca.is_some() && roots.is_empty() {
+        return Err(format!("notification_ca {path}: no certificate in it"));
+    }
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
+        .build();
+    Ok(ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(TIMEOUT))
+        .tls_config(tls)
         .build()
-        .new_agent();
+        .new_agent())
+}
+
+pub async fn run(vault: Arc<Vault>, url: String, secret: Option<Secret>, agent: ureq::Agent) {
     loop {
         let due = match vault.due_notifications(32).await {
             Ok(due) => due,
@@ -125,7 +164,8 @@ mod tests {
     #[test]
     fn urls() {
         assert!(super::check_url("http://127.0.0.1:9000/hook").is_ok());
-        assert!(super::check_url("https://example.com/hook").is_err());
+        assert!(super::check_url("https://example.com/hook").is_ok());
+        assert!(super::check_url("https:///hook").is_err());
         assert!(super::check_url("ftp://x/").is_err());
         assert!(super::check_url("not a url").is_err());
     }

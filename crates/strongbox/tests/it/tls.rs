@@ -204,3 +204,89 @@ fn mtls_requires_a_client_certificate_from_the_ca() {
     );
     assert!(out.contains("\"ok\""), "{out}");
 }
+
+/// An HTTPS receiver (Python's `http.server` with the `first` certificate) that writes
+/// each body it gets as a line of `got.txt`; killed when dropped.
+struct HttpsReceiver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for HttpsReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn https_receiver(dir: &Path) -> HttpsReceiver {
+    use std::io::BufRead;
+    let script = r#"
+import http.server, ssl
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        with open('got.txt', 'ab') as f:
+            f.write(body + b'\n')
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+srv = http.server.HTTPServer(('127.0.0.1', 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain('first.pem', 'first.key')
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    HttpsReceiver {
+        child,
+        url: format!("https://127.0.0.1:{}/hook", line.trim()),
+    }
+}
+
+#[test]
+fn webhooks_reach_https_receivers_whose_certificate_chains_to_the_ca() {
+    let (_d, dir) = scratch();
+    let receiver = https_receiver(&dir);
+    let got = || std::fs::read_to_string(dir.join("got.txt")).unwrap_or_default();
+    // Trusting the test CA: delivered.
+    let ca = dir.join("ca.pem").display().to_string();
+    let s = Server::start_with(
+        &Backend::Sqlite,
+        &[
+            "--notification-url",
+            &receiver.url,
+            "--notification-ca",
+            &ca,
+        ],
+    );
+    let t = s.create_user(serde_json::json!({"email": "tls-hook@example.com"}));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !got().contains(&t) {
+        assert!(Instant::now() < deadline, "not delivered: {}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(got().contains("profilenew"), "{}", got());
+    // Trusting only the system's CAs, which do not know the test CA: not delivered,
+    // and the failure is logged (the outbox keeps it for a retry).
+    let s = Server::start_with(&Backend::Sqlite, &["--notification-url", &receiver.url]);
+    let t = s.create_user(serde_json::json!({"email": "tls-hook2@example.com"}));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !s.log().contains("webhook delivery failed") {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!got().contains(&t), "{}", got());
+}
