@@ -11,6 +11,7 @@ server CPU and peak RSS, and writes the tables to docs/benchmarks.md.
     python3 bench/run.py --users 1000000 --duration 20
     python3 bench/run.py --postgres-url postgres://postgres@127.0.0.1:5432/test \\
                          --mysql-url mysql://root@127.0.0.1:3306/test
+    python3 bench/run.py --tls                            # the same over HTTPS
 
 The two ceiling rows are the same server answering `GET /v1/status` (no store, no
 crypto) and `GET /bench/lookup/{token}` (a primary-key read with no decryption and no
@@ -142,6 +143,15 @@ def wrk(base, scenario, conns, duration, env):
     return json.loads(m.group(1))
 
 
+def self_signed(workdir):
+    """A throwaway certificate for 127.0.0.1, and the serve arguments that use it."""
+    cert, key = os.path.join(workdir, "tls.pem"), os.path.join(workdir, "tls.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return ["--tls-cert", cert, "--tls-key", key]
+
+
 def run_backend(binary, backend, admin_url, args):
     workdir = tempfile.mkdtemp(prefix=f"strongbox-bench-{backend}-")
     store = Store(backend, admin_url, workdir)
@@ -165,7 +175,8 @@ def run_backend(binary, backend, admin_url, args):
         log(f"[{backend}] imported in {import_secs:.1f} s ({args.users / import_secs:.0f} users/s)")
 
         server_log = open(os.path.join(workdir, "server.log"), "w")
-        server = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--bench-endpoints", "true", *store.args, *args.serve_args],
+        tls_args = self_signed(workdir) if args.tls else []
+        server = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--bench-endpoints", "true", *store.args, *tls_args, *args.serve_args],
                                   env=env, stdout=subprocess.PIPE, stderr=server_log, text=True)
         line = server.stdout.readline()
         m = re.match(r"Strongbox listening on (\S+)", line)
@@ -327,6 +338,8 @@ def main():
     p.add_argument("--mysql-url", default=os.environ.get("STRONGBOX_BENCH_MYSQL_URL"))
     p.add_argument("--log", default="info", help="server log filter (the log goes to a file)")
     p.add_argument("--output", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS with a throwaway certificate (wrk does not verify it)")
     p.add_argument("--serve-arg", dest="serve_args", action="append", default=[],
                    help="extra argument for `strongbox serve` (repeatable), e.g. --serve-arg=--sqlite-durability=normal")
     p.add_argument("--no-write", action="store_true", help="print the tables, do not touch docs/")
@@ -337,6 +350,8 @@ def main():
     p.add_argument("--rotate-index", action="store_true",
                    help="also run the mixed load while rotating the blind-index key (reports non-2xx and the cut-over time)")
     args = p.parse_args()
+    if args.tls and (args.rotate_kek or args.rotate_index or args.rotate_root_key):
+        p.error("--tls does not combine with the rotation runs (they call the API without TLS)")
     args.connections = [int(c) for c in args.connections.split(",")]
     args.scenarios = args.scenarios.split(",")
     ensure_wrk()
