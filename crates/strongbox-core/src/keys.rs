@@ -326,28 +326,13 @@ impl Keys {
     /// writes that need a new DEK or index entry until restarted, and says so here.
     pub(crate) fn reload(&self, rows: &[KeyRow], now: i64) -> Result<()> {
         let index_readable = self.reload_index(rows, now);
-        let missing: Vec<&KeyRow> = {
+        let (loaded, readable) = {
             let set = self.keks();
-            rows.iter()
-                .filter(|r| r.kind == KeyKind::Kek.name() && !set.all.contains_key(&r.version))
-                .collect()
+            self.unwrap_missing(rows, KeyKind::Kek, |v| set.all.contains_key(&v))
         };
-        let mut loaded = Vec::new();
-        let mut unreadable = false;
-        for row in missing {
-            let entry = KeyRingEntry {
-                tenant: &self.tenant,
-                kind: KeyKind::Kek.name(),
-                version: row.version,
-            };
-            match self.wrapper.unwrap(&entry, &row.wrapped) {
-                Ok(key) => loaded.push((row.version, Arc::new(Kek::new(row.version, key)))),
-                Err(_) => unreadable = true,
-            }
-        }
         let mut set = self.keks.write().unwrap_or_else(PoisonError::into_inner);
-        for (version, kek) in loaded {
-            set.all.insert(version, kek);
+        for (version, key) in loaded {
+            set.all.insert(version, Arc::new(Kek::new(version, key)));
             // Activation counts from when this node loaded it, not from the clock of
             // the node that made it.
             set.created.insert(version, now);
@@ -355,7 +340,7 @@ impl Keys {
         set.pick_current(now);
         // A KEK this node cannot open must not be one it wraps new DEKs under while
         // others may retire the old ones.
-        set.stale = unreadable || !index_readable;
+        set.stale = !readable || !index_readable;
         if set.stale {
             return Err(Error::new(
                 ErrorKind::Unavailable,
@@ -365,42 +350,53 @@ impl Keys {
         Ok(())
     }
 
-    /// The index part of [`Keys::reload`]: `false` if a version does not open with
-    /// this node's key.
-    fn reload_index(&self, rows: &[KeyRow], now: i64) -> bool {
-        let rows: Vec<&KeyRow> = rows
-            .iter()
-            .filter(|r| r.kind == KeyKind::Index.name())
-            .collect();
-        let missing: Vec<&KeyRow> = {
-            let set = self.indexes();
-            rows.iter()
-                .copied()
-                .filter(|r| !set.all.contains_key(&r.version))
-                .collect()
-        };
+    /// The entries of `kind` in `rows` that `have` says this node lacks, unwrapped;
+    /// `false` when one of them does not open with this node's key.
+    fn unwrap_missing(
+        &self,
+        rows: &[KeyRow],
+        kind: KeyKind,
+        have: impl Fn(i64) -> bool,
+    ) -> (Vec<(i64, SecretKey)>, bool) {
         let mut loaded = Vec::new();
         let mut readable = true;
-        for row in missing {
+        for row in rows
+            .iter()
+            .filter(|r| r.kind == kind.name() && !have(r.version))
+        {
             let entry = KeyRingEntry {
                 tenant: &self.tenant,
-                kind: KeyKind::Index.name(),
+                kind: kind.name(),
                 version: row.version,
             };
             match self.wrapper.unwrap(&entry, &row.wrapped) {
-                Ok(key) => loaded.push(IndexSecret::new(row.version, key)),
+                Ok(key) => loaded.push((row.version, key)),
                 Err(_) => readable = false,
             }
         }
+        (loaded, readable)
+    }
+
+    /// The index part of [`Keys::reload`]: `false` if a version does not open with
+    /// this node's key.
+    fn reload_index(&self, rows: &[KeyRow], now: i64) -> bool {
+        let (loaded, readable) = {
+            let set = self.indexes();
+            self.unwrap_missing(rows, KeyKind::Index, |v| set.all.contains_key(&v))
+        };
         let mut set = self.index.write().unwrap_or_else(PoisonError::into_inner);
-        for secret in loaded {
-            set.insert(secret.version, secret, now);
+        for (version, key) in loaded {
+            set.insert(version, IndexSecret::new(version, key), now);
         }
         let retired: Vec<i64> = set
             .all
             .keys()
             .copied()
-            .filter(|v| !rows.iter().any(|r| r.version == *v))
+            .filter(|v| {
+                !rows
+                    .iter()
+                    .any(|r| r.kind == KeyKind::Index.name() && r.version == *v)
+            })
             .collect();
         if retired.len() < set.all.len() {
             for v in retired {

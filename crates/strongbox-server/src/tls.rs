@@ -25,10 +25,16 @@ pub struct TlsFiles {
 }
 
 /// The listener's TLS state: the files and the configuration loaded from them.
-#[derive(Debug)]
 pub struct Tls {
     files: TlsFiles,
     config: RwLock<Arc<ServerConfig>>,
+}
+
+/// The file paths only: the loaded configuration holds the private key.
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("files", &self.files).finish()
+    }
 }
 
 impl Tls {
