@@ -77,7 +77,7 @@ impl Change {
     /// ("error updating user"). The result must still be a JSON object of at most
     /// `limit` bytes as JSON; a change that would go further is refused (413)
     /// without building the oversized document.
-    pub(crate) fn apply_to(
+    pub fn apply_to(
         &self,
         old: Map<String, Value>,
         context: &str,

@@ -11,6 +11,7 @@ pub mod guard;
 pub mod listen;
 mod metrics;
 mod middleware;
+mod openapi;
 mod reply;
 pub mod seal;
 pub mod tls;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use axum::Router;
 use strongbox_core::Vault;
 
-pub use body::MAX_JSON_DEPTH;
+pub use body::{MAX_JSON_DEPTH, decode as decode_body};
 
 /// Settings of the HTTP layer.
 #[derive(Clone, Debug)]
@@ -114,3 +115,26 @@ pub fn router(vault: Arc<Vault>, http: HttpConfig) -> Router {
 }
 
 pub use listen::{Limits, serve};
+
+/// The API document (OpenAPI 3.1) as served at `/openapi.json` and committed at
+/// `docs/openapi.json`: every route of every router, built once.
+pub fn openapi_document() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let (_, mut ops) = v1::api().into_parts();
+        let (_, gate) = seal::api().into_parts();
+        ops.extend(gate);
+        let doc = openapi::document(&ops);
+        let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        text.push('\n');
+        text
+    })
+}
+
+/// `GET /openapi.json`: the API document, without a token (sealed or not).
+async fn openapi_json() -> axum::response::Response {
+    reply::json_response(
+        axum::http::StatusCode::OK,
+        openapi_document().as_bytes().to_vec(),
+    )
+}

@@ -21,7 +21,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde_json::{Value, json};
 use strongbox_core::unseal::SealConfig;
 use strongbox_core::unseal::{Given, ShareError, Unsealing};
@@ -30,6 +30,7 @@ use tower::ServiceExt;
 use zeroize::Zeroizing;
 
 use crate::error::error_response;
+use crate::openapi::{Api, Auth, Body, Op, boolean, integer, ok};
 use crate::reply::json_response;
 use crate::{HttpConfig, router};
 
@@ -323,17 +324,51 @@ async fn seal(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {
     json(StatusCode::OK, &gate.status())
 }
 
+/// The gate's own operations, with their entries in the API document.
+pub(crate) fn api() -> Api<Arc<Gate>> {
+    let status = || {
+        ok(&[
+            ("sealed", boolean()),
+            ("progress", integer()),
+            ("threshold", integer()),
+            ("shares", integer()),
+        ])
+    };
+    Api::new()
+        .section("Seal")
+        .op(
+            Op::get("/v1/sys/seal-status", "sealStatus", "Whether the vault is sealed, and the unseal progress")
+                .auth(Auth::Public)
+                .ok(status()),
+            seal_status,
+        )
+        .op(
+            Op::post("/v1/sys/unseal", "unseal", "Give one key share")
+                .auth(Auth::Capability)
+                .describe("Body `{\"share\": \"sbx1-…\"}`. A share that is not the vault's is a failed attempt of the client address.")
+                .body(Body::Object { required: true })
+                .conflict()
+                .ok(status()),
+            unseal,
+        )
+        .op(
+            Op::post("/v1/sys/seal", "seal", "Seal the vault (root; only a vault that keeps key shares)")
+                .conflict()
+                .ok(status()),
+            seal,
+        )
+}
+
 /// The router in front of the gate: seal and unseal, status, and everything else
-/// passed to the open vault's router.
+/// passed to the open vault's router. The status and health routes forward to the
+/// open vault's documented ones, or answer for the sealed vault.
 pub fn gated_router(gate: Arc<Gate>) -> Router {
-    Router::new()
-        .route("/v1/status", get(status))
+    let (own, _) = api().into_parts();
+    own.route("/v1/status", get(status))
         .route("/v1/status/", get(status))
         .route("/status", get(status))
-        .route("/v1/sys/seal-status", get(seal_status))
         .route("/v1/sys/health", get(health))
-        .route("/v1/sys/unseal", post(unseal))
-        .route("/v1/sys/seal", post(seal))
+        .route("/openapi.json", get(crate::openapi_json))
         .fallback(fallback)
         .layer(axum::middleware::from_fn(crate::middleware::gate_headers))
         .with_state(gate)

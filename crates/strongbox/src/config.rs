@@ -189,6 +189,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ReceiptCommand,
     },
+    /// Print the API document (OpenAPI 3.1) that a running vault serves at
+    /// `/openapi.json`; `docs/openapi.json` is its committed copy.
+    Openapi,
 }
 
 #[derive(Subcommand, Debug)]

@@ -124,6 +124,10 @@ impl From<String> for Failure {
 
 async fn run(command: Command) -> Result<(), Failure> {
     match command {
+        Command::Openapi => {
+            print!("{}", strongbox_server::openapi_document());
+            Ok(())
+        }
         Command::Audit {
             command:
                 AuditCommand::Verify {
@@ -321,6 +325,7 @@ async fn run_vault(command: Command) -> Result<(), String> {
         }
         Command::Audit { .. }
         | Command::Receipt { .. }
+        | Command::Openapi
         | Command::Backup { .. }
         | Command::Restore { .. }
         | Command::Unseal { .. }

@@ -227,3 +227,19 @@ fn bulk_listing_is_opt_in(b: &Backend) {
     );
     assert_eq!(s.call_as(None, "POST", "/v1/users", Body::None).status, 401);
 }
+
+/// `GET /openapi.json` answers the committed document without a token, sealed or not.
+#[test]
+fn openapi_document_is_served() {
+    let committed: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
+    let s = Server::start(&Backend::Sqlite);
+    let r = s.call_as(None, "GET", "/openapi.json", Body::None);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.content_type.starts_with("application/json"),
+        "{}",
+        r.content_type
+    );
+    assert_eq!(r.json, committed);
+}

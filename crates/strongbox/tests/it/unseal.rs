@@ -92,6 +92,9 @@ fn sealed_start_unseal_and_seal(b: &Backend) {
         h.json
     );
     assert_eq!(h.json["status"], "error");
+    // The API document is there before the vault is open.
+    let doc = s.call_as(None, "GET", "/openapi.json", Body::None);
+    assert_eq!((doc.status, &doc.json["openapi"]), (200, &json!("3.1.0")));
     // Progress is visible; shares given expire after the timeout.
     let (code, v) = give(&s, &shares[0]);
     assert_eq!(
