@@ -4,6 +4,12 @@
 //! of queueing behind the others; oversized or too many headers get 431. On shutdown
 //! it stops accepting, lets each connection finish the request it is serving, and
 //! waits for them at most the drain timeout.
+//!
+//! Each request runs in a task of its own, which the connection awaits for at most
+//! the request timeout. A handler is never cancelled halfway (not by a client that
+//! hangs up, not by the deadline): what it started, it finishes, so a change is
+//! either carried out with its audit event or not at all. The client that waited
+//! too long gets 503 and may retry.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,6 +42,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Longest wait at shutdown for requests in flight.
     pub drain_timeout: Duration,
+    /// Time from a request's headers to its answer's head; 503 after that.
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -46,6 +54,7 @@ impl Default for Limits {
             max_headers: 100,
             max_header_bytes: 16 * 1024,
             drain_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -54,6 +63,8 @@ impl Default for Limits {
 pub static CONNECTIONS_REFUSED: AtomicU64 = AtomicU64::new(0);
 /// Connections being served now.
 pub static CONNECTIONS_OPEN: AtomicU64 = AtomicU64::new(0);
+/// Requests answered 503 because they passed the request timeout.
+pub static REQUESTS_TIMED_OUT: AtomicU64 = AtomicU64::new(0);
 
 /// Serves `router` on `listener` under `limits` until `shutdown` completes, then
 /// drains. Each request carries its peer address as `ConnectInfo<SocketAddr>`. With
@@ -91,20 +102,20 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let secure = tls.is_some();
-        let service = router
-            .clone()
-            .map_request(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            })
-            .map_response(move |mut resp: axum::response::Response| {
+        let router = router.clone();
+        let deadline = limits.request_timeout;
+        let service = tower::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let router = router.clone();
+            async move {
+                let mut resp = answer(router, req, deadline).await;
                 if secure {
                     resp.headers_mut()
                         .insert(header::STRICT_TRANSPORT_SECURITY, HSTS);
                 }
-                resp
-            })
-            .map_err(|never: Infallible| match never {});
+                Ok::<_, Infallible>(resp)
+            }
+        });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -147,6 +158,37 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Runs `req` through `router` in a task of its own and waits for its answer at
+/// most `deadline`: after that 503, while the task goes on to its end.
+async fn answer(
+    router: Router,
+    req: Request<Incoming>,
+    deadline: Duration,
+) -> axum::response::Response {
+    let task = tokio::spawn(router.oneshot(req));
+    match tokio::time::timeout(deadline, task).await {
+        Ok(Ok(Ok(resp))) => resp,
+        Ok(Ok(Err(never))) => match never {},
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a request's task failed");
+            crate::error::error_response(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            )
+        }
+        Err(_) => {
+            REQUESTS_TIMED_OUT.fetch_add(1, Ordering::Relaxed);
+            crate::error::error_response(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "the request did not finish within {} seconds (a database that does not answer?); it may still complete",
+                    deadline.as_secs()
+                ),
+            )
+        }
+    }
 }
 
 /// `Strict-Transport-Security` under TLS: a year, subdomains not included (the vault's

@@ -172,6 +172,12 @@ impl HttpMetrics {
                 crate::listen::CONNECTIONS_REFUSED.load(Ordering::Relaxed),
             ),
             (
+                "strongbox_http_requests_timed_out_total",
+                "counter",
+                "Requests answered 503 because they passed --request-timeout.",
+                crate::listen::REQUESTS_TIMED_OUT.load(Ordering::Relaxed),
+            ),
+            (
                 "strongbox_http_rate_limited_total",
                 "counter",
                 "Failed attempts refused with 429 because their address was over its limit.",

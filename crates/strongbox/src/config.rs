@@ -433,6 +433,11 @@ pub struct VaultArgs {
     /// [default: 16384]. File key: `max_header_bytes`.
     #[arg(long, env = "STRONGBOX_MAX_HEADER_BYTES", value_name = "BYTES")]
     pub max_header_bytes: Option<usize>,
+    /// Seconds from a request's headers to its answer; a request still working then
+    /// (a database that does not answer) gets 503 and finishes in the background
+    /// [default: 60]. File key: `request_timeout`.
+    #[arg(long, env = "STRONGBOX_REQUEST_TIMEOUT", value_name = "SECONDS")]
+    pub request_timeout: Option<u64>,
     /// Seconds a stopping server (SIGTERM, SIGINT) waits for requests in flight
     /// [default: 10]. File key: `drain_timeout`.
     #[arg(long, env = "STRONGBOX_DRAIN_TIMEOUT", value_name = "SECONDS")]

@@ -469,6 +469,8 @@ fn http_config(args: &VaultArgs) -> Result<HttpConfig, String> {
     limits.max_headers = args.max_headers.unwrap_or(limits.max_headers).max(1);
     limits.max_header_bytes = args.max_header_bytes.unwrap_or(limits.max_header_bytes);
     limits.drain_timeout = secs(args.drain_timeout, limits.drain_timeout);
+    limits.request_timeout =
+        secs(args.request_timeout, limits.request_timeout).max(Duration::from_secs(1));
     http.body_read_timeout = secs(args.body_read_timeout, http.body_read_timeout);
     let defaults = GuardConfig::default();
     let trusted_proxies = args

@@ -293,7 +293,7 @@ pub fn init(store: &StoreLoc) -> InitOutput {
 
 /// A running `strongbox serve`.
 pub struct Server {
-    child: Option<Child>,
+    pub child: Option<Child>,
     pub base: String,
     pub token: String,
     pub root_key: String,
