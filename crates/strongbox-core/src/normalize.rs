@@ -61,12 +61,26 @@ impl Normalizer {
     }
 
     /// E.164 form (`+447911123456`), or `None` if the text is not a phone number.
+    ///
+    /// The form is a fixed point: normalizing it again gives it back, so a lookup
+    /// with the number as the vault shows it finds the record. One pass is not
+    /// always one (fuzzing found `0001028033517` in the UK giving
+    /// `+4401028033517`, which reads as `+441028033517`), so a second pass settles
+    /// it; a number that does not settle then is not indexable.
     fn phone(&self, v: &str) -> Option<String> {
-        let parsed = phonenumber::parse(Some(self.default_country), v).ok()?;
-        let out = phonenumber::format(&parsed)
-            .mode(phonenumber::Mode::E164)
-            .to_string();
-        (out.len() > 1).then_some(out)
+        let e164 = |text: &str| -> Option<String> {
+            let parsed = phonenumber::parse(Some(self.default_country), text).ok()?;
+            let out = phonenumber::format(&parsed)
+                .mode(phonenumber::Mode::E164)
+                .to_string();
+            (out.len() > 1).then_some(out)
+        };
+        let first = e164(v)?;
+        let second = e164(&first)?;
+        if second == first {
+            return Some(first);
+        }
+        (e164(&second)? == second).then_some(second)
     }
 
     /// The index value of a profile field: strings as they are, numbers as integer
@@ -168,6 +182,16 @@ mod tests {
             Some("+14155552671".into())
         );
         assert_eq!(n.normalize("phone", "not a phone"), None);
+    }
+
+    #[test]
+    fn phone_form_is_a_fixed_point() {
+        // Found by the normalize fuzz target: one pass gave `+4401028033517`.
+        let n = Normalizer::default();
+        let once = n.normalize("phone", "0001028033517");
+        assert_eq!(once.as_deref(), Some("+441028033517"));
+        assert_eq!(n.normalize("phone", "+441028033517"), once);
+        assert_eq!(n.normalize("phone", "+4401028033517"), once);
     }
 
     #[test]
