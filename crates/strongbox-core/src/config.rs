@@ -5,6 +5,10 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::normalize::Normalizer;
 
+/// Notifications the outbox holds at most unless configured: about a day of a
+/// busy vault's changes, some hundreds of megabytes at most.
+pub const DEFAULT_OUTBOX_MAX: u64 = 100_000;
+
 /// Settings of the domain layer.
 #[derive(Clone, Debug)]
 pub struct VaultConfig {
@@ -21,6 +25,9 @@ pub struct VaultConfig {
     pub list_users: bool,
     /// Databunker's `notification_url`: where webhooks go (none by default).
     pub notification_url: Option<String>,
+    /// Most notifications the outbox holds; past it new ones are dropped (and
+    /// counted) while the changes still commit.
+    pub notification_outbox_max: u64,
     /// Databunker's `user_record_schema`, compiled.
     pub schema: Option<std::sync::Arc<crate::schema::UserSchema>>,
     /// Answer reads even when their audit event cannot be written (logged as a
@@ -41,6 +48,7 @@ impl Default for VaultConfig {
             self_service: SelfService::default(),
             list_users: false,
             notification_url: None,
+            notification_outbox_max: DEFAULT_OUTBOX_MAX,
             schema: None,
             audit_fail_open_reads: false,
             clock: Arc::new(SystemClock),

@@ -7,6 +7,13 @@
 //! deletes them once the receiver answered 2xx, or retries later with exponential
 //! backoff. Payloads carry personal data, so each is sealed under a DEK of its own;
 //! it is destroyed with the outbox row after delivery.
+//!
+//! The outbox is bounded (`notification_outbox_max`): while a receiver is down
+//! for long, changes keep committing and the notifications past the bound are
+//! dropped, counted and logged, so a dead receiver can neither fill the disk nor
+//! stop the vault. [`OUTBOX_STATS`] shows it all in `/v1/metrics`.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 use strongbox_crypto::new_event_token;
@@ -21,6 +28,29 @@ use crate::vault::Vault;
 pub const MAX_ATTEMPTS: i64 = 20;
 /// Longest wait between two attempts, seconds.
 const MAX_BACKOFF: i64 = 3600;
+
+/// What became of this process's notifications.
+pub struct OutboxStats {
+    /// Notifications in the outbox: counted by the delivery worker, plus those
+    /// queued since.
+    pub queued: AtomicI64,
+    /// Delivered (the receiver answered 2xx).
+    pub delivered: AtomicU64,
+    /// Attempts that failed (each is retried later, up to [`MAX_ATTEMPTS`]).
+    pub failed: AtomicU64,
+    /// Given up after [`MAX_ATTEMPTS`] attempts.
+    pub given_up: AtomicU64,
+    /// Never queued because the outbox was full.
+    pub dropped: AtomicU64,
+}
+
+pub static OUTBOX_STATS: OutboxStats = OutboxStats {
+    queued: AtomicI64::new(0),
+    delivered: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+    given_up: AtomicU64::new(0),
+    dropped: AtomicU64::new(0),
+};
 
 /// A notification due for delivery.
 pub struct Notification {
@@ -44,6 +74,20 @@ impl Vault {
         if self.config.notification_url.is_none() {
             return Ok(None);
         }
+        let max = i64::try_from(self.config.notification_outbox_max).unwrap_or(i64::MAX);
+        if OUTBOX_STATS.queued.load(Ordering::Relaxed) >= max {
+            // The change still commits: a dead receiver must not stop the vault.
+            let dropped = OUTBOX_STATS.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(
+                max,
+                dropped,
+                "the webhook outbox is full: a notification was dropped"
+            );
+            return Ok(None);
+        }
+        // Counted before its commit: a change that then fails leaves the count one
+        // high until the worker counts again.
+        OUTBOX_STATS.queued.fetch_add(1, Ordering::Relaxed);
         let id = new_event_token();
         let (dek, kek_version, wrapped) = self.new_record_dek(RecordKind::Outbox.name(), &id)?;
         let now = self.now();
@@ -112,13 +156,10 @@ impl Vault {
     pub async fn due_notifications(&self, limit: usize) -> Result<Vec<Notification>> {
         let rows = self
             .store
-            .records_due(&self.tenant, RecordKind::Outbox.name(), self.now())
+            .records_due_first(&self.tenant, RecordKind::Outbox.name(), self.now(), limit)
             .await?;
         let mut out = Vec::new();
         for row in rows {
-            if out.len() >= limit {
-                break;
-            }
             if !self.first_of_its_person(&row).await? {
                 continue;
             }
@@ -142,6 +183,17 @@ impl Vault {
             });
         }
         Ok(out)
+    }
+
+    /// Counts the outbox again (the delivery worker does, now and then), so the
+    /// bound is kept against what is there, whichever node queued or sent it.
+    pub async fn count_outbox(&self) -> Result<i64> {
+        let n = self
+            .store
+            .count_records(&self.tenant, RecordKind::Outbox.name())
+            .await?;
+        OUTBOX_STATS.queued.store(n, Ordering::Relaxed);
+        Ok(n)
     }
 
     /// Whether `row` is the oldest notification about its person still in the
@@ -181,8 +233,21 @@ impl Vault {
         Ok(false)
     }
 
-    /// A notification was delivered (or given up): its row and key go.
+    /// A notification was delivered: its row and key go.
     pub async fn notification_done(&self, n: &Notification) -> Result<()> {
+        self.forget_notification(n).await?;
+        OUTBOX_STATS.delivered.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A notification failed [`MAX_ATTEMPTS`] times: it is given up.
+    pub async fn notification_given_up(&self, n: &Notification) -> Result<()> {
+        self.forget_notification(n).await?;
+        OUTBOX_STATS.given_up.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn forget_notification(&self, n: &Notification) -> Result<()> {
         self.store
             .write(WriteOp::DeleteRecord {
                 tenant: self.tenant.clone(),
@@ -190,11 +255,13 @@ impl Vault {
                 id: n.id.clone(),
             })
             .await?;
+        OUTBOX_STATS.queued.fetch_sub(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// A delivery failed: try again after an exponential backoff.
     pub async fn notification_failed(&self, n: &Notification) -> Result<()> {
+        OUTBOX_STATS.failed.fetch_add(1, Ordering::Relaxed);
         let attempts = n.attempts + 1;
         let wait = (1_i64 << attempts.clamp(0, 12)).min(MAX_BACKOFF);
         let mut row = n.row.clone();

@@ -9,6 +9,7 @@ use std::sync::RwLock;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use strongbox_core::notify::OUTBOX_STATS as OUTBOX;
 use strongbox_core::store_metrics::Histogram;
 
 /// Histograms keyed by `"<method> <status> <route>"` (routes hold no spaces). The
@@ -182,6 +183,36 @@ impl HttpMetrics {
                 "counter",
                 "Failed attempts refused with 429 because their address was over its limit.",
                 crate::guard::LIMITED.load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_webhook_outbox_queued",
+                "gauge",
+                "Webhook notifications waiting in the outbox, as last counted.",
+                OUTBOX.queued.load(Ordering::Relaxed).max(0) as u64,
+            ),
+            (
+                "strongbox_webhook_delivered_total",
+                "counter",
+                "Webhook notifications the receiver took (2xx).",
+                OUTBOX.delivered.load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_webhook_failures_total",
+                "counter",
+                "Webhook deliveries that failed and wait to be tried again.",
+                OUTBOX.failed.load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_webhook_given_up_total",
+                "counter",
+                "Webhook notifications given up after their last attempt.",
+                OUTBOX.given_up.load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_webhook_dropped_total",
+                "counter",
+                "Webhook notifications not queued because the outbox was full.",
+                OUTBOX.dropped.load(Ordering::Relaxed),
             ),
             (
                 "strongbox_store_write_failures_total",

@@ -761,6 +761,25 @@ impl Store {
             .await
     }
 
+    /// The first `limit` records of `kind` due at `now`, by key.
+    pub async fn records_due_first(
+        &self,
+        tenant: &str,
+        kind: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<RecordRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.records(sql::RECORDS_DUE_FIRST, &args![tenant, kind, now, limit])
+            .await
+    }
+
+    /// How many records of `kind` there are.
+    pub async fn count_records(&self, tenant: &str, kind: &str) -> Result<i64> {
+        self.int(sql::RECORDS_COUNT_KIND, &args![tenant, kind])
+            .await
+    }
+
     async fn records(&self, sql: &'static str, args: &[Arg<'_>]) -> Result<Vec<RecordRow>> {
         let started = Instant::now();
         let r = self.all(sql, args, rows::record).await;

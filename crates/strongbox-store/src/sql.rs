@@ -113,6 +113,11 @@ pub const RECORDS_BY_LABEL: &str =
 pub const RECORDS_DUE: &str = select_records!(
     "WHERE tenant = ? AND kind = ? AND expires IS NOT NULL AND expires <= ? ORDER BY id"
 );
+/// The first `?` records due, for workers that take them in batches.
+pub const RECORDS_DUE_FIRST: &str = select_records!(
+    "WHERE tenant = ? AND kind = ? AND expires IS NOT NULL AND expires <= ? ORDER BY id LIMIT ?"
+);
+pub const RECORDS_COUNT_KIND: &str = "SELECT COUNT(*) FROM records WHERE tenant = ? AND kind = ?";
 pub const RECORD_LABELS: &str = "SELECT DISTINCT label FROM records WHERE tenant = ? AND kind = ? AND label IS NOT NULL ORDER BY label";
 pub const RECORD_INSERT: &str = "INSERT INTO records (tenant, kind, id, owner, label, created, updated, expires, version, meta, body, kek_version, wrapped_dek) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";

@@ -551,6 +551,12 @@ pub struct VaultArgs {
     /// `notification_ca`.
     #[arg(long, env = "STRONGBOX_NOTIFICATION_CA", value_name = "FILE")]
     pub notification_ca: Option<PathBuf>,
+    /// Most webhook notifications waiting in the outbox; while a receiver is down
+    /// for long, the ones past it are dropped (counted in /v1/metrics, logged) and
+    /// the changes still commit [default: 100000]. File key:
+    /// `notification_outbox_max`.
+    #[arg(long, env = "STRONGBOX_NOTIFICATION_OUTBOX_MAX", value_name = "N")]
+    pub notification_outbox_max: Option<u64>,
     /// JSON Schema file for user profiles (Databunker's `user_record_schema`), with
     /// the keywords `admin`, `locked`, `preserve` and `classification` on properties.
     /// File key: `user_record_schema`.

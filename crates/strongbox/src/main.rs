@@ -440,6 +440,9 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
             .unwrap_or(HttpConfig::default().max_body_bytes),
         schema,
         notification_url,
+        notification_outbox_max: args
+            .notification_outbox_max
+            .unwrap_or(strongbox_core::config::DEFAULT_OUTBOX_MAX),
         list_users: args.list_users.unwrap_or(false),
         audit_fail_open_reads: args.audit_fail_open_reads.unwrap_or(false),
         policy,

@@ -15,6 +15,8 @@ use ureq::http;
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause when nothing is due.
 const IDLE: Duration = Duration::from_millis(500);
+/// How often the outbox is counted again (its bound and its gauge).
+const RECOUNT: Duration = Duration::from_secs(5);
 
 /// Checks a notification URL: http:// or https:// with a host.
 pub fn check_url(url: &str) -> Result<(), String> {
@@ -77,7 +79,14 @@ pub fn agent(ca: Option<&std::path::Path>) -> Result<ureq::Agent, String> {
 }
 
 pub async fn run(vault: Arc<Vault>, url: String, secret: Option<Secret>, agent: ureq::Agent) {
+    let mut counted: Option<std::time::Instant> = None;
     loop {
+        if counted.is_none_or(|at| at.elapsed() >= RECOUNT) {
+            match vault.count_outbox().await {
+                Ok(_) => counted = Some(std::time::Instant::now()),
+                Err(e) => tracing::warn!(error = %e, "counting the webhook outbox failed"),
+            }
+        }
         let due = match vault.due_notifications(32).await {
             Ok(due) => due,
             Err(e) => {
@@ -117,7 +126,7 @@ async fn give_up_or_retry(
     // The error names the receiver's answer or the network, never the payload.
     if n.attempts + 1 >= MAX_ATTEMPTS {
         tracing::error!(id = %n.id, error, "webhook given up after {MAX_ATTEMPTS} attempts");
-        vault.notification_done(n).await
+        vault.notification_given_up(n).await
     } else {
         tracing::warn!(id = %n.id, attempt = n.attempts + 1, error, "webhook delivery failed; will retry");
         vault.notification_failed(n).await

@@ -17,6 +17,7 @@ backend_tests!(
     webhooks_carry_databunker_payloads_signed,
     a_failing_receiver_gets_retries_and_nothing_is_lost,
     one_persons_webhooks_arrive_in_order,
+    a_dead_receivers_outbox_is_bounded_and_counted,
 );
 
 const SECRET: &str = "zq-webhook-secret";
@@ -32,7 +33,10 @@ struct Receiver {
 }
 
 fn receiver(fail: usize) -> Receiver {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), fail)
+}
+
+fn receiver_on(listener: TcpListener, fail: usize) -> Receiver {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let got: Received = Arc::new(Mutex::new(Vec::new()));
     let fail = Arc::new(AtomicUsize::new(fail));
@@ -242,4 +246,70 @@ fn one_persons_webhooks_arrive_in_order(b: &Backend) {
     assert_eq!(got[0]["action"], "profilenew", "{got:?}");
     assert_eq!(got[1]["action"], "profilechange", "{got:?}");
     assert_eq!(got[1]["profile"]["step"], 2);
+}
+
+/// A metric's value in a `/v1/metrics` scrape (0 when absent).
+fn metric(s: &Server, name: &str) -> u64 {
+    let (status, text) = crate::system::scrape(s, &[("X-Bunker-Token", &s.token)]);
+    assert_eq!(status, 200);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A receiver that is down for long: the API goes on answering, the outbox keeps
+/// no more than `--notification-outbox-max`, the rest is dropped and counted, the
+/// failures show in the metrics, and what was kept arrives once it is back.
+fn a_dead_receivers_outbox_is_bounded_and_counted(b: &Backend) {
+    // A port nobody listens on: every delivery is refused.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let s = Server::start_with(
+        b,
+        &["--notification-url", &url, "--notification-outbox-max", "5"],
+    );
+    let started = Instant::now();
+    let tokens: Vec<String> = (0..8)
+        .map(|i| s.create_user(json!({"login": format!("zq-dead-{i}")})))
+        .collect();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the API slowed"
+    );
+    let outbox = || {
+        s.store
+            .sql("SELECT COUNT(*) FROM records WHERE kind = 'outbox'")
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(outbox(), 5, "the outbox passed its bound");
+    assert_eq!(metric(&s, "strongbox_webhook_dropped_total"), 3);
+    assert_eq!(metric(&s, "strongbox_webhook_outbox_queued"), 5);
+    // Every change committed all the same.
+    for t in &tokens {
+        s.get_user("token", t).expect(200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&s, "strongbox_webhook_failures_total") == 0 {
+        assert!(Instant::now() < deadline, "no failed delivery counted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(metric(&s, "strongbox_webhook_delivered_total"), 0);
+    assert!(s.log().contains("the webhook outbox is full"));
+    // The receiver comes back on its port: the five kept arrive (the backoff
+    // after one or two failures is a few seconds).
+    let r = receiver_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), 0);
+    let got = r.wait_for(5, Duration::from_secs(40));
+    assert!(got.iter().all(|g| g["action"] == "profilenew"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while outbox() != 0 || metric(&s, "strongbox_webhook_outbox_queued") != 0 {
+        assert!(Instant::now() < deadline, "the outbox did not empty");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(metric(&s, "strongbox_webhook_delivered_total"), 5);
 }
