@@ -102,6 +102,6 @@ fn build(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("tls_cert/tls_key: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -1,6 +1,6 @@
 //! TLS on the listener, end to end with the machine's `openssl` and `curl` as the
 //! clients: HTTPS only, TLS 1.2 and 1.3 only, HSTS, the certificate reloaded on SIGHUP
-//! (a bad file refused, the old one kept), and mTLS. The listener does not depend on
+//! (a bad file refused, the old one kept), mTLS, and HTTP/2 through ALPN. The listener does not depend on
 //! the backend, so these run on SQLite.
 
 use std::path::{Path, PathBuf};
@@ -110,7 +110,7 @@ fn https_only_modern_versions_and_hsts() {
     let out = sh_ok(
         &dir,
         &format!(
-            "curl -sS -i --cacert ca.pem https://{}/v1/sys/health",
+            "curl -sS -i --http1.1 --cacert ca.pem https://{}/v1/sys/health",
             host(&s)
         ),
     );
@@ -142,6 +142,104 @@ fn https_only_modern_versions_and_hsts() {
         let verified = out.contains("Verify return code: 0 (ok)");
         assert_eq!(ok && verified, taken, "{flag}: {out}");
     }
+}
+
+/// HTTP/2 when the client offers it: the same answers and headers, connections
+/// reused, the header-count cap, and an idle connection closed with GOAWAY after
+/// the header timeout.
+#[test]
+fn http2_through_alpn_under_the_same_limits() {
+    let (_d, dir) = scratch();
+    let s = tls_server(&dir, &["--header-read-timeout", "2"]);
+    let url = format!("https://{}", host(&s));
+    let out = sh_ok(
+        &dir,
+        &format!("curl -sS -i --http2 --cacert ca.pem {url}/v1/sys/health"),
+    );
+    assert!(out.starts_with("HTTP/2 200"), "{out}");
+    assert!(
+        out.contains("strict-transport-security: max-age=31536000"),
+        "{out}"
+    );
+    // A change and a read over HTTP/2, on one connection.
+    let out = sh_ok(
+        &dir,
+        &format!(
+            "curl -sS --http2 --cacert ca.pem -H 'X-Bunker-Token: {}' \
+             -H 'Content-Type: application/json' -d '{{\"login\":\"zq-h2\"}}' {url}/v1/user \
+             -w '\n%{{http_version}} %{{num_connects}}\n' \
+             --next --cacert ca.pem -H 'X-Bunker-Token: {}' {url}/v1/user/login/zq-h2 \
+             -w '\n%{{http_version}} %{{num_connects}}\n'",
+            s.token, s.token
+        ),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("\"token\""), "{out}");
+    assert_eq!(lines[1], "2 1", "{out}");
+    assert!(lines[2].contains("zq-h2"), "{out}");
+    assert_eq!(lines[3], "2 0", "a second connection was opened: {out}");
+    // HTTP/2 has no header-count limit of its own: the server applies its own.
+    let many: String = (0..101).map(|i| format!(" -H 'x-n{i}: v'")).collect();
+    let out = sh_ok(
+        &dir,
+        &format!("curl -sS --http2 --cacert ca.pem{many} -w ' %{{http_code}}' {url}/v1/status"),
+    );
+    assert!(
+        out.ends_with(" 431") && out.contains("too many header fields"),
+        "{out}"
+    );
+    // A client that opens an HTTP/2 connection and sends nothing more is sent
+    // GOAWAY once the header timeout (2 s) passes, then dropped.
+    let mut client = Command::new("openssl")
+        .args([
+            "s_client", "-alpn", "h2", "-quiet", "-CAfile", "ca.pem", "-connect",
+        ])
+        .arg(host(&s))
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
+    std::io::Write::write_all(&mut stdin, &hello).unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut stdout = client.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        std::io::Read::read_to_end(&mut stdout, &mut got).unwrap();
+        got
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reader.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "an idle HTTP/2 connection stayed open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = started.elapsed();
+    let got = reader.join().unwrap();
+    let _ = client.kill();
+    drop(stdin);
+    let _ = client.wait();
+    assert!(
+        took >= Duration::from_millis(1500),
+        "closed too early: {took:?}"
+    );
+    // A GOAWAY frame: 8 bytes long, type 7, stream 0.
+    assert!(
+        got.windows(9).any(|w| w == [0, 0, 8, 7, 0, 0, 0, 0, 0]),
+        "no GOAWAY in {got:?}"
+    );
+    // The server still serves.
+    let out = sh_ok(
+        &dir,
+        &format!("curl -sS --http2 --cacert ca.pem {url}/v1/sys/health"),
+    );
+    assert!(out.contains("\"ok\""), "{out}");
 }
 
 #[test]
