@@ -55,6 +55,13 @@ impl Progress {
 }
 
 pub async fn run(vault: Arc<Vault>, batch_size: usize, jobs: usize) -> Result<(), String> {
+    if vault.config().notification_url.is_some() {
+        // The outbox's bound holds for what an import queues too.
+        vault
+            .count_outbox()
+            .await
+            .map_err(|e| format!("cannot count the webhook outbox: {e}"))?;
+    }
     let started = Instant::now();
     let mut progress = Progress::new();
     let (mut created, mut refused) = (0u64, 0u64);
