@@ -343,6 +343,8 @@ def main():
     p.add_argument("--serve-arg", dest="serve_args", action="append", default=[],
                    help="extra argument for `strongbox serve` (repeatable), e.g. --serve-arg=--sqlite-durability=normal")
     p.add_argument("--no-write", action="store_true", help="print the tables, do not touch docs/")
+    p.add_argument("--binary", help="a built strongbox binary to measure (default: build the release one), "
+                                    "e.g. one built from another commit's worktree")
     p.add_argument("--rotate-kek", action="store_true",
                    help="also run the mixed load while rotating the KEK (reports non-2xx and the re-wrap time)")
     p.add_argument("--rotate-root-key", action="store_true",
@@ -355,7 +357,7 @@ def main():
     args.connections = [int(c) for c in args.connections.split(",")]
     args.scenarios = args.scenarios.split(",")
     ensure_wrk()
-    binary = build()
+    binary = args.binary or build()
     backends = [("sqlite", None)]
     if args.postgres_url:
         backends.append(("postgres", args.postgres_url))
