@@ -7,17 +7,18 @@
 //! accepting, lets each connection finish the requests it is serving, and waits for
 //! them at most the drain timeout.
 //!
-//! Each request runs in a task of its own, which the connection awaits for at most
-//! the request timeout. A handler is never cancelled halfway (not by a client that
-//! hangs up, not by the deadline): what it started, it finishes, so a change is
-//! either carried out with its audit event or not at all. The client that waited
-//! too long gets 503 and may retry.
+//! Each request's handler runs in its connection's task, awaited for at most the
+//! request timeout. A handler is never cancelled halfway (not by a client that
+//! hangs up, not by the deadline): what is left of it then moves to a task of its
+//! own and finishes, so a change is either carried out with its audit event or not
+//! at all. The client that waited too long gets 503 and may retry.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -179,24 +180,20 @@ pub async fn serve(
     Ok(())
 }
 
-/// Runs `req` through `router` in a task of its own and waits for its answer at
-/// most `deadline`: after that 503, while the task goes on to its end.
+/// Runs `req` through `router` and waits for its answer at most `deadline`: after
+/// that 503, while the handler goes on to its end in a task of its own. The
+/// handler runs inline in the connection's task (no task per request); if that
+/// task lets go of it early (the deadline passed, or the client hung up and hyper
+/// dropped the request), [`Detached`] hands what is left of it to a task.
 async fn answer(
     router: Router,
     req: Request<Incoming>,
     deadline: Duration,
 ) -> axum::response::Response {
-    let task = tokio::spawn(router.oneshot(req));
-    match tokio::time::timeout(deadline, task).await {
-        Ok(Ok(Ok(resp))) => resp,
-        Ok(Ok(Err(never))) => match never {},
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "a request's task failed");
-            crate::error::error_response(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            )
-        }
+    let mut handler = Detached(Some(Box::pin(router.oneshot(req))));
+    match tokio::time::timeout(deadline, &mut handler).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(never)) => match never {},
         Err(_) => {
             REQUESTS_TIMED_OUT.fetch_add(1, Ordering::Relaxed);
             crate::error::error_response(
@@ -206,6 +203,56 @@ async fn answer(
                     deadline.as_secs()
                 ),
             )
+        }
+    }
+}
+
+/// A handler's future that is never cancelled: dropped before it finished, it is
+/// spawned to run to its end (its answer then goes nowhere), so a change is
+/// carried out whole, with its audit event, or not at all. A handler that panics
+/// answers 500 and is not polled again.
+struct Detached<F>(Option<std::pin::Pin<Box<F>>>)
+where
+    F: Future<Output = Handled> + Send + 'static;
+
+type Handled = Result<axum::response::Response, Infallible>;
+
+impl<F> Future for Detached<F>
+where
+    F: Future<Output = Handled> + Send + 'static,
+{
+    type Output = Handled;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Handled> {
+        let Some(fut) = self.0.as_mut() else {
+            // Polled after it finished: hyper and tokio never do.
+            return Poll::Pending;
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(ready) => {
+                self.0 = None;
+                ready
+            }
+            Err(_) => {
+                self.0 = None;
+                tracing::error!("a request's handler panicked");
+                Poll::Ready(Ok(crate::error::error_response(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error",
+                )))
+            }
+        }
+    }
+}
+
+impl<F> Drop for Detached<F>
+where
+    F: Future<Output = Handled> + Send + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(rest) = self.0.take() {
+            tokio::spawn(rest);
         }
     }
 }
