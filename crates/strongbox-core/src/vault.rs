@@ -229,10 +229,12 @@ impl Vault {
         None
     }
 
-    /// Records that an address went over its limit of failed attempts (the edge's
-    /// rate limit): once per episode, without the address or any token.
-    pub async fn record_rate_limit(&self) -> Result<()> {
-        self.audit(self.new_event(&Principal::Anonymous, Action::RateLimit, None, "refused"))
+    /// Records that a client went over one of the edge's rate limits, once per
+    /// episode, without its address or any token: `who` is anonymous for an address
+    /// over its limit of failed attempts, or the caller whose valid token went over
+    /// the per-token limit.
+    pub async fn record_rate_limit(&self, who: &Principal) -> Result<()> {
+        self.audit(self.new_event(who, Action::RateLimit, None, "refused"))
             .await
     }
 

@@ -13,6 +13,8 @@ pub enum ApiError {
     Domain(Error),
     /// A failed attempt over its address's limit: 429 after this many seconds.
     Limited(u64),
+    /// A valid token over its own limit: 429 after this many seconds.
+    TokenLimited(u64),
 }
 
 impl From<Error> for ApiError {
@@ -50,7 +52,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Domain(e) => error_response(status_of(e.kind), &e.message),
-            ApiError::Limited(wait) => crate::guard::too_many(wait),
+            ApiError::Limited(wait) => crate::guard::too_many(wait, false),
+            ApiError::TokenLimited(wait) => crate::guard::too_many(wait, true),
         }
     }
 }

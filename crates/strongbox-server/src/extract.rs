@@ -37,7 +37,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match state.vault.authenticate(token(&parts.headers)).await {
-            Ok(who) => Ok(Caller(who)),
+            Ok(who) => token_used(parts, state, who).await.map(Caller),
             Err(e) => Err(failed_auth(parts, state, e).await),
         }
     }
@@ -52,8 +52,32 @@ impl FromRequestParts<AppState> for Creator {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match state.vault.authenticate_create(token(&parts.headers)).await {
-            Ok(who) => Ok(Creator(who)),
+            Ok(who) => token_used(parts, state, who).await.map(Creator),
             Err(e) => Err(failed_auth(parts, state, e).await),
+        }
+    }
+}
+
+/// A request authenticated as `who` counts against its token's own limit, when
+/// that is on (`--token-requests-per-second`); over it, 429. The first refusal of
+/// an episode is audited (as `who`, without the token).
+async fn token_used(
+    parts: &Parts,
+    state: &AppState,
+    who: Principal,
+) -> Result<Principal, ApiError> {
+    let Some(t) = token(&parts.headers) else {
+        return Ok(who);
+    };
+    match state.http.guard.token_used(t) {
+        Ok(()) => Ok(who),
+        Err(refused) => {
+            if refused.first
+                && let Err(audit) = state.vault.record_rate_limit(&who).await
+            {
+                tracing::warn!(error = %audit, "the rate-limit refusal could not be audited");
+            }
+            Err(ApiError::TokenLimited(refused.retry_after))
         }
     }
 }
@@ -99,7 +123,7 @@ pub async fn failed_attempt(
         return e.into();
     };
     if refused.first
-        && let Err(audit) = state.vault.record_rate_limit().await
+        && let Err(audit) = state.vault.record_rate_limit(&Principal::Anonymous).await
     {
         tracing::warn!(error = %audit, "the rate-limit refusal could not be audited");
     }

@@ -6,11 +6,16 @@
 //! answer (so nothing more is learnt by guessing faster), and requests that succeed
 //! are never slowed: valid-token traffic from a shared address is not limited.
 //!
+//! Optionally (off by default) each valid access token has a bucket of its own too,
+//! refilled at `token_per_second`: a client, or a stolen token, cannot monopolise
+//! the vault. Tokens are kept only as keyed 64-bit hashes, never as text.
+//!
 //! The client address is the peer's, unless the peer is one of the trusted proxies:
 //! then it is the nearest address in `X-Forwarded-For` (or `Forwarded: for=`) that is
 //! not a trusted proxy itself. Anyone else's forwarding headers are ignored.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +26,10 @@ use axum::response::Response;
 
 use crate::error::error_response;
 
-/// Requests refused with 429.
+/// Failed attempts refused with 429.
 pub static LIMITED: AtomicU64 = AtomicU64::new(0);
+/// Requests with a valid token refused with 429 (the optional per-token limit).
+pub static TOKEN_LIMITED: AtomicU64 = AtomicU64::new(0);
 
 /// A network, `10.0.0.0/8` or `::1/128` (a bare address is a /32 or /128).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +87,10 @@ pub struct GuardConfig {
     pub burst: u32,
     /// Peers whose forwarding headers name the client.
     pub trusted_proxies: Vec<Cidr>,
+    /// Requests per second each valid token regains; 0 turns the limit off.
+    pub token_per_second: u32,
+    /// Requests a valid token may make in a burst.
+    pub token_burst: u32,
 }
 
 impl Default for GuardConfig {
@@ -88,6 +99,8 @@ impl Default for GuardConfig {
             per_minute: 10,
             burst: 20,
             trusted_proxies: Vec::new(),
+            token_per_second: 0,
+            token_burst: 100,
         }
     }
 }
@@ -108,10 +121,69 @@ pub struct Refused {
     pub first: bool,
 }
 
-/// The per-address buckets.
+/// Token buckets by key, in bounded memory.
+struct Buckets<K> {
+    map: Mutex<HashMap<K, Bucket>>,
+    /// What the keys are, for the log line when too many are tracked.
+    what: &'static str,
+}
+
+impl<K: Hash + Eq> Buckets<K> {
+    fn new(what: &'static str) -> Self {
+        Buckets {
+            map: Mutex::new(HashMap::new()),
+            what,
+        }
+    }
+
+    /// Takes one unit from `key`'s bucket (refilled at `rate` per second, holding
+    /// at most `burst`), or says how long until one is there.
+    fn take(&self, key: K, rate: f64, burst: f64) -> Result<(), Refused> {
+        let now = Instant::now();
+        let mut buckets = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() >= TRACKED {
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+            if buckets.len() >= TRACKED_MAX {
+                tracing::warn!(
+                    tracked = buckets.len(),
+                    "too many {} to track their limits; their counts start over",
+                    self.what
+                );
+                buckets.clear();
+            }
+        }
+        let b = buckets.entry(key).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+            refusing: false,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            b.refusing = false;
+            Ok(())
+        } else {
+            let first = !b.refusing;
+            b.refusing = true;
+            Err(Refused {
+                retry_after: ((1.0 - b.tokens) / rate).ceil().max(1.0) as u64,
+                first,
+            })
+        }
+    }
+}
+
+/// The per-address buckets of failed attempts, and the optional per-token ones.
 pub struct Guard {
     config: GuardConfig,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Buckets<IpAddr>,
+    tokens: Buckets<u64>,
+    /// Keys the tokens' hashes (SipHash under a key drawn at start).
+    token_keys: RandomState,
 }
 
 impl std::fmt::Debug for Guard {
@@ -144,7 +216,9 @@ impl Guard {
     pub fn new(config: GuardConfig) -> Guard {
         Guard {
             config,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Buckets::new("addresses with failed attempts"),
+            tokens: Buckets::new("access tokens"),
+            token_keys: RandomState::new(),
         }
     }
 
@@ -191,50 +265,38 @@ impl Guard {
     pub fn failed(&self, ip: IpAddr) -> Result<(), Refused> {
         let rate = f64::from(self.config.per_minute.max(1)) / 60.0;
         let burst = f64::from(self.config.burst.max(1));
-        let now = Instant::now();
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() >= TRACKED {
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
-            if buckets.len() >= TRACKED_MAX {
-                tracing::warn!(
-                    addresses = buckets.len(),
-                    "failed attempts from too many addresses to track; their counts start over"
-                );
-                buckets.clear();
-            }
-        }
-        let b = buckets.entry(bucket_key(ip)).or_insert(Bucket {
-            tokens: burst,
-            at: now,
-            refusing: false,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            b.refusing = false;
-            Ok(())
-        } else {
-            LIMITED.fetch_add(1, Ordering::Relaxed);
-            let first = !b.refusing;
-            b.refusing = true;
-            Err(Refused {
-                retry_after: ((1.0 - b.tokens) / rate).ceil().max(1.0) as u64,
-                first,
+        self.buckets
+            .take(bucket_key(ip), rate, burst)
+            .inspect_err(|_| {
+                LIMITED.fetch_add(1, Ordering::Relaxed);
             })
+    }
+
+    /// Counts a request made with a valid `token`; refused when the per-token limit
+    /// is on and the token is over it.
+    pub fn token_used(&self, token: &str) -> Result<(), Refused> {
+        if self.config.token_per_second == 0 {
+            return Ok(());
         }
+        let rate = f64::from(self.config.token_per_second);
+        let burst = f64::from(self.config.token_burst.max(1));
+        self.tokens
+            .take(self.token_keys.hash_one(token), rate, burst)
+            .inspect_err(|_| {
+                TOKEN_LIMITED.fetch_add(1, Ordering::Relaxed);
+            })
     }
 }
 
-/// 429 with `Retry-After` and a JSON error.
-pub fn too_many(retry_after: u64) -> Response {
-    let mut resp = error_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too many failed attempts from this address: wait before trying again",
-    );
+/// 429 with `Retry-After` and a JSON error: for failed attempts from an address,
+/// or (`token`) for requests with one valid token.
+pub fn too_many(retry_after: u64, token: bool) -> Response {
+    let message = if token {
+        "too many requests with this access token: wait before trying again"
+    } else {
+        "too many failed attempts from this address: wait before trying again"
+    };
+    let mut resp = error_response(StatusCode::TOO_MANY_REQUESTS, message);
     if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
@@ -303,7 +365,7 @@ mod tests {
         let g = Guard::new(GuardConfig {
             per_minute: 6,
             burst: 3,
-            trusted_proxies: Vec::new(),
+            ..GuardConfig::default()
         });
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
@@ -320,5 +382,26 @@ mod tests {
         }
         assert!(g.failed("2001:db8:1:2::77".parse().unwrap()).is_err());
         assert!(g.failed("2001:db8:1:3::1".parse().unwrap()).is_ok());
+        // The per-token limit is off unless configured.
+        for _ in 0..1000 {
+            assert!(g.token_used("some-token").is_ok());
+        }
+    }
+
+    #[test]
+    fn each_token_has_its_own_bucket() {
+        let g = Guard::new(GuardConfig {
+            token_per_second: 1,
+            token_burst: 2,
+            ..GuardConfig::default()
+        });
+        assert!(g.token_used("a").is_ok());
+        assert!(g.token_used("a").is_ok());
+        let refused = g.token_used("a").unwrap_err();
+        assert_eq!(refused.retry_after, 1);
+        assert!(refused.first);
+        assert!(g.token_used("b").is_ok());
+        // Failed attempts of an address are counted apart.
+        assert!(g.failed("192.0.2.1".parse().unwrap()).is_ok());
     }
 }

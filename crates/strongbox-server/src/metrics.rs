@@ -185,6 +185,12 @@ impl HttpMetrics {
                 crate::guard::LIMITED.load(Ordering::Relaxed),
             ),
             (
+                "strongbox_http_token_rate_limited_total",
+                "counter",
+                "Requests with a valid token refused with 429 by --token-requests-per-second.",
+                crate::guard::TOKEN_LIMITED.load(Ordering::Relaxed),
+            ),
+            (
                 "strongbox_webhook_outbox_queued",
                 "gauge",
                 "Webhook notifications waiting in the outbox, as last counted.",

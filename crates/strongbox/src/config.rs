@@ -452,6 +452,15 @@ pub struct VaultArgs {
     /// `failed_attempts_burst`.
     #[arg(long, env = "STRONGBOX_FAILED_ATTEMPTS_BURST", value_name = "N")]
     pub failed_attempts_burst: Option<u32>,
+    /// Requests per second each valid access token may make (its own token
+    /// bucket); over it, 429 with Retry-After. `0` turns the limit off [default: 0].
+    /// File key: `token_requests_per_second`.
+    #[arg(long, env = "STRONGBOX_TOKEN_REQUESTS_PER_SECOND", value_name = "N")]
+    pub token_requests_per_second: Option<u32>,
+    /// Requests a valid access token may make in a burst when the per-token limit
+    /// is on [default: 100]. File key: `token_burst`.
+    #[arg(long, env = "STRONGBOX_TOKEN_BURST", value_name = "N")]
+    pub token_burst: Option<u32>,
     /// Certificate chain (PEM, leaf first) for HTTPS: with `--tls-key`, `serve`
     /// speaks HTTPS only; SIGHUP reads both files again [default: none, plain HTTP].
     /// File key: `tls_cert`.

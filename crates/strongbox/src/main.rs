@@ -491,6 +491,10 @@ fn http_config(args: &VaultArgs) -> Result<HttpConfig, String> {
             .unwrap_or(defaults.per_minute),
         burst: args.failed_attempts_burst.unwrap_or(defaults.burst),
         trusted_proxies,
+        token_per_second: args
+            .token_requests_per_second
+            .unwrap_or(defaults.token_per_second),
+        token_burst: args.token_burst.unwrap_or(defaults.token_burst),
     }));
     http.tls = match (&args.tls_cert, &args.tls_key) {
         (None, None) => None,

@@ -346,3 +346,62 @@ fn forwarded_addresses_count_only_from_trusted_proxies() {
         .collect();
     assert_eq!(got, [403, 403, 429]);
 }
+
+/// The optional per-token limit: a valid token over its own bucket gets 429 with
+/// `Retry-After` (audited once, as its caller, without the token); another valid
+/// token from the same address is not slowed; the token is served again once its
+/// bucket refills. Off by default (the test above makes 30 root requests in a row).
+#[test]
+fn a_token_over_its_own_limit_gets_429_and_others_do_not() {
+    let s = Server::start_with(
+        &Backend::Sqlite,
+        &["--token-requests-per-second", "1", "--token-burst", "6"],
+    );
+    // Two requests of the root token's six: a person and their access token.
+    let t = s.create_user(serde_json::json!({"login": "zq-limited"}));
+    let x = crate::tokens::issue(&s, "token", &t, Body::None);
+    for _ in 0..4 {
+        s.call("GET", "/v1/lbasis", Body::None).expect(200);
+    }
+    let r = s.call("GET", "/v1/lbasis", Body::None);
+    assert_eq!(r.status, 429, "{:?}", r.json);
+    assert!(
+        r.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("this access token"),
+        "{:?}",
+        r.json
+    );
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(wait, 1);
+    assert_eq!(s.call("GET", "/v1/lbasis", Body::None).status, 429);
+    // The user's own token has its own bucket.
+    for _ in 0..5 {
+        s.call_as(Some(&x), "GET", &format!("/v1/user/token/{t}"), Body::None)
+            .expect(200);
+    }
+    // A refill later the root token is served again; the episode was audited once,
+    // as root, and neither token is in the log.
+    std::thread::sleep(Duration::from_millis(2100));
+    let v = s
+        .call("GET", "/v1/audit/admin?limit=100", Body::None)
+        .expect(200);
+    let refusals: Vec<&Value> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "edge.rate-limit")
+        .collect();
+    assert_eq!(refusals.len(), 1, "{v}");
+    assert_eq!(refusals[0]["identity"], "root", "{v}");
+    assert!(!v.to_string().contains(&s.token) && !v.to_string().contains(&x));
+    std::thread::sleep(Duration::from_millis(1100));
+    let metrics = s.call("GET", "/v1/metrics", Body::None).expect(200);
+    let text = metrics.as_str().unwrap_or_default();
+    let limited = text
+        .lines()
+        .find_map(|l| l.strip_prefix("strongbox_http_token_rate_limited_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert_eq!(limited, Some(2), "{text}");
+}
