@@ -378,7 +378,7 @@ fn components() -> Value {
             "E413": error("The body is larger than the configured maximum."),
             "E415": error("The body is neither JSON nor form fields."),
             "E429": {
-                "description": "Too many failed attempts from this client address.",
+                "description": "Too many failed attempts from this client address, or (when the per-token limit is on) too many requests with this access token.",
                 "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
