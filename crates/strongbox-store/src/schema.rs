@@ -192,6 +192,11 @@ const SQLITE: &[(i64, &[&str])] = &[
         ],
     ),
     (5, &["ALTER TABLE audit ADD COLUMN name TEXT"]),
+    // One person's audit trail without scanning everyone's.
+    (
+        6,
+        &["CREATE INDEX audit_record ON audit (tenant, record, id)"],
+    ),
 ];
 
 const POSTGRES: &[(i64, &[&str])] = &[
@@ -248,6 +253,10 @@ const POSTGRES: &[(i64, &[&str])] = &[
             "ALTER TABLE audit ALTER COLUMN action TYPE VARCHAR(255)",
             "ALTER TABLE audit ADD COLUMN name VARCHAR(64)",
         ],
+    ),
+    (
+        6,
+        &["CREATE INDEX audit_record ON audit (tenant, record, id)"],
     ),
 ];
 
@@ -307,6 +316,10 @@ const MYSQL: &[(i64, &[&str])] = &[
     (
         5,
         &["ALTER TABLE audit MODIFY action VARCHAR(255) NOT NULL, ADD COLUMN name VARCHAR(64)"],
+    ),
+    (
+        6,
+        &["CREATE INDEX audit_record ON audit (tenant, record, id)"],
     ),
 ];
 

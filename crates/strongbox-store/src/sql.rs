@@ -69,6 +69,7 @@ pub const AUDIT_PAGE_ALL: &str =
 pub const AUDIT_PAGE_RECORD: &str =
     select_audit!("WHERE tenant = ? AND record = ? ORDER BY id DESC LIMIT ? OFFSET ?");
 pub const AUDIT_COUNT_ALL: &str = "SELECT COUNT(*) FROM audit WHERE tenant = ?";
+pub const AUDIT_COUNT_AFTER: &str = "SELECT COUNT(*) FROM audit WHERE tenant = ? AND id > ?";
 pub const AUDIT_COUNT_RECORD: &str = "SELECT COUNT(*) FROM audit WHERE tenant = ? AND record = ?";
 
 pub const HEAD_GET: &str =
