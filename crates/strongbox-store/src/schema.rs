@@ -192,10 +192,11 @@ const SQLITE: &[(i64, &[&str])] = &[
         ],
     ),
     (5, &["ALTER TABLE audit ADD COLUMN name TEXT"]),
-    // One person's audit trail without scanning everyone's.
+    // One person's audit trail without scanning everyone's; `record` first, so that
+    // the whole log's newest-first page keeps walking the primary key.
     (
         6,
-        &["CREATE INDEX audit_record ON audit (tenant, record, id)"],
+        &["CREATE INDEX audit_record ON audit (record, tenant, id)"],
     ),
 ];
 
@@ -256,7 +257,7 @@ const POSTGRES: &[(i64, &[&str])] = &[
     ),
     (
         6,
-        &["CREATE INDEX audit_record ON audit (tenant, record, id)"],
+        &["CREATE INDEX audit_record ON audit (record, tenant, id)"],
     ),
 ];
 
@@ -319,7 +320,7 @@ const MYSQL: &[(i64, &[&str])] = &[
     ),
     (
         6,
-        &["CREATE INDEX audit_record ON audit (tenant, record, id)"],
+        &["CREATE INDEX audit_record ON audit (record, tenant, id)"],
     ),
 ];
 
