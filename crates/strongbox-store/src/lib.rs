@@ -837,7 +837,10 @@ impl Store {
             return self.int(sql::AUDIT_COUNT_ALL, &args![tenant]).await;
         };
         let tail = self
-            .int(sql::AUDIT_COUNT_AFTER, &args![tenant, head.max_id])
+            .int(
+                sql::AUDIT_COUNT_AFTER,
+                &args![tenant, head.max_id, i64::MAX],
+            )
             .await?;
         let gaps: Vec<i64> = head.gaps.iter().map(|(id, _)| *id).collect();
         let late = self
