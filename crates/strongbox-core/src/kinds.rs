@@ -29,6 +29,10 @@ pub enum RecordKind {
     Receipt,
     /// A webhook waiting for delivery.
     Outbox,
+    /// The pending login code of an email or phone, as its keyed hash.
+    LoginCode,
+    /// A captcha token already redeemed (kept until it would have expired).
+    CaptchaSpent,
 }
 
 impl RecordKind {
@@ -47,6 +51,8 @@ impl RecordKind {
             RecordKind::Retention => "exp",
             RecordKind::Receipt => "receipt",
             RecordKind::Outbox => "outbox",
+            RecordKind::LoginCode => "logincode",
+            RecordKind::CaptchaSpent => "captcha",
         }
     }
 }
@@ -193,6 +199,8 @@ pub enum Action {
     Restore,
     RestoreEraseAgain,
     RateLimit,
+    LoginPrelogin,
+    Login,
 }
 
 impl Action {
@@ -258,6 +266,8 @@ impl Action {
         Action::Restore,
         Action::RestoreEraseAgain,
         Action::RateLimit,
+        Action::LoginPrelogin,
+        Action::Login,
     ];
 
     /// The stable wire name and the title, whose `{}` the arguments fill in order.
@@ -346,6 +356,8 @@ impl Action {
                 "edge.rate-limit",
                 "refuse failed attempts from an address over its limit",
             ),
+            Action::LoginPrelogin => ("login.prelogin", "user prelogin by {}"),
+            Action::Login => ("login.login", "user login by {}"),
         }
     }
 
@@ -439,7 +451,7 @@ mod tests {
             assert_eq!(*a as usize, i, "{a:?} is out of place in Action::ALL");
             assert!(!a.name().contains(':'), "{a:?}");
         }
-        assert_eq!(Action::ALL.len(), Action::RateLimit as usize + 1);
+        assert_eq!(Action::ALL.len(), Action::Login as usize + 1);
         let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         let count = names.len();

@@ -14,6 +14,7 @@ pub mod expiry;
 pub mod kek;
 pub mod keys;
 pub mod kinds;
+pub mod login;
 pub mod normalize;
 pub mod notify;
 pub mod principal;

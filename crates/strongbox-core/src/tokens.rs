@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use strongbox_crypto::{new_record_token, parse_record_token};
-use strongbox_store::{RecordRow, StoreError, WriteOp};
+use strongbox_store::{AuditEvent, RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
@@ -146,10 +146,24 @@ impl Vault {
         let subject = self.subject(who, &ACTION.into(), mode, identity).await?;
         let now = self.now();
         let lifetime = requested_seconds(expiration, now)?.unwrap_or(DEFAULT_LIFETIME);
+        let event = self.new_event(who, ACTION, Some(&subject.token), "ok");
+        self.create_access_token(&subject.token, Some(lifetime), event)
+            .await
+    }
+
+    /// Stores a new access token for user `token` together with `event`: `lifetime`
+    /// seconds (default 10 minutes), capped by the policy maximum.
+    pub(crate) async fn create_access_token(
+        &self,
+        token: &str,
+        lifetime: Option<i64>,
+        event: AuditEvent,
+    ) -> Result<IssuedToken> {
+        let now = self.now();
         let expires = capped_expiry(
             now,
             self.config.policy.max_user_token_lifetime,
-            Some(lifetime),
+            Some(lifetime.unwrap_or(DEFAULT_LIFETIME)),
         );
         let xtoken = new_record_token();
         let digest = self.access_token_digest(&xtoken);
@@ -162,7 +176,7 @@ impl Vault {
                     return Err(Error::internal("a fresh access token collided"));
                 }
                 Ok(RecordRow {
-                    owner: Some(subject.token.clone()),
+                    owner: Some(token.to_string()),
                     label: Some("login".into()),
                     created: now,
                     updated: now,
@@ -171,12 +185,12 @@ impl Vault {
                     ..RecordRow::default()
                 })
             },
-            self.new_event(who, ACTION, Some(&subject.token), "ok"),
+            event,
         )
         .await?;
         Ok(IssuedToken {
             xtoken,
-            token: subject.token,
+            token: token.to_string(),
             expires,
         })
     }
@@ -204,15 +218,22 @@ impl Vault {
         .await
     }
 
-    /// Deletes expired user access tokens (the sweeper's job).
+    /// Deletes expired user access tokens, login codes and spent captchas (the
+    /// sweeper's job).
     pub(crate) async fn purge_expired_tokens(&self) -> Result<()> {
-        self.store
-            .write(strongbox_store::WriteOp::DeleteExpired {
-                tenant: self.tenant.clone(),
-                kind: RecordKind::AccessToken.name().to_string(),
-                now: self.now(),
-            })
-            .await?;
+        for kind in [
+            RecordKind::AccessToken,
+            RecordKind::LoginCode,
+            RecordKind::CaptchaSpent,
+        ] {
+            self.store
+                .write(WriteOp::DeleteExpired {
+                    tenant: self.tenant.clone(),
+                    kind: kind.name().to_string(),
+                    now: self.now(),
+                })
+                .await?;
+        }
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use strongbox_core::{Error, ErrorKind};
 
+use crate::guard::{Limit, too_many};
 use crate::reply::json_response;
 
 pub enum ApiError {
@@ -15,6 +16,8 @@ pub enum ApiError {
     Limited(u64),
     /// A valid token over its own limit: 429 after this many seconds.
     TokenLimited(u64),
+    /// A prelogin over its identity's or address's limit: 429 after this many seconds.
+    PreloginLimited(u64),
 }
 
 impl From<Error> for ApiError {
@@ -52,8 +55,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Domain(e) => error_response(status_of(e.kind), &e.message),
-            ApiError::Limited(wait) => crate::guard::too_many(wait, false),
-            ApiError::TokenLimited(wait) => crate::guard::too_many(wait, true),
+            ApiError::Limited(wait) => too_many(wait, Limit::Address),
+            ApiError::TokenLimited(wait) => too_many(wait, Limit::Token),
+            ApiError::PreloginLimited(wait) => too_many(wait, Limit::Prelogin),
         }
     }
 }

@@ -30,6 +30,8 @@ use crate::error::error_response;
 pub static LIMITED: AtomicU64 = AtomicU64::new(0);
 /// Requests with a valid token refused with 429 (the optional per-token limit).
 pub static TOKEN_LIMITED: AtomicU64 = AtomicU64::new(0);
+/// Prelogins refused by the per-identity or per-address limit.
+pub static PRELOGIN_LIMITED: AtomicU64 = AtomicU64::new(0);
 
 /// A network, `10.0.0.0/8` or `::1/128` (a bare address is a /32 or /128).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +93,15 @@ pub struct GuardConfig {
     pub token_per_second: u32,
     /// Requests a valid token may make in a burst.
     pub token_burst: u32,
+    /// Login codes one identity may be sent per [`PRELOGIN_WINDOW`].
+    pub prelogin_per_identity: u32,
+    /// Login codes one address may ask for per [`PRELOGIN_WINDOW`].
+    pub prelogin_per_address: u32,
 }
+
+/// The window of the prelogin limits, in seconds: a limit of n lets n through at
+/// once, then one every window/n seconds.
+pub const PRELOGIN_WINDOW: f64 = 900.0;
 
 impl Default for GuardConfig {
     fn default() -> Self {
@@ -101,6 +111,8 @@ impl Default for GuardConfig {
             trusted_proxies: Vec::new(),
             token_per_second: 0,
             token_burst: 100,
+            prelogin_per_identity: 5,
+            prelogin_per_address: 30,
         }
     }
 }
@@ -182,7 +194,9 @@ pub struct Guard {
     config: GuardConfig,
     buckets: Buckets<IpAddr>,
     tokens: Buckets<u64>,
-    /// Keys the tokens' hashes (SipHash under a key drawn at start).
+    prelogin_addresses: Buckets<IpAddr>,
+    prelogin_identities: Buckets<u64>,
+    /// Keys the tokens' and identities' hashes (SipHash under a key drawn at start).
     token_keys: RandomState,
 }
 
@@ -218,6 +232,8 @@ impl Guard {
             config,
             buckets: Buckets::new("addresses with failed attempts"),
             tokens: Buckets::new("access tokens"),
+            prelogin_addresses: Buckets::new("addresses asking for login codes"),
+            prelogin_identities: Buckets::new("identities sent login codes"),
             token_keys: RandomState::new(),
         }
     }
@@ -272,6 +288,20 @@ impl Guard {
             })
     }
 
+    /// Counts a prelogin from `ip`; refused when the address is over its limit.
+    pub fn prelogin_address(&self, ip: IpAddr) -> Result<(), Refused> {
+        let n = self.config.prelogin_per_address;
+        prelogin_take(&self.prelogin_addresses, bucket_key(ip), n)
+    }
+
+    /// Counts a login code for `identity` (its mode and normalized value); refused
+    /// when that identity is over its limit.
+    pub fn prelogin_identity(&self, identity: &str) -> Result<(), Refused> {
+        let key = self.token_keys.hash_one(identity);
+        let n = self.config.prelogin_per_identity;
+        prelogin_take(&self.prelogin_identities, key, n)
+    }
+
     /// Counts a request made with a valid `token`; refused when the per-token limit
     /// is on and the token is over it.
     pub fn token_used(&self, token: &str) -> Result<(), Refused> {
@@ -288,13 +318,36 @@ impl Guard {
     }
 }
 
-/// 429 with `Retry-After` and a JSON error: for failed attempts from an address,
-/// or (`token`) for requests with one valid token.
-pub fn too_many(retry_after: u64, token: bool) -> Response {
-    let message = if token {
-        "too many requests with this access token: wait before trying again"
-    } else {
-        "too many failed attempts from this address: wait before trying again"
+/// Takes one unit from a prelogin bucket that holds `per_window` and refills as much
+/// per [`PRELOGIN_WINDOW`].
+fn prelogin_take<K: Hash + Eq>(
+    buckets: &Buckets<K>,
+    key: K,
+    per_window: u32,
+) -> Result<(), Refused> {
+    let n = f64::from(per_window.max(1));
+    buckets.take(key, n / PRELOGIN_WINDOW, n).inspect_err(|_| {
+        PRELOGIN_LIMITED.fetch_add(1, Ordering::Relaxed);
+    })
+}
+
+/// Which limit refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// Failed attempts from one address.
+    Address,
+    /// Requests with one valid access token.
+    Token,
+    /// Login codes asked for one identity or from one address.
+    Prelogin,
+}
+
+/// 429 with `Retry-After` and a JSON error naming the limit.
+pub fn too_many(retry_after: u64, limit: Limit) -> Response {
+    let message = match limit {
+        Limit::Address => "too many failed attempts from this address: wait before trying again",
+        Limit::Token => "too many requests with this access token: wait before trying again",
+        Limit::Prelogin => "too many login codes asked for: wait before trying again",
     };
     let mut resp = error_response(StatusCode::TOO_MANY_REQUESTS, message);
     if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {

@@ -5,6 +5,7 @@
 //! module beside `v1` taking the same extractors.
 
 mod body;
+mod captcha;
 mod error;
 mod extract;
 pub mod guard;
@@ -48,6 +49,11 @@ pub struct HttpConfig {
     pub guard: Arc<guard::Guard>,
     /// TLS on the listener (HTTPS only), when configured.
     pub tls: Option<Arc<tls::Tls>>,
+    /// Prelogin checks a captcha (on by default; off for applications with their
+    /// own bot defence).
+    pub login_captcha: bool,
+    /// Print login codes on standard error (`strongbox demo` only).
+    pub print_login_codes: bool,
 }
 
 /// The keys of Databunker's `ui` object, all empty by default.
@@ -83,6 +89,8 @@ impl Default for HttpConfig {
             body_read_timeout: std::time::Duration::from_secs(30),
             guard: Arc::new(guard::Guard::new(guard::GuardConfig::default())),
             tls: None,
+            login_captcha: true,
+            print_login_codes: false,
         }
     }
 }

@@ -191,6 +191,12 @@ impl HttpMetrics {
                 crate::guard::TOKEN_LIMITED.load(Ordering::Relaxed),
             ),
             (
+                "strongbox_login_prelogin_limited_total",
+                "counter",
+                "Prelogins refused with 429 by the per-identity or per-address limit.",
+                crate::guard::PRELOGIN_LIMITED.load(Ordering::Relaxed),
+            ),
+            (
                 "strongbox_webhook_outbox_queued",
                 "gauge",
                 "Webhook notifications waiting in the outbox, as last counted.",

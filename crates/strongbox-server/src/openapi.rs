@@ -29,6 +29,9 @@ pub enum Auth {
     /// No token: a capability in the path. Wrong guesses count against the
     /// client address (429 over the limit).
     Capability,
+    /// No token: passwordless login. A refused login is 403; wrong guesses and
+    /// prelogins are limited (429).
+    Login,
 }
 
 /// What an operation takes as its body.
@@ -194,7 +197,7 @@ impl Op {
             op.insert("requestBody".into(), body);
         }
         let security = match self.auth {
-            Auth::Public | Auth::Capability => json!([]),
+            Auth::Public | Auth::Capability | Auth::Login => json!([]),
             Auth::Token => json!([{"token": []}]),
             Auth::OptionalToken => json!([{"token": []}, {}]),
             Auth::TokenOrBearer => json!([{"token": []}, {"metricsBearer": []}]),
@@ -226,6 +229,9 @@ impl Op {
             Auth::Token | Auth::OptionalToken | Auth::TokenOrBearer
         ) {
             errors.extend([401, 403]);
+        }
+        if self.auth == Auth::Login {
+            errors.push(403);
         }
         if !path_params(self.path).is_empty() || self.missing {
             errors.push(404);
@@ -378,7 +384,7 @@ fn components() -> Value {
             "E413": error("The body is larger than the configured maximum."),
             "E415": error("The body is neither JSON nor form fields."),
             "E429": {
-                "description": "Too many failed attempts from this client address, or (when the per-token limit is on) too many requests with this access token.",
+                "description": "Too many failed attempts from this client address, too many login codes asked for one identity or from one address, or (when the per-token limit is on) too many requests with this access token.",
                 "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
@@ -412,6 +418,15 @@ const PATH_PARAMS: &[(&str, &str)] = &[
     ("exptoken", "The retention link's token (the capability)."),
     ("brief", "A legal basis's short name."),
     ("activity", "A processing activity's short name."),
+    (
+        "code",
+        "In a prelogin, the digits read from the captcha image; in `/v1/captcha/{code}`, the captcha token.",
+    ),
+    (
+        "captcha",
+        "The captcha token whose image the digits were read from.",
+    ),
+    ("tmp", "The login code that prelogin sent."),
 ];
 
 fn path_param(name: &str) -> Value {
@@ -425,7 +440,7 @@ fn parameters() -> Value {
             "mode" => {
                 json!({"type": "string", "enum": ["token", "login", "email", "phone", "custom"]})
             }
-            "identity" | "app" => string(),
+            "identity" | "app" | "code" | "captcha" | "tmp" => string(),
             // Lower-case letters, digits and `-`, starting with a letter (upper case
             // is accepted and lowered).
             "brief" | "activity" => json!({"type": "string", "pattern": "^[a-z][a-z0-9-]{1,64}$"}),

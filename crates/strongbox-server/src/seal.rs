@@ -229,7 +229,9 @@ async fn unseal(State(gate): State<Arc<Gate>>, req: Request) -> Response {
     // A share that is not the vault's is a failed attempt of its client address.
     // (While sealed there is no audit log to record the refusal in.)
     let failed = |resp: Response| match client.map(|ip| gate.http.guard.failed(ip)) {
-        Some(Err(refused)) => crate::guard::too_many(refused.retry_after, false),
+        Some(Err(refused)) => {
+            crate::guard::too_many(refused.retry_after, crate::guard::Limit::Address)
+        }
         _ => resp,
     };
     let bad = |m: &str| error_response(StatusCode::BAD_REQUEST, m);

@@ -461,6 +461,19 @@ pub struct VaultArgs {
     /// is on [default: 100]. File key: `token_burst`.
     #[arg(long, env = "STRONGBOX_TOKEN_BURST", value_name = "N")]
     pub token_burst: Option<u32>,
+    /// Prelogin (`/v1/prelogin/…`) checks a captcha; `false` for applications with
+    /// their own bot defence, which then leave the two captcha path segments
+    /// unchecked [default: true]. File key: `login_captcha`.
+    #[arg(long, env = "STRONGBOX_LOGIN_CAPTCHA", value_name = "BOOL")]
+    pub login_captcha: Option<bool>,
+    /// Login codes one email or phone may be sent per 15 minutes; beyond, 429
+    /// [default: 5]. File key: `login_prelogin_per_identity`.
+    #[arg(long, env = "STRONGBOX_LOGIN_PRELOGIN_PER_IDENTITY", value_name = "N")]
+    pub login_prelogin_per_identity: Option<u32>,
+    /// Prelogins one client address may make per 15 minutes; beyond, 429
+    /// [default: 30]. File key: `login_prelogin_per_address`.
+    #[arg(long, env = "STRONGBOX_LOGIN_PRELOGIN_PER_ADDRESS", value_name = "N")]
+    pub login_prelogin_per_address: Option<u32>,
     /// Certificate chain (PEM, leaf first) for HTTPS: with `--tls-key`, `serve`
     /// speaks HTTPS only; SIGHUP reads both files again [default: none, plain HTTP].
     /// File key: `tls_cert`.

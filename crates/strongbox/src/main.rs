@@ -495,7 +495,14 @@ fn http_config(args: &VaultArgs) -> Result<HttpConfig, String> {
             .token_requests_per_second
             .unwrap_or(defaults.token_per_second),
         token_burst: args.token_burst.unwrap_or(defaults.token_burst),
+        prelogin_per_identity: args
+            .login_prelogin_per_identity
+            .unwrap_or(defaults.prelogin_per_identity),
+        prelogin_per_address: args
+            .login_prelogin_per_address
+            .unwrap_or(defaults.prelogin_per_address),
     }));
+    http.login_captcha = args.login_captcha.unwrap_or(http.login_captcha);
     http.tls = match (&args.tls_cert, &args.tls_key) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(Arc::new(Tls::load(TlsFiles {
@@ -815,12 +822,15 @@ async fn demo(listen: Option<std::net::SocketAddr>, args: &VaultArgs) -> Result<
         config: vault_config(args)?,
         jobs: background(args)?,
     };
+    let mut http = http_config(args)?;
+    // Only the demo shows login codes (on standard error), so a newcomer can log in.
+    http.print_login_codes = true;
     let result = serve(
         opener,
         Some(root),
         None,
         addr,
-        http_config(args)?,
+        http,
         strongbox_server::seal::UNSEAL_TIMEOUT,
     )
     .await;

@@ -5,6 +5,7 @@
 mod apps;
 mod audit;
 mod consent;
+mod login;
 mod requests;
 mod retention;
 mod sessions;
@@ -376,6 +377,33 @@ pub fn api() -> Api<AppState> {
                 .auth(Auth::Capability)
                 .ok(share_row),
             shares::get,
+        )
+        .section("Login")
+        .op(
+            Op::get("/v1/prelogin/{mode}/{identity}/{code}/{captcha}", "prelogin", "Send a login code to an email or phone")
+                .auth(Auth::Login)
+                .describe("`mode` is `email` or `phone`; `code` is what the person read in the image of captcha token `captcha` (both ignored with `--login-captcha false`). The answer is the same whether or not the identity is in the vault; only a person in it is sent a code (6 digits, valid 5 minutes, 5 tries). Limited per identity and per client address.")
+                .ok(done()),
+            login::prelogin,
+        )
+        .op(
+            Op::get("/v1/login/{mode}/{identity}/{tmp}", "login", "Trade a login code for a user access token")
+                .auth(Auth::Login)
+                .describe("Every failure (no prelogin, a wrong, expired or used code, too many tries) is the same 403.")
+                .ok(ok(&[("xtoken", string()), ("token", string())])),
+            login::login,
+        )
+        .op(
+            Op::get("/v1/captcha", "newCaptcha", "A fresh captcha token and the path of its image")
+                .auth(Auth::Public)
+                .ok(ok(&[("captcha", string()), ("image", string())])),
+            login::new_captcha,
+        )
+        .op(
+            Op::get("/v1/captcha/{code}", "captchaImage", "The image of a captcha token")
+                .auth(Auth::Public)
+                .ok_other("image/png", "128×64 pixels showing 6 digits."),
+            login::image,
         )
         .section("Retention")
         .op(

@@ -395,6 +395,34 @@ impl Server {
         }
     }
 
+    /// A running `strongbox demo` (root token `DEMO`, a temporary SQLite store); its
+    /// standard error is what [`Server::log`] reads.
+    pub fn demo(extra_args: &[&str]) -> Server {
+        let store = StoreLoc::placeholder();
+        let log = store.dir.path().join("demo.log");
+        let mut child = Command::new(BIN)
+            .args(["demo", "--listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .env_remove("STRONGBOX_ROOT_KEY")
+            .env("STRONGBOX_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let base = wait_listening(&mut child);
+        Server {
+            child: Some(child),
+            base,
+            token: "DEMO".into(),
+            root_key: String::new(),
+            store,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log,
+            agent: agent(),
+        }
+    }
+
     /// Sends a request with the root token.
     pub fn call(&self, method: &str, path: &str, body: Body) -> Reply {
         self.call_as(Some(&self.token), method, path, body)

@@ -19,6 +19,7 @@ mod import;
 #[cfg(feature = "kms")]
 mod kms;
 mod limits;
+mod login;
 mod node_clients;
 mod probes;
 mod requests;
