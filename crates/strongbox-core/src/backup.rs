@@ -496,8 +496,9 @@ pub struct Restored {
 /// them), its signed checkpoints and the positions receipts name. The store's erasure
 /// ledger is read first and applied to the restored data — everyone erased there is
 /// erased again (tombstone, kept lookups and receipt as they are there), pending
-/// consents no longer there are dropped, and undelivered webhooks are not restored —
-/// all in one transaction with an audit event per re-erasure and one for the restore.
+/// consents no longer there are dropped, and undelivered webhooks and login codes are
+/// not restored — all in one transaction with an audit event per re-erasure and one
+/// for the restore.
 pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupResult<Restored> {
     let mut ops = Vec::new();
     let mut ledger = Ledger::default();
@@ -522,6 +523,7 @@ pub async fn restore(store: &Store, mut backup: Backup, force: bool) -> BackupRe
                 let (tenant, kind, id) = (text(&r[0]), text(&r[1]), text(&r[2]));
                 let placeholder = text(&r[3]).is_some_and(|o| o.contains(':'));
                 kind != Some(RecordKind::Outbox.name())
+                    && kind != Some(RecordKind::LoginMessage.name())
                     && (!placeholder
                         || ledger.pending.contains_key(&(
                             tenant.unwrap_or("").to_string(),

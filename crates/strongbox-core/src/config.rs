@@ -36,6 +36,18 @@ pub struct VaultConfig {
     pub audit_fail_open_reads: bool,
     /// Where the vault reads the time (the system clock; tests move a manual one).
     pub clock: Arc<dyn Clock>,
+    /// The login modes whose codes are sent (a delivery worker runs for them):
+    /// their prelogins queue the code in the login-code outbox.
+    pub login_delivery: LoginDelivery,
+}
+
+/// Which login codes have a way to their owner.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoginDelivery {
+    /// By email (SMTP is configured).
+    pub email: bool,
+    /// By SMS (a gateway is configured).
+    pub phone: bool,
 }
 
 impl Default for VaultConfig {
@@ -52,6 +64,7 @@ impl Default for VaultConfig {
             schema: None,
             audit_fail_open_reads: false,
             clock: Arc::new(SystemClock),
+            login_delivery: LoginDelivery::default(),
         }
     }
 }

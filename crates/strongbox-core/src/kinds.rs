@@ -33,6 +33,8 @@ pub enum RecordKind {
     LoginCode,
     /// A captcha token already redeemed (kept until it would have expired).
     CaptchaSpent,
+    /// A login code waiting to be sent by email or SMS.
+    LoginMessage,
 }
 
 impl RecordKind {
@@ -53,6 +55,7 @@ impl RecordKind {
             RecordKind::Outbox => "outbox",
             RecordKind::LoginCode => "logincode",
             RecordKind::CaptchaSpent => "captcha",
+            RecordKind::LoginMessage => "loginmsg",
         }
     }
 }

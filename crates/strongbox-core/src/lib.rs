@@ -36,7 +36,7 @@ pub mod vault;
 pub mod verify;
 
 pub use change::{Change, Outcome};
-pub use config::{Policy, SelfService, VaultConfig};
+pub use config::{LoginDelivery, Policy, SelfService, VaultConfig};
 pub use error::OpenError;
 pub use error::{Error, ErrorKind, Result};
 pub use expiry::Page;

@@ -19,6 +19,7 @@ use strongbox_store::{RecordRow, StoreError, WriteOp};
 use subtle::ConstantTimeEq;
 
 use crate::kinds::{Action, RecordKind};
+use crate::notify::Queue;
 use crate::principal::Principal;
 use crate::subjects::Mode;
 use crate::tokens::IssuedToken;
@@ -34,8 +35,8 @@ pub const CAPTCHA_LIFETIME: i64 = 300;
 /// Bytes of a captcha token: expiry (8), nonce (16), MAC (16).
 const CAPTCHA_BYTES: usize = 40;
 
-/// What a prelogin leaves to deliver: the code and where it goes. `None` when the
-/// identity is not in the vault (the answer to the caller is the same).
+/// A login code with no way to its owner (no delivery configured for its mode), and
+/// where it would go: what a prelogin leaves to its caller (the demo prints it).
 pub struct Delivery {
     pub mode: Mode,
     /// The normalized address (email or phone) the code goes to.
@@ -184,10 +185,12 @@ impl Vault {
     }
 
     /// Databunker's prelogin, once the captcha (if any) is redeemed and the limits
-    /// passed: stores a fresh code for `{mode}/{identity}` and returns it for delivery
-    /// when the identity is a person in the vault. An unknown identity gets a code
-    /// stored all the same (it can never log in) and nothing to deliver, so the two
-    /// cannot be told apart.
+    /// passed: stores a fresh code for `{mode}/{identity}` and, when the identity is
+    /// a person in the vault, queues it for delivery by email or SMS in the same
+    /// commit (sealed; see [`crate::notify`]). An unknown identity gets a code stored
+    /// all the same (it can never log in) and nothing sent, so the two cannot be told
+    /// apart. Returns the code only for a person whose mode has no delivery
+    /// configured.
     pub async fn prelogin(&self, mode: Mode, identity: &str) -> Result<Option<Delivery>> {
         let index = login_mode(mode)?;
         let normalized = self.config.normalizer.normalize(index, identity);
@@ -208,7 +211,16 @@ impl Vault {
             subject.as_deref(),
             status,
         );
-        self.upsert_record(
+        let delivers = match mode {
+            Mode::Email => self.config.login_delivery.email,
+            _ => self.config.login_delivery.phone,
+        };
+        let mut send = Vec::new();
+        if delivers && subject.is_some() {
+            let message = json!({"mode": index, "to": address, "code": code});
+            send.push(self.queue_message(Queue::LoginCodes, &message, None)?);
+        }
+        self.upsert_record_with(
             RecordKind::LoginCode.name(),
             &id,
             |_| {
@@ -221,8 +233,12 @@ impl Vault {
                 })
             },
             event,
+            &send,
         )
         .await?;
+        if !send.is_empty() {
+            return Ok(None);
+        }
         Ok(subject.map(|_| Delivery {
             mode,
             address,

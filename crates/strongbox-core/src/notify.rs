@@ -1,17 +1,20 @@
-//! Webhooks: Databunker's notification payloads (`profilenew`, `profilechange`,
-//! `forgetme`, `consentchange`) sent to `notification_url`.
+//! The vault's outboxes ([`Queue`]): webhooks (Databunker's notification payloads
+//! `profilenew`, `profilechange`, `forgetme`, `consentchange`, sent to
+//! `notification_url`) and login codes (sent by email or SMS).
 //!
-//! A notification is written to an outbox in the same commit as the change it
-//! reports, so none is lost if the process dies, and none is sent for a change that
-//! did not commit. A delivery worker (outside the request path) sends due ones and
-//! deletes them once the receiver answered 2xx, or retries later with exponential
-//! backoff. Payloads carry personal data, so each is sealed under a DEK of its own;
-//! it is destroyed with the outbox row after delivery.
+//! A message is written to its outbox in the same commit as the change it reports
+//! (a profile change, a prelogin), so none is lost if the process dies, and none is
+//! sent for a change that did not commit. A delivery worker (outside the request
+//! path) sends due ones and deletes them once delivered, or retries later with
+//! exponential backoff. Payloads carry personal data (and login codes), so each is
+//! sealed under a DEK of its own; it is destroyed with the outbox row after delivery.
 //!
-//! The outbox is bounded (`notification_outbox_max`): while a receiver is down
-//! for long, changes keep committing and the notifications past the bound are
+//! The webhook outbox is bounded (`notification_outbox_max`): while a receiver is
+//! down for long, changes keep committing and the notifications past the bound are
 //! dropped, counted and logged, so a dead receiver can neither fill the disk nor
-//! stop the vault. [`OUTBOX_STATS`] shows it all in `/v1/metrics`.
+//! stop the vault. A login code is given up when it would have expired anyway, so
+//! that outbox holds at most [`crate::login::CODE_LIFETIME`] seconds of prelogins,
+//! which the prelogin limits bound. [`Queue::stats`] shows both in `/v1/metrics`.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -24,38 +27,76 @@ use crate::error::{Error, Result};
 use crate::kinds::RecordKind;
 use crate::vault::Vault;
 
-/// Attempts before a notification is given up (about a day with the backoff below).
+/// Attempts before a webhook is given up (about a day with the backoff below).
 pub const MAX_ATTEMPTS: i64 = 20;
-/// Longest wait between two attempts, seconds.
+/// Longest wait between two attempts of a webhook, seconds.
 const MAX_BACKOFF: i64 = 3600;
+/// Longest wait between two attempts of a login code, seconds (it lives 5 minutes).
+const MAX_CODE_BACKOFF: i64 = 30;
 
-/// What became of this process's notifications.
+/// An outbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queue {
+    /// Webhooks to `notification_url`.
+    Webhooks,
+    /// Login codes to send by email or SMS.
+    LoginCodes,
+}
+
+impl Queue {
+    fn kind(self) -> &'static str {
+        match self {
+            Queue::Webhooks => RecordKind::Outbox.name(),
+            Queue::LoginCodes => RecordKind::LoginMessage.name(),
+        }
+    }
+
+    /// What became of this process's messages in this outbox.
+    pub fn stats(self) -> &'static OutboxStats {
+        match self {
+            Queue::Webhooks => &OUTBOX_STATS,
+            Queue::LoginCodes => &LOGIN_CODE_STATS,
+        }
+    }
+}
+
+/// What became of this process's messages in one outbox.
 pub struct OutboxStats {
-    /// Notifications in the outbox: counted by the delivery worker, plus those
-    /// queued since.
+    /// Messages in the outbox: counted by the delivery worker, plus those queued
+    /// since.
     pub queued: AtomicI64,
-    /// Delivered (the receiver answered 2xx).
+    /// Delivered (a webhook receiver answered 2xx, a mail server or SMS gateway
+    /// took the message).
     pub delivered: AtomicU64,
-    /// Attempts that failed (each is retried later, up to [`MAX_ATTEMPTS`]).
+    /// Attempts that failed (each is retried later, within its queue's bounds).
     pub failed: AtomicU64,
-    /// Given up after [`MAX_ATTEMPTS`] attempts.
+    /// Given up: a webhook after [`MAX_ATTEMPTS`] attempts, a login code once it
+    /// has expired.
     pub given_up: AtomicU64,
-    /// Never queued because the outbox was full.
+    /// Never queued because the outbox was full (webhooks only).
     pub dropped: AtomicU64,
 }
 
-pub static OUTBOX_STATS: OutboxStats = OutboxStats {
-    queued: AtomicI64::new(0),
-    delivered: AtomicU64::new(0),
-    failed: AtomicU64::new(0),
-    given_up: AtomicU64::new(0),
-    dropped: AtomicU64::new(0),
-};
+impl OutboxStats {
+    const fn new() -> Self {
+        OutboxStats {
+            queued: AtomicI64::new(0),
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            given_up: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+}
 
-/// A notification due for delivery.
+pub static OUTBOX_STATS: OutboxStats = OutboxStats::new();
+pub static LOGIN_CODE_STATS: OutboxStats = OutboxStats::new();
+
+/// A message due for delivery.
 pub struct Notification {
     pub id: String,
-    /// The JSON body to POST.
+    pub queue: Queue,
+    /// The JSON payload (a webhook's body; a login code's channel, address and code).
     pub payload: Zeroizing<Vec<u8>>,
     /// Failed attempts so far.
     pub attempts: i64,
@@ -85,16 +126,29 @@ impl Vault {
             );
             return Ok(None);
         }
+        self.queue_message(Queue::Webhooks, &payload, person)
+            .map(Some)
+    }
+
+    /// The op that puts `payload` in `queue`, sealed under a DEK of its own, due
+    /// now. `person`: the record token it is about, when known.
+    pub(crate) fn queue_message(
+        &self,
+        queue: Queue,
+        payload: &Value,
+        person: Option<&str>,
+    ) -> Result<WriteOp> {
         // Counted before its commit: a change that then fails leaves the count one
         // high until the worker counts again.
-        OUTBOX_STATS.queued.fetch_add(1, Ordering::Relaxed);
+        queue.stats().queued.fetch_add(1, Ordering::Relaxed);
+        let kind = queue.kind();
         let id = new_event_token();
-        let (dek, kek_version, wrapped) = self.new_record_dek(RecordKind::Outbox.name(), &id)?;
+        let (dek, kek_version, wrapped) = self.new_record_dek(kind, &id)?;
         let now = self.now();
-        Ok(Some(WriteOp::PutRecord {
+        Ok(WriteOp::PutRecord {
             tenant: self.tenant.clone(),
             record: RecordRow {
-                kind: RecordKind::Outbox.name().into(),
+                kind: kind.into(),
                 id: id.clone(),
                 // A random record token, as in every record's `owner`: not personal
                 // data, and what keeps one person's notifications in order.
@@ -104,13 +158,13 @@ impl Vault {
                 expires: Some(now),
                 version: 1,
                 meta: serde_json::to_vec(&json!({"attempts": 0})).ok(),
-                body: Some(self.seal_body(&dek, RecordKind::Outbox.name(), &id, &payload)?),
+                body: Some(self.seal_body(&dek, kind, &id, payload)?),
                 kek_version: Some(kek_version),
                 wrapped_dek: Some(wrapped),
                 ..RecordRow::default()
             },
             expected_version: None,
-        }))
+        })
     }
 
     /// `profilenew`, `profilechange` (with `old`) or `forgetme`, as Databunker sends.
@@ -152,20 +206,27 @@ impl Vault {
         )
     }
 
-    /// Notifications due now, oldest first (the delivery worker's input).
-    pub async fn due_notifications(&self, limit: usize) -> Result<Vec<Notification>> {
+    /// Messages of `queue` due now, oldest first (a delivery worker's input).
+    pub async fn due(&self, queue: Queue, limit: usize) -> Result<Vec<Notification>> {
         let rows = self
             .store
-            .records_due_first(&self.tenant, RecordKind::Outbox.name(), self.now(), limit)
+            .records_due_first(&self.tenant, queue.kind(), self.now(), limit)
             .await?;
         let mut out = Vec::new();
         for row in rows {
+            if queue == Queue::LoginCodes && row.created + crate::login::CODE_LIFETIME <= self.now()
+            {
+                // A code that has expired is not worth sending (the worker was down).
+                self.forget_row(queue, &row.id).await?;
+                queue.stats().given_up.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             if !self.first_of_its_person(&row).await? {
                 continue;
             }
             let dek = self
                 .own_dek(&row)?
-                .ok_or_else(|| Error::internal("a notification has no key"))?;
+                .ok_or_else(|| Error::internal("an outbox message has no key"))?;
             let payload = Zeroizing::new(
                 serde_json::to_vec(&self.open_body(&dek, &row)?).map_err(Error::internal)?,
             );
@@ -177,6 +238,7 @@ impl Vault {
                 .unwrap_or(0);
             out.push(Notification {
                 id: row.id.clone(),
+                queue,
                 payload,
                 attempts,
                 row,
@@ -185,14 +247,11 @@ impl Vault {
         Ok(out)
     }
 
-    /// Counts the outbox again (the delivery worker does, now and then), so the
+    /// Counts an outbox again (its delivery worker does, now and then), so the
     /// bound is kept against what is there, whichever node queued or sent it.
-    pub async fn count_outbox(&self) -> Result<i64> {
-        let n = self
-            .store
-            .count_records(&self.tenant, RecordKind::Outbox.name())
-            .await?;
-        OUTBOX_STATS.queued.store(n, Ordering::Relaxed);
+    pub async fn count_queue(&self, queue: Queue) -> Result<i64> {
+        let n = self.store.count_records(&self.tenant, queue.kind()).await?;
+        queue.stats().queued.store(n, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -233,37 +292,50 @@ impl Vault {
         Ok(false)
     }
 
-    /// A notification was delivered: its row and key go.
-    pub async fn notification_done(&self, n: &Notification) -> Result<()> {
-        self.forget_notification(n).await?;
-        OUTBOX_STATS.delivered.fetch_add(1, Ordering::Relaxed);
+    /// A message was delivered: its row and key go.
+    pub async fn delivered(&self, n: &Notification) -> Result<()> {
+        self.forget_message(n).await?;
+        n.queue.stats().delivered.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// A notification failed [`MAX_ATTEMPTS`] times: it is given up.
-    pub async fn notification_given_up(&self, n: &Notification) -> Result<()> {
-        self.forget_notification(n).await?;
-        OUTBOX_STATS.given_up.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+    async fn forget_message(&self, n: &Notification) -> Result<()> {
+        self.forget_row(n.queue, &n.id).await
     }
 
-    async fn forget_notification(&self, n: &Notification) -> Result<()> {
+    async fn forget_row(&self, queue: Queue, id: &str) -> Result<()> {
         self.store
             .write(WriteOp::DeleteRecord {
                 tenant: self.tenant.clone(),
-                kind: RecordKind::Outbox.name().into(),
-                id: n.id.clone(),
+                kind: queue.kind().into(),
+                id: id.to_string(),
             })
             .await?;
-        OUTBOX_STATS.queued.fetch_sub(1, Ordering::Relaxed);
+        queue.stats().queued.fetch_sub(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// A delivery failed: try again after an exponential backoff.
-    pub async fn notification_failed(&self, n: &Notification) -> Result<()> {
-        OUTBOX_STATS.failed.fetch_add(1, Ordering::Relaxed);
+    /// A delivery failed: it is tried again after an exponential backoff, or given
+    /// up (a webhook after [`MAX_ATTEMPTS`] attempts, a login code when it would
+    /// have expired before the next one). Returns whether it was given up.
+    pub async fn delivery_failed(&self, n: &Notification) -> Result<bool> {
+        let stats = n.queue.stats();
+        stats.failed.fetch_add(1, Ordering::Relaxed);
         let attempts = n.attempts + 1;
-        let wait = (1_i64 << attempts.clamp(0, 12)).min(MAX_BACKOFF);
+        let wait = 1_i64 << attempts.clamp(0, 12);
+        let (wait, give_up) = match n.queue {
+            Queue::Webhooks => (wait.min(MAX_BACKOFF), attempts >= MAX_ATTEMPTS),
+            Queue::LoginCodes => {
+                let wait = wait.min(MAX_CODE_BACKOFF);
+                let expires = n.row.created + crate::login::CODE_LIFETIME;
+                (wait, self.now() + wait >= expires)
+            }
+        };
+        if give_up {
+            self.forget_message(n).await?;
+            stats.given_up.fetch_add(1, Ordering::Relaxed);
+            return Ok(true);
+        }
         let mut row = n.row.clone();
         row.expires = Some(self.now() + wait);
         row.updated = self.now();
@@ -278,7 +350,7 @@ impl Vault {
             })
             .await
         {
-            Ok(()) | Err(strongbox_store::StoreError::Stale) => Ok(()),
+            Ok(()) | Err(strongbox_store::StoreError::Stale) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

@@ -9,7 +9,7 @@ use std::sync::RwLock;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use strongbox_core::notify::OUTBOX_STATS as OUTBOX;
+use strongbox_core::notify::{LOGIN_CODE_STATS as CODES, OUTBOX_STATS as OUTBOX};
 use strongbox_core::store_metrics::Histogram;
 
 /// Histograms keyed by `"<method> <status> <route>"` (routes hold no spaces). The
@@ -225,6 +225,30 @@ impl HttpMetrics {
                 "counter",
                 "Webhook notifications not queued because the outbox was full.",
                 OUTBOX.dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_login_code_outbox_queued",
+                "gauge",
+                "Login codes waiting to be sent by email or SMS, as last counted.",
+                CODES.queued.load(Ordering::Relaxed).max(0) as u64,
+            ),
+            (
+                "strongbox_login_code_sent_total",
+                "counter",
+                "Login codes a mail server or SMS gateway took.",
+                CODES.delivered.load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_login_code_failures_total",
+                "counter",
+                "Login-code sends that failed and wait to be tried again.",
+                CODES.failed.load(Ordering::Relaxed),
+            ),
+            (
+                "strongbox_login_code_given_up_total",
+                "counter",
+                "Login codes given up unsent because they expired.",
+                CODES.given_up.load(Ordering::Relaxed),
             ),
             (
                 "strongbox_store_write_failures_total",

@@ -579,6 +579,44 @@ pub struct VaultArgs {
     /// `notification_outbox_max`.
     #[arg(long, env = "STRONGBOX_NOTIFICATION_OUTBOX_MAX", value_name = "N")]
     pub notification_outbox_max: Option<u64>,
+    /// Where login codes are mailed: `smtp://host:port` (plain, for a relay on the
+    /// same host or network), `smtp://host:port?tls=required` (STARTTLS),
+    /// `smtps://host:port` (implicit TLS); credentials as `user:password@` in it or
+    /// the password from STRONGBOX_SMTP_PASSWORD [default: none, codes by email are
+    /// not sent]. File key: `smtp_url`.
+    #[arg(long, env = "STRONGBOX_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// The sender of login-code mail: an address or `Name <address>`; needed with
+    /// `smtp_url`. File key: `smtp_from`.
+    #[arg(long, env = "STRONGBOX_SMTP_FROM", value_name = "ADDRESS")]
+    pub smtp_from: Option<String>,
+    /// CA certificate(s) (PEM) the mail server's certificate must chain to; then only
+    /// these are trusted [default: the system's CA bundle]. File key: `smtp_ca`.
+    #[arg(long, env = "STRONGBOX_SMTP_CA", value_name = "FILE")]
+    pub smtp_ca: Option<PathBuf>,
+    /// The SMS gateway for login codes by phone (Databunker's `sms.url`): http:// or
+    /// https://, in which `_PHONE_`, `_MSG_`, `_FROM_` and `_TOKEN_` are replaced
+    /// (URL-escaped); the token comes from STRONGBOX_SMS_TOKEN, basic auth
+    /// `user:password` from STRONGBOX_SMS_BASIC_AUTH [default: none, codes by SMS are
+    /// not sent]. File key: `sms_url`.
+    #[arg(long, env = "STRONGBOX_SMS_URL", value_name = "URL")]
+    pub sms_url: Option<String>,
+    /// GET or POST [default: GET]. File key: `sms_method`.
+    #[arg(long, env = "STRONGBOX_SMS_METHOD", value_name = "METHOD")]
+    pub sms_method: Option<String>,
+    /// The POST body template, with the same placeholders. File key: `sms_body`.
+    #[arg(long, env = "STRONGBOX_SMS_BODY", value_name = "TEMPLATE")]
+    pub sms_body: Option<String>,
+    /// `json` or `form`: how the body is sent and its values escaped [default: form].
+    /// File key: `sms_content_type`.
+    #[arg(long, env = "STRONGBOX_SMS_CONTENT_TYPE", value_name = "TYPE")]
+    pub sms_content_type: Option<String>,
+    /// The sender the gateway shows (`_FROM_`). File key: `sms_from`.
+    #[arg(long, env = "STRONGBOX_SMS_FROM", value_name = "FROM")]
+    pub sms_from: Option<String>,
+    /// One extra header for the gateway, `Name: value`. File key: `sms_header`.
+    #[arg(long, env = "STRONGBOX_SMS_HEADER", value_name = "HEADER")]
+    pub sms_header: Option<String>,
     /// JSON Schema file for user profiles (Databunker's `user_record_schema`), with
     /// the keywords `admin`, `locked`, `preserve` and `classification` on properties.
     /// File key: `user_record_schema`.
@@ -790,6 +828,9 @@ const SECRET_ENV: &[&str] = &[
     "STRONGBOX_ROOT_KEY",
     "STRONGBOX_METRICS_TOKEN",
     "STRONGBOX_NOTIFICATION_SECRET",
+    "STRONGBOX_SMTP_PASSWORD",
+    "STRONGBOX_SMS_TOKEN",
+    "STRONGBOX_SMS_BASIC_AUTH",
 ];
 
 /// A database URL with its password masked, in the user-info part and in a
@@ -864,7 +905,7 @@ pub fn print_config(
             }
         };
         let shown = |v: &str| -> String {
-            if id == "database_url" {
+            if id == "database_url" || id == "smtp_url" {
                 quote(&mask_url(v))
             } else if SECRET_SETTINGS.contains(&id) {
                 "\"***\"".into()

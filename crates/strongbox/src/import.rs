@@ -58,7 +58,7 @@ pub async fn run(vault: Arc<Vault>, batch_size: usize, jobs: usize) -> Result<()
     if vault.config().notification_url.is_some() {
         // The outbox's bound holds for what an import queues too.
         vault
-            .count_outbox()
+            .count_queue(strongbox_core::notify::Queue::Webhooks)
             .await
             .map_err(|e| format!("cannot count the webhook outbox: {e}"))?;
     }

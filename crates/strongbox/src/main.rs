@@ -10,8 +10,11 @@ mod config;
 mod import;
 mod jobs;
 mod keeper;
+mod login_codes;
 mod progress;
 mod secrets;
+mod sms;
+mod smtp;
 mod unseal;
 mod verify;
 mod webhooks;
@@ -449,8 +452,48 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
         self_service,
         normalizer,
         create_user_without_access_token: args.create_user_without_access_token.unwrap_or(false),
+        // The same test as `login_channels` makes: a channel is configured.
+        login_delivery: strongbox_core::LoginDelivery {
+            email: configured(&args.smtp_url),
+            phone: configured(&args.sms_url),
+        },
         ..VaultConfig::default()
     })
+}
+
+fn configured(setting: &Option<String>) -> bool {
+    setting.as_deref().is_some_and(|v| !v.trim().is_empty())
+}
+
+/// The ways login codes are sent, from the settings (refused at start when wrong).
+fn login_channels(args: &VaultArgs) -> Result<login_codes::Channels, String> {
+    let mut channels = login_codes::Channels::default();
+    if configured(&args.smtp_url) {
+        let url = args.smtp_url.as_deref().unwrap_or_default();
+        let from = args
+            .smtp_from
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .ok_or("smtp_url needs smtp_from (the sender of login-code mail)")?;
+        let password = secrets::var("STRONGBOX_SMTP_PASSWORD").map(|p| Secret::new(p.as_str()));
+        let roots = webhooks::trust_roots(args.smtp_ca.as_deref(), "smtp_ca")?;
+        channels.email = Some(Arc::new(smtp::Smtp::new(url, password, from, roots)?));
+    }
+    if configured(&args.sms_url) {
+        let roots = webhooks::trust_roots(None, "the system CA bundle")?;
+        let settings = sms::SmsSettings {
+            url: args.sms_url.clone().unwrap_or_default(),
+            method: args.sms_method.clone(),
+            body: args.sms_body.clone(),
+            content_type: args.sms_content_type.clone(),
+            from: args.sms_from.clone(),
+            token: secrets::var("STRONGBOX_SMS_TOKEN").map(|t| Secret::new(t.as_str())),
+            basic_auth: secrets::var("STRONGBOX_SMS_BASIC_AUTH").map(|t| Secret::new(t.as_str())),
+            header: args.sms_header.clone(),
+        };
+        channels.sms = Some(Arc::new(sms::Sms::new(settings, webhooks::agent(roots))?));
+    }
+    Ok(channels)
 }
 
 fn http_config(args: &VaultArgs) -> Result<HttpConfig, String> {
@@ -851,6 +894,8 @@ struct Background {
     kek_rotate_every: Option<i64>,
     /// The client of webhook delivery (its TLS roots loaded at start).
     webhooks: ureq::Agent,
+    /// How login codes are sent.
+    login_codes: login_codes::Channels,
 }
 
 /// Default length of an erasure epoch: the KEK is rotated every 30 days.
@@ -879,7 +924,11 @@ fn background(args: &VaultArgs) -> Result<Background, String> {
         rewrap_batch: args.rewrap_batch.unwrap_or(500).max(1),
         kek_retire_after: args.kek_retire_after.unwrap_or(3600).min(i64::MAX as u64) as i64,
         kek_rotate_every,
-        webhooks: webhooks::agent(args.notification_ca.as_deref())?,
+        webhooks: webhooks::agent(webhooks::trust_roots(
+            args.notification_ca.as_deref(),
+            "notification_ca",
+        )?),
+        login_codes: login_channels(args)?,
     })
 }
 
@@ -917,6 +966,10 @@ impl Unsealer for Opener {
         ];
         if let Some(every) = self.jobs.kek_rotate_every {
             jobs.push(tokio::spawn(jobs::kek_rotator(vault.clone(), every)).abort_handle());
+        }
+        let channels = self.jobs.login_codes.clone();
+        if channels.email.is_some() || channels.sms.is_some() {
+            jobs.push(tokio::spawn(login_codes::run(vault.clone(), channels)).abort_handle());
         }
         if let Some(url) = vault.config().notification_url.clone() {
             let secret =

@@ -18,13 +18,17 @@ use zeroize::Zeroizing;
 /// The environment variables that hold secrets.
 /// (AWS credentials for the optional KMS unseal are read by the AWS SDK itself,
 /// later, so they stay: give that process a role instead of keys where possible.)
-const SECRET_VARS: [&str; 6] = [
+const SECRET_VARS: [&str; 10] = [
     "STRONGBOX_ROOT_KEY",
     "STRONGBOX_ROOT_TOKEN",
     "STRONGBOX_TOKEN",
     "STRONGBOX_METRICS_TOKEN",
     "STRONGBOX_NOTIFICATION_SECRET",
     "STRONGBOX_DATABASE_URL",
+    "STRONGBOX_SMTP_URL",
+    "STRONGBOX_SMTP_PASSWORD",
+    "STRONGBOX_SMS_TOKEN",
+    "STRONGBOX_SMS_BASIC_AUTH",
 ];
 
 static TAKEN: OnceLock<HashMap<&'static str, Zeroizing<String>>> = OnceLock::new();

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strongbox_core::notify::{MAX_ATTEMPTS, Notification};
+use strongbox_core::notify::{MAX_ATTEMPTS, Queue};
 use strongbox_core::{Secret, Vault};
 use ureq::http;
 
@@ -38,56 +38,66 @@ const SYSTEM_CA_BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
-/// The HTTP client of webhook delivery. An https receiver's certificate must chain to
-/// the CA in `ca` when one is given (a private CA: then only it is trusted), else to
-/// the system's CA bundle. TLS 1.2 and 1.3 with rustls (ring), as on the listener.
-pub fn agent(ca: Option<&std::path::Path>) -> Result<ureq::Agent, String> {
+/// The certificates an outgoing TLS connection trusts: those in `ca` when given (a
+/// private CA: then only it is trusted), else the system's CA bundle (empty when the
+/// system has none). `setting` names `ca` in errors.
+pub fn trust_roots(
+    ca: Option<&std::path::Path>,
+    setting: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
     let (path, pem) = match ca {
         Some(path) => (
             path.display().to_string(),
             std::fs::read(path)
-                .map_err(|e| format!("cannot read notification_ca {}: {e}", path.display()))?,
+                .map_err(|e| format!("cannot read {setting} {}: {e}", path.display()))?,
         ),
-        // No bundle: https receivers cannot be verified; http ones still work.
         None => SYSTEM_CA_BUNDLES
             .iter()
             .find_map(|p| std::fs::read(p).ok().map(|b| (p.to_string(), b)))
             .unwrap_or_default(),
     };
-    let mut roots = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => roots.push(c),
-            Ok(_) => {}
-            Err(e) => return Err(format!("notification_ca {path}: {e}")),
-        }
-    }
+    let roots = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{setting} {path}: {e}"))?;
     if ca.is_some() && roots.is_empty() {
-        return Err(format!("notification_ca {path}: no certificate in it"));
+        return Err(format!("{setting} {path}: no certificate in it"));
     }
+    Ok(roots)
+}
+
+/// The HTTP client of webhook and SMS delivery: TLS 1.2 and 1.3 with rustls (ring),
+/// as on the listener, trusting `roots` (see [`trust_roots`]); https receivers
+/// cannot be verified when it is empty, http ones still work.
+pub fn agent(roots: Vec<rustls::pki_types::CertificateDer<'static>>) -> ureq::Agent {
+    let roots = roots
+        .into_iter()
+        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
     let tls = ureq::tls::TlsConfig::builder()
         .provider(ureq::tls::TlsProvider::Rustls)
         .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
         .build();
-    Ok(ureq::Agent::config_builder()
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(TIMEOUT))
         .tls_config(tls)
         .build()
-        .new_agent())
+        .new_agent()
 }
 
 pub async fn run(vault: Arc<Vault>, url: String, secret: Option<Secret>, agent: ureq::Agent) {
     let mut counted: Option<std::time::Instant> = None;
     loop {
         if counted.is_none_or(|at| at.elapsed() >= RECOUNT) {
-            match vault.count_outbox().await {
+            match vault.count_queue(Queue::Webhooks).await {
                 Ok(_) => counted = Some(std::time::Instant::now()),
                 Err(e) => tracing::warn!(error = %e, "counting the webhook outbox failed"),
             }
         }
-        let due = match vault.due_notifications(32).await {
+        let due = match vault.due(Queue::Webhooks, 32).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the webhook outbox failed");
@@ -107,29 +117,21 @@ pub async fn run(vault: Arc<Vault>, url: String, secret: Option<Secret>, agent: 
             })
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
+            // An error names the receiver's answer or the network, never the payload.
             let result = match sent {
-                Ok(()) => vault.notification_done(&n).await,
-                Err(e) => give_up_or_retry(&vault, &n, &e).await,
+                Ok(()) => vault.delivered(&n).await,
+                Err(error) => vault.delivery_failed(&n).await.map(|given_up| {
+                    if given_up {
+                        tracing::error!(id = %n.id, error, "webhook given up after {MAX_ATTEMPTS} attempts");
+                    } else {
+                        tracing::warn!(id = %n.id, attempt = n.attempts + 1, error, "webhook delivery failed; will retry");
+                    }
+                }),
             };
             if let Err(e) = result {
                 tracing::warn!(error = %e, "updating the webhook outbox failed");
             }
         }
-    }
-}
-
-async fn give_up_or_retry(
-    vault: &Vault,
-    n: &Notification,
-    error: &str,
-) -> strongbox_core::Result<()> {
-    // The error names the receiver's answer or the network, never the payload.
-    if n.attempts + 1 >= MAX_ATTEMPTS {
-        tracing::error!(id = %n.id, error, "webhook given up after {MAX_ATTEMPTS} attempts");
-        vault.notification_given_up(n).await
-    } else {
-        tracing::warn!(id = %n.id, attempt = n.attempts + 1, error, "webhook delivery failed; will retry");
-        vault.notification_failed(n).await
     }
 }
 

@@ -49,7 +49,7 @@ pub async fn prelogin(
         return Err(limited(&state, refused).await);
     }
     if let Some(d) = vault.prelogin(mode, &identity).await? {
-        deliver(&state, d);
+        undelivered(&state, d);
     }
     Ok(ok_json("result", "done"))
 }
@@ -64,9 +64,9 @@ async fn limited(state: &AppState, refused: Refused) -> ApiError {
     ApiError::PreloginLimited(refused.retry_after)
 }
 
-/// Hands a login code on. Delivery by email and SMS comes with their settings; until
-/// then only `strongbox demo` shows codes, on its own output.
-fn deliver(state: &AppState, d: Delivery) {
+/// A login code the vault could not queue for delivery (no SMTP or SMS gateway for
+/// its mode): only `strongbox demo` shows it, on its own output.
+fn undelivered(state: &AppState, d: Delivery) {
     if state.http.print_login_codes {
         eprintln!(
             "DEMO LOGIN CODE (demo mode only; never printed by `serve`): {} {} -> {}",
@@ -77,7 +77,7 @@ fn deliver(state: &AppState, d: Delivery) {
     } else {
         tracing::info!(
             mode = d.mode.name(),
-            "a login code was not sent: no delivery for this mode is configured"
+            "a login code was not sent: no delivery for this mode is configured (smtp_url, sms_url)"
         );
     }
 }

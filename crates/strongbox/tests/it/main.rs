@@ -13,6 +13,7 @@ mod backup;
 mod chain;
 mod cli;
 mod consent;
+mod delivery;
 mod failures;
 mod hostile;
 mod import;

@@ -25,14 +25,14 @@ fn sh(dir: &Path, cmd: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn sh_ok(dir: &Path, cmd: &str) -> String {
+pub(crate) fn sh_ok(dir: &Path, cmd: &str) -> String {
     let (ok, text) = sh(dir, cmd);
     assert!(ok, "{cmd}: {text}");
     text
 }
 
 /// A CA, a server certificate for 127.0.0.1 named `cn`, and a client certificate.
-fn certificates(dir: &Path) {
+pub(crate) fn certificates(dir: &Path) {
     let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     sh_ok(
         dir,

@@ -22,17 +22,18 @@ backend_tests!(
 
 const SECRET: &str = "zq-webhook-secret";
 
-/// The requests a receiver got: lower-cased headers and the body.
-type Received = Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>;
+/// The requests a receiver got: lower-cased headers (and `:method`, `:path`) and the
+/// body.
+pub(crate) type Received = Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>;
 
 /// A minimal HTTP receiver: records each request, or answers 503 while `fail` > 0.
-struct Receiver {
-    url: String,
-    got: Received,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    pub(crate) got: Received,
     fail: Arc<AtomicUsize>,
 }
 
-fn receiver(fail: usize) -> Receiver {
+pub(crate) fn receiver(fail: usize) -> Receiver {
     receiver_on(TcpListener::bind("127.0.0.1:0").unwrap(), fail)
 }
 
@@ -48,6 +49,9 @@ fn receiver_on(listener: TcpListener, fail: usize) -> Receiver {
             let mut headers = HashMap::new();
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
+            let mut request = line.split_ascii_whitespace();
+            headers.insert(":method".into(), request.next().unwrap_or("").to_string());
+            headers.insert(":path".into(), request.next().unwrap_or("").to_string());
             loop {
                 line.clear();
                 reader.read_line(&mut line).unwrap();
