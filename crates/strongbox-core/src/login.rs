@@ -255,8 +255,27 @@ impl Vault {
     /// Databunker's login: trades the code of the last prelogin of `{mode}/{identity}`
     /// for a user access token. Any failure (no prelogin, wrong, expired or used code,
     /// too many tries, no such person) gives the same error.
-    pub async fn login(&self, mode: Mode, identity: &str, code: &str) -> Result<IssuedToken> {
+    ///
+    /// `consents`: legal bases (briefs) the person agreed to on the login page. They
+    /// are recorded only now that the code proved the address is theirs, as the person
+    /// (their new token), with method `login` and the time; an unknown brief is
+    /// refused before the code is looked at, so a typo spends nothing.
+    pub async fn login(
+        &self,
+        mode: Mode,
+        identity: &str,
+        code: &str,
+        consents: &[String],
+    ) -> Result<IssuedToken> {
         let index = login_mode(mode)?;
+        let mut briefs = Vec::with_capacity(consents.len());
+        for brief in consents {
+            let brief = crate::consent::parse_brief(brief, "incorrect brief format")?;
+            if self.legal_basis(&brief).await?.is_none() {
+                return Err(Error::not_found("no legal basis with that brief"));
+            }
+            briefs.push(brief);
+        }
         let address = self.login_address(index, identity);
         let id = self.login_code_id(index, &address);
         let kind = RecordKind::LoginCode.name();
@@ -315,7 +334,19 @@ impl Vault {
             Some(&user.token),
             "ok",
         );
-        self.create_access_token(&user.token, None, event).await
+        let issued = self.create_access_token(&user.token, None, event).await?;
+        if !briefs.is_empty() {
+            let person = self.user_principal(&issued.xtoken).await?;
+            for brief in &briefs {
+                let mut body = serde_json::Map::new();
+                body.insert("agreementmethod".into(), "login".into());
+                body.insert("lastmodifiedby".into(), "login".into());
+                body.insert("starttime".into(), now.into());
+                self.accept_agreement(&person, brief, Mode::Token, &user.token, body)
+                    .await?;
+            }
+        }
+        Ok(issued)
     }
 
     /// Audits a refused login and returns its error; if the refusal cannot be

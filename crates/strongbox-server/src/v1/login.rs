@@ -4,7 +4,7 @@
 //! adds the per-identity and per-address prelogin limits and hands codes on.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use serde_json::Value;
 use strongbox_core::login::Delivery;
@@ -82,14 +82,23 @@ fn undelivered(state: &AppState, d: Delivery) {
     }
 }
 
-/// `GET /v1/login/{mode}/{identity}/{tmp}`: trades the code for a user access token.
+/// `GET /v1/login/{mode}/{identity}/{tmp}[?consent=brief,…]`: trades the code for a
+/// user access token, and records the consents given on the login page.
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
+    uri: Uri,
     Params((mode, identity, code)): Params<(String, String, String)>,
 ) -> Reply {
     let mode = Mode::parse(&mode)?;
-    match state.vault.login(mode, &identity, &code).await {
+    let consents: Vec<String> = super::query_param(&uri, "consent")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_string)
+        .collect();
+    match state.vault.login(mode, &identity, &code, &consents).await {
         Ok(t) => Ok(ok_fields(&[
             ("xtoken", Value::from(t.xtoken)),
             ("token", Value::from(t.token)),

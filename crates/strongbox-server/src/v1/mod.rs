@@ -389,7 +389,9 @@ pub fn api() -> Api<AppState> {
         .op(
             Op::get("/v1/login/{mode}/{identity}/{tmp}", "login", "Trade a login code for a user access token")
                 .auth(Auth::Login)
-                .describe("Every failure (no prelogin, a wrong, expired or used code, too many tries) is the same 403.")
+                .describe("Every failure (no prelogin, a wrong, expired or used code, too many tries) is the same 403. `consent` lists legal bases the person agreed to on the login page: they are recorded (method `login`) only once the code is verified; an unknown brief is 404 and spends nothing.")
+                .query("consent", "Briefs of legal bases to record consent to, comma-separated.", json!({"type": "string"}))
+                .can_miss()
                 .ok(ok(&[("xtoken", string()), ("token", string())])),
             login::login,
         )

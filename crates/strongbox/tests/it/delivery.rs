@@ -18,6 +18,7 @@ backend_tests!(
     a_code_is_mailed_and_logs_in,
     a_mail_server_that_is_down_gets_retries,
     a_code_is_sent_by_sms_through_the_gateway,
+    consent_is_recorded_only_once_the_code_is_verified,
 );
 
 const EMAIL: &str = "ann@example.com";
@@ -236,6 +237,75 @@ fn a_code_is_sent_by_sms_through_the_gateway(b: &Backend) {
     let r = get(&s, &format!("/v1/login/phone/+447911123456/{code}")).expect(200);
     assert_eq!(r["token"], token.as_str());
     assert!(!s.log().contains("tok-secret"));
+}
+
+fn consent_is_recorded_only_once_the_code_is_verified(b: &Backend) {
+    let sink = MailSink::start(0, "plain", None, None);
+    let s = mail_server(b, &sink, &[]);
+    let token = s.create_user(json!({"email": EMAIL}));
+    s.call(
+        "POST",
+        "/v1/lbasis/marketing",
+        Body::Json(json!({"shortdesc": "Marketing", "usercontrol": true, "module": "login"})),
+    )
+    .expect(200);
+    let agreement = format!("/v1/agreement/marketing/token/{token}");
+    // Anonymous consent for a typed address stays refused.
+    let r = s.call_as(
+        None,
+        "POST",
+        &format!("/v1/agreement/marketing/email/{EMAIL}"),
+        Body::Json(json!({})),
+    );
+    assert!((400..500).contains(&r.status), "{}", r.json);
+    get(&s, &format!("/v1/prelogin/email/{EMAIL}/0/0")).expect(200);
+    let code = code_in(
+        sink.wait_for(1, Duration::from_secs(20))[0]["data"]
+            .as_str()
+            .unwrap(),
+    );
+    let wrong = if code == "999999" { "999998" } else { "999999" };
+    // A wrong code records nothing; an unknown brief is refused and spends nothing.
+    get(
+        &s,
+        &format!("/v1/login/email/{EMAIL}/{wrong}?consent=marketing"),
+    )
+    .expect(403);
+    s.call("GET", &agreement, Body::None).expect(404);
+    get(
+        &s,
+        &format!("/v1/login/email/{EMAIL}/{code}?consent=nosuch"),
+    )
+    .expect(404);
+    s.call("GET", &agreement, Body::None).expect(404);
+    let r = get(
+        &s,
+        &format!("/v1/login/email/{EMAIL}/{code}?consent=marketing"),
+    )
+    .expect(200);
+    assert_eq!(r["token"], token.as_str());
+    let a = s.call("GET", &agreement, Body::None).expect(200);
+    assert_eq!(a["data"]["status"], "yes", "{a}");
+    assert_eq!(a["data"]["agreementmethod"], "login", "{a}");
+    assert!(
+        a["data"]["starttime"].as_i64().unwrap() > 1_700_000_000,
+        "{a}"
+    );
+    // Recorded as the person, with their new token, not as root or anonymous.
+    let audit = s
+        .call("GET", "/v1/audit/admin?offset=0&limit=50", Body::None)
+        .expect(200);
+    let accept = audit["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "agreement.accept")
+        .unwrap_or_else(|| panic!("{audit}"))
+        .clone();
+    assert!(
+        accept["identity"].as_str().unwrap().starts_with("xtoken:"),
+        "{accept}"
+    );
 }
 
 /// STARTTLS and implicit TLS, each with AUTH PLAIN, against a server whose
