@@ -16,6 +16,7 @@ mod openapi;
 mod reply;
 pub mod seal;
 pub mod tls;
+mod ui;
 mod v1;
 
 use std::sync::Arc;

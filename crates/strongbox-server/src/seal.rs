@@ -371,6 +371,8 @@ pub fn gated_router(gate: Arc<Gate>) -> Router {
         .route("/status", get(status))
         .route("/v1/sys/health", get(health))
         .route("/openapi.json", get(crate::openapi_json))
+        // The pages load while the vault is sealed too (they then say so).
+        .merge(crate::ui::routes())
         .fallback(fallback)
         .layer(axum::middleware::from_fn(crate::middleware::gate_headers))
         .with_state(gate)

@@ -836,6 +836,9 @@ async fn init(
     Ok(())
 }
 
+/// The person `strongbox demo` starts with.
+const DEMO_PERSON: &str = "demo@example.com";
+
 async fn demo(listen: Option<std::net::SocketAddr>, args: &VaultArgs) -> Result<(), String> {
     let dir = tempfile::Builder::new()
         .prefix("strongbox-demo-")
@@ -860,9 +863,25 @@ async fn demo(listen: Option<std::net::SocketAddr>, args: &VaultArgs) -> Result<
          Do not put real personal data here."
     );
     let addr = listen.unwrap_or(default_listen());
+    let config = vault_config(args)?;
+    // A person to sign in as, so the pages can be tried at once.
+    let vault = Vault::open(store.clone(), &root, config.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut person = serde_json::Map::new();
+    person.insert("email".into(), DEMO_PERSON.into());
+    person.insert("name".into(), "Demo Person".into());
+    vault
+        .create_user(&strongbox_core::Principal::Root, person)
+        .await
+        .map_err(|e| e.to_string())?;
+    drop(vault);
+    eprintln!(
+        "Sign in at http://{addr}/ as {DEMO_PERSON}: its login code is printed here, marked DEMO LOGIN CODE."
+    );
     let opener = Opener {
         store,
-        config: vault_config(args)?,
+        config,
         jobs: background(args)?,
     };
     let mut http = http_config(args)?;

@@ -198,20 +198,7 @@ impl Vault {
     /// module `cookie-popup`, required ones first, and the scripts of the processing
     /// activities linked to them.
     pub async fn cookie_settings(&self) -> Result<(Vec<Value>, Vec<Value>)> {
-        let mut rows: Vec<Value> = Vec::new();
-        for row in self
-            .store
-            .records_of_kind(&self.tenant, RecordKind::LegalBasis.name())
-            .await?
-        {
-            let meta = meta_of(&row)?;
-            if meta.get("status") == Some(&Value::from("active"))
-                && meta.get("module") == Some(&Value::from("cookie-popup"))
-            {
-                rows.push(Value::Object(meta));
-            }
-        }
-        rows.sort_by_key(|r| r.get("requiredflag") != Some(&Value::Bool(true)));
+        let rows = self.active_legal_bases("cookie-popup").await?;
         let cookie_briefs: Vec<&str> = rows
             .iter()
             .filter_map(|r| r.get("brief").and_then(Value::as_str))

@@ -58,6 +58,26 @@ impl Vault {
         }
     }
 
+    /// The active legal bases of `module` (no authentication: what a cookie banner or
+    /// the login page shows), required ones first.
+    pub async fn active_legal_bases(&self, module: &str) -> Result<Vec<Value>> {
+        let mut rows: Vec<Value> = Vec::new();
+        for row in self
+            .store
+            .records_of_kind(&self.tenant, RecordKind::LegalBasis.name())
+            .await?
+        {
+            let meta = meta_of(&row)?;
+            if meta.get("status") == Some(&Value::from("active"))
+                && meta.get("module") == Some(&Value::from(module))
+            {
+                rows.push(Value::Object(meta));
+            }
+        }
+        rows.sort_by_key(|r| r.get("requiredflag") != Some(&Value::Bool(true)));
+        Ok(rows)
+    }
+
     /// Every legal basis (root only), by brief.
     pub async fn list_legal_bases(&self, who: &Principal) -> Result<Vec<Value>> {
         who.require_root()?;

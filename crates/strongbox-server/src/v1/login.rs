@@ -128,3 +128,19 @@ pub async fn image(State(state): State<AppState>, Params(token): Params<String>)
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
+
+/// `GET /v1/sys/loginsettings` (a Strongbox addition): what the login page needs,
+/// without a token: whether prelogin checks a captcha, which modes have codes sent,
+/// and the active legal bases of module `login` to ask consent for.
+pub async fn settings(State(state): State<AppState>) -> Reply {
+    let delivery = state.vault.config().login_delivery;
+    let consents = state.vault.active_legal_bases("login").await?;
+    Ok(ok_fields(&[
+        ("captcha", Value::from(state.http.login_captcha)),
+        (
+            "delivery",
+            serde_json::json!({"email": delivery.email, "phone": delivery.phone}),
+        ),
+        ("consents", Value::from(consents)),
+    ]))
+}

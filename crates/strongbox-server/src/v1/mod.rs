@@ -143,6 +143,13 @@ pub fn api() -> Api<AppState> {
             system::rotate_index,
         )
         .op(
+            Op::get("/v1/sys/loginsettings", "loginSettings", "What the login page needs")
+                .auth(Auth::Public)
+                .describe("A Strongbox addition: whether prelogin checks a captcha, which login modes have their codes sent (`delivery.email`, `delivery.phone`), and the active legal bases of module `login`, which the page asks consent for and passes to `/v1/login/…?consent=`.")
+                .ok(ok(&[("captcha", json!({"type": "boolean"})), ("delivery", object()), ("consents", json!({"type": "array", "items": {"type": "object"}}))])),
+            login::settings,
+        )
+        .op(
             Op::get("/v1/sys/uiconfiguration", "uiConfiguration", "Settings of the web pages")
                 .auth(Auth::Public)
                 .ok(ok(&[("ui", object())])),

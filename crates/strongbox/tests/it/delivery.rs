@@ -27,7 +27,7 @@ const SINK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mail_sink.py");
 /// A running aiosmtpd that appends every message it takes to a file.
 pub(crate) struct MailSink {
     child: Child,
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     pub(crate) port: u16,
     _dir: tempfile::TempDir,
 }

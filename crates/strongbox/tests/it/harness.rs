@@ -3,7 +3,7 @@
 //! `STRONGBOX_TEST_MYSQL_URL` are set. Each test gets its own database.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -620,6 +620,11 @@ impl Server {
     }
 
     /// The server's log so far.
+    /// Where the server's standard error goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -34,6 +34,7 @@ mod shares;
 mod system;
 mod tls;
 mod tokens;
+mod ui;
 mod unseal;
 mod users;
 mod webhooks;
