@@ -84,6 +84,24 @@ impl Vault {
         Ok((total, rows.iter().map(Self::listed).collect()))
     }
 
+    /// Walks this tenant's audit chain as `strongbox audit verify` does (root only;
+    /// audited): every event against its link, the links against the stored signed
+    /// checkpoints. Signatures are checked with the key stored beside the chain; a
+    /// check against a key kept elsewhere is the CLI's `--public-key`.
+    pub async fn verify_audit(&self, who: &Principal) -> Result<crate::verify::Verification> {
+        who.require_root()?;
+        self.audit(self.new_event(who, Action::AuditVerify, None, "ok"))
+            .await?;
+        crate::verify::verify_chain(&self.store, &self.tenant, None, None)
+            .await
+            .map_err(|e| match e {
+                crate::verify::VerifyError::Unavailable(why) => {
+                    Error::new(crate::ErrorKind::Unavailable, why)
+                }
+                crate::verify::VerifyError::Invalid(why) => Error::internal(why),
+            })
+    }
+
     /// The events about user `token`, newest first: root, or that user. The user
     /// need not exist any more (an erased user's events stay).
     pub async fn list_audit_of(

@@ -163,23 +163,25 @@ async function saveActivity(event) {
 // ---- audit ------------------------------------------------------------------------
 
 async function chain() {
-  const r = await call("GET", "/v1/audit/checkpoint");
-  if (r.status !== 200) {
-    fill("chain-view", el("p", { class: "muted" }, r.status === 404 ? "No signed checkpoint yet." : why(r)));
-    return;
-  }
-  const c = r.body.checkpoint || {};
-  fill(
-    "chain-view",
-    el(
-      "p",
-      {},
-      el("span", { class: "badge ok" }, `signed (${c.algorithm})`),
-      ` Newest checkpoint: #${c.seq}, ${when(c.at)}, chain hash ${String(c.hash).slice(0, 16)}…`,
-      el("br"),
-      el("span", { class: "muted" }, "Each checkpoint signs the chain's head; `strongbox audit verify` walks the whole chain against them."),
-    ),
-  );
+  const [c, v] = await Promise.all([call("GET", "/v1/audit/checkpoint"), call("GET", "/v1/audit/verify")]);
+  const parts = [];
+  if (v.status === 200) {
+    const r = v.body;
+    parts.push(
+      el(
+        "p",
+        {},
+        el("span", { class: `badge ${r.intact ? "ok" : "bad"}` }, r.intact ? "chain intact" : "chain does not verify"),
+        ` ${r.sealed} events chained, ${r.pending} waiting to be sealed; ${r.checkpoints} signed checkpoints verified, the newest covering event ${r.anchored}.`,
+      ),
+    );
+    if (!r.intact) parts.push(el("ul", {}, r.findings.map((f) => el("li", {}, f))));
+  } else parts.push(el("p", { class: "message error" }, `The chain could not be checked: ${why(v)}`));
+  if (c.status === 200) {
+    const k = c.body.checkpoint || {};
+    parts.push(el("p", { class: "muted" }, `Newest checkpoint #${k.seq}, signed (${k.algorithm}) ${when(k.at)}. The check above trusts the key stored beside the chain; \`strongbox audit verify --public-key\` checks against one kept elsewhere.`));
+  } else parts.push(el("p", { class: "muted" }, "No signed checkpoint yet."));
+  fill("chain-view", parts);
 }
 
 async function sealNow() {

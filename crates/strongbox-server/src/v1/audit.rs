@@ -56,6 +56,20 @@ pub async fn checkpoint(State(state): State<AppState>, Caller(who): Caller) -> R
     }
 }
 
+/// Walks the chain and reports what does not verify (root).
+pub async fn verify(State(state): State<AppState>, Caller(who): Caller) -> Reply {
+    let v = state.vault.verify_audit(&who).await?;
+    let findings: Vec<Value> = v.findings.iter().map(|f| f.to_string().into()).collect();
+    Ok(ok_fields(&[
+        ("intact", Value::from(findings.is_empty())),
+        ("sealed", Value::from(v.sealed)),
+        ("pending", Value::from(v.pending)),
+        ("checkpoints", Value::from(v.checkpoints)),
+        ("anchored", Value::from(v.anchored)),
+        ("findings", Value::from(findings)),
+    ]))
+}
+
 /// Seals what is pending and signs a checkpoint now (root).
 pub async fn make_checkpoint(State(state): State<AppState>, Caller(who): Caller) -> Reply {
     let c = state.vault.checkpoint_audit(&who).await?;

@@ -363,6 +363,19 @@ pub fn api() -> Api<AppState> {
             audit::make_checkpoint,
         )
         .op(
+            Op::get("/v1/audit/verify", "verifyAudit", "Walk the audit chain and report what does not verify (root)")
+                .describe("What `strongbox audit verify` checks, on the live store: every event against its link, the links against the signed checkpoints (with the key stored beside the chain; pin a key kept elsewhere with the CLI's `--public-key`). Reads the whole chain: an operator's action, not a health probe.")
+                .ok(ok(&[
+                    ("intact", json!({"type": "boolean"})),
+                    ("sealed", json!({"type": "integer"})),
+                    ("pending", json!({"type": "integer"})),
+                    ("checkpoints", json!({"type": "integer"})),
+                    ("anchored", json!({"type": "integer"})),
+                    ("findings", json!({"type": "array", "items": {"type": "string"}})),
+                ])),
+            audit::verify,
+        )
+        .op(
             Op::get("/v1/audit/receipt/{token}", "erasureReceipt", "The signed receipt of an erasure (root)")
                 .ok(ok(&[("receipt", object())])),
             audit::receipt,

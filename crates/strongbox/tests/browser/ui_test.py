@@ -190,6 +190,7 @@ def journey(browser, args):
     page.wait_for_url("**/site/admin.html")
     expect(page.locator("#vault-view")).to_contain_text("unsealed")
     expect(page.locator("#audit-view")).to_contain_text("events")
+    expect(page.locator("#chain-view")).to_contain_text("chain intact")
     page.select_option("#find-mode", "email")
     page.fill("#find-identity", EMAIL)
     page.click("#find-form button[type=submit]")

@@ -20,6 +20,7 @@ backend_tests!(
     concurrent_servers_build_one_verifiable_chain,
     a_replaced_public_key_is_caught,
     a_crash_under_load_leaves_a_verifiable_chain,
+    the_live_check_reports_a_modified_event,
 );
 
 /// Runs the binary; returns (exit code, stdout).
@@ -642,4 +643,42 @@ fn a_crash_under_load_leaves_a_verifiable_chain(b: &Backend) {
     let (code, out) = verify(&s.store, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(", 0 pending"), "{out}");
+}
+
+/// `GET /v1/audit/verify` (the console's check): intact on a fresh chain, and the
+/// same finding as the CLI once an event is changed under the running vault.
+fn the_live_check_reports_a_modified_event(b: &Backend) {
+    let s = Server::start(b);
+    traffic(&s, 3);
+    s.call("POST", "/v1/audit/checkpoint", Body::None)
+        .expect(200);
+    let v = s.call("GET", "/v1/audit/verify", Body::None).expect(200);
+    assert_eq!(v["intact"], true, "{v}");
+    assert!(v["sealed"].as_i64().unwrap() >= 10, "{v}");
+    assert!(v["checkpoints"].as_i64().unwrap() >= 1, "{v}");
+    // Root only.
+    let user = s.create_user(json!({"email": "v@example.com"}));
+    let x = s
+        .call(
+            "POST",
+            &format!("/v1/xtoken/token/{user}"),
+            Body::Json(json!({})),
+        )
+        .expect(200)["xtoken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.call_as(Some(&x), "GET", "/v1/audit/verify", Body::None);
+    assert_eq!(r.status, 403, "{}", r.json);
+    let modified = row_at(&s.store, 3);
+    s.store.sql(&format!(
+        "UPDATE audit SET actor = 'mallory' WHERE id = {modified}"
+    ));
+    let v = s.call("GET", "/v1/audit/verify", Body::None).expect(200);
+    assert_eq!(v["intact"], false, "{v}");
+    let findings = v["findings"].to_string();
+    assert!(
+        findings.contains("MODIFIED: the event at seq 3"),
+        "{findings}"
+    );
 }
