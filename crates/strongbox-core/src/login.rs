@@ -29,6 +29,8 @@ use crate::{Error, ErrorKind, Result, Vault};
 pub const CODE_LIFETIME: i64 = 300;
 /// Wrong codes tried before the code is dropped.
 pub const MAX_CODE_TRIES: i64 = 5;
+/// Most consents one login may record (the login page offers a handful).
+const MAX_LOGIN_CONSENTS: usize = 16;
 /// How long a captcha token can be redeemed, in seconds.
 pub const CAPTCHA_LIFETIME: i64 = 300;
 
@@ -258,8 +260,11 @@ impl Vault {
     ///
     /// `consents`: legal bases (briefs) the person agreed to on the login page. They
     /// are recorded only now that the code proved the address is theirs, as the person
-    /// (their new token), with method `login` and the time; an unknown brief is
-    /// refused before the code is looked at, so a typo spends nothing.
+    /// (their new token), with method `login` and the time. Only the active legal
+    /// bases of module `login` (what the page offers) are accepted; anything else is
+    /// refused before the code is looked at, so a typo spends nothing. If they cannot
+    /// be recorded, the new token is revoked and the error returned: a login either
+    /// records every consent given or none is left behind as a working session.
     pub async fn login(
         &self,
         mode: Mode,
@@ -268,14 +273,7 @@ impl Vault {
         consents: &[String],
     ) -> Result<IssuedToken> {
         let index = login_mode(mode)?;
-        let mut briefs = Vec::with_capacity(consents.len());
-        for brief in consents {
-            let brief = crate::consent::parse_brief(brief, "incorrect brief format")?;
-            if self.legal_basis(&brief).await?.is_none() {
-                return Err(Error::not_found("no legal basis with that brief"));
-            }
-            briefs.push(brief);
-        }
+        let briefs = self.login_consents(consents).await?;
         let address = self.login_address(index, identity);
         let id = self.login_code_id(index, &address);
         let kind = RecordKind::LoginCode.name();
@@ -337,16 +335,60 @@ impl Vault {
         let issued = self.create_access_token(&user.token, None, event).await?;
         if !briefs.is_empty() {
             let person = self.user_principal(&issued.xtoken).await?;
-            for brief in &briefs {
-                let mut body = serde_json::Map::new();
-                body.insert("agreementmethod".into(), "login".into());
-                body.insert("lastmodifiedby".into(), "login".into());
-                body.insert("starttime".into(), now.into());
-                self.accept_agreement(&person, brief, Mode::Token, &user.token, body)
-                    .await?;
+            if let Err(e) = self
+                .record_login_consents(&person, &user.token, &briefs, now)
+                .await
+            {
+                if let Err(revoke) = self.revoke_user_token(&person, &issued.xtoken).await {
+                    tracing::error!(error = %revoke, "a login's token could not be revoked after its consents failed");
+                }
+                return Err(e);
             }
         }
         Ok(issued)
+    }
+
+    /// The briefs of `?consent=`, checked against the login page's offer (the active
+    /// legal bases of module `login`), without repeats.
+    async fn login_consents(&self, consents: &[String]) -> Result<Vec<String>> {
+        if consents.is_empty() {
+            return Ok(Vec::new());
+        }
+        if consents.len() > MAX_LOGIN_CONSENTS {
+            return Err(Error::bad_request("too many consents"));
+        }
+        let offered = self.active_legal_bases("login").await?;
+        let mut briefs: Vec<String> = Vec::new();
+        for brief in consents {
+            let brief = crate::consent::parse_brief(brief, "incorrect brief format")?;
+            if !offered.iter().any(|b| b["brief"] == brief.as_str()) {
+                return Err(Error::not_found(
+                    "no consent of the login page has that brief",
+                ));
+            }
+            if !briefs.contains(&brief) {
+                briefs.push(brief);
+            }
+        }
+        Ok(briefs)
+    }
+
+    async fn record_login_consents(
+        &self,
+        person: &Principal,
+        token: &str,
+        briefs: &[String],
+        now: i64,
+    ) -> Result<()> {
+        for brief in briefs {
+            let mut body = serde_json::Map::new();
+            body.insert("agreementmethod".into(), "login".into());
+            body.insert("lastmodifiedby".into(), "login".into());
+            body.insert("starttime".into(), now.into());
+            self.accept_agreement(person, brief, Mode::Token, token, body)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Audits a refused login and returns its error; if the refusal cannot be

@@ -33,6 +33,9 @@ pub const MAX_ATTEMPTS: i64 = 20;
 const MAX_BACKOFF: i64 = 3600;
 /// Longest wait between two attempts of a login code, seconds (it lives 5 minutes).
 const MAX_CODE_BACKOFF: i64 = 30;
+/// Seconds a worker holds a message it took: other nodes leave it alone meanwhile,
+/// and take it over if that worker died (longer than any one send's timeouts).
+const LEASE: i64 = 60;
 
 /// An outbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +94,23 @@ impl OutboxStats {
 
 pub static OUTBOX_STATS: OutboxStats = OutboxStats::new();
 pub static LOGIN_CODE_STATS: OutboxStats = OutboxStats::new();
+
+fn meta_of(row: &RecordRow) -> Value {
+    row.meta
+        .as_deref()
+        .and_then(|m| serde_json::from_slice::<Value>(m).ok())
+        .unwrap_or_default()
+}
+
+/// Failed attempts so far.
+fn attempts_of(row: &RecordRow) -> i64 {
+    meta_of(row)["attempts"].as_i64().unwrap_or(0)
+}
+
+/// Whether a worker holds the message (see [`LEASE`]).
+fn leased(row: &RecordRow) -> bool {
+    meta_of(row)["leased"].as_bool().unwrap_or(false)
+}
 
 /// A message due for delivery.
 pub struct Notification {
@@ -224,18 +244,34 @@ impl Vault {
             if !self.first_of_its_person(&row).await? {
                 continue;
             }
+            // Taken by a write that expects the version read, so that of several
+            // nodes sharing the database one sends it: the others see it leased.
+            let mut row = row;
+            let mut taken = row.clone();
+            taken.expires = Some(self.now() + LEASE);
+            taken.version += 1;
+            taken.meta =
+                serde_json::to_vec(&json!({"attempts": attempts_of(&row), "leased": true})).ok();
+            match self
+                .store
+                .write(WriteOp::PutRecord {
+                    tenant: self.tenant.clone(),
+                    record: taken.clone(),
+                    expected_version: Some(row.version),
+                })
+                .await
+            {
+                Ok(()) => row = taken,
+                Err(strongbox_store::StoreError::Stale) => continue,
+                Err(e) => return Err(e.into()),
+            }
             let dek = self
                 .own_dek(&row)?
                 .ok_or_else(|| Error::internal("an outbox message has no key"))?;
             let payload = Zeroizing::new(
                 serde_json::to_vec(&self.open_body(&dek, &row)?).map_err(Error::internal)?,
             );
-            let attempts = row
-                .meta
-                .as_deref()
-                .and_then(|m| serde_json::from_slice::<Value>(m).ok())
-                .and_then(|m| m.get("attempts").and_then(Value::as_i64))
-                .unwrap_or(0);
+            let attempts = attempts_of(&row);
             out.push(Notification {
                 id: row.id.clone(),
                 queue,
@@ -245,6 +281,24 @@ impl Vault {
             });
         }
         Ok(out)
+    }
+
+    /// Drops login codes that expired unsent (the sweeper's job: with no delivery
+    /// worker running, after a channel was removed, nothing else would).
+    pub(crate) async fn purge_expired_login_codes(&self) -> Result<()> {
+        let queue = Queue::LoginCodes;
+        let now = self.now();
+        for row in self
+            .store
+            .records_of_kind(&self.tenant, queue.kind())
+            .await?
+        {
+            if row.created + crate::login::CODE_LIFETIME <= now {
+                self.forget_row(queue, &row.id).await?;
+                queue.stats().given_up.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     /// Counts an outbox again (its delivery worker does, now and then), so the
@@ -270,6 +324,11 @@ impl Vault {
         let Some(oldest) = queued.first().filter(|o| o.id != row.id) else {
             return Ok(true);
         };
+        if leased(oldest) {
+            // Being sent right now (here or by another node): wait for the outcome,
+            // which is seconds away; postponing to the lease's end would cost a minute.
+            return Ok(false);
+        }
         if let (Some(blocker), Some(mine)) = (oldest.expires, row.expires)
             && blocker > mine
         {

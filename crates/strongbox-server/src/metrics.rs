@@ -211,7 +211,7 @@ impl HttpMetrics {
             (
                 "strongbox_webhook_failures_total",
                 "counter",
-                "Webhook deliveries that failed and wait to be tried again.",
+                "Webhook deliveries that failed (each is tried again, or given up after its last attempt).",
                 OUTBOX.failed.load(Ordering::Relaxed),
             ),
             (
@@ -241,7 +241,7 @@ impl HttpMetrics {
             (
                 "strongbox_login_code_failures_total",
                 "counter",
-                "Login-code sends that failed and wait to be tried again.",
+                "Login-code sends that failed (each is tried again, or given up once the code expired).",
                 CODES.failed.load(Ordering::Relaxed),
             ),
             (

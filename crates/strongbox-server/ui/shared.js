@@ -5,7 +5,12 @@ import { api, el, fill, json, say, seg, why } from "./common.js";
 async function start() {
   say("message", "");
   fill("record-view");
-  const id = decodeURIComponent(location.hash.slice(1));
+  let id = "";
+  try {
+    id = decodeURIComponent(location.hash.slice(1));
+  } catch {
+    // a malformed %-escape: not an id
+  }
   if (!/^[0-9a-fA-F-]{36}$/.test(id)) return say("message", "This link holds no shared record id.", "error");
   const r = await api("GET", `/v1/get/${seg(id)}`);
   if (r.status !== 200) {

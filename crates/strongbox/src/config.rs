@@ -584,7 +584,12 @@ pub struct VaultArgs {
     /// `smtps://host:port` (implicit TLS); credentials as `user:password@` in it or
     /// the password from STRONGBOX_SMTP_PASSWORD [default: none, codes by email are
     /// not sent]. File key: `smtp_url`.
-    #[arg(long, env = "STRONGBOX_SMTP_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "STRONGBOX_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub smtp_url: Option<String>,
     /// The sender of login-code mail: an address or `Name <address>`; needed with
     /// `smtp_url`. File key: `smtp_from`.
@@ -599,7 +604,12 @@ pub struct VaultArgs {
     /// (URL-escaped); the token comes from STRONGBOX_SMS_TOKEN, basic auth
     /// `user:password` from STRONGBOX_SMS_BASIC_AUTH [default: none, codes by SMS are
     /// not sent]. File key: `sms_url`.
-    #[arg(long, env = "STRONGBOX_SMS_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "STRONGBOX_SMS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub sms_url: Option<String>,
     /// GET or POST [default: GET]. File key: `sms_method`.
     #[arg(long, env = "STRONGBOX_SMS_METHOD", value_name = "METHOD")]
@@ -614,8 +624,14 @@ pub struct VaultArgs {
     /// The sender the gateway shows (`_FROM_`). File key: `sms_from`.
     #[arg(long, env = "STRONGBOX_SMS_FROM", value_name = "FROM")]
     pub sms_from: Option<String>,
-    /// One extra header for the gateway, `Name: value`. File key: `sms_header`.
-    #[arg(long, env = "STRONGBOX_SMS_HEADER", value_name = "HEADER")]
+    /// One extra header for the gateway, `Name: value` (an API key, typically: it is
+    /// kept like the other secrets). File key: `sms_header`.
+    #[arg(
+        long,
+        env = "STRONGBOX_SMS_HEADER",
+        value_name = "HEADER",
+        hide_env_values = true
+    )]
     pub sms_header: Option<String>,
     /// JSON Schema file for user profiles (Databunker's `user_record_schema`), with
     /// the keywords `admin`, `locked`, `preserve` and `classification` on properties.
@@ -821,7 +837,7 @@ impl StoreArgs {
 }
 
 /// Settings whose values are never printed.
-const SECRET_SETTINGS: &[&str] = &["token", "database_url"];
+const SECRET_SETTINGS: &[&str] = &["token", "database_url", "smtp_url", "sms_url", "sms_header"];
 
 /// Secrets that only come from the environment: printed as set or not.
 const SECRET_ENV: &[&str] = &[

@@ -481,6 +481,16 @@ fn login_channels(args: &VaultArgs) -> Result<login_codes::Channels, String> {
     }
     if configured(&args.sms_url) {
         let roots = webhooks::trust_roots(None, "the system CA bundle")?;
+        let https = args
+            .sms_url
+            .as_deref()
+            .is_some_and(|u| u.trim_start().to_ascii_lowercase().starts_with("https://"));
+        if https && roots.is_empty() {
+            return Err(
+                "sms_url is https:// but this system has no CA bundle to check the gateway's certificate"
+                    .into(),
+            );
+        }
         let settings = sms::SmsSettings {
             url: args.sms_url.clone().unwrap_or_default(),
             method: args.sms_method.clone(),

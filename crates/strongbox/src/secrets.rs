@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 /// The environment variables that hold secrets.
 /// (AWS credentials for the optional KMS unseal are read by the AWS SDK itself,
 /// later, so they stay: give that process a role instead of keys where possible.)
-const SECRET_VARS: [&str; 10] = [
+const SECRET_VARS: [&str; 12] = [
     "STRONGBOX_ROOT_KEY",
     "STRONGBOX_ROOT_TOKEN",
     "STRONGBOX_TOKEN",
@@ -29,6 +29,8 @@ const SECRET_VARS: [&str; 10] = [
     "STRONGBOX_SMTP_PASSWORD",
     "STRONGBOX_SMS_TOKEN",
     "STRONGBOX_SMS_BASIC_AUTH",
+    "STRONGBOX_SMS_URL",
+    "STRONGBOX_SMS_HEADER",
 ];
 
 static TAKEN: OnceLock<HashMap<&'static str, Zeroizing<String>>> = OnceLock::new();

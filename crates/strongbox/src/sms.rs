@@ -79,13 +79,14 @@ impl Sms {
             _ => return Err("sms_content_type must be json or form".into()),
         };
         if json && method == Method::Post {
-            let filled = body
-                .replace("_PHONE_", "1")
-                .replace("_FROM_", "1")
-                .replace("_TOKEN_", "1")
-                .replace("_MSG_", "1");
-            serde_json::from_str::<serde_json::Value>(&filled)
-                .map_err(|_| "sms_body is not JSON (with its placeholders filled)".to_string())?;
+            // Filled with text that is JSON only inside a string, so a placeholder
+            // outside quotes (which a phone number like +44… would break) is caught.
+            let filled = ["_PHONE_", "_FROM_", "_TOKEN_", "_MSG_"]
+                .iter()
+                .fold(body.clone(), |b, p| b.replace(p, "a \\\" b"));
+            serde_json::from_str::<serde_json::Value>(&filled).map_err(|_| {
+                "sms_body is not JSON with its placeholders inside strings".to_string()
+            })?;
         }
         if s.basic_auth
             .as_ref()
@@ -120,13 +121,29 @@ impl Sms {
         })
     }
 
+    /// `template` with each placeholder replaced by its escaped value, in one pass
+    /// (a value that holds a placeholder's name is not replaced again).
     fn fill(&self, template: &str, phone: &str, msg: &str, escape: fn(&str) -> String) -> String {
         let token = self.token.as_ref().map_or("", Secret::expose);
-        template
-            .replace("_PHONE_", &escape(phone))
-            .replace("_FROM_", &escape(&self.from))
-            .replace("_TOKEN_", &escape(token))
-            .replace("_MSG_", &escape(msg))
+        let values = [
+            ("_PHONE_", phone),
+            ("_FROM_", self.from.as_str()),
+            ("_TOKEN_", token),
+            ("_MSG_", msg),
+        ];
+        let mut out = String::with_capacity(template.len() + 64);
+        let mut rest = template;
+        while let Some((at, name, value)) = values
+            .iter()
+            .filter_map(|(name, value)| rest.find(name).map(|at| (at, *name, *value)))
+            .min_by_key(|(at, _, _)| *at)
+        {
+            out.push_str(&rest[..at]);
+            out.push_str(&escape(value));
+            rest = &rest[at + name.len()..];
+        }
+        out.push_str(rest);
+        out
     }
 
     /// Sends `msg` to `phone`. The error says what failed, never the URL (it may
@@ -231,6 +248,11 @@ mod tests {
             s.body = Some("{to: _PHONE_".into());
         }));
         assert!(bad(|s| s.content_type = Some("xml".into())));
+        assert!(bad(|s| {
+            s.method = Some("POST".into());
+            s.content_type = Some("json".into());
+            s.body = Some(r#"{"to":_PHONE_,"body":"_MSG_"}"#.into());
+        }));
         assert!(bad(|s| s.basic_auth = Some(Secret::new("nocolon"))));
         assert!(bad(|s| s.header = Some("no colon".into())));
         assert!(!bad(|s| {

@@ -18,8 +18,13 @@ use strongbox_core::Secret;
 
 /// Time for the connection and for each read or write.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for a whole message, from the connection to the server's acceptance: a
+/// server that trickles bytes cannot hold a delivery thread longer.
+const DEADLINE: Duration = Duration::from_secs(30);
 /// Longest reply line accepted from a server.
 const MAX_LINE: usize = 4096;
+/// Most lines of one reply (an EHLO answer has a dozen).
+const MAX_REPLY_LINES: usize = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Security {
@@ -112,19 +117,29 @@ impl Smtp {
                 }
             }
         }
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
-                h,
-                Some(
-                    p.parse::<u16>()
-                        .map_err(|_| "smtp_url: bad port".to_string())?,
+        let bad_port = || "smtp_url: bad port".to_string();
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or("smtp_url: bad IPv6 address")?;
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .and_then(|p| p.parse::<u16>().ok())
+                        .ok_or_else(bad_port)?,
                 ),
-            ),
-            _ => (hostport, None),
+            };
+            (host, port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| bad_port())?)),
+                None => (hostport, None),
+            }
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || !one_line(host) || host.contains('/') {
+        if host.is_empty() || !one_line(host) || host.contains(['/', '[', ']', ' ']) {
             return Err("smtp_url: no host".into());
+        }
+        if security != Security::Plain && ServerName::try_from(host.to_string()).is_err() {
+            return Err("smtp_url: the host is not a name TLS can check".into());
         }
         let port = port.unwrap_or(match security {
             Security::Plain => 25,
@@ -209,6 +224,7 @@ impl Smtp {
         let mut s = Session {
             conn: Conn::Plain(tcp),
             buf: Vec::new(),
+            deadline: std::time::Instant::now() + DEADLINE,
         };
         if self.security == Security::Tls {
             s.start_tls(self)?;
@@ -245,7 +261,9 @@ impl Smtp {
             let line = zeroize::Zeroizing::new(format!("AUTH PLAIN {}", base64(&token)));
             s.command("AUTH", &line, 235)?;
         }
-        let utf8 = !to.is_ascii() || !self.from.is_ascii();
+        // The display name is encoded (RFC 2047) when it is not ASCII; addresses are
+        // sent as they are, which needs SMTPUTF8 when they are not ASCII.
+        let utf8 = !to.is_ascii() || !self.sender.is_ascii();
         if utf8 && !features.iter().any(|f| f.eq_ignore_ascii_case("SMTPUTF8")) {
             return Err("the address is not ASCII and the mail server lacks SMTPUTF8".into());
         }
@@ -276,7 +294,7 @@ impl Smtp {
             "From: {}\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <{id}@{domain}>\r\n\
              MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
              Content-Transfer-Encoding: 8bit\r\nAuto-Submitted: auto-generated\r\n\r\n",
-            self.from,
+            from_header(&self.from, &self.sender),
             rfc5322_date(now),
         );
         for line in text.lines() {
@@ -288,6 +306,23 @@ impl Smtp {
         }
         m.push_str(".\r\n");
         m
+    }
+}
+
+/// The `From:` header for `from` (`Name <address>` or an address): the name quoted,
+/// or encoded as an RFC 2047 word when it is not ASCII.
+fn from_header(from: &str, sender: &str) -> String {
+    let name = match from.rfind('<') {
+        Some(at) => from[..at].trim().trim_matches('"').trim(),
+        None => "",
+    };
+    if name.is_empty() {
+        format!("<{sender}>")
+    } else if name.is_ascii() {
+        let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("\"{quoted}\" <{sender}>")
+    } else {
+        format!("=?utf-8?B?{}?= <{sender}>", base64(name.as_bytes()))
     }
 }
 
@@ -306,10 +341,31 @@ struct Session {
     conn: Conn,
     /// Bytes read and not yet used.
     buf: Vec<u8>,
+    /// When the whole exchange must be over.
+    deadline: std::time::Instant,
 }
 
 impl Session {
+    /// Bounds the next read or write by what is left of the deadline.
+    fn time_left(&mut self) -> Result<(), String> {
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err("the mail server took too long".into());
+        }
+        let left = Some(left.min(TIMEOUT));
+        let tcp = match &self.conn {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock,
+            Conn::Gone => return Err("no connection".into()),
+        };
+        tcp.set_read_timeout(left).map_err(io)?;
+        tcp.set_write_timeout(left).map_err(io)
+    }
+
     fn start_tls(&mut self, smtp: &Smtp) -> Result<(), String> {
+        self.time_left()?;
         let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Gone) else {
             return Err("TLS started twice".into());
         };
@@ -320,6 +376,9 @@ impl Session {
         let mut stream = rustls::StreamOwned::new(conn, tcp);
         // The handshake now, so a bad certificate is reported as such.
         while stream.conn.is_handshaking() {
+            if std::time::Instant::now() >= self.deadline {
+                return Err("the mail server took too long".into());
+            }
             stream
                 .conn
                 .complete_io(&mut stream.sock)
@@ -330,6 +389,7 @@ impl Session {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.time_left()?;
         let w: &mut dyn Write = match &mut self.conn {
             Conn::Plain(s) => s,
             Conn::Tls(s) => s.as_mut(),
@@ -347,6 +407,7 @@ impl Session {
             if self.buf.len() > MAX_LINE {
                 return Err("the mail server sent an overlong line".into());
             }
+            self.time_left()?;
             let mut chunk = [0u8; 1024];
             let r: &mut dyn Read = match &mut self.conn {
                 Conn::Plain(s) => s,
@@ -375,6 +436,9 @@ impl Session {
             if !more {
                 return Ok((code, lines));
             }
+            if lines.len() >= MAX_REPLY_LINES {
+                return Err("the mail server's reply is too long".into());
+            }
         }
     }
 
@@ -396,7 +460,11 @@ impl Session {
     }
 
     fn command_any(&mut self, step: &str, line: &str, want: &[u16]) -> Result<Vec<String>, String> {
-        self.write(format!("{line}\r\n").as_bytes())?;
+        // Built in a buffer that is wiped: the AUTH line holds the password.
+        let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(line.len() + 2));
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        self.write(&bytes)?;
         self.expect_any(step, want)
     }
 
@@ -517,6 +585,28 @@ mod tests {
         }
         assert!(Smtp::new("smtp://relay", None, "no address", Vec::new()).is_err());
         assert!(Smtp::new("smtp://relay", None, "a@b\r\nBcc: x@y", Vec::new()).is_err());
+    }
+
+    #[test]
+    fn from_headers() {
+        assert_eq!(from_header("a@b.c", "a@b.c"), "<a@b.c>");
+        assert_eq!(
+            from_header("Acme, Inc <a@b.c>", "a@b.c"),
+            "\"Acme, Inc\" <a@b.c>"
+        );
+        assert_eq!(
+            from_header("Zoë <a@b.c>", "a@b.c"),
+            "=?utf-8?B?Wm/Dqw==?= <a@b.c>"
+        );
+    }
+
+    #[test]
+    fn ipv6_hosts() {
+        let s = url("smtp://[::1]").unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("::1", 25));
+        assert_eq!(url("smtp://[::1]:2525").unwrap().port, 2525);
+        assert!(url("smtp://[::1").is_err());
+        assert!(url("smtp://[::1]x").is_err());
     }
 
     #[test]

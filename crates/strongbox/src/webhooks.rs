@@ -69,7 +69,9 @@ pub fn trust_roots(
 
 /// The HTTP client of webhook and SMS delivery: TLS 1.2 and 1.3 with rustls (ring),
 /// as on the listener, trusting `roots` (see [`trust_roots`]); https receivers
-/// cannot be verified when it is empty, http ones still work.
+/// cannot be verified when it is empty, http ones still work. Redirects are not
+/// followed (a 3xx is a failed delivery): a redirect would carry the payload, and
+/// headers such as a gateway's API key, to a host nobody configured.
 pub fn agent(roots: Vec<rustls::pki_types::CertificateDer<'static>>) -> ureq::Agent {
     let roots = roots
         .into_iter()
@@ -82,6 +84,7 @@ pub fn agent(roots: Vec<rustls::pki_types::CertificateDer<'static>>) -> ureq::Ag
         .build();
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(0)
         .timeout_global(Some(TIMEOUT))
         .tls_config(tls)
         .build()

@@ -47,7 +47,7 @@ impl Vault {
         .collect()
     }
 
-    pub(crate) async fn legal_basis(&self, brief: &str) -> Result<Option<Map<String, Value>>> {
+    pub(super) async fn legal_basis(&self, brief: &str) -> Result<Option<Map<String, Value>>> {
         match self
             .store
             .record(&self.tenant, RecordKind::LegalBasis.name(), brief)

@@ -97,6 +97,26 @@ impl MailSink {
     }
 }
 
+impl MailSink {
+    /// Stops taking connections until [`MailSink::resume`] (SIGSTOP).
+    pub(crate) fn pause(&self) {
+        signal(self.child.id(), "STOP");
+    }
+
+    pub(crate) fn resume(&self) {
+        signal(self.child.id(), "CONT");
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
 impl Drop for MailSink {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -134,13 +154,27 @@ fn a_code_is_mailed_and_logs_in(b: &Backend) {
     let sink = MailSink::start(0, "plain", None, None);
     let s = mail_server(b, &sink, &[]);
     let token = s.create_user(json!({"email": EMAIL}));
+    // Stopped, the mail server cannot take the code yet: it waits in the outbox.
+    sink.pause();
     get(&s, "/v1/prelogin/email/Ann@Example.com/0/0").expect(200);
-    let mail = &sink.wait_for(1, Duration::from_secs(20))[0];
+    std::thread::sleep(Duration::from_millis(500));
+    // The queued code's address is sealed like the profile: not in the store in the
+    // clear, on any backend (the code itself is checked below, once known).
+    let raw = s.store.raw_contents();
+    assert!(
+        !String::from_utf8_lossy(&raw).contains(EMAIL),
+        "the address is in the store in the clear"
+    );
+    sink.resume();
+    let mail = &sink.wait_for(1, Duration::from_secs(40))[0];
     assert_eq!(mail["from"], "vault@example.com");
     assert_eq!(mail["to"], json!([EMAIL]));
     let data = mail["data"].as_str().unwrap();
     assert!(data.contains("Subject: Your access code"), "{data}");
-    assert!(data.contains("From: Vault <vault@example.com>"), "{data}");
+    assert!(
+        data.contains("From: \"Vault\" <vault@example.com>"),
+        "{data}"
+    );
     let code = code_in(data);
     let r = get(&s, &format!("/v1/login/email/{EMAIL}/{code}")).expect(200);
     assert_eq!(r["token"], token.as_str());
@@ -156,7 +190,17 @@ fn a_code_is_mailed_and_logs_in(b: &Backend) {
         "{text}"
     );
     assert!(!s.log().contains(&code), "the code reached the log");
-    assert!(!s.log().contains(EMAIL), "the address reached the log");
+    for written in [EMAIL, "Ann@Example.com"] {
+        assert!(!s.log().contains(written), "the address reached the log");
+    }
+    if matches!(b, Backend::Sqlite) {
+        // (SQLite's file only: a dump's text holds too many digits to look for six.)
+        let raw = s.store.raw_contents();
+        assert!(
+            !raw.windows(code.len()).any(|w| w == code.as_bytes()),
+            "the code is in the store in the clear"
+        );
+    }
 }
 
 fn a_mail_server_that_is_down_gets_retries(b: &Backend) {
@@ -395,5 +439,77 @@ fn bad_delivery_settings_are_refused_at_start() {
         assert_ne!(code, 0, "{args:?}: {out}");
         assert!(out.contains(says), "{args:?}: {out}");
         assert!(!out.contains("hunter2"), "{out}");
+    }
+    // The SMTP password, a key in the SMS URL and the gateway's header are secrets:
+    // neither `--help` nor `--print-config` shows them.
+    let env = [
+        (
+            "STRONGBOX_SMTP_URL",
+            Some("smtp://u:hunter2@mail.example.com:587?tls=required"),
+        ),
+        (
+            "STRONGBOX_SMS_URL",
+            Some("https://gw.example.com/send?key=sekrit1"),
+        ),
+        ("STRONGBOX_SMS_HEADER", Some("X-Api-Key: sekrit2")),
+    ];
+    for args in [["serve", "--help"], ["serve", "--print-config"]] {
+        let (_, out) = run_bin(&args, &env, "");
+        assert!(
+            out.contains("smtp_url") || out.contains("--smtp-url"),
+            "{out}"
+        );
+        for secret in ["hunter2", "sekrit1", "sekrit2"] {
+            assert!(!out.contains(secret), "{args:?} shows {secret}: {out}");
+        }
+    }
+}
+
+/// A server (or someone on the path) that answers STARTTLS with more bytes than its
+/// `220` would have them read as if they came over TLS (the STARTTLS injection
+/// attacks): the client refuses, and sends nothing.
+#[test]
+fn bytes_sent_before_the_tls_handshake_are_refused() {
+    use std::io::Write;
+    let tls = tempfile::tempdir().unwrap();
+    crate::tls::certificates(tls.path());
+    let ca = tls.path().join("ca.pem").display().to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = stream.write_all(b"220 fake ESMTP\r\n");
+            let _ = reader.read_line(&mut line); // EHLO
+            let _ = stream.write_all(b"250-fake\r\n250 STARTTLS\r\n");
+            line.clear();
+            let _ = reader.read_line(&mut line); // STARTTLS
+            let _ = stream.write_all(b"220 go ahead\r\n250 injected\r\n");
+            line.clear();
+            let _ = reader.read_line(&mut line);
+        }
+    });
+    let url = format!("smtp://127.0.0.1:{port}?tls=required");
+    let s = Server::start_with(
+        &Backend::Sqlite,
+        &[
+            "--login-captcha",
+            "false",
+            "--smtp-url",
+            &url,
+            "--smtp-from",
+            "vault@example.com",
+            "--smtp-ca",
+            &ca,
+        ],
+    );
+    s.create_user(json!({"email": EMAIL}));
+    get(&s, &format!("/v1/prelogin/email/{EMAIL}/0/0")).expect(200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !s.log().contains("sent data before the TLS handshake") {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -69,7 +69,11 @@ fn the_pages_are_served_embedded_with_a_strict_policy() {
         ("/site/admin.html", "text/html"),
         ("/site/shared.html", "text/html"),
         ("/site/style.css", "text/css"),
+        ("/site/common.js", "text/javascript"),
+        ("/site/login.js", "text/javascript"),
         ("/site/portal.js", "text/javascript"),
+        ("/site/admin.js", "text/javascript"),
+        ("/site/shared.js", "text/javascript"),
     ] {
         let r = s.call_as(None, "GET", path, Body::None);
         assert_eq!(r.status, 200, "{path}");
