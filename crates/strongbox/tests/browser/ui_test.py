@@ -65,12 +65,19 @@ def wait_for_code(mail_file, count, within=20):
 
 
 class Watch:
-    """Collects console errors, page errors and CSP violations of a page."""
+    """Collects console errors, page errors, CSP violations and requests to any
+    other origin than the vault's."""
 
-    def __init__(self, page):
+    def __init__(self, page, base):
         self.problems = []
         page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+
+        def request(r):
+            if not (r.url.startswith(base + "/") or r.url.startswith("blob:") or r.url.startswith("data:")):
+                self.problems.append(f"request to another origin: {r.url}")
+
+        page.on("request", request)
 
     def clean(self, where):
         # A failed API call the page handles (404 of a missing record) shows as a
@@ -103,7 +110,8 @@ def journey(browser, args):
 
     ctx = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)
     page = ctx.new_page()
-    watch = Watch(page)
+    watch = Watch(page, base)
+    page.on("dialog", lambda d: d.accept())
 
     # --- the login page
     resp = page.goto(base + "/")
@@ -170,6 +178,10 @@ def journey(browser, args):
     report = json.load(open(dl.value.path(), encoding="utf-8"))
     check(isinstance(report, dict) and report, f"the access report is empty: {report}")
     xtoken = page.evaluate("sessionStorage.getItem('strongbox.xtoken')")
+    # Forget me: with self-service erasure off (the default), a request for the DPO.
+    page.click("#forget")
+    expect(page.locator("#message")).to_contain_text("erasure request was sent for approval")
+    expect(page.locator("#requests-view tr", has_text="forget-me")).to_contain_text("open")
     watch.clean("portal")
 
     # Sign-out revokes the token.
@@ -181,6 +193,20 @@ def journey(browser, args):
     # Coming back without a token goes to the login page.
     page.goto(base + "/site/portal.html")
     page.wait_for_url(base + "/")
+
+    # --- a shared record
+    status, shared = api(base, "POST", f"/v1/sharedrecord/token/{token}", root, {"fields": "name,city", "expiration": "1h"})
+    check(status == 200, f"share: {shared}")
+    page.click("#tab-record")
+    page.fill("#record-id", f"{base}/v1/get/{shared['record']}")
+    page.click("#record button[type=submit]")
+    page.wait_for_url("**/site/shared.html#*")
+    expect(page.locator("#record-view")).to_contain_text('"city": "Leeds"')
+    shot(page, args, "shared.png")
+    page.goto(base + "/site/shared.html#00000000-0000-4000-8000-000000000000")
+    expect(page.locator("#message")).to_contain_text("does not exist")
+    watch.clean("shared")
+    page.goto(base + "/")
 
     # --- the admin console
     page.click("#tab-admin")
@@ -201,7 +227,7 @@ def journey(browser, args):
     expect(page.locator("#queue-view")).to_contain_text(token)
     labelled(page, "admin")
     shot(page, args, "admin.png", full=False)
-    page.click("#queue-view button:has-text('Review')")
+    page.locator("#queue-view tr", has_text="change-profile").locator("button").click()
     diff = page.locator("#request-view tr", has_text="city")
     expect(diff.locator("del")).to_have_text('"Leeds"')
     expect(diff.locator("ins")).to_have_text('"York"')
@@ -209,9 +235,21 @@ def journey(browser, args):
     shot(page, args, "admin-request.png", full=False)
     page.click("#request-view button:has-text('Approve')")
     expect(page.locator("#message")).to_contain_text("approved")
-    expect(page.locator("#queue-view")).to_contain_text("No open requests")
     status, now = api(base, "GET", f"/v1/user/token/{token}", root)
     check(now["data"]["city"] == "York", f"the approved change did not land: {now}")
+    # The forget-me request, approved: the person's data is gone.
+    page.locator("#queue-view tr", has_text="forget-me").locator("button").click()
+    expect(page.locator("#request-view")).to_contain_text("Ann")
+    page.click("#request-view button:has-text('Approve')")
+    expect(page.locator("#queue-view")).to_contain_text("No open requests")
+    status, gone = api(base, "GET", f"/v1/user/token/{token}", root)
+    check(status != 200 or not gone.get("data"), f"the person is still readable: {status} {gone}")
+    status, gone = api(base, "GET", f"/v1/userapp/token/{token}/shop", root)
+    check(status != 200, f"the app data is still readable: {status} {gone}")
+    page.select_option("#find-mode", "email")
+    page.fill("#find-identity", EMAIL)
+    page.click("#find-form button[type=submit]")
+    expect(page.locator("#person")).not_to_contain_text('"plan": "gold"')
     # A legal basis from the editor.
     page.click("#bases summary")
     page.fill("#basis-brief", "newsletter")
@@ -226,19 +264,9 @@ def journey(browser, args):
     watch.clean("admin")
     page.click("#logout")
     page.wait_for_url(base + "/")
-
-    # --- a shared record
-    status, shared = api(base, "POST", f"/v1/sharedrecord/token/{token}", root, {"fields": "name,city", "expiration": "1h"})
-    check(status == 200, f"share: {shared}")
-    page.click("#tab-record")
-    page.fill("#record-id", f"{base}/v1/get/{shared['record']}")
-    page.click("#record button[type=submit]")
-    page.wait_for_url("**/site/shared.html#*")
-    expect(page.locator("#record-view")).to_contain_text('"city": "York"')
-    shot(page, args, "shared.png")
-    page.goto(base + "/site/shared.html#00000000-0000-4000-8000-000000000000")
+    # The partner's link ended with the erasure.
+    page.goto(f"{base}/site/shared.html#{shared['record']}")
     expect(page.locator("#message")).to_contain_text("does not exist")
-    watch.clean("shared")
 
     # --- readable on a phone
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
@@ -322,7 +350,7 @@ def demo_code(log, within=20):
 def demo(browser, args):
     started = time.time()
     page = browser.new_page()
-    watch = Watch(page)
+    watch = Watch(page, args.base)
     page.goto(args.base + "/")
     img = page.locator("#captcha-img")
     expect(page.locator("#captcha-box")).to_be_visible()
