@@ -49,29 +49,40 @@ async function apps() {
   return out;
 }
 
+// The person's agreements, and the other active legal bases they may agree to.
 async function consents() {
-  const r = await call("GET", `/v1/agreements/${user}`);
+  const [r, bases] = await Promise.all([call("GET", `/v1/agreements/${user}`), call("GET", "/v1/lbasis")]);
   if (r.status !== 200) {
     fill("consents-view", el("p", { class: "message error" }, why(r)));
     return [];
   }
   const rows = r.body.rows || [];
-  fill(
-    "consents-view",
-    table(
-      ["Purpose", "Status", "Given by", "Since", ""],
-      rows.map((c) => [
-        c.brief,
-        el("span", { class: `badge ${c.status === "yes" ? "ok" : "bad"}` }, c.status),
-        c.agreementmethod || "",
-        when(c.starttime || c.when),
-        c.status === "yes"
-          ? el("button", { type: "button", class: "secondary", onclick: () => consent(c.brief, false) }, `Withdraw ${c.brief}`)
-          : el("button", { type: "button", class: "secondary", onclick: () => consent(c.brief, true) }, `Give ${c.brief}`),
+  const offered = bases.status === 200 ? bases.body.rows || [] : [];
+  const mine = new Set(rows.map((c) => c.brief));
+  const described = (brief) => (offered.find((b) => b.brief === brief) || {}).shortdesc || "";
+  const lines = [
+    ...rows.map((c) => [
+      c.brief,
+      described(c.brief),
+      el("span", { class: `badge ${c.status === "yes" ? "ok" : "bad"}` }, c.status),
+      c.agreementmethod || "",
+      when(c.starttime || c.when),
+      c.status === "yes"
+        ? el("button", { type: "button", class: "secondary", onclick: () => consent(c.brief, false) }, `Withdraw ${c.brief}`)
+        : el("button", { type: "button", class: "secondary", onclick: () => consent(c.brief, true) }, `Give ${c.brief}`),
+    ]),
+    ...offered
+      .filter((b) => !mine.has(b.brief))
+      .map((b) => [
+        b.brief,
+        b.shortdesc || "",
+        el("span", { class: "badge" }, "not given"),
+        "",
+        "",
+        el("button", { type: "button", class: "secondary", onclick: () => consent(b.brief, true) }, `Give ${b.brief}`),
       ]),
-      "You have not given or refused any consent.",
-    ),
-  );
+  ];
+  fill("consents-view", table(["Purpose", "What for", "Status", "Given by", "Since", ""], lines, "There is nothing to consent to."));
   return rows;
 }
 

@@ -78,15 +78,26 @@ impl Vault {
         Ok(rows)
     }
 
-    /// Every legal basis (root only), by brief.
+    /// Every legal basis, by brief, for root; the active ones for a person (their
+    /// access token), so the privacy portal can offer them (organisation data, no
+    /// personal data; a Strongbox extension: Databunker answers root only).
     pub async fn list_legal_bases(&self, who: &Principal) -> Result<Vec<Value>> {
-        who.require_root()?;
-        self.store
+        let person = matches!(who, Principal::User { .. });
+        if !person {
+            who.require_root()?;
+        }
+        let mut out = Vec::new();
+        for row in self
+            .store
             .records_of_kind(&self.tenant, RecordKind::LegalBasis.name())
             .await?
-            .iter()
-            .map(|r| meta_of(r).map(Value::Object))
-            .collect()
+        {
+            let meta = meta_of(&row)?;
+            if !person || meta.get("status") == Some(&Value::from("active")) {
+                out.push(Value::Object(meta));
+            }
+        }
+        Ok(out)
     }
 
     /// Creates or changes legal basis `brief` (root only). Fields absent from the

@@ -472,6 +472,7 @@ pub fn api() -> Api<AppState> {
         .section("Consent")
         .op(
             Op::get("/v1/lbasis", "listLegalBases", "Legal bases")
+                .describe("Root: every legal basis. A person's access token: the active ones (a Strongbox extension, for the privacy portal; Databunker answers root only).")
                 .ok(listing(object())),
             consent::list_legal_bases,
         )

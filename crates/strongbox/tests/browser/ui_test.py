@@ -141,9 +141,12 @@ def journey(browser, args):
     expect(page.locator("#profile-view")).to_contain_text('"city": "Leeds"')
     expect(page.locator("#apps-view")).to_contain_text('"plan": "gold"')
     consent_row = page.locator("#consents-view tr", has_text="core-send-email-on-login")
-    # Purpose, status, given by, since: recorded at the verified login, as "login".
-    expect(consent_row.locator("td").nth(1)).to_have_text("yes")
-    expect(consent_row.locator("td").nth(2)).to_have_text("login")
+    # Purpose, what for, status, given by, since: recorded at the verified login.
+    expect(consent_row.locator("td").nth(2)).to_have_text("yes")
+    expect(consent_row.locator("td").nth(3)).to_have_text("login")
+    # Another active legal basis, never given: offered.
+    sms_row = page.locator("#consents-view tr", has_text="core-send-sms-on-login")
+    expect(sms_row.locator("td").nth(2)).to_have_text("not given")
     expect(page.locator("#access-view")).to_contain_text("user login by email")
     labelled(page, "portal")
     check(page.evaluate("localStorage.length") == 0, "something went to localStorage")
@@ -161,10 +164,12 @@ def journey(browser, args):
 
     # Withdraw the consent, then give it again.
     page.click("text=Withdraw core-send-email-on-login")
-    expect(consent_row.locator("td").nth(1)).to_have_text("no")
+    expect(consent_row.locator("td").nth(2)).to_have_text("no")
     page.click("text=Give core-send-email-on-login")
-    expect(consent_row.locator("td").nth(1)).to_have_text("yes")
-    expect(consent_row.locator("td").nth(2)).to_have_text("portal")
+    expect(consent_row.locator("td").nth(2)).to_have_text("yes")
+    expect(consent_row.locator("td").nth(3)).to_have_text("portal")
+    page.click("text=Give core-send-sms-on-login")
+    expect(sms_row.locator("td").nth(2)).to_have_text("yes")
 
     # Everything as JSON.
     with page.expect_download() as dl:
