@@ -220,7 +220,9 @@ impl Vault {
         let mut send = Vec::new();
         if delivers && subject.is_some() {
             let message = json!({"mode": index, "to": address, "code": code});
-            send.push(self.queue_message(Queue::LoginCodes, &message, None)?);
+            // Labelled with the code's id (a keyed hash, no address): the worker sends
+            // it only while it is still the identity's working code.
+            send.push(self.queue_message(Queue::LoginCodes, &message, Some(&id))?);
         }
         self.upsert_record_with(
             RecordKind::LoginCode.name(),
@@ -246,6 +248,29 @@ impl Vault {
             address,
             code,
         }))
+    }
+
+    /// Whether `code` is the working code kept under `id`: the newest prelogin's,
+    /// not yet used, expired or dropped after wrong tries.
+    pub(crate) async fn is_current_login_code(&self, id: &str, code: &str) -> Result<bool> {
+        let kind = RecordKind::LoginCode.name();
+        let Some(row) = self.store.record(&self.tenant, kind, id).await? else {
+            return Ok(false);
+        };
+        if row.expires.is_none_or(|e| e <= self.now()) {
+            return Ok(false);
+        }
+        let meta: serde_json::Value = row
+            .meta
+            .as_deref()
+            .and_then(|m| serde_json::from_slice(m).ok())
+            .unwrap_or_default();
+        if meta["tries"].as_i64().unwrap_or(MAX_CODE_TRIES) >= MAX_CODE_TRIES {
+            return Ok(false);
+        }
+        let stored = hex::decode(meta["hash"].as_str().unwrap_or("")).unwrap_or_default();
+        let given = self.keyed("login-code", &format!("{id}\0{code}"));
+        Ok(bool::from(given.as_slice().ct_eq(&stored)))
     }
 
     /// Where the login code of `{index}/{value}` is kept: a keyed hash, so the table

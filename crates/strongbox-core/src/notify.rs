@@ -234,14 +234,18 @@ impl Vault {
             .await?;
         let mut out = Vec::new();
         for row in rows {
-            if queue == Queue::LoginCodes && row.created + crate::login::CODE_LIFETIME <= self.now()
-            {
-                // A code that has expired is not worth sending (the worker was down).
-                self.forget_row(queue, &row.id).await?;
-                queue.stats().given_up.fetch_add(1, Ordering::Relaxed);
+            if queue == Queue::Webhooks && !self.first_of_its_person(&row).await? {
                 continue;
             }
-            if !self.first_of_its_person(&row).await? {
+            let dek = self
+                .own_dek(&row)?
+                .ok_or_else(|| Error::internal("an outbox message has no key"))?;
+            let body = self.open_body(&dek, &row)?;
+            if queue == Queue::LoginCodes && !self.worth_sending(&row, &body).await? {
+                // Expired, used, dropped after wrong tries, or replaced by a newer
+                // prelogin (the worker was down): only a code that works is sent.
+                self.forget_row(queue, &row.id).await?;
+                queue.stats().given_up.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             // Taken by a write that expects the version read, so that of several
@@ -265,12 +269,7 @@ impl Vault {
                 Err(strongbox_store::StoreError::Stale) => continue,
                 Err(e) => return Err(e.into()),
             }
-            let dek = self
-                .own_dek(&row)?
-                .ok_or_else(|| Error::internal("an outbox message has no key"))?;
-            let payload = Zeroizing::new(
-                serde_json::to_vec(&self.open_body(&dek, &row)?).map_err(Error::internal)?,
-            );
+            let payload = Zeroizing::new(serde_json::to_vec(&body).map_err(Error::internal)?);
             let attempts = attempts_of(&row);
             out.push(Notification {
                 id: row.id.clone(),
@@ -307,6 +306,18 @@ impl Vault {
         let n = self.store.count_records(&self.tenant, queue.kind()).await?;
         queue.stats().queued.store(n, Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// Whether a queued login code still works: not expired, used or dropped, and
+    /// not replaced by a newer prelogin of its identity (the row's label).
+    async fn worth_sending(&self, row: &RecordRow, body: &Value) -> Result<bool> {
+        if row.created + crate::login::CODE_LIFETIME <= self.now() {
+            return Ok(false);
+        }
+        match (&row.label, body.get("code").and_then(Value::as_str)) {
+            (Some(id), Some(code)) => self.is_current_login_code(id, code).await,
+            _ => Ok(false),
+        }
     }
 
     /// Whether `row` is the oldest notification about its person still in the

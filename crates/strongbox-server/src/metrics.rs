@@ -247,7 +247,7 @@ impl HttpMetrics {
             (
                 "strongbox_login_code_given_up_total",
                 "counter",
-                "Login codes given up unsent because they expired.",
+                "Login codes not sent because they expired, were used or were replaced by a newer prelogin.",
                 CODES.given_up.load(Ordering::Relaxed),
             ),
             (
