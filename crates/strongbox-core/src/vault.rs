@@ -122,6 +122,11 @@ impl Vault {
         })
     }
 
+    /// The tenant this vault serves.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
     pub fn config(&self) -> &VaultConfig {
         &self.config
     }

@@ -18,10 +18,12 @@ pub mod seal;
 pub mod tls;
 mod ui;
 mod v1;
+mod v2;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::StatusCode;
 use strongbox_core::Vault;
 
 pub use body::{MAX_JSON_DEPTH, decode as decode_body};
@@ -106,7 +108,13 @@ pub(crate) struct AppState {
 
 /// The full application router.
 pub fn router(vault: Arc<Vault>, http: HttpConfig) -> Router {
-    let mut routes = v1::routes();
+    // JSON answers for unknown paths and methods, whichever API version they are in.
+    let mut routes = v1::routes()
+        .merge(v2::routes())
+        .fallback(|| async { error::error_response(StatusCode::NOT_FOUND, "endpoint is missing") })
+        .method_not_allowed_fallback(|| async {
+            error::error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        });
     if http.bench_endpoints {
         routes = routes.merge(v1::bench_routes());
     }
@@ -131,6 +139,8 @@ pub fn openapi_document() -> &'static str {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DOC.get_or_init(|| {
         let (_, mut ops) = v1::api().into_parts();
+        let (_, v2) = v2::api().into_parts();
+        ops.extend(v2);
         let (_, gate) = seal::api().into_parts();
         ops.extend(gate);
         let doc = openapi::document(&ops);

@@ -13,3 +13,13 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     );
     resp
 }
+
+/// `{"status":"ok", …fields}` with the fields in the given order (Databunker's).
+pub fn ok_fields(fields: &[(&str, serde_json::Value)]) -> Response {
+    let mut out = String::from(r#"{"status":"ok""#);
+    for (key, value) in fields {
+        out.push_str(&format!(",{}:{}", serde_json::Value::from(*key), value));
+    }
+    out.push('}');
+    json_response(StatusCode::OK, out.into_bytes())
+}

@@ -28,7 +28,7 @@ use crate::extract::{Caller, Params};
 use crate::openapi::{
     Api, Auth, Body, Op, array, boolean, integer, listing, object, ok, or_request, string,
 };
-use crate::reply::json_response;
+use crate::reply::ok_fields;
 
 /// What every handler returns.
 type Reply = std::result::Result<Response, ApiError>;
@@ -534,14 +534,10 @@ pub fn api() -> Api<AppState> {
         )
 }
 
-/// The v1 router: [`api`]'s routes, and JSON answers for unknown paths and methods.
+/// The v1 router: [`api`]'s routes.
 pub fn routes() -> Router<AppState> {
     let (router, _) = api().into_parts();
     router
-        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "endpoint is missing") })
-        .method_not_allowed_fallback(|| async {
-            error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        })
 }
 
 /// Reference endpoints for the load benchmark (off unless configured).
@@ -564,16 +560,6 @@ async fn bench_lookup(
 /// `{"status":"ok","<key>":"<value>"}` in Databunker's field order.
 fn ok_json(key: &str, value: &str) -> Response {
     ok_fields(&[(key, Value::from(value))])
-}
-
-/// `{"status":"ok", …fields}` with the fields in the given order (Databunker's).
-fn ok_fields(fields: &[(&str, Value)]) -> Response {
-    let mut out = String::from(r#"{"status":"ok""#);
-    for (key, value) in fields {
-        out.push_str(&format!(",{}:{}", Value::from(*key), value));
-    }
-    out.push('}');
-    json_response(StatusCode::OK, out.into_bytes())
 }
 
 /// The answer to an action a user may have turned into a DPO request: `done` renders

@@ -37,4 +37,5 @@ mod tokens;
 mod ui;
 mod unseal;
 mod users;
+mod v2;
 mod webhooks;

@@ -1,0 +1,169 @@
+//! Databunker Pro's v2 API: `POST /v2/{Method}` with a JSON body, answered
+//! `{"status":"ok",…}` or `{"status":"error","message":…}`. A thin adapter, like v1:
+//! every method calls the core service its v1 twin calls, so no rule exists twice.
+//!
+//! Transport rules (the reference's §0): an empty body is `{}`; `request_metadata`
+//! (an object) is accepted by every method; `null` is an absent field; the tenant is
+//! named by `X-Bunker-Tenant` (today only this vault's own tenant exists, and any
+//! other name is refused); an unknown method is a JSON 404.
+
+mod users;
+
+use axum::Router;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::any;
+use serde_json::{Map, Value};
+use strongbox_core::{Error, Mode, Result};
+
+use crate::AppState;
+use crate::error::{ApiError, error_response};
+use crate::openapi::{Api, Body, Op, object, ok, string};
+
+/// What every handler returns.
+type Reply = std::result::Result<Response, ApiError>;
+
+/// The header that names the tenant.
+const TENANT_HEADER: &str = "x-bunker-tenant";
+
+/// The v2 methods, each with its entry in the API document.
+pub fn api() -> Api<AppState> {
+    let method = |name: &'static str, summary: &'static str| {
+        Op::post(path_of(name), name, summary).body(Body::Object { required: false })
+    };
+    Api::new()
+        .section("v2 users")
+        .op(
+            method("UserCreate", "Create a person's record (v2)")
+                .describe("`profile` (object, required): the person's data, indexed by `login`, `email`, `phone` and `custom`.")
+                .conflict()
+                .ok(ok(&[("token", string())])),
+            users::create,
+        )
+        .op(
+            method("UserGet", "Read a person's profile (v2)")
+                .describe("`mode` (`token`, `login`, `email`, `phone`, `custom`) and `identity` name the person.")
+                .can_miss()
+                .ok(ok(&[("token", string()), ("profile", object())])),
+            users::get,
+        )
+        .op(
+            method("UserUpdate", "Change a person's profile by merge patch (v2)")
+                .describe("`mode`, `identity`, `profile`: an RFC 7386 merge patch; the indexes follow the new values.")
+                .can_miss()
+                .conflict()
+                .ok(ok(&[])),
+            users::update,
+        )
+        .op(
+            method("UserPatch", "Change a person's profile by JSON Patch (v2)")
+                .describe("`mode`, `identity`, `patch`: an RFC 6902 JSON Patch.")
+                .can_miss()
+                .conflict()
+                .ok(ok(&[])),
+            users::patch,
+        )
+        .op(
+            method("UserDelete", "Erase a person (v2)")
+                .describe("`mode`, `identity`. Crypto-shredding, with a signed erasure receipt, as `DELETE /v1/user`.")
+                .can_miss()
+                .ok(ok(&[])),
+            users::delete,
+        )
+}
+
+/// `/v2/<name>`, as a static string for the router and the document.
+fn path_of(name: &'static str) -> &'static str {
+    match name {
+        "UserCreate" => "/v2/UserCreate",
+        "UserGet" => "/v2/UserGet",
+        "UserUpdate" => "/v2/UserUpdate",
+        "UserPatch" => "/v2/UserPatch",
+        "UserDelete" => "/v2/UserDelete",
+        _ => "/v2/unknown",
+    }
+}
+
+/// The v2 router: [`api`]'s methods, and a JSON 404 for any other `/v2/…`.
+pub fn routes() -> Router<AppState> {
+    let (router, _) = api().into_parts();
+    router.route("/v2/{*method}", any(unknown))
+}
+
+async fn unknown() -> Response {
+    error_response(StatusCode::NOT_FOUND, "The API request was not found")
+}
+
+/// A v2 call's arguments: the body's fields (none: `{}`), without `request_metadata`,
+/// once the tenant is checked.
+pub struct Args(Map<String, Value>);
+
+impl FromRequest<AppState> for Args {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> std::result::Result<Self, ApiError> {
+        if let Some(name) = req.headers().get(TENANT_HEADER) {
+            let name = name.to_str().unwrap_or("");
+            if !name.is_empty() && name != state.vault.tenant() {
+                return Err(Error::not_found("The tenant was not found").into());
+            }
+        }
+        let crate::extract::OptionalObject(mut args) =
+            crate::extract::OptionalObject::from_request(req, state).await?;
+        match args.remove("request_metadata") {
+            None | Some(Value::Null | Value::Object(_)) => {}
+            Some(_) => {
+                return Err(Error::bad_request("request_metadata must be a JSON object").into());
+            }
+        }
+        Ok(Args(args))
+    }
+}
+
+impl Args {
+    /// A field, `null` counting as absent.
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    fn missing(name: &str) -> Error {
+        Error::bad_request(format!("Missing API request parameters: {name}"))
+    }
+
+    /// A required string field (a number is taken as its text, as Databunker's
+    /// clients send numeric identities).
+    fn text(&self, name: &str) -> Result<String> {
+        match self.get(name) {
+            None => Err(Self::missing(name)),
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            Some(_) => Err(Error::bad_request(format!(
+                "The {name} parameter has an incorrect format"
+            ))),
+        }
+    }
+
+    /// A required object field.
+    fn object(&self, name: &str) -> Result<Map<String, Value>> {
+        match self.get(name) {
+            None => Err(Self::missing(name)),
+            Some(Value::Object(m)) => Ok(m.clone()),
+            Some(_) => Err(Error::bad_request(format!(
+                "The {name} parameter must be a JSON object"
+            ))),
+        }
+    }
+
+    /// A required field of any JSON type.
+    fn value(&self, name: &str) -> Result<Value> {
+        self.get(name).cloned().ok_or_else(|| Self::missing(name))
+    }
+
+    /// `mode` and `identity`: who the call is about.
+    fn person(&self) -> Result<(Mode, String)> {
+        let mode = Mode::parse(&self.text("mode")?)
+            .map_err(|_| Error::bad_request("The mode parameter has an incorrect format"))?;
+        Ok((mode, self.text("identity")?))
+    }
+}

@@ -1,0 +1,203 @@
+//! Databunker Pro's v2 API (`POST /v2/{Method}`): the transport rules over raw HTTP,
+//! and the user methods, on every backend.
+
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::harness::{Backend, Body, Server};
+
+backend_tests!(the_transport_follows_the_v2_conventions, users_over_v2);
+
+fn v2(s: &Server, method: &str, body: Value) -> crate::harness::Reply {
+    s.call("POST", &format!("/v2/{method}"), Body::Json(body))
+}
+
+fn the_transport_follows_the_v2_conventions(b: &Backend) {
+    let s = Server::start(b);
+    // An unknown method: a JSON 404.
+    let r = v2(&s, "NoSuchMethod", json!({}));
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json,
+        json!({"status": "error", "message": "The API request was not found"})
+    );
+    // Another HTTP method than POST: a JSON 405.
+    let r = s.call("GET", "/v2/UserGet", Body::None);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json["status"], "error");
+    // No body at all is `{}`: the missing argument is named.
+    let r = s.call("POST", "/v2/UserGet", Body::None);
+    assert_eq!(r.status, 400, "{}", r.json);
+    assert_eq!(r.json["message"], "Missing API request parameters: mode");
+    // Malformed JSON, a body that is not an object, a bad mode, a bad type.
+    let r = s.call(
+        "POST",
+        "/v2/UserGet",
+        Body::Raw("application/json", b"{nope".to_vec()),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json["status"], "error");
+    assert_eq!(v2(&s, "UserGet", json!([1, 2])).status, 400);
+    let r = v2(&s, "UserGet", json!({"mode": "nickname", "identity": "x"}));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json["message"],
+        "The mode parameter has an incorrect format"
+    );
+    assert_eq!(v2(&s, "UserCreate", json!({"profile": "text"})).status, 400);
+    // `null` is an absent field; `request_metadata` is accepted everywhere, and
+    // must be an object when given.
+    let r = v2(&s, "UserCreate", json!({"profile": null}));
+    assert_eq!(r.json["message"], "Missing API request parameters: profile");
+    let t = v2(
+        &s,
+        "UserCreate",
+        json!({"profile": {"login": "ann"}, "request_metadata": {"purpose": "signup"}}),
+    )
+    .expect(200)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = v2(
+        &s,
+        "UserGet",
+        json!({"mode": "login", "identity": "ann", "request_metadata": 5}),
+    );
+    assert_eq!(r.status, 400);
+    // A numeric identity is taken as its text (clients send numbers).
+    v2(
+        &s,
+        "UserCreate",
+        json!({"profile": {"phone": 447911123456_i64}}),
+    )
+    .expect(200);
+    v2(
+        &s,
+        "UserGet",
+        json!({"mode": "phone", "identity": 447911123456_i64}),
+    )
+    .expect(200);
+    // No token, a wrong token: refused with JSON.
+    let r = s.call_as(
+        None,
+        "POST",
+        "/v2/UserGet",
+        Body::Json(json!({"mode": "token", "identity": t})),
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json["status"], "error");
+    let r = s.call_as(
+        Some("00000000-0000-4000-8000-000000000000"),
+        "POST",
+        "/v2/UserGet",
+        Body::Json(json!({"mode": "token", "identity": t})),
+    );
+    assert_eq!(r.status, 403);
+    // Another tenant than this vault's is refused (tenants come with their methods).
+    let r = s.call_with(
+        Some(&s.token),
+        "POST",
+        "/v2/UserGet",
+        &[("X-Bunker-Tenant", "acme")],
+        Body::Json(json!({"mode": "token", "identity": t})),
+    );
+    assert_eq!(r.status, 404, "{}", r.json);
+}
+
+fn users_over_v2(b: &Backend) {
+    let s = Server::start(b);
+    let t = v2(
+        &s,
+        "UserCreate",
+        json!({"profile": {"email": "Ann@Example.com", "name": "Ann", "phone": "07911 123456"}}),
+    )
+    .expect(200)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Duplicate index.
+    let r = v2(
+        &s,
+        "UserCreate",
+        json!({"profile": {"email": "ann@example.com"}}),
+    );
+    assert_eq!(r.status, 409, "{}", r.json);
+    // The same person through v1 and v2.
+    let got = v2(
+        &s,
+        "UserGet",
+        json!({"mode": "email", "identity": "ANN@example.com"}),
+    )
+    .expect(200);
+    assert_eq!(got["token"], t.as_str());
+    assert_eq!(got["profile"]["name"], "Ann");
+    assert_eq!(s.get_user("token", &t).expect(200)["data"], got["profile"]);
+    // UserUpdate is a merge patch, and the indexes follow: found by the new phone,
+    // not by the removed email.
+    v2(
+        &s,
+        "UserUpdate",
+        json!({"mode": "token", "identity": t, "profile": {"name": "Anna", "email": null, "phone": "+447700900123"}}),
+    )
+    .expect(200);
+    let got = v2(
+        &s,
+        "UserGet",
+        json!({"mode": "phone", "identity": "07700 900123"}),
+    )
+    .expect(200);
+    assert_eq!(
+        got["profile"],
+        json!({"name": "Anna", "phone": "+447700900123"})
+    );
+    assert_eq!(
+        v2(
+            &s,
+            "UserGet",
+            json!({"mode": "email", "identity": "ann@example.com"})
+        )
+        .status,
+        404
+    );
+    // UserPatch is a JSON Patch; a failing `test` changes nothing.
+    v2(
+        &s,
+        "UserPatch",
+        json!({"mode": "token", "identity": t, "patch": [{"op": "add", "path": "/city", "value": "Leeds"}]}),
+    )
+    .expect(200);
+    let r = v2(
+        &s,
+        "UserPatch",
+        json!({"mode": "token", "identity": t, "patch": [{"op": "test", "path": "/city", "value": "York"}, {"op": "remove", "path": "/name"}]}),
+    );
+    assert!((400..500).contains(&r.status), "{}", r.json);
+    let got = v2(&s, "UserGet", json!({"mode": "token", "identity": t})).expect(200);
+    assert_eq!(got["profile"]["city"], "Leeds");
+    assert_eq!(got["profile"]["name"], "Anna");
+    assert_eq!(
+        v2(
+            &s,
+            "UserPatch",
+            json!({"mode": "token", "identity": t, "patch": {}})
+        )
+        .status,
+        400
+    );
+    // UserDelete erases: by its indexes the person is gone, by token a tombstone with
+    // no data (as in v1), and the erasure has its signed receipt.
+    v2(&s, "UserDelete", json!({"mode": "token", "identity": t})).expect(200);
+    let r = v2(
+        &s,
+        "UserGet",
+        json!({"mode": "phone", "identity": "+447700900123"}),
+    );
+    assert_eq!(r.status, 404);
+    let got = v2(&s, "UserGet", json!({"mode": "token", "identity": t})).expect(200);
+    assert_eq!(got["profile"], json!({}));
+    assert_eq!(s.get_user("token", &t).expect(200)["data"], json!({}));
+    let receipt = s
+        .call("GET", &format!("/v1/audit/receipt/{t}"), Body::None)
+        .expect(200);
+    assert!(receipt["receipt"].is_object(), "{receipt}");
+}
