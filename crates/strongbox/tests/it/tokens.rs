@@ -93,7 +93,8 @@ fn user_tokens_reach_only_their_own_records(b: &Backend) {
         ("GET", "/v1/agreements/login/bob".to_string()),
         ("POST", "/v1/user".to_string()),
         ("GET", "/v1/userapps".to_string()),
-        ("GET", "/v1/lbasis".to_string()),
+        // (`GET /v1/lbasis` answers a user token with the active legal bases: the
+        // portal offers them; tested in delivery.rs.)
         ("GET", "/v1/requests".to_string()),
         ("POST", "/v1/xtoken/login/alice".to_string()),
         ("POST", "/v1/xtoken/login/bob".to_string()),
