@@ -7,6 +7,7 @@
 //! named by `X-Bunker-Tenant` (today only this vault's own tenant exists, and any
 //! other name is refused); an unknown method is a JSON 404.
 
+mod apps;
 mod users;
 
 use axum::Router;
@@ -14,12 +15,13 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::any;
-use serde_json::{Map, Value};
-use strongbox_core::{Error, Mode, Result};
+use serde_json::{Map, Value, json};
+use strongbox_core::{Error, Mode, Outcome, Result};
 
 use crate::AppState;
 use crate::error::{ApiError, error_response};
 use crate::openapi::{Api, Body, Op, object, ok, string};
+use crate::reply::ok_fields;
 
 /// What every handler returns.
 type Reply = std::result::Result<Response, ApiError>;
@@ -27,29 +29,33 @@ type Reply = std::result::Result<Response, ApiError>;
 /// The header that names the tenant.
 const TENANT_HEADER: &str = "x-bunker-tenant";
 
+/// A v2 method's operation: `POST /v2/<name>`, its JSON body optional.
+macro_rules! method {
+    ($name:literal, $summary:literal) => {
+        Op::post(concat!("/v2/", $name), $name, $summary).body(Body::Object { required: false })
+    };
+}
+
 /// The v2 methods, each with its entry in the API document.
 pub fn api() -> Api<AppState> {
-    let method = |name: &'static str, summary: &'static str| {
-        Op::post(path_of(name), name, summary).body(Body::Object { required: false })
-    };
     Api::new()
         .section("v2 users")
         .op(
-            method("UserCreate", "Create a person's record (v2)")
+            method!("UserCreate", "Create a person's record (v2)")
                 .describe("`profile` (object, required): the person's data, indexed by `login`, `email`, `phone` and `custom`.")
                 .conflict()
                 .ok(ok(&[("token", string())])),
             users::create,
         )
         .op(
-            method("UserGet", "Read a person's profile (v2)")
+            method!("UserGet", "Read a person's profile (v2)")
                 .describe("`mode` (`token`, `login`, `email`, `phone`, `custom`) and `identity` name the person.")
                 .can_miss()
                 .ok(ok(&[("token", string()), ("profile", object())])),
             users::get,
         )
         .op(
-            method("UserUpdate", "Change a person's profile by merge patch (v2)")
+            method!("UserUpdate", "Change a person's profile by merge patch (v2)")
                 .describe("`mode`, `identity`, `profile`: an RFC 7386 merge patch; the indexes follow the new values.")
                 .can_miss()
                 .conflict()
@@ -57,7 +63,7 @@ pub fn api() -> Api<AppState> {
             users::update,
         )
         .op(
-            method("UserPatch", "Change a person's profile by JSON Patch (v2)")
+            method!("UserPatch", "Change a person's profile by JSON Patch (v2)")
                 .describe("`mode`, `identity`, `patch`: an RFC 6902 JSON Patch.")
                 .can_miss()
                 .conflict()
@@ -65,23 +71,70 @@ pub fn api() -> Api<AppState> {
             users::patch,
         )
         .op(
-            method("UserDelete", "Erase a person (v2)")
+            method!("UserDelete", "Erase a person (v2)")
                 .describe("`mode`, `identity`. Crypto-shredding, with a signed erasure receipt, as `DELETE /v1/user`.")
                 .can_miss()
                 .ok(ok(&[])),
             users::delete,
         )
+        .section("v2 app data")
+        .op(
+            method!("AppdataCreate", "Store an application's document of a person (v2)")
+                .describe("`mode`, `identity`, `appname` (`^[a-z][a-z0-9_]{1,30}$`), `appdata` (object): replaces the document.")
+                .can_miss()
+                .ok(ok(&[])),
+            apps::create,
+        )
+        .op(
+            method!("AppdataGet", "Read an application's document of a person (v2)")
+                .describe("`mode`, `identity`, `appname`.")
+                .can_miss()
+                .ok(ok(&[("appdata", object())])),
+            apps::get,
+        )
+        .op(
+            method!("AppdataUpdate", "Change an application's document of a person (v2)")
+                .describe("`mode`, `identity`, `appname`, `appdata`: merged into the document (RFC 7386).")
+                .can_miss()
+                .ok(ok(&[])),
+            apps::update,
+        )
+        .op(
+            method!("AppdataDelete", "Delete an application's document of a person (v2)")
+                .describe("`mode`, `identity`, `appname`.")
+                .can_miss()
+                .ok(ok(&[])),
+            apps::delete,
+        )
+        .op(
+            method!("AppdataListUserAppNames", "The applications holding a person's data (v2)")
+                .describe("`mode`, `identity`.")
+                .can_miss()
+                .ok(ok(&[("apps", json!({"type": "array", "items": string()}))])),
+            apps::list_of_user,
+        )
+        .op(
+            method!("AppdataListAppNames", "The names of all applications (v2, root)")
+                .ok(ok(&[("apps", json!({"type": "array", "items": string()}))])),
+            apps::list_all,
+        )
 }
 
-/// `/v2/<name>`, as a static string for the router and the document.
-fn path_of(name: &'static str) -> &'static str {
-    match name {
-        "UserCreate" => "/v2/UserCreate",
-        "UserGet" => "/v2/UserGet",
-        "UserUpdate" => "/v2/UserUpdate",
-        "UserPatch" => "/v2/UserPatch",
-        "UserDelete" => "/v2/UserDelete",
-        _ => "/v2/unknown",
+/// `{"status":"ok"}`, or the DPO request a user's own change became.
+fn done_or_requested(o: Outcome) -> Response {
+    match o {
+        Outcome::Done(_) => ok_fields(&[]),
+        Outcome::Requested { rtoken, existed } => ok_fields(&[
+            (
+                "result",
+                Value::from(if existed {
+                    "request-exists"
+                } else {
+                    "request-created"
+                }),
+            ),
+            ("rtoken", Value::from(rtoken)),
+        ]),
     }
 }
 

@@ -2,30 +2,12 @@
 
 use axum::extract::State;
 use serde_json::Value;
-use strongbox_core::{Change, Error, Outcome};
+use strongbox_core::{Change, Error};
 
-use super::{Args, Reply};
+use super::{Args, Reply, done_or_requested};
 use crate::AppState;
 use crate::extract::{Caller, Creator};
 use crate::reply::ok_fields;
-
-/// `{"status":"ok"}`, or the DPO request a user's own change became.
-fn done_or_requested(o: Outcome) -> axum::response::Response {
-    match o {
-        Outcome::Done(_) => ok_fields(&[]),
-        Outcome::Requested { rtoken, existed } => ok_fields(&[
-            (
-                "result",
-                Value::from(if existed {
-                    "request-exists"
-                } else {
-                    "request-created"
-                }),
-            ),
-            ("rtoken", Value::from(rtoken)),
-        ]),
-    }
-}
 
 /// `UserCreate {profile}` → `{token}`.
 pub async fn create(State(state): State<AppState>, Creator(who): Creator, args: Args) -> Reply {

@@ -6,7 +6,11 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::harness::{Backend, Body, Server};
 
-backend_tests!(the_transport_follows_the_v2_conventions, users_over_v2);
+backend_tests!(
+    the_transport_follows_the_v2_conventions,
+    users_over_v2,
+    app_data_over_v2,
+);
 
 fn v2(s: &Server, method: &str, body: Value) -> crate::harness::Reply {
     s.call("POST", &format!("/v2/{method}"), Body::Json(body))
@@ -200,4 +204,97 @@ fn users_over_v2(b: &Backend) {
         .call("GET", &format!("/v1/audit/receipt/{t}"), Body::None)
         .expect(200);
     assert!(receipt["receipt"].is_object(), "{receipt}");
+}
+
+fn app_data_over_v2(b: &Backend) {
+    let s = Server::start(b);
+    let t = s.create_user(json!({"login": "ann"}));
+    let who = json!({"mode": "login", "identity": "ann"});
+    let with = |extra: Value| {
+        let mut v = who.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    v2(
+        &s,
+        "AppdataCreate",
+        with(json!({"appname": "shop", "appdata": {"plan": "gold", "n": 1}})),
+    )
+    .expect(200);
+    // The same document through v1.
+    let v1 = s
+        .call("GET", &format!("/v1/userapp/token/{t}/shop"), Body::None)
+        .expect(200);
+    assert_eq!(v1["data"], json!({"plan": "gold", "n": 1}));
+    let got = v2(&s, "AppdataGet", with(json!({"appname": "shop"}))).expect(200);
+    assert_eq!(
+        got,
+        json!({"status": "ok", "appdata": {"plan": "gold", "n": 1}})
+    );
+    // AppdataUpdate merges; null removes.
+    v2(
+        &s,
+        "AppdataUpdate",
+        with(json!({"appname": "shop", "appdata": {"n": null, "seat": "3A"}})),
+    )
+    .expect(200);
+    let got = v2(&s, "AppdataGet", with(json!({"appname": "shop"}))).expect(200);
+    assert_eq!(got["appdata"], json!({"plan": "gold", "seat": "3A"}));
+    v2(
+        &s,
+        "AppdataCreate",
+        with(json!({"appname": "crm", "appdata": {"x": 1}})),
+    )
+    .expect(200);
+    let mine = v2(&s, "AppdataListUserAppNames", who.clone()).expect(200);
+    let mut names: Vec<&str> = mine["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["crm", "shop"]);
+    // No body at all: the root-only list of every application name.
+    let all = s
+        .call("POST", "/v2/AppdataListAppNames", Body::None)
+        .expect(200);
+    assert_eq!(all["apps"], json!(["crm", "shop"]));
+    // Bad names and missing arguments are 400; an unknown person 404.
+    assert_eq!(
+        v2(&s, "AppdataGet", with(json!({"appname": "Bad Name"}))).status,
+        400
+    );
+    let r = v2(&s, "AppdataCreate", with(json!({"appname": "shop"})));
+    assert_eq!(r.json["message"], "Missing API request parameters: appdata");
+    let r = v2(
+        &s,
+        "AppdataGet",
+        json!({"mode": "login", "identity": "nobody", "appname": "shop"}),
+    );
+    assert_eq!(r.status, 404, "{}", r.json);
+    v2(&s, "AppdataDelete", with(json!({"appname": "shop"}))).expect(200);
+    assert_eq!(
+        v2(&s, "AppdataGet", with(json!({"appname": "shop"}))).status,
+        404
+    );
+    // A user's own token reaches only their documents.
+    let x = s
+        .call("POST", "/v1/xtoken/login/ann", Body::Json(json!({})))
+        .expect(200)["xtoken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.create_user(json!({"login": "bob"}));
+    let r = s.call_as(
+        Some(&x),
+        "POST",
+        "/v2/AppdataListUserAppNames",
+        Body::Json(json!({"mode": "login", "identity": "bob"})),
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    let r = s.call_as(Some(&x), "POST", "/v2/AppdataListAppNames", Body::None);
+    assert_eq!(r.status, 403, "{}", r.json);
 }

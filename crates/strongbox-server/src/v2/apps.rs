@@ -1,0 +1,63 @@
+//! v2 app-data methods: the v1 `userapp` service under Databunker Pro's names.
+
+use axum::extract::State;
+use serde_json::Value;
+use strongbox_core::Change;
+
+use super::{Args, Reply, done_or_requested};
+use crate::AppState;
+use crate::extract::Caller;
+use crate::reply::ok_fields;
+
+/// `AppdataCreate {mode, identity, appname, appdata}`: stores the document.
+pub async fn create(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    let app = args.text("appname")?;
+    let doc = args.object("appdata")?;
+    let done = state
+        .vault
+        .put_app(&who, mode, &identity, &app, doc)
+        .await?;
+    Ok(done_or_requested(done))
+}
+
+/// `AppdataGet {mode, identity, appname}` → `{appdata}`.
+pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    let app = args.text("appname")?;
+    let (_, data) = state.vault.get_app(&who, mode, &identity, &app).await?;
+    Ok(ok_fields(&[("appdata", data)]))
+}
+
+/// `AppdataUpdate {mode, identity, appname, appdata}`: merged into the document.
+pub async fn update(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    let app = args.text("appname")?;
+    let change = Change::from_json(Value::Object(args.object("appdata")?))?;
+    let done = state
+        .vault
+        .update_app(&who, mode, &identity, &app, change)
+        .await?;
+    Ok(done_or_requested(done))
+}
+
+/// `AppdataDelete {mode, identity, appname}`.
+pub async fn delete(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    let app = args.text("appname")?;
+    state.vault.delete_app(&who, mode, &identity, &app).await?;
+    Ok(ok_fields(&[]))
+}
+
+/// `AppdataListUserAppNames {mode, identity}` → `{apps}`.
+pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    let (_, apps) = state.vault.list_user_apps(&who, mode, &identity).await?;
+    Ok(ok_fields(&[("apps", Value::from(apps))]))
+}
+
+/// `AppdataListAppNames {}` → `{apps}` (root).
+pub async fn list_all(State(state): State<AppState>, Caller(who): Caller, _args: Args) -> Reply {
+    let apps = state.vault.list_app_names(&who).await?;
+    Ok(ok_fields(&[("apps", Value::from(apps))]))
+}
