@@ -1,7 +1,8 @@
 //! Expiration times as Databunker reads them, and list paging.
 //!
-//! A duration string is `<n>[mhds]`: `m` is a **month** (31 days, Databunker has no
-//! minutes), `h` an hour, `d` a day, `s` or nothing seconds. A JSON number greater
+//! A duration string is `<n>[ymhds]`: `m` is a **month** (31 days, Databunker has no
+//! minutes), `y` a year of 365 days (Databunker Pro's clients send `1y`), `h` an
+//! hour, `d` a day, `s` or nothing seconds. A JSON number greater
 //! than now is an absolute Unix time; a smaller one is relative seconds.
 
 use serde_json::Value;
@@ -27,14 +28,15 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         Some('h') => 3600,
         Some('d') => DAY,
         Some('m') => MONTH,
+        Some('y') => 365 * DAY,
         Some(_) => return None,
     };
     n.checked_mul(scale)
 }
 
-/// A Unix time as RFC 3339 in UTC (`2026-12-04T17:29:52Z`), for people reading
-/// receipts, reports and command output.
-pub fn rfc3339(secs: i64) -> String {
+/// A Unix time as a civil date and time in UTC: (year, month 1–12, day 1–31, hour,
+/// minute, second).
+pub fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
     let (days, rem) = (secs.div_euclid(DAY), secs.rem_euclid(DAY));
     // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -46,12 +48,14 @@ pub fn rfc3339(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// A Unix time as RFC 3339 in UTC (`2026-12-04T17:29:52Z`), for people reading
+/// receipts, reports and command output.
+pub fn rfc3339(secs: i64) -> String {
+    let (year, month, day, h, m, s) = civil(secs);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
 /// Relative seconds a request's `expiration` value asks for. `None` when absent;
@@ -59,7 +63,7 @@ pub fn rfc3339(secs: i64) -> String {
 pub fn requested_seconds(value: Option<&Value>, now: i64) -> Result<Option<i64>> {
     let bad = || {
         Error::bad_request(
-            "bad expiration: use a duration like 30d, 12h, 3600 or 1m (a month), or a Unix time",
+            "bad expiration: use a duration like 30d, 12h, 3600, 1m (a month) or 1y, or a Unix time",
         )
     };
     match value {

@@ -8,6 +8,7 @@
 //! other name is refused); an unknown method is a JSON 404.
 
 mod apps;
+mod consent;
 mod users;
 
 use axum::Router;
@@ -118,6 +119,76 @@ pub fn api() -> Api<AppState> {
                 .ok(ok(&[("apps", json!({"type": "array", "items": string()}))])),
             apps::list_all,
         )
+        .section("v2 consent")
+        .op(
+            method!("LegalBasisCreate", "Create a legal basis (v2, root)")
+                .describe("`brief` (`^[a-z][a-z0-9-]{1,64}$`), `status`, `module`, `fulldesc`, `shortdesc`, `basistype`, `requiredmsg`, `requiredflag`, `usercontrol`.")
+                .ok(ok(&[])),
+            consent::create_basis,
+        )
+        .op(
+            method!("LegalBasisUpdate", "Change a legal basis (v2, root)")
+                .describe("`brief`, and `newbrief` to rename it, with the fields of LegalBasisCreate to change.")
+                .can_miss()
+                .ok(ok(&[])),
+            consent::update_basis,
+        )
+        .op(
+            method!("LegalBasisDelete", "Delete a legal basis (v2, root)")
+                .describe("`brief`. Consents to it are revoked.")
+                .can_miss()
+                .ok(ok(&[])),
+            consent::delete_basis,
+        )
+        .op(
+            method!("LegalBasisListAgreements", "The legal bases (v2)")
+                .describe("Root: every legal basis; a person's access token: the active ones.")
+                .ok(rows_schema()),
+            consent::list_bases,
+        )
+        .op(
+            method!("AgreementAccept", "Record a person's consent (v2)")
+                .describe("`mode`, `identity`, `brief`, and `agreementmethod`, `referencecode`, `starttime`, `finaltime`, `status`, `lastmodifiedby`.")
+                .can_miss()
+                .ok(ok(&[])),
+            consent::accept,
+        )
+        .op(
+            method!("AgreementGet", "A person's consent to a legal basis (v2)")
+                .describe("`mode`, `identity`, `brief`.")
+                .can_miss()
+                .ok(ok(&[("agreement", object())])),
+            consent::get,
+        )
+        .op(
+            method!("AgreementListUserAgreements", "A person's consents (v2)")
+                .describe("`mode`, `identity`.")
+                .can_miss()
+                .ok(rows_schema()),
+            consent::list_of_user,
+        )
+        .op(
+            method!("AgreementCancel", "Withdraw a person's consent (v2)")
+                .describe("`mode`, `identity`, `brief`. A person's own withdrawal of a basis they may not withdraw themselves becomes a request.")
+                .can_miss()
+                .ok(json!({"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}, "result": string(), "rtoken": string()}})),
+            consent::cancel,
+        )
+        .op(
+            method!("AgreementRevokeAll", "Withdraw everyone's consent to a legal basis (v2, root)")
+                .describe("`brief`.")
+                .can_miss()
+                .ok(ok(&[])),
+            consent::revoke_all,
+        )
+}
+
+/// `{status, total, rows}`.
+fn rows_schema() -> Value {
+    ok(&[
+        ("total", json!({"type": "integer"})),
+        ("rows", json!({"type": "array", "items": object()})),
+    ])
 }
 
 /// `{"status":"ok"}`, or the DPO request a user's own change became.
@@ -175,6 +246,15 @@ impl FromRequest<AppState> for Args {
 }
 
 impl Args {
+    /// The fields other than `skip`, `null` ones left out.
+    fn fields_except(&self, skip: &[&str]) -> Map<String, Value> {
+        self.0
+            .iter()
+            .filter(|(k, v)| !v.is_null() && !skip.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// A field, `null` counting as absent.
     fn get(&self, name: &str) -> Option<&Value> {
         self.0.get(name).filter(|v| !v.is_null())

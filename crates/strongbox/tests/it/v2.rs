@@ -10,6 +10,7 @@ backend_tests!(
     the_transport_follows_the_v2_conventions,
     users_over_v2,
     app_data_over_v2,
+    consent_over_v2,
 );
 
 fn v2(s: &Server, method: &str, body: Value) -> crate::harness::Reply {
@@ -297,4 +298,104 @@ fn app_data_over_v2(b: &Backend) {
     assert_eq!(r.status, 403, "{}", r.json);
     let r = s.call_as(Some(&x), "POST", "/v2/AppdataListAppNames", Body::None);
     assert_eq!(r.status, 403, "{}", r.json);
+}
+
+fn consent_over_v2(b: &Backend) {
+    let s = Server::start(b);
+    let t = s.create_user(json!({"email": "ann@example.com"}));
+    v2(
+        &s,
+        "LegalBasisCreate",
+        json!({"brief": "Marketing", "shortdesc": "Mail", "basistype": "consent", "usercontrol": true, "requiredflag": null}),
+    )
+    .expect(200);
+    // Renamed by LegalBasisUpdate's `newbrief` (a null one changes nothing).
+    v2(
+        &s,
+        "LegalBasisUpdate",
+        json!({"brief": "marketing", "newbrief": null, "fulldesc": "Our newsletter"}),
+    )
+    .expect(200);
+    v2(
+        &s,
+        "LegalBasisUpdate",
+        json!({"brief": "marketing", "newbrief": "newsletter"}),
+    )
+    .expect(200);
+    let bases = s
+        .call("POST", "/v2/LegalBasisListAgreements", Body::None)
+        .expect(200);
+    let briefs = bases["rows"].to_string();
+    assert!(
+        briefs.contains("\"newsletter\"") && !briefs.contains("\"marketing\""),
+        "{bases}"
+    );
+    assert!(bases["total"].as_u64().unwrap() >= 3, "{bases}");
+    let who = json!({"mode": "email", "identity": "ann@example.com", "brief": "newsletter"});
+    let with = |extra: Value| {
+        let mut v = who.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    v2(
+        &s,
+        "AgreementAccept",
+        with(json!({"agreementmethod": "form", "referencecode": "r1", "finaltime": "1y"})),
+    )
+    .expect(200);
+    let a = v2(&s, "AgreementGet", who.clone()).expect(200);
+    assert_eq!(a["agreement"]["status"], "yes", "{a}");
+    assert_eq!(a["agreement"]["agreementmethod"], "form", "{a}");
+    assert_eq!(a["agreement"]["referencecode"], "r1", "{a}");
+    assert!(a["agreement"]["endtime"].as_i64().unwrap() > 0, "{a}");
+    // The same agreement through v1.
+    let v1 = s
+        .call(
+            "GET",
+            &format!("/v1/agreement/newsletter/token/{t}"),
+            Body::None,
+        )
+        .expect(200);
+    assert_eq!(v1["data"]["status"], "yes");
+    let mine = v2(
+        &s,
+        "AgreementListUserAgreements",
+        json!({"mode": "token", "identity": t}),
+    )
+    .expect(200);
+    assert_eq!(mine["total"], 1);
+    v2(&s, "AgreementCancel", who.clone()).expect(200);
+    let a = v2(&s, "AgreementGet", who.clone()).expect(200);
+    assert_eq!(a["agreement"]["status"], "no", "{a}");
+    v2(&s, "AgreementAccept", who.clone()).expect(200);
+    v2(&s, "AgreementRevokeAll", json!({"brief": "newsletter"})).expect(200);
+    let a = v2(&s, "AgreementGet", who.clone()).expect(200);
+    assert_eq!(a["agreement"]["status"], "revoked", "{a}");
+    // Unknown brief; bad brief; the catalogue is root's to change.
+    let r = v2(&s, "AgreementGet", with(json!({"brief": "nosuch"})));
+    assert_eq!(r.status, 404, "{}", r.json);
+    assert_eq!(
+        v2(&s, "LegalBasisCreate", json!({"brief": "a b"})).status,
+        400
+    );
+    let x = s
+        .call(
+            "POST",
+            &format!("/v1/xtoken/token/{t}"),
+            Body::Json(json!({})),
+        )
+        .expect(200)["xtoken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.call_as(
+        Some(&x),
+        "POST",
+        "/v2/LegalBasisCreate",
+        Body::Json(json!({"brief": "sneaky"})),
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    v2(&s, "LegalBasisDelete", json!({"brief": "newsletter"})).expect(200);
 }

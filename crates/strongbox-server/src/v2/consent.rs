@@ -1,0 +1,113 @@
+//! v2 consent methods: legal bases and agreements, over the v1 consent service.
+
+use axum::extract::State;
+use serde_json::{Map, Value};
+
+use super::{Args, Reply, done_or_requested};
+use crate::AppState;
+use crate::extract::Caller;
+use crate::reply::ok_fields;
+
+/// `{total, rows}`.
+fn rows(rows: Vec<Value>) -> axum::response::Response {
+    ok_fields(&[
+        ("total", Value::from(rows.len())),
+        ("rows", Value::from(rows)),
+    ])
+}
+
+/// The legal basis fields of a create or update call (absent and `null` left out).
+fn basis_fields(args: &Args) -> Map<String, Value> {
+    args.fields_except(&["brief", "newbrief"])
+}
+
+/// `LegalBasisCreate {brief, …}`.
+pub async fn create_basis(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let brief = args.text("brief")?;
+    state
+        .vault
+        .put_legal_basis(&who, &brief, basis_fields(&args))
+        .await?;
+    Ok(ok_fields(&[]))
+}
+
+/// `LegalBasisUpdate {brief, newbrief?, …}`: `newbrief` renames it.
+pub async fn update_basis(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let brief = args.text("brief")?;
+    let mut fields = basis_fields(&args);
+    if args.get("newbrief").is_some() {
+        fields.insert("brief".into(), Value::from(args.text("newbrief")?));
+    }
+    state.vault.put_legal_basis(&who, &brief, fields).await?;
+    Ok(ok_fields(&[]))
+}
+
+/// `LegalBasisDelete {brief}`.
+pub async fn delete_basis(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    state
+        .vault
+        .delete_legal_basis(&who, &args.text("brief")?)
+        .await?;
+    Ok(ok_fields(&[]))
+}
+
+/// `LegalBasisListAgreements {}`: the legal bases (Pro's name for the catalogue).
+pub async fn list_bases(State(state): State<AppState>, Caller(who): Caller, _args: Args) -> Reply {
+    Ok(rows(state.vault.list_legal_bases(&who).await?))
+}
+
+/// `AgreementAccept {mode, identity, brief, …}`; `finaltime` is v1's `expiration`.
+pub async fn accept(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    let brief = args.text("brief")?;
+    let mut body = args.fields_except(&["mode", "identity", "brief", "finaltime"]);
+    if let Some(end) = args.get("finaltime") {
+        body.insert("expiration".into(), end.clone());
+    }
+    state
+        .vault
+        .accept_agreement(&who, &brief, mode, &identity, body)
+        .await?;
+    Ok(ok_fields(&[]))
+}
+
+/// `AgreementGet {mode, identity, brief}` → `{agreement}`.
+pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    let brief = args.text("brief")?;
+    let agreement = state
+        .vault
+        .get_agreement(&who, &brief, mode, &identity)
+        .await?;
+    Ok(ok_fields(&[("agreement", agreement)]))
+}
+
+/// `AgreementListUserAgreements {mode, identity}` → `{total, rows}`.
+pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    Ok(rows(
+        state.vault.list_agreements(&who, mode, &identity).await?,
+    ))
+}
+
+/// `AgreementCancel {mode, identity, brief}`: withdraws the consent (or files the
+/// request a user's own withdrawal becomes).
+pub async fn cancel(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    let brief = args.text("brief")?;
+    let body = args.fields_except(&["mode", "identity", "brief"]);
+    let done = state
+        .vault
+        .withdraw_agreement(&who, &brief, mode, &identity, body)
+        .await?;
+    Ok(done_or_requested(done))
+}
+
+/// `AgreementRevokeAll {brief}`: withdraws everyone's consent (root).
+pub async fn revoke_all(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    state
+        .vault
+        .revoke_all_agreements(&who, &args.text("brief")?)
+        .await?;
+    Ok(ok_fields(&[]))
+}
