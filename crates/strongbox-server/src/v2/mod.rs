@@ -9,6 +9,7 @@
 
 mod apps;
 mod consent;
+mod sessions;
 mod users;
 
 use axum::Router;
@@ -21,7 +22,7 @@ use strongbox_core::{Error, Mode, Outcome, Result};
 
 use crate::AppState;
 use crate::error::{ApiError, error_response};
-use crate::openapi::{Api, Body, Op, object, ok, string};
+use crate::openapi::{Api, Auth, Body, Op, object, ok, string};
 use crate::reply::ok_fields;
 
 /// What every handler returns.
@@ -181,6 +182,48 @@ pub fn api() -> Api<AppState> {
                 .ok(ok(&[])),
             consent::revoke_all,
         )
+        .section("v2 sessions and shared records")
+        .op(
+            method!("SessionUpsert", "Store a session (v2, root)")
+                .describe("`sessionuuid`, `sessiondata` (object; a `login`, `email`, `phone` or `token` in it links the person), `finaltime`.")
+                .ok(ok(&[])),
+            sessions::upsert,
+        )
+        .op(
+            method!("SessionGet", "Read a session (v2)")
+                .describe("`sessionuuid`.")
+                .can_miss()
+                .ok(ok(&[("sessiondata", object())])),
+            sessions::get,
+        )
+        .op(
+            method!("SessionDelete", "Delete a session (v2, root)")
+                .describe("`sessionuuid`.")
+                .ok(ok(&[])),
+            sessions::delete,
+        )
+        .op(
+            method!("SessionListUserSessions", "A person's sessions (v2)")
+                .describe("`mode`, `identity`, `offset`, `limit` (1–100; other values are 100).")
+                .can_miss()
+                .ok(rows_schema()),
+            sessions::list_of_user,
+        )
+        .op(
+            method!("SharedRecordCreate", "A time-limited view of a person's data for a partner (v2)")
+                .describe("`mode`, `identity`, `fields` (comma-separated; all when absent), `partner`, `appname` (share app data), `finaltime`.")
+                .can_miss()
+                .ok(ok(&[("recorduuid", string())])),
+            sessions::share,
+        )
+        .op(
+            method!("SharedRecordGet", "Read a shared record (v2; the id is the capability)")
+                .auth(Auth::Capability)
+                .describe("`recorduuid`. No token: an unknown id is a failed attempt of the client address.")
+                .can_miss()
+                .ok(ok(&[("data", object()), ("appname", string())])),
+            sessions::get_shared,
+        )
 }
 
 /// `{status, total, rows}`.
@@ -291,6 +334,27 @@ impl Args {
     /// A required field of any JSON type.
     fn value(&self, name: &str) -> Result<Value> {
         self.get(name).cloned().ok_or_else(|| Self::missing(name))
+    }
+
+    /// `offset` and `limit` (numbers or numeric text); a limit outside 1–100 is 100,
+    /// as in Databunker Pro.
+    fn page(&self) -> Result<strongbox_core::Page> {
+        let bad = |name: &str| {
+            Error::bad_request(format!("The {name} parameter has an incorrect format"))
+        };
+        let number = |name: &str| -> Result<Option<i64>> {
+            match self.get(name) {
+                None => Ok(None),
+                Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| bad(name)),
+                Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| bad(name)),
+                Some(_) => Err(bad(name)),
+            }
+        };
+        let offset = number("offset")?.unwrap_or(0).max(0);
+        let limit = number("limit")?
+            .filter(|l| (1..=100).contains(l))
+            .unwrap_or(100);
+        strongbox_core::Page::parse(Some(&offset.to_string()), Some(&limit.to_string()))
     }
 
     /// `mode` and `identity`: who the call is about.

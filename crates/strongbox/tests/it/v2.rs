@@ -11,6 +11,7 @@ backend_tests!(
     users_over_v2,
     app_data_over_v2,
     consent_over_v2,
+    sessions_and_shared_records_over_v2,
 );
 
 fn v2(s: &Server, method: &str, body: Value) -> crate::harness::Reply {
@@ -398,4 +399,74 @@ fn consent_over_v2(b: &Backend) {
     );
     assert_eq!(r.status, 403, "{}", r.json);
     v2(&s, "LegalBasisDelete", json!({"brief": "newsletter"})).expect(200);
+}
+
+fn sessions_and_shared_records_over_v2(b: &Backend) {
+    let s = Server::start(b);
+    let t = s.create_user(json!({"login": "ann", "name": "Ann", "city": "Leeds"}));
+    let sid = "7a1d2c3e-4f50-4a6b-8c7d-9e0f1a2b3c4d";
+    v2(
+        &s,
+        "SessionUpsert",
+        json!({"sessionuuid": sid, "sessiondata": {"login": "ann", "cart": 3}, "finaltime": "1h"}),
+    )
+    .expect(200);
+    let got = v2(&s, "SessionGet", json!({"sessionuuid": sid})).expect(200);
+    assert_eq!(got["sessiondata"]["cart"], 3, "{got}");
+    // Linked to the person, and listed with Pro's field names; the limit is clamped.
+    let list = v2(
+        &s,
+        "SessionListUserSessions",
+        json!({"mode": "token", "identity": t, "offset": 0, "limit": 1000}),
+    )
+    .expect(200);
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["rows"][0]["sessionuuid"], sid, "{list}");
+    assert_eq!(
+        v2(
+            &s,
+            "SessionListUserSessions",
+            json!({"mode": "token", "identity": t, "limit": "x"})
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        v2(&s, "SessionGet", json!({"sessionuuid": "not-a-uuid"})).status,
+        400
+    );
+    v2(&s, "SessionDelete", json!({"sessionuuid": sid})).expect(200);
+    assert_eq!(
+        v2(&s, "SessionGet", json!({"sessionuuid": sid})).status,
+        404
+    );
+
+    // A shared record: only the listed fields, readable without a token.
+    let r = v2(
+        &s,
+        "SharedRecordCreate",
+        json!({"mode": "login", "identity": "ann", "fields": "name", "partner": "acme", "finaltime": "1d"}),
+    )
+    .expect(200);
+    let record = r["recorduuid"].as_str().unwrap().to_string();
+    let shared = s.call_as(
+        None,
+        "POST",
+        "/v2/SharedRecordGet",
+        Body::Json(json!({"recorduuid": record})),
+    );
+    assert_eq!(shared.status, 200, "{}", shared.json);
+    assert_eq!(shared.json["data"], json!({"name": "Ann"}));
+    // The same record through v1.
+    let v1 = s
+        .call_as(None, "GET", &format!("/v1/get/{record}"), Body::None)
+        .expect(200);
+    assert_eq!(v1["data"], shared.json["data"]);
+    let r = s.call_as(
+        None,
+        "POST",
+        "/v2/SharedRecordGet",
+        Body::Json(json!({"recorduuid": "00000000-0000-4000-8000-000000000000"})),
+    );
+    assert_eq!(r.status, 404, "{}", r.json);
 }
