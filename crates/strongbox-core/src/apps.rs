@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 use strongbox_store::{RecordRow, StoreError, WriteOp};
 
-use crate::change::{Change, Outcome};
+use crate::change::{Change, Outcome, Route};
 use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{Action, RecordKind, RequestKind};
 use crate::principal::Principal;
@@ -136,7 +136,7 @@ impl Vault {
 
     /// Changes a user's document for `app` (merge patch or JSON Patch). A user
     /// changing their own app data files a request for the DPO instead, unless the
-    /// app matches a self-service pattern.
+    /// app matches a self-service pattern; [`Route::Request`] files it whoever asks.
     pub async fn update_app(
         &self,
         who: &Principal,
@@ -144,11 +144,12 @@ impl Vault {
         identity: &str,
         app: &str,
         change: Change,
+        route: Route,
     ) -> Result<Outcome> {
         let app = parse_app_name(app)?;
         let action = Action::AppChange.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
-        if self.app_needs_approval(who, &app) {
+        if route == Route::Request || self.app_needs_approval(who, &app) {
             // The change is tried on the current document now, so one that cannot
             // apply (a bad patch, a document past the size limit) is refused before
             // anything is stored, not when a DPO approves it.
@@ -250,6 +251,24 @@ impl Vault {
     }
 
     /// `subject`'s document for `app`, if any.
+    /// Every application document of `subject`, by application (not audited: for a
+    /// caller that audits the whole read).
+    pub(crate) async fn app_documents(&self, subject: &Subject) -> Result<Map<String, Value>> {
+        let mut out = Map::new();
+        for row in self
+            .store
+            .records_of(&self.tenant, &subject.token, RecordKind::App.name())
+            .await?
+        {
+            let name = row
+                .label
+                .clone()
+                .ok_or_else(|| Error::internal("an app document has no app name"))?;
+            out.insert(name, self.open_body(&subject.dek, &row)?);
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn app_document(&self, subject: &Subject, app: &str) -> Result<Option<Value>> {
         let id = app_id(&subject.token, app);
         match self

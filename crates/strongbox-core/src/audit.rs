@@ -15,7 +15,17 @@ use crate::error::{Error, Result};
 use crate::expiry::Page;
 use crate::kinds::Action;
 use crate::principal::Principal;
+use crate::subjects::Mode;
 use crate::vault::Vault;
+
+/// One audit event as read on its own.
+pub struct AuditView {
+    /// The event as listed (metadata only).
+    pub listed: Value,
+    /// Its detail (the values before and after a change), `{}` when it has none or
+    /// it can no longer be opened.
+    pub detail: Value,
+}
 
 /// The Unix time (seconds) a UUIDv7 event token carries.
 fn event_time(atoken: &str) -> Option<i64> {
@@ -45,7 +55,7 @@ impl Vault {
     }
 
     /// An event as listed: metadata only; `more` says whether it carries detail.
-    fn listed(row: &AuditRow) -> Value {
+    pub(crate) fn listed(row: &AuditRow) -> Value {
         let e = &row.event;
         let mut out = Map::new();
         out.insert("atoken".into(), Value::from(e.atoken.clone()));
@@ -121,9 +131,28 @@ impl Vault {
         Ok((total, rows.iter().map(Self::listed).collect()))
     }
 
-    /// One event with its detail opened: root, or the user it is about. Once the
-    /// user is erased the detail cannot be opened and the event reads as `{}`.
-    pub async fn get_audit_event(&self, who: &Principal, atoken: &str) -> Result<Value> {
+    /// The events about the person `{mode}/{identity}`, newest first: root, or that
+    /// person. By token the person need not exist any more (an erased person's
+    /// events stay); by a lookup field they must.
+    pub async fn list_audit_of_person(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+        page: Page,
+    ) -> Result<(u64, Vec<Value>)> {
+        if mode == Mode::Token {
+            return self.list_audit_of(who, identity, page).await;
+        }
+        let row = self
+            .resolve_authorized(who, &Action::AuditList.into(), mode, identity)
+            .await?;
+        self.list_audit_of(who, &row.token, page).await
+    }
+
+    /// One event, as listed and with its detail opened: root, or the user it is
+    /// about. Once the user is erased the detail cannot be opened and reads as `{}`.
+    pub async fn get_audit_event(&self, who: &Principal, atoken: &str) -> Result<AuditView> {
         let atoken = parse_record_token(atoken).ok_or_else(|| Error::bad_request("bad uuid"))?;
         // Event tokens are UUIDv7: their first 48 bits are the Unix time in ms. Other
         // UUIDs name no event.
@@ -155,6 +184,9 @@ impl Vault {
         }
         self.audit(self.new_event(who, Action::AuditGet, e.record.as_deref(), "ok"))
             .await?;
-        Ok(event)
+        Ok(AuditView {
+            listed: Self::listed(&row),
+            detail: event,
+        })
     }
 }

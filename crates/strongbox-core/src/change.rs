@@ -28,6 +28,16 @@ pub enum Outcome {
     Requested { rtoken: String, existed: bool },
 }
 
+/// How a change to a person's data that may need a DPO's approval is carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Applied when the caller may (root; the person within the self-service
+    /// settings), otherwise filed as a request for the DPO.
+    AsAllowed,
+    /// Filed as a request for the DPO, whoever asks (v2's `*Request` methods).
+    Request,
+}
+
 /// Whether a profile change may be applied directly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Gate {

@@ -35,6 +35,8 @@ pub enum RecordKind {
     CaptchaSpent,
     /// A login code waiting to be sent by email or SMS.
     LoginMessage,
+    /// An unlock of the bulk listings, as its keyed hash.
+    BulkUnlock,
 }
 
 impl RecordKind {
@@ -56,6 +58,7 @@ impl RecordKind {
             RecordKind::LoginCode => "logincode",
             RecordKind::CaptchaSpent => "captcha",
             RecordKind::LoginMessage => "loginmsg",
+            RecordKind::BulkUnlock => "unlock",
         }
     }
 }
@@ -205,6 +208,9 @@ pub enum Action {
     RateLimit,
     LoginPrelogin,
     Login,
+    BulkUnlock,
+    BulkUnlockRefused,
+    UserExport,
 }
 
 impl Action {
@@ -273,6 +279,9 @@ impl Action {
         Action::RateLimit,
         Action::LoginPrelogin,
         Action::Login,
+        Action::BulkUnlock,
+        Action::BulkUnlockRefused,
+        Action::UserExport,
     ];
 
     /// The stable wire name and the title, whose `{}` the arguments fill in order.
@@ -364,6 +373,12 @@ impl Action {
             ),
             Action::LoginPrelogin => ("login.prelogin", "user prelogin by {}"),
             Action::Login => ("login.login", "user login by {}"),
+            Action::BulkUnlock => ("bulk.unlock", "unlock bulk listings"),
+            Action::BulkUnlockRefused => (
+                "bulk.refused",
+                "refuse a bulk listing without a valid unlock",
+            ),
+            Action::UserExport => ("user.export", "export user data by {}"),
         }
     }
 
@@ -457,7 +472,7 @@ mod tests {
             assert_eq!(*a as usize, i, "{a:?} is out of place in Action::ALL");
             assert!(!a.name().contains(':'), "{a:?}");
         }
-        assert_eq!(Action::ALL.len(), Action::Login as usize + 1);
+        assert_eq!(Action::ALL.len(), Action::UserExport as usize + 1);
         let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         let count = names.len();

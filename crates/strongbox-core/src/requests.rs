@@ -41,6 +41,22 @@ fn field<'a>(meta: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     meta.get(key).and_then(Value::as_str)
 }
 
+/// How the refusal to decide an already decided request begins.
+pub const REQUEST_CLOSED: &str = "wrong status";
+
+/// A request as read one at a time.
+pub struct RequestView {
+    /// Its listed form: `rtoken`, `token`, `action`, `status`, `creationtime`,
+    /// `when`, `app`, `brief`, `more` and the `reason` of its decision.
+    pub listed: Value,
+    /// The application whose document it changes.
+    pub app: Option<String>,
+    /// What it would change, as it is now: the profile, app document or agreement.
+    pub original: Value,
+    /// The change it carries.
+    pub change: Option<Value>,
+}
+
 /// The body keys: the change a request carries, and the reason of its decision.
 const CHANGE: &str = "change";
 const REASON: &str = "reason";
@@ -64,6 +80,19 @@ impl Vault {
             meta.insert(REASON.into(), reason.clone());
         }
         Ok(Value::Object(meta))
+    }
+
+    /// Every request of `subject`, oldest first, as listed (not audited: for a
+    /// caller that audits the whole read).
+    pub(crate) async fn requests_of(&self, subject: &Subject) -> Result<Vec<Value>> {
+        let mut rows = self
+            .store
+            .records_of(&self.tenant, &subject.token, RecordKind::Request.name())
+            .await?;
+        rows.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        rows.iter()
+            .map(|r| self.listed_request(r, Some(&subject.dek)))
+            .collect()
     }
 
     /// The key of the user `owner`, if they are still in the vault.
@@ -268,16 +297,13 @@ impl Vault {
         Ok((subject, change))
     }
 
-    /// A request with what it would change: `(app, original, change)`.
-    pub async fn get_request(
-        &self,
-        who: &Principal,
-        rtoken: &str,
-    ) -> Result<(Option<String>, Value, Option<Value>)> {
+    /// A request with what it would change.
+    pub async fn get_request(&self, who: &Principal, rtoken: &str) -> Result<RequestView> {
         const ACTION: Action = Action::RequestGet;
         let row = self.request_row(who, rtoken).await?;
         let meta = meta_of(&row)?;
         let (subject, change) = self.request_subject(&row).await?;
+        let listed = self.listed_request(&row, Some(&subject.dek))?;
         let app = field(&meta, "app").map(str::to_string);
         let original = match (&app, field(&meta, "brief")) {
             (Some(app), _) => self.app_document(&subject, app).await?,
@@ -287,7 +313,12 @@ impl Vault {
         let original = original.ok_or_else(|| Error::not_found("not found"))?;
         self.audit(self.new_event(who, ACTION, Some(&subject.token), "ok"))
             .await?;
-        Ok((app, original, change))
+        Ok(RequestView {
+            listed,
+            app,
+            original,
+            change,
+        })
     }
 
     /// For an erasure: the ops that drop the plaintext reason from the requests of
@@ -382,7 +413,7 @@ impl Vault {
             Some(OPEN) => Ok(()),
             other => Err(Error::new(
                 ErrorKind::Conflict,
-                format!("wrong status: {}", other.unwrap_or("")),
+                format!("{REQUEST_CLOSED}: {}", other.unwrap_or("")),
             )),
         }
     }
@@ -506,7 +537,7 @@ impl Vault {
             .store
             .records_of(&self.tenant, &row.token, RecordKind::Request.name())
             .await?;
-        rows.sort_by_key(|r| r.created);
+        rows.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         let total = rows.len();
         let dek = match row.erased {
             None => self.dek_of(&row)?,
@@ -522,7 +553,8 @@ impl Vault {
         Ok((total, out))
     }
 
-    /// Every request with `status` (default `open`), newest change first (root only).
+    /// Every request with `status` (`None`: of any status), newest change first
+    /// (root only).
     pub async fn list_requests(
         &self,
         who: &Principal,
@@ -530,17 +562,24 @@ impl Vault {
         page: Page,
     ) -> Result<(usize, Vec<Value>)> {
         who.require_root()?;
-        let status = status.filter(|s| !s.is_empty()).unwrap_or(OPEN);
-        if ![OPEN, APPROVED, CANCELED].contains(&status) {
-            return Err(Error::bad_request(format!(
-                "bad status: expected {OPEN}, {APPROVED} or {CANCELED}"
-            )));
+        let statuses = match status {
+            None => vec![OPEN, APPROVED, CANCELED],
+            Some(s) if [OPEN, APPROVED, CANCELED].contains(&s) => vec![s],
+            Some(_) => {
+                return Err(Error::bad_request(format!(
+                    "bad status: expected {OPEN}, {APPROVED} or {CANCELED}"
+                )));
+            }
+        };
+        let mut rows = Vec::new();
+        for status in statuses {
+            rows.extend(
+                self.store
+                    .records_by_label(&self.tenant, RecordKind::Request.name(), status)
+                    .await?,
+            );
         }
-        let mut rows = self
-            .store
-            .records_by_label(&self.tenant, RecordKind::Request.name(), status)
-            .await?;
-        rows.sort_by_key(|r| std::cmp::Reverse(r.updated));
+        rows.sort_by(|a, b| (b.updated, &b.id).cmp(&(a.updated, &a.id)));
         let total = rows.len();
         // One key per owner on the page, and only for rows that have a body.
         let mut deks: HashMap<String, Option<Dek>> = HashMap::new();

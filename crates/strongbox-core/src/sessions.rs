@@ -11,7 +11,7 @@ use crate::expiry::{Page, capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
 use crate::normalize::USER_INDEXES;
 use crate::principal::Principal;
-use crate::subjects::Mode;
+use crate::subjects::{Mode, Subject};
 use crate::vault::Vault;
 
 /// A session as read back.
@@ -217,6 +217,28 @@ impl Vault {
         }
         self.store.write(WriteOp::Atomic(ops)).await?;
         Ok((total, out))
+    }
+
+    /// The live sessions of `subject` (not audited: for a caller that audits the
+    /// whole read).
+    pub(crate) async fn sessions_of(&self, subject: &Subject) -> Result<Vec<SessionView>> {
+        let now = self.now();
+        let mut out = Vec::new();
+        for row in self
+            .store
+            .records_of(&self.tenant, &subject.token, RecordKind::Session.name())
+            .await?
+        {
+            if row.expires.is_some_and(|e| e <= now) {
+                continue;
+            }
+            out.push(SessionView {
+                data: self.open_body(&subject.dek, &row)?,
+                session: row.id,
+                when: row.updated,
+            });
+        }
+        Ok(out)
     }
 
     /// Deletes every expired session (the background sweeper's job).

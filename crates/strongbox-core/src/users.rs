@@ -10,7 +10,7 @@ use strongbox_crypto::{Dek, new_record_token, parse_record_token};
 use strongbox_store::{AuditEvent, Guard, StoreError, UserRow, WriteOp};
 use zeroize::Zeroizing;
 
-use crate::change::{Change, Gate, Outcome};
+use crate::change::{Change, Gate, Outcome, Route};
 use crate::error::{Error, Result};
 use crate::kinds::{Action, AuditAction, RecordKind, RequestKind};
 use crate::normalize::USER_INDEXES;
@@ -29,68 +29,31 @@ pub struct UserView {
     pub profile: Option<Zeroizing<Vec<u8>>>,
 }
 
-/// A user about to be created: the write, the subject's new key, and the
-/// `profilenew` notification (when notifications are configured).
+/// A user about to be created: the write, the subject's new key, the `profilenew`
+/// notification (when notifications are configured), and the owners under which
+/// consents given for its email or phone before it existed would be waiting.
 struct NewUser {
     token: String,
+    /// The create, guarded when `owners` is not empty: it is refused (cheaply,
+    /// inside the same statement or transaction) if such consents exist.
     op: WriteOp,
     dek: Dek,
     notify: Option<WriteOp>,
+    owners: Vec<String>,
 }
 
-impl Vault {
-    /// Creates a user from a profile object and returns its new token.
-    pub async fn create_user(
-        &self,
-        who: &Principal,
-        profile: Map<String, Value>,
-    ) -> Result<String> {
-        let NewUser {
-            token,
-            op,
-            dek,
-            notify,
-        } = self.new_user_op(who, profile)?;
-        let owners = match &op {
-            WriteOp::CreateUser { indexes, .. } => self.pending_owners(indexes),
-            _ => Vec::new(),
-        };
-        // Consents given for this email or phone before the user existed move over to
-        // the user in the same commit. They are rare, so the create first runs with a
-        // guard that refuses it (cheaply, inside the same statement or transaction)
-        // if there are any; only then are they read and adopted.
-        let guarded = match op {
-            WriteOp::CreateUser {
-                tenant,
-                user,
-                indexes,
-                audit,
-                guard: _,
-            } if !owners.is_empty() => WriteOp::CreateUser {
-                tenant,
-                user,
-                indexes,
-                audit,
-                guard: Some(Guard {
-                    kind: RecordKind::Agreement.name().to_string(),
-                    owners: owners.clone(),
-                }),
-            },
-            other => other,
-        };
-        let write = |op: WriteOp, notify: Option<WriteOp>| match notify {
-            None => op,
-            Some(n) => WriteOp::Atomic(vec![op, n]),
-        };
-        match self
-            .store
-            .write(write(guarded.clone(), notify.clone()))
-            .await
-        {
-            Err(StoreError::Guarded) => {}
-            other => return other.map(|()| token).map_err(Error::from),
+impl NewUser {
+    /// The first try: the (guarded) create with its notification.
+    fn first_try(&self) -> WriteOp {
+        match &self.notify {
+            None => self.op.clone(),
+            Some(n) => WriteOp::Atomic(vec![self.op.clone(), n.clone()]),
         }
-        let unguarded = match guarded {
+    }
+
+    /// The create without its guard.
+    fn unguarded(&self) -> WriteOp {
+        match self.op.clone() {
             WriteOp::CreateUser {
                 tenant,
                 user,
@@ -105,55 +68,77 @@ impl Vault {
                 guard: None,
             },
             other => other,
-        };
+        }
+    }
+}
+
+impl Vault {
+    /// Creates a user from a profile object and returns its new token.
+    pub async fn create_user(
+        &self,
+        who: &Principal,
+        profile: Map<String, Value>,
+    ) -> Result<String> {
+        let new = self.new_user_op(who, profile)?;
+        match self.store.write(new.first_try()).await {
+            Err(StoreError::Guarded) => self.create_adopting(&new).await,
+            other => other.map(|()| new.token).map_err(Error::from),
+        }
+    }
+
+    /// Creates `new` together with the consents given for its email or phone before
+    /// it existed, which move over to it in the same commit. They are rare, so a
+    /// create only comes here when its guarded first try found some.
+    async fn create_adopting(&self, new: &NewUser) -> Result<String> {
+        let unguarded = new.unguarded();
         // `Stale`: a consent moved (an index-key rotation) between reading and
         // adopting it; nothing was written, so adopt again.
         for _ in 0..MAX_UPDATE_ATTEMPTS {
-            let adopted = self.adopt_pending_agreements(&token, &dek, &owners).await?;
+            let adopted = self
+                .adopt_pending_agreements(&new.token, &new.dek, &new.owners)
+                .await?;
             let op = WriteOp::Atomic(
                 std::iter::once(unguarded.clone())
                     .chain(adopted)
-                    .chain(notify.clone())
+                    .chain(new.notify.clone())
                     .collect(),
             );
             match self.store.write(op).await {
                 Err(StoreError::Stale) => continue,
-                other => return other.map(|()| token).map_err(Error::from),
+                other => return other.map(|()| new.token.clone()).map_err(Error::from),
             }
         }
         Err(Error::internal("create retried too often under contention"))
     }
 
-    /// Creates many users at once (bulk import). Each profile succeeds or fails on its
-    /// own; results are in input order.
+    /// Creates many users at once (bulk import, `UserCreateBulk`), each as
+    /// [`Vault::create_user`] would. Each profile succeeds or fails on its own;
+    /// results are in input order.
     pub async fn import_users(
         &self,
         who: &Principal,
         profiles: Vec<Map<String, Value>>,
     ) -> Result<Vec<Result<String>>> {
+        who.require_root()?;
         let mut out: Vec<Result<String>> = Vec::with_capacity(profiles.len());
         let mut ops = Vec::with_capacity(profiles.len());
         let mut slots = Vec::with_capacity(profiles.len());
         for profile in profiles {
             match self.new_user_op(who, profile) {
-                Ok(NewUser {
-                    token, op, notify, ..
-                }) => {
-                    let op = match notify {
-                        None => op,
-                        Some(n) => WriteOp::Atomic(vec![op, n]),
-                    };
-                    slots.push(out.len());
-                    out.push(Ok(token));
-                    ops.push(op);
+                Ok(new) => {
+                    ops.push(new.first_try());
+                    slots.push((out.len(), new));
+                    out.push(Ok(String::new()));
                 }
                 Err(e) => out.push(Err(e)),
             }
         }
-        for (slot, r) in slots.into_iter().zip(self.store.write_batch(ops).await?) {
-            if let Err(e) = r {
-                out[slot] = Err(e.into());
-            }
+        for ((slot, new), r) in slots.into_iter().zip(self.store.write_batch(ops).await?) {
+            out[slot] = match r {
+                Ok(()) => Ok(new.token),
+                Err(StoreError::Guarded) => self.create_adopting(&new).await,
+                Err(e) => Err(e.into()),
+            };
         }
         Ok(out)
     }
@@ -218,11 +203,35 @@ impl Vault {
             )?,
         };
         let notify = self.profile_notification("profilenew", &token, None, &profile)?;
+        let owners = match &op {
+            WriteOp::CreateUser { indexes, .. } => self.pending_owners(indexes),
+            _ => Vec::new(),
+        };
+        let op = match op {
+            WriteOp::CreateUser {
+                tenant,
+                user,
+                indexes,
+                audit,
+                guard: _,
+            } if !owners.is_empty() => WriteOp::CreateUser {
+                tenant,
+                user,
+                indexes,
+                audit,
+                guard: Some(Guard {
+                    kind: RecordKind::Agreement.name().to_string(),
+                    owners: owners.clone(),
+                }),
+            },
+            other => other,
+        };
         Ok(NewUser {
             token,
             op,
             dek,
             notify,
+            owners,
         })
     }
 
@@ -258,6 +267,45 @@ impl Vault {
             self.store.write(WriteOp::Atomic(events)).await?;
         }
         Ok((total, out))
+    }
+
+    /// The people named by `people` (mode and identity) with their profiles (root,
+    /// and only when `list_users` is configured). Those not in the vault (or
+    /// erased) are left out; every profile returned is an audited read.
+    pub async fn bulk_get_users(
+        &self,
+        who: &Principal,
+        people: &[(Mode, String)],
+    ) -> Result<Vec<UserView>> {
+        who.require_root()?;
+        if !self.config.list_users {
+            return Err(Error::new(crate::ErrorKind::Forbidden, "access denied"));
+        }
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        for (mode, identity) in people {
+            let Some(row) = self.resolve(*mode, identity).await? else {
+                continue;
+            };
+            if out.iter().any(|u: &UserView| u.token == row.token) {
+                continue;
+            }
+            if let (Some(dek), None) = (self.dek_of(&row)?, row.erased) {
+                let profile = self.decrypt_profile(&row, &dek)?;
+                events.push(WriteOp::Audit {
+                    tenant: self.tenant.clone(),
+                    audit: self.new_event(who, Action::UserBulkList, Some(&row.token), "ok"),
+                });
+                out.push(UserView {
+                    token: row.token,
+                    profile: Some(profile),
+                });
+            }
+        }
+        if !events.is_empty() {
+            self.store.write(WriteOp::Atomic(events)).await?;
+        }
+        Ok(out)
     }
 
     /// Reference point for benchmarks: a primary-key read of a user row with no
@@ -316,19 +364,21 @@ impl Vault {
     /// changing their own profile files a request for the DPO instead, unless self
     /// service allows it and the change touches no `admin` field and no lookup field
     /// (a lookup field could collide with someone else's, and the answer would tell
-    /// the user that person is in the vault).
+    /// the user that person is in the vault). [`Route::Request`] files it whoever asks.
     pub async fn update_user(
         &self,
         who: &Principal,
         mode: Mode,
         identity: &str,
         change: Change,
+        route: Route,
     ) -> Result<Outcome> {
         let action = Action::UserChange.with([&mode.name()]);
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
-        if !matches!(who, Principal::User { .. }) {
+        let direct = route == Route::AsAllowed;
+        if direct && !matches!(who, Principal::User { .. }) {
             return self
                 .apply_user_change(who, &action, row, &change, &[], Gate::Open)
                 .await?
@@ -336,7 +386,7 @@ impl Vault {
                 .ok_or_else(|| Error::internal("an ungated change asked for approval"));
         }
         let subject = self.live(row.clone())?;
-        if self.config.self_service.user_record_change {
+        if direct && self.config.self_service.user_record_change {
             if let Some(token) = self
                 .apply_user_change(who, &action, row, &change, &[], Gate::SelfService)
                 .await?
@@ -477,18 +527,21 @@ impl Vault {
     /// Erases a user by crypto-shredding: the wrapped DEK, the ciphertext and the
     /// index entries are destroyed, and every record the user owns; the token
     /// remains as a tombstone. A user erasing themselves files a request for the DPO
-    /// instead, unless self service allows it.
+    /// instead, unless self service allows it; [`Route::Request`] files it whoever asks.
     pub async fn delete_user(
         &self,
         who: &Principal,
         mode: Mode,
         identity: &str,
+        route: Route,
     ) -> Result<Outcome> {
         let action = Action::UserDelete.with([&mode.name()]);
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
-        if matches!(who, Principal::User { .. }) && !self.config.self_service.forget_me {
+        if route == Route::Request
+            || matches!(who, Principal::User { .. }) && !self.config.self_service.forget_me
+        {
             let subject = self.live(row)?;
             return self
                 .file_request(who, &subject, RequestKind::ForgetMe, None, None, None)

@@ -200,6 +200,7 @@ impl Vault {
     pub async fn sweep(&self) -> Result<()> {
         self.purge_expired_sessions().await?;
         self.purge_expired_tokens().await?;
+        self.purge_expired_unlocks().await?;
         self.purge_expired_login_codes().await?;
         self.purge_expired_shares().await?;
         self.apply_retention().await

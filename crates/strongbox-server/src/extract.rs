@@ -43,6 +43,20 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The caller as [`Caller`], with the token it presented (what a bulk unlock is
+/// bound to). Never logged.
+pub struct CallerToken(pub Principal, pub String);
+
+impl FromRequestParts<AppState> for CallerToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(who) = Caller::from_request_parts(parts, state).await?;
+        let presented = token(&parts.headers).unwrap_or_default().to_string();
+        Ok(CallerToken(who, presented))
+    }
+}
+
 /// The caller of `POST /v1/user`: root, or anyone when the configuration lets
 /// users be created without a token (a user access token may not create users).
 pub struct Creator(pub Principal);

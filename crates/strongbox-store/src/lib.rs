@@ -665,6 +665,12 @@ impl Store {
         r
     }
 
+    /// How many live (not erased) users `tenant` has.
+    pub async fn count_users(&self, tenant: &str) -> Result<u64> {
+        let total = self.int(sql::USERS_COUNT, &args![tenant]).await?;
+        Ok(total.max(0) as u64)
+    }
+
     /// A page of live (not erased) user rows by token, descending (bulk listing),
     /// and how many there are in all.
     pub async fn users_page(

@@ -40,12 +40,14 @@ impl Vault {
         Ok(out)
     }
 
-    /// Creates or changes processing activity `activity` (root only).
+    /// Creates or changes processing activity `activity` (root only); with
+    /// `must_exist`, only changes it (404 when there is none).
     pub async fn put_activity(
         &self,
         who: &Principal,
         activity: &str,
         body: Map<String, Value>,
+        must_exist: bool,
     ) -> Result<()> {
         who.require_root()?;
         let activity = parse_brief(activity, "bad activity format")?;
@@ -60,6 +62,7 @@ impl Vault {
             .await?
         {
             Some(row) => Some(meta_of(&row)?),
+            None if must_exist => return Err(Error::not_found("not found")),
             None => None,
         };
         let mut meta = current.clone().unwrap_or_else(|| {

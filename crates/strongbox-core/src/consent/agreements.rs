@@ -7,7 +7,7 @@ use strongbox_crypto::Dek;
 use strongbox_store::{IndexEntry, RecordRow, StoreError, WriteOp};
 
 use super::*;
-use crate::change::Outcome;
+use crate::change::{Outcome, Route};
 use crate::error::{Error, Result};
 use crate::kinds::{Action, AuditAction, RecordKind, RequestKind};
 use crate::principal::Principal;
@@ -146,6 +146,21 @@ impl Vault {
     }
 
     /// The JSON Databunker answers for an agreement row.
+    /// Every agreement of `subject` (not audited: for a caller that audits the
+    /// whole read).
+    pub(crate) async fn agreements_of(&self, subject: &Subject) -> Result<Vec<Value>> {
+        let party = Party::User {
+            token: subject.token.clone(),
+            dek: subject.dek.clone(),
+        };
+        self.store
+            .records_of(&self.tenant, &subject.token, RecordKind::Agreement.name())
+            .await?
+            .iter()
+            .map(|r| self.agreement_json(&party, r))
+            .collect()
+    }
+
     fn agreement_json(&self, party: &Party, row: &RecordRow) -> Result<Value> {
         let mut out = meta_of(row)?;
         let body = self.open_body(&*self.agreement_dek(party, row)?, row)?;
@@ -314,7 +329,8 @@ impl Vault {
 
     /// Withdraws consent of `{mode}/{identity}` to `brief` (status `no`). Nothing is
     /// created when there was no agreement. A user withdrawing a consent whose legal
-    /// basis is not under user control files a request for the DPO instead.
+    /// basis is not under user control files a request for the DPO instead;
+    /// [`Route::Request`] files it whoever asks (and there must be an agreement).
     pub async fn withdraw_agreement(
         &self,
         who: &Principal,
@@ -322,6 +338,7 @@ impl Vault {
         mode: Mode,
         identity: &str,
         body: Map<String, Value>,
+        route: Route,
     ) -> Result<Outcome> {
         let brief = parse_brief(brief, "bad brief format")?;
         let Some(basis) = self.legal_basis(&brief).await? else {
@@ -330,8 +347,13 @@ impl Vault {
         let action = Action::AgreementWithdraw.with([&brief]);
         let party = self.party(who, &action, mode, identity, true).await?;
         let modifier = text(&body, "lastmodifiedby")?.unwrap_or_default();
-        if let (Principal::User { .. }, Party::User { token, dek }) = (who, &party)
-            && basis.get("usercontrol") != Some(&Value::Bool(true))
+        let user_asks = matches!(who, Principal::User { .. })
+            && basis.get("usercontrol") != Some(&Value::Bool(true));
+        if route == Route::Request && !matches!(party, Party::User { .. }) {
+            return Err(Error::not_found("not found"));
+        }
+        if let Party::User { token, dek } = &party
+            && (user_asks || route == Route::Request)
         {
             let id = agreement_id(token, &brief);
             if self
@@ -340,7 +362,10 @@ impl Vault {
                 .await?
                 .is_none()
             {
-                return Ok(Outcome::Done(token.clone()));
+                return match route {
+                    Route::Request => Err(Error::not_found("not found")),
+                    Route::AsAllowed => Ok(Outcome::Done(token.clone())),
+                };
             }
             let subject = Subject {
                 token: token.clone(),

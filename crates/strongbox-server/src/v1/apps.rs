@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use serde_json::Value;
-use strongbox_core::{Change, Error};
+use strongbox_core::{Change, Error, Route};
 
 use super::{Reply, ok_fields, ok_json, outcome};
 use crate::AppState;
@@ -55,7 +55,7 @@ pub async fn update(
     };
     let done = state
         .vault
-        .update_app(&who, mode, &identity, &app, change)
+        .update_app(&who, mode, &identity, &app, change, Route::AsAllowed)
         .await?;
     Ok(outcome(done, |token| ok_json("token", &token)))
 }

@@ -36,7 +36,7 @@ pub async fn get(
     Params(atoken): Params<String>,
 ) -> Reply {
     let event = state.vault.get_audit_event(&who, &atoken).await?;
-    Ok(ok_fields(&[("event", event)]))
+    Ok(ok_fields(&[("event", event.detail)]))
 }
 
 /// The vault's public key: verifies checkpoints, receipts and reports. Public.

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use serde_json::Value;
-use strongbox_core::{Mode, Result};
+use strongbox_core::{Mode, Result, Route};
 
 use super::{Reply, ok_fields, outcome};
 use crate::AppState;
@@ -82,7 +82,7 @@ pub async fn withdraw_agreement(
     let (brief, mode, identity) = agreement_path(path)?;
     let done = state
         .vault
-        .withdraw_agreement(&who, &brief, mode, &identity, body)
+        .withdraw_agreement(&who, &brief, mode, &identity, body, Route::AsAllowed)
         .await?;
     Ok(outcome(done, |_| ok_fields(&[])))
 }
@@ -114,7 +114,10 @@ pub async fn put_activity(
     Params(activity): Params<String>,
     OptionalObject(body): OptionalObject,
 ) -> Reply {
-    state.vault.put_activity(&who, &activity, body).await?;
+    state
+        .vault
+        .put_activity(&who, &activity, body, false)
+        .await?;
     Ok(ok_fields(&[]))
 }
 

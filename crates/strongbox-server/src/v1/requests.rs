@@ -23,13 +23,13 @@ pub async fn get(
     Caller(who): Caller,
     Params(rtoken): Params<String>,
 ) -> Reply {
-    let (app, original, change) = state.vault.get_request(&who, &rtoken).await?;
+    let view = state.vault.get_request(&who, &rtoken).await?;
     let mut fields = Vec::new();
-    if let Some(app) = app {
+    if let Some(app) = view.app {
         fields.push(("app", Value::from(app)));
     }
-    fields.push(("original", original));
-    if let Some(change) = change {
+    fields.push(("original", view.original));
+    if let Some(change) = view.change {
         fields.push(("change", change));
     }
     Ok(ok_fields(&fields))
@@ -74,10 +74,11 @@ pub async fn list_of_user(
 }
 
 pub async fn list_all(State(state): State<AppState>, Caller(who): Caller, uri: Uri) -> Reply {
-    let status = query_param(&uri, "status");
+    // Databunker lists the open ones unless asked for another status.
+    let status = query_param(&uri, "status").filter(|s| !s.is_empty());
     let (total, rows) = state
         .vault
-        .list_requests(&who, status.as_deref(), page(&uri)?)
+        .list_requests(&who, Some(status.as_deref().unwrap_or("open")), page(&uri)?)
         .await?;
     Ok(ok_fields(&[
         ("total", Value::from(total)),

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
-use strongbox_core::{Change, Error, Outcome};
+use strongbox_core::{Change, Error, Outcome, Route};
 
 use super::{Reply, ok_fields, ok_json, outcome};
 use crate::AppState;
@@ -48,7 +48,7 @@ pub async fn update(
     };
     let done = state
         .vault
-        .update_user(&who, mode, &identity, change)
+        .update_user(&who, mode, &identity, change, Route::AsAllowed)
         .await?;
     Ok(outcome(done, |token| ok_json("token", &token)))
 }
@@ -58,7 +58,10 @@ pub async fn delete(
     Caller(who): Caller,
     UserPath { mode, identity }: UserPath,
 ) -> Reply {
-    let done = state.vault.delete_user(&who, mode, &identity).await?;
+    let done = state
+        .vault
+        .delete_user(&who, mode, &identity, Route::AsAllowed)
+        .await?;
     // Databunker's answer, plus the signed erasure receipt.
     let receipt = match &done {
         Outcome::Done(token) => state.vault.receipt_of(token).await.unwrap_or_else(|e| {

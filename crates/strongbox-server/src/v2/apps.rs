@@ -2,9 +2,9 @@
 
 use axum::extract::State;
 use serde_json::Value;
-use strongbox_core::Change;
+use strongbox_core::{Change, Outcome, Principal, Result, Route};
 
-use super::{Args, Reply, done_or_requested};
+use super::{Args, Reply, done_or_requested, requested};
 use crate::AppState;
 use crate::extract::Caller;
 use crate::reply::ok_fields;
@@ -31,14 +31,34 @@ pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args)
 
 /// `AppdataUpdate {mode, identity, appname, appdata}`: merged into the document.
 pub async fn update(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    Ok(done_or_requested(
+        update_via(&state, &who, &args, Route::AsAllowed).await?,
+    ))
+}
+
+/// `AppdataUpdateRequest {mode, identity, appname, appdata}` → `{requestuuid}`: the
+/// merge, filed for the DPO.
+pub async fn update_request(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    args: Args,
+) -> Reply {
+    requested(update_via(&state, &who, &args, Route::Request).await?)
+}
+
+async fn update_via(
+    state: &AppState,
+    who: &Principal,
+    args: &Args,
+    route: Route,
+) -> Result<Outcome> {
     let (mode, identity) = args.person()?;
     let app = args.text("appname")?;
     let change = Change::from_json(Value::Object(args.object("appdata")?))?;
-    let done = state
+    state
         .vault
-        .update_app(&who, mode, &identity, &app, change)
-        .await?;
-    Ok(done_or_requested(done))
+        .update_app(who, mode, &identity, &app, change, route)
+        .await
 }
 
 /// `AppdataDelete {mode, identity, appname}`.

@@ -2,8 +2,9 @@
 
 use axum::extract::State;
 use serde_json::{Map, Value};
+use strongbox_core::{Outcome, Principal, Result, Route};
 
-use super::{Args, Reply, done_or_requested};
+use super::{Args, Reply, done_or_requested, requested};
 use crate::AppState;
 use crate::extract::Caller;
 use crate::reply::ok_fields;
@@ -93,14 +94,34 @@ pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, ar
 /// `AgreementCancel {mode, identity, brief}`: withdraws the consent (or files the
 /// request a user's own withdrawal becomes).
 pub async fn cancel(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+    Ok(done_or_requested(
+        cancel_via(&state, &who, &args, Route::AsAllowed).await?,
+    ))
+}
+
+/// `AgreementCancelRequest {mode, identity, brief}` → `{requestuuid}`: the
+/// withdrawal, filed for the DPO.
+pub async fn cancel_request(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    args: Args,
+) -> Reply {
+    requested(cancel_via(&state, &who, &args, Route::Request).await?)
+}
+
+async fn cancel_via(
+    state: &AppState,
+    who: &Principal,
+    args: &Args,
+    route: Route,
+) -> Result<Outcome> {
     let (mode, identity) = args.person()?;
     let brief = args.text("brief")?;
     let body = args.fields_except(&["mode", "identity", "brief"]);
-    let done = state
+    state
         .vault
-        .withdraw_agreement(&who, &brief, mode, &identity, body)
-        .await?;
-    Ok(done_or_requested(done))
+        .withdraw_agreement(who, &brief, mode, &identity, body, route)
+        .await
 }
 
 /// `AgreementRevokeAll {brief}`: withdraws everyone's consent (root).
@@ -110,4 +131,91 @@ pub async fn revoke_all(State(state): State<AppState>, Caller(who): Caller, args
         .revoke_all_agreements(&who, &args.text("brief")?)
         .await?;
     Ok(ok_fields(&[]))
+}
+
+/// The processing activity's fields of a create or update call.
+fn activity_fields(args: &Args) -> Map<String, Value> {
+    args.fields_except(&["activity", "newactivity"])
+}
+
+/// `ProcessingActivityCreate {activity, title?, script?, fulldesc?, applicableto?}`
+/// (root): creates it, or changes the one of that name.
+pub async fn create_activity(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    args: Args,
+) -> Reply {
+    let activity = args.text("activity")?;
+    state
+        .vault
+        .put_activity(&who, &activity, activity_fields(&args), false)
+        .await?;
+    Ok(ok_fields(&[]))
+}
+
+/// `ProcessingActivityUpdate {activity, newactivity?, …}` (root): changes it, and
+/// renames it to `newactivity`.
+pub async fn update_activity(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    args: Args,
+) -> Reply {
+    let activity = args.text("activity")?;
+    let mut body = activity_fields(&args);
+    if let Some(new) = args.get("newactivity") {
+        body.insert("activity".into(), new.clone());
+    }
+    state
+        .vault
+        .put_activity(&who, &activity, body, true)
+        .await?;
+    Ok(ok_fields(&[]))
+}
+
+/// `ProcessingActivityDelete {activity}` (root).
+pub async fn delete_activity(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    args: Args,
+) -> Reply {
+    state
+        .vault
+        .delete_activity(&who, &args.text("activity")?)
+        .await?;
+    Ok(ok_fields(&[]))
+}
+
+/// `ProcessingActivityLinkLegalBasis {activity, brief}` (root).
+pub async fn link_activity(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    args: Args,
+) -> Reply {
+    state
+        .vault
+        .link_activity(&who, &args.text("activity")?, &args.text("brief")?, true)
+        .await?;
+    Ok(ok_fields(&[]))
+}
+
+/// `ProcessingActivityUnlinkLegalBasis {activity, brief}` (root).
+pub async fn unlink_activity(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    args: Args,
+) -> Reply {
+    state
+        .vault
+        .link_activity(&who, &args.text("activity")?, &args.text("brief")?, false)
+        .await?;
+    Ok(ok_fields(&[]))
+}
+
+/// `ProcessingActivityListActivities {}` → `{total, rows}` (root).
+pub async fn list_activities(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    _args: Args,
+) -> Reply {
+    Ok(rows(state.vault.list_activities(&who).await?))
 }

@@ -8,8 +8,12 @@
 //! other name is refused); an unknown method is a JSON 404.
 
 mod apps;
+mod audit;
+mod bulk;
 mod consent;
+mod requests;
 mod sessions;
+mod system;
 mod users;
 
 use axum::Router;
@@ -44,10 +48,16 @@ pub fn api() -> Api<AppState> {
         .section("v2 users")
         .op(
             method!("UserCreate", "Create a person's record (v2)")
-                .describe("`profile` (object, required): the person's data, indexed by `login`, `email`, `phone` and `custom`.")
+                .describe("`profile` (object, required): the person's data, indexed by `login`, `email`, `phone` and `custom`. `finaltime` (root): the person's retention, as `POST /v1/exp/start`; `slidingtime` is accepted and not acted on.")
                 .conflict()
                 .ok(ok(&[("token", string())])),
             users::create,
+        )
+        .op(
+            method!("UserCreateBulk", "Create many people at once (v2, root)")
+                .describe("`records`: [{`profile`}] (1–10000), `finaltime` (retention of each), `slidingtime` (accepted, not acted on). Each record is created or refused on its own: `created` [{`token`, `profile`}], `errors` [{`profile`, `reason`}].")
+                .ok(ok(&[("created", json!({"type": "array", "items": object()})), ("errors", json!({"type": "array", "items": object()}))])),
+            users::create_bulk,
         )
         .op(
             method!("UserGet", "Read a person's profile (v2)")
@@ -79,6 +89,64 @@ pub fn api() -> Api<AppState> {
                 .ok(ok(&[])),
             users::delete,
         )
+        .op(
+            method!("UserDeleteBulk", "Erase many people at once (v2)")
+                .describe("`users`: [{`mode`, `identity`}] (1–10000), each erased as by UserDelete: `deleted_count`, `errors` [{`index`, `reason`}].")
+                .ok(ok(&[("deleted_count", json!({"type": "integer"})), ("errors", json!({"type": "array", "items": object()}))])),
+            users::delete_bulk,
+        )
+        .op(
+            method!("UserUpdateRequest", "Ask the DPO to change a person's profile (v2)")
+                .describe("`mode`, `identity`, `profile` (a merge patch): checked now, filed as a request for the DPO whoever asks.")
+                .can_miss()
+                .ok(requested_schema()),
+            users::update_request,
+        )
+        .op(
+            method!("UserPatchRequest", "Ask the DPO to patch a person's profile (v2)")
+                .describe("`mode`, `identity`, `patch` (an RFC 6902 JSON Patch), filed as a request for the DPO.")
+                .can_miss()
+                .ok(requested_schema()),
+            users::patch_request,
+        )
+        .op(
+            method!("UserDeleteRequest", "Ask the DPO to erase a person (v2)")
+                .describe("`mode`, `identity`: a forget-me request for the DPO.")
+                .can_miss()
+                .ok(requested_schema()),
+            users::delete_request,
+        )
+        .section("v2 user requests")
+        .op(
+            method!("UserRequestGet", "A request for the DPO, with what it would change (v2)")
+                .describe("`requestuuid`. Root, or the person it is about.")
+                .can_miss()
+                .ok(ok(&[("request", object())])),
+            requests::get,
+        )
+        .op(
+            method!("UserRequestListUserRequests", "A person's requests (v2)")
+                .describe("`mode`, `identity`, `offset`, `limit` (default 10; outside 1–100: 100).")
+                .can_miss()
+                .ok(rows_schema()),
+            requests::list_of_user,
+        )
+        .op(
+            method!("UserRequestApprove", "Approve and carry out a request (v2, root)")
+                .describe("`requestuuid`, `reason`. A decided request answers 409 `This user request is closed`.")
+                .can_miss()
+                .conflict()
+                .ok(ok(&[])),
+            requests::approve,
+        )
+        .op(
+            method!("UserRequestCancel", "Cancel a request (v2)")
+                .describe("`requestuuid`, `reason`. Root, or the person it is about.")
+                .can_miss()
+                .conflict()
+                .ok(ok(&[])),
+            requests::cancel,
+        )
         .section("v2 app data")
         .op(
             method!("AppdataCreate", "Store an application's document of a person (v2)")
@@ -100,6 +168,13 @@ pub fn api() -> Api<AppState> {
                 .can_miss()
                 .ok(ok(&[])),
             apps::update,
+        )
+        .op(
+            method!("AppdataUpdateRequest", "Ask the DPO to change an application's document (v2)")
+                .describe("`mode`, `identity`, `appname`, `appdata` (a merge patch), filed as a request for the DPO.")
+                .can_miss()
+                .ok(requested_schema()),
+            apps::update_request,
         )
         .op(
             method!("AppdataDelete", "Delete an application's document of a person (v2)")
@@ -176,11 +251,121 @@ pub fn api() -> Api<AppState> {
             consent::cancel,
         )
         .op(
+            method!("AgreementCancelRequest", "Ask the DPO to withdraw a person's consent (v2)")
+                .describe("`mode`, `identity`, `brief`: the withdrawal, filed as a request for the DPO (the person must have an agreement).")
+                .can_miss()
+                .ok(requested_schema()),
+            consent::cancel_request,
+        )
+        .op(
             method!("AgreementRevokeAll", "Withdraw everyone's consent to a legal basis (v2, root)")
                 .describe("`brief`.")
                 .can_miss()
                 .ok(ok(&[])),
             consent::revoke_all,
+        )
+        .section("v2 processing activities")
+        .op(
+            method!("ProcessingActivityCreate", "Create a processing activity (v2, root)")
+                .describe("`activity` (`^[a-z][a-z0-9-]{1,64}$`), `title`, `script`, `fulldesc`, `applicableto`. An existing activity of that name is changed.")
+                .ok(ok(&[])),
+            consent::create_activity,
+        )
+        .op(
+            method!("ProcessingActivityUpdate", "Change a processing activity (v2, root)")
+                .describe("`activity`, `newactivity` (renames it), and the fields of ProcessingActivityCreate to change.")
+                .can_miss()
+                .conflict()
+                .ok(ok(&[])),
+            consent::update_activity,
+        )
+        .op(
+            method!("ProcessingActivityDelete", "Delete a processing activity (v2, root)")
+                .describe("`activity`.")
+                .ok(ok(&[])),
+            consent::delete_activity,
+        )
+        .op(
+            method!("ProcessingActivityLinkLegalBasis", "Link a legal basis to a processing activity (v2, root)")
+                .describe("`activity`, `brief`.")
+                .can_miss()
+                .ok(ok(&[])),
+            consent::link_activity,
+        )
+        .op(
+            method!("ProcessingActivityUnlinkLegalBasis", "Unlink a legal basis from a processing activity (v2, root)")
+                .describe("`activity`, `brief`.")
+                .can_miss()
+                .ok(ok(&[])),
+            consent::unlink_activity,
+        )
+        .op(
+            method!("ProcessingActivityListActivities", "The processing activities with their legal bases (v2, root)")
+                .describe("No arguments.")
+                .ok(rows_schema()),
+            consent::list_activities,
+        )
+        .section("v2 audit")
+        .op(
+            method!("AuditListUserEvents", "The audit events about a person (v2)")
+                .describe("`mode`, `identity`, `offset`, `limit` (default 10; outside 1–100: 100). Newest first; root, or the person. By token also after an erasure.")
+                .can_miss()
+                .ok(rows_schema()),
+            audit::list_of_user,
+        )
+        .op(
+            method!("AuditGetEvent", "One audit event with its detail (v2)")
+                .describe("`auditeventuuid`. Root, or the person it is about; the detail reads `{}` once they are erased.")
+                .can_miss()
+                .ok(ok(&[("eventtype", string()), ("timestamp", json!({"type": "integer"})), ("details", object()), ("event", object())])),
+            audit::get,
+        )
+        .section("v2 bulk listings")
+        .op(
+            method!("BulkListUnlock", "Unlock the bulk listings for 60 seconds (v2, root)")
+                .describe("No arguments. The `unlockuuid` works for 60 seconds, again and again, only with the token that asked for it.")
+                .ok(ok(&[("unlockuuid", string())])),
+            bulk::unlock,
+        )
+        .op(
+            method!("BulkListUsers", "The profiles of the people named (v2, root, unlocked)")
+                .describe("`unlockuuid`, `users`: [{`mode`, `identity`}] (1–1000). Needs `--list-users true`. People not in the vault are left out.")
+                .ok(rows_schema()),
+            bulk::list_users,
+        )
+        .op(
+            method!("BulkListAllUsers", "A page of everyone's profiles (v2, root, unlocked)")
+                .describe("`unlockuuid`, `offset`, `limit`. Needs `--list-users true`.")
+                .ok(rows_schema()),
+            bulk::list_all_users,
+        )
+        .op(
+            method!("BulkListAllUserRequests", "Every request for the DPO (v2, root, unlocked)")
+                .describe("`unlockuuid`, `status` (`open`, `approved`, `canceled`; all when absent), `offset`, `limit`. Newest change first.")
+                .ok(rows_schema()),
+            bulk::list_all_requests,
+        )
+        .op(
+            method!("BulkListAllAuditEvents", "The whole audit log (v2, root, unlocked)")
+                .describe("`unlockuuid`, `offset`, `limit`. Newest first.")
+                .ok(rows_schema()),
+            bulk::list_all_audit,
+        )
+        .section("v2 system")
+        .op(
+            method!("SystemGetSystemStats", "How much the vault holds (v2, root)")
+                .describe("No arguments. Counts only: `numusers` (erased people not counted), `numtenants`, `numtokens`, `numsessions`.")
+                .ok(ok(&[("stats", json!({"type": "object", "properties": {
+                    "numusers": {"type": "integer"}, "numtenants": {"type": "integer"},
+                    "numtokens": {"type": "integer"}, "numsessions": {"type": "integer"}}}))])),
+            system::stats,
+        )
+        .op(
+            method!("SystemGetUserReport", "Everything held about a person, as JSON (v2)")
+                .describe("`mode`, `identity`. The data subject's export (GDPR Articles 15 and 20): profile, app documents, consents, requests, sessions and the newest 1000 audit events about them. Root, or the person; audited.")
+                .can_miss()
+                .ok(ok(&[("report", object())])),
+            system::user_report,
         )
         .section("v2 sessions and shared records")
         .op(
@@ -204,7 +389,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("SessionListUserSessions", "A person's sessions (v2)")
-                .describe("`mode`, `identity`, `offset`, `limit` (1–100; other values are 100).")
+                .describe("`mode`, `identity`, `offset`, `limit` (default 10; outside 1–100: 100).")
                 .can_miss()
                 .ok(rows_schema()),
             sessions::list_of_user,
@@ -234,7 +419,9 @@ fn rows_schema() -> Value {
     ])
 }
 
-/// `{"status":"ok"}`, or the DPO request a user's own change became.
+/// `{"status":"ok"}`, or the DPO request a user's own change became: its
+/// `requestuuid` (and v1's `rtoken`), and `result` (`request-created`, or
+/// `request-exists` when the same request was already open).
 fn done_or_requested(o: Outcome) -> Response {
     match o {
         Outcome::Done(_) => ok_fields(&[]),
@@ -247,9 +434,30 @@ fn done_or_requested(o: Outcome) -> Response {
                     "request-created"
                 }),
             ),
+            ("requestuuid", Value::from(rtoken.clone())),
             ("rtoken", Value::from(rtoken)),
         ]),
     }
+}
+
+/// A `*Request` method's answer: the request it filed.
+fn requested(o: Outcome) -> Reply {
+    match o {
+        Outcome::Requested { .. } => Ok(done_or_requested(o)),
+        Outcome::Done(_) => Err(Error::internal("a request method carried the change out").into()),
+    }
+}
+
+/// What a `*Request` method answers.
+fn requested_schema() -> Value {
+    ok(&[
+        ("requestuuid", string()),
+        ("rtoken", string()),
+        (
+            "result",
+            json!({"enum": ["request-created", "request-exists"]}),
+        ),
+    ])
 }
 
 /// The v2 router: [`api`]'s methods, and a JSON 404 for any other `/v2/…`.
@@ -289,6 +497,11 @@ impl FromRequest<AppState> for Args {
 }
 
 impl Args {
+    /// Arguments from an object nested in a call (one item of a bulk call).
+    fn of(fields: Map<String, Value>) -> Args {
+        Args(fields)
+    }
+
     /// The fields other than `skip`, `null` ones left out.
     fn fields_except(&self, skip: &[&str]) -> Map<String, Value> {
         self.0
@@ -336,8 +549,8 @@ impl Args {
         self.get(name).cloned().ok_or_else(|| Self::missing(name))
     }
 
-    /// `offset` and `limit` (numbers or numeric text); a limit outside 1–100 is 100,
-    /// as in Databunker Pro.
+    /// `offset` (default 0) and `limit` (default 10), numbers or numeric text; a
+    /// limit outside 1–100 is 100, as in Databunker Pro.
     fn page(&self) -> Result<strongbox_core::Page> {
         let bad = |name: &str| {
             Error::bad_request(format!("The {name} parameter has an incorrect format"))
@@ -351,9 +564,11 @@ impl Args {
             }
         };
         let offset = number("offset")?.unwrap_or(0).max(0);
-        let limit = number("limit")?
-            .filter(|l| (1..=100).contains(l))
-            .unwrap_or(100);
+        let limit = match number("limit")? {
+            None => 10,
+            Some(l) if (1..=100).contains(&l) => l,
+            Some(_) => 100,
+        };
         strongbox_core::Page::parse(Some(&offset.to_string()), Some(&limit.to_string()))
     }
 

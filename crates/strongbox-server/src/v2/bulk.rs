@@ -1,0 +1,170 @@
+//! v2 bulk listings behind the unlock gate (`BulkListUnlock`, then `BulkList*` with
+//! its `unlockuuid`): root only, the unlock bound to the token that asked for it.
+//! Listings of people also need `--list-users true`, as `POST /v1/users` does.
+
+use axum::extract::State;
+use serde_json::{Value, json};
+use strongbox_core::{Error, ErrorKind, Mode, Principal, Result};
+
+use super::audit::v2_event;
+use super::{Args, Reply};
+use crate::AppState;
+use crate::extract::CallerToken;
+use crate::reply::ok_fields;
+
+/// Most people one `BulkListUsers` call may name.
+const MAX_PEOPLE: usize = 1000;
+
+/// `BulkListUnlock {}` → `{unlockuuid}`: an unlock for 60 seconds.
+pub async fn unlock(
+    State(state): State<AppState>,
+    CallerToken(who, token): CallerToken,
+    _args: Args,
+) -> Reply {
+    let unlock = state.vault.bulk_unlock(&who, &token).await?;
+    Ok(ok_fields(&[("unlockuuid", Value::from(unlock))]))
+}
+
+/// The gate every bulk listing passes: a valid unlock of this caller's token.
+async fn unlocked(state: &AppState, who: &Principal, token: &str, args: &Args) -> Result<()> {
+    let unlock = match args.get("unlockuuid") {
+        Some(Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    state.vault.check_bulk_unlock(who, token, unlock).await
+}
+
+/// Listings of people are off unless `--list-users true`.
+fn people_listing_allowed(state: &AppState, method: &str) -> Result<()> {
+    if state.vault.config().list_users {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Forbidden,
+            format!("{method} is disabled"),
+        ))
+    }
+}
+
+/// A person as listed: their token and profile.
+fn user_row(token: String, profile: &[u8]) -> Result<Value> {
+    let profile: Value = serde_json::from_slice(profile).map_err(Error::internal)?;
+    Ok(json!({"token": token, "profile": profile}))
+}
+
+/// `BulkListUsers {unlockuuid, users: [{mode, identity}]}` → `{total, rows}`: the
+/// people named (those not in the vault are left out).
+pub async fn list_users(
+    State(state): State<AppState>,
+    CallerToken(who, token): CallerToken,
+    args: Args,
+) -> Reply {
+    unlocked(&state, &who, &token, &args).await?;
+    people_listing_allowed(&state, "BulkListUsers")?;
+    let users = match args.value("users")? {
+        Value::Array(users) if users.is_empty() => {
+            return Err(Error::bad_request("The users parameter is empty").into());
+        }
+        Value::Array(users) if users.len() > MAX_PEOPLE => {
+            return Err(Error::bad_request(format!(
+                "The users parameter names more than {MAX_PEOPLE} people"
+            ))
+            .into());
+        }
+        Value::Array(users) => users,
+        _ => {
+            return Err(Error::bad_request("The users parameter must be an array").into());
+        }
+    };
+    let mut people = Vec::with_capacity(users.len());
+    for u in &users {
+        let mode = u["mode"]
+            .as_str()
+            .and_then(|m| Mode::parse(m).ok())
+            .ok_or_else(|| Error::bad_request("The mode parameter has an incorrect format"))?;
+        let identity = match &u["identity"] {
+            Value::String(s) if !s.is_empty() => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return Err(Error::bad_request("Missing API request parameters: identity").into()),
+        };
+        people.push((mode, identity));
+    }
+    let found = state.vault.bulk_get_users(&who, &people).await?;
+    let rows = found
+        .into_iter()
+        .map(|u| {
+            user_row(
+                u.token,
+                u.profile.as_deref().map_or(b"{}".as_slice(), Vec::as_slice),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ok_fields(&[
+        ("total", Value::from(rows.len())),
+        ("rows", Value::from(rows)),
+    ]))
+}
+
+/// `BulkListAllUsers {unlockuuid, offset?, limit?}` → `{total, rows}`.
+pub async fn list_all_users(
+    State(state): State<AppState>,
+    CallerToken(who, token): CallerToken,
+    args: Args,
+) -> Reply {
+    unlocked(&state, &who, &token, &args).await?;
+    people_listing_allowed(&state, "BulkListAllUsers")?;
+    let (total, users) = state.vault.list_users(&who, args.page()?).await?;
+    let rows = users
+        .into_iter()
+        .map(|(token, profile)| user_row(token, &profile))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ok_fields(&[
+        ("total", Value::from(total)),
+        ("rows", Value::from(rows)),
+    ]))
+}
+
+/// `BulkListAllUserRequests {unlockuuid, status?, offset?, limit?}` →
+/// `{total, rows}`: every request (or those of one status), newest change first.
+pub async fn list_all_requests(
+    State(state): State<AppState>,
+    CallerToken(who, token): CallerToken,
+    args: Args,
+) -> Reply {
+    unlocked(&state, &who, &token, &args).await?;
+    let status = match args.get("status") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            return Err(Error::bad_request("The status parameter has an incorrect format").into());
+        }
+    };
+    let (total, rows) = state
+        .vault
+        .list_requests(&who, status.as_deref(), args.page()?)
+        .await?;
+    let rows: Vec<Value> = rows.into_iter().map(super::requests::v2_request).collect();
+    Ok(ok_fields(&[
+        ("total", Value::from(total)),
+        ("rows", Value::from(rows)),
+    ]))
+}
+
+/// `BulkListAllAuditEvents {unlockuuid, offset?, limit?}` → `{total, rows}`: the
+/// whole audit log, newest first.
+pub async fn list_all_audit(
+    State(state): State<AppState>,
+    CallerToken(who, token): CallerToken,
+    args: Args,
+) -> Reply {
+    unlocked(&state, &who, &token, &args).await?;
+    let (total, rows) = state.vault.list_audit(&who, args.page()?).await?;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|r| Value::Object(v2_event(r)))
+        .collect();
+    Ok(ok_fields(&[
+        ("total", Value::from(total)),
+        ("rows", Value::from(rows)),
+    ]))
+}
