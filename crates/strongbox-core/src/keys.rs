@@ -8,9 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
-use strongbox_crypto::{
-    IndexSecret, Kek, KeyRingEntry, KeyWrapper, RootKey, SecretKey, VaultSigner,
-};
+use strongbox_crypto::{IndexSecret, Kek, KeyRingEntry, KeyWrapper, SecretKey, VaultSigner};
 use strongbox_store::{IndexEntry, KeyRow, Store, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, OpenError, Result};
@@ -135,7 +133,7 @@ pub fn public_key_name(tenant: &str) -> String {
 /// and its public key in `meta`. Two nodes racing both end up with the winner's key.
 async fn signing_key(
     store: &Store,
-    root: &RootKey,
+    wrap: &KeyWrapper,
     tenant: &str,
     rows: &[KeyRow],
     now: i64,
@@ -147,7 +145,7 @@ async fn signing_key(
     };
     let published = store.meta_value(&public_key_name(tenant)).await?;
     if let Some(row) = rows.iter().find(|r| r.kind == KeyKind::Signing.name()) {
-        let signer = VaultSigner::new(&root.unwrap(&entry, &row.wrapped)?);
+        let signer = VaultSigner::new(&wrap.unwrap(&entry, &row.wrapped)?);
         // The public key verifiers read must be this key's: a replaced one would let
         // someone with database access re-sign a rewritten chain.
         if published.as_deref() != Some(signer.public_key().as_slice()) {
@@ -171,7 +169,7 @@ async fn signing_key(
         key: KeyRow {
             kind: KeyKind::Signing.name().to_string(),
             version: 1,
-            wrapped: root.wrap(&entry, &seed)?,
+            wrapped: wrap.wrap(&entry, &seed)?,
             created: now,
         },
         meta: vec![(public_key_name(tenant), signer.public_key().to_vec())],
@@ -184,7 +182,7 @@ async fn signing_key(
                 .iter()
                 .find(|r| r.kind == KeyKind::Signing.name())
                 .ok_or(OpenError::KeyRing("the signing key vanished"))?;
-            Ok(VaultSigner::new(&root.unwrap(&entry, &row.wrapped)?))
+            Ok(VaultSigner::new(&wrap.unwrap(&entry, &row.wrapped)?))
         }
         Err(e) => Err(e.into()),
     }
@@ -206,19 +204,19 @@ impl Keys {
     /// The tenant's key ring from its `rows`, with its signing key (made on first use).
     pub(crate) async fn open(
         store: &Store,
-        root: &RootKey,
+        wrap: &KeyWrapper,
         tenant: &str,
         rows: &[KeyRow],
         now: i64,
     ) -> std::result::Result<Keys, OpenError> {
-        let signer = signing_key(store, root, tenant, rows, now).await?;
-        Keys::load(root, tenant, rows, signer, now)
+        let signer = signing_key(store, wrap, tenant, rows, now).await?;
+        Keys::load(wrap, tenant, rows, signer, now)
     }
 
-    /// Unwraps `tenant`'s key-ring `rows` with `root`. A ring without a KEK or an index
+    /// Unwraps `tenant`'s key-ring `rows` with `wrap` (the root key's wrapping key). A ring without a KEK or an index
     /// secret, or with an entry of an unknown kind, is refused.
     pub(crate) fn load(
-        root: &RootKey,
+        wrap: &KeyWrapper,
         tenant: &str,
         rows: &[KeyRow],
         signer: VaultSigner,
@@ -237,7 +235,7 @@ impl Keys {
                 kind: &row.kind,
                 version: row.version,
             };
-            let key = root.unwrap(&entry, &row.wrapped)?;
+            let key = wrap.unwrap(&entry, &row.wrapped)?;
             match KeyKind::parse(&row.kind) {
                 Some(KeyKind::Kek) => {
                     keks.all
@@ -262,7 +260,7 @@ impl Keys {
         Ok(Keys {
             tenant: tenant.to_string(),
             keks: RwLock::new(keks),
-            wrapper: root.wrapper(),
+            wrapper: wrap.clone(),
             index: RwLock::new(index),
             signer,
         })
@@ -419,7 +417,7 @@ mod tests {
         reason = "a test fails loudly at the first surprise; unwrap is how it says so"
     )]
 
-    use strongbox_crypto::SecretKey;
+    use strongbox_crypto::{RootKey, SecretKey};
 
     use super::*;
 
@@ -441,7 +439,7 @@ mod tests {
 
     fn load(root: &RootKey, rows: &[KeyRow], now: i64) -> std::result::Result<Keys, OpenError> {
         let signer = VaultSigner::new(&SecretKey::generate().unwrap());
-        Keys::load(root, T, rows, signer, now)
+        Keys::load(&root.wrapper(), T, rows, signer, now)
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub enum RecordKind {
     LoginMessage,
     /// An unlock of the bulk listings, as its keyed hash.
     BulkUnlock,
+    /// A tenant's registry entry (in the main tenant), by tenant id.
+    Tenant,
+    /// A tenant name, taken (in the main tenant).
+    TenantName,
 }
 
 impl RecordKind {
@@ -59,6 +63,8 @@ impl RecordKind {
             RecordKind::CaptchaSpent => "captcha",
             RecordKind::LoginMessage => "loginmsg",
             RecordKind::BulkUnlock => "unlock",
+            RecordKind::Tenant => "tenant",
+            RecordKind::TenantName => "tenantname",
         }
     }
 }
@@ -211,6 +217,9 @@ pub enum Action {
     BulkUnlock,
     BulkUnlockRefused,
     UserExport,
+    TenantCreate,
+    TenantChange,
+    TenantDelete,
 }
 
 impl Action {
@@ -282,6 +291,9 @@ impl Action {
         Action::BulkUnlock,
         Action::BulkUnlockRefused,
         Action::UserExport,
+        Action::TenantCreate,
+        Action::TenantChange,
+        Action::TenantDelete,
     ];
 
     /// The stable wire name and the title, whose `{}` the arguments fill in order.
@@ -379,6 +391,9 @@ impl Action {
                 "refuse a bulk listing without a valid unlock",
             ),
             Action::UserExport => ("user.export", "export user data by {}"),
+            Action::TenantCreate => ("tenant.create", "create tenant {}"),
+            Action::TenantChange => ("tenant.change", "change tenant {}"),
+            Action::TenantDelete => ("tenant.delete", "delete tenant {}"),
         }
     }
 
@@ -472,7 +487,7 @@ mod tests {
             assert_eq!(*a as usize, i, "{a:?} is out of place in Action::ALL");
             assert!(!a.name().contains(':'), "{a:?}");
         }
-        assert_eq!(Action::ALL.len(), Action::UserExport as usize + 1);
+        assert_eq!(Action::ALL.len(), Action::TenantDelete as usize + 1);
         let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         let count = names.len();

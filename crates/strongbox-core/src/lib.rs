@@ -32,6 +32,7 @@ pub mod sessions;
 pub mod shares;
 pub mod stats;
 pub mod subjects;
+pub mod tenants;
 pub mod tokens;
 pub mod unseal;
 pub mod users;

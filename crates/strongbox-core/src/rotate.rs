@@ -55,14 +55,38 @@ pub async fn rotate_root_key(
             created: SystemClock.now(),
         });
     }
-    let op = WriteOp::Rekey {
+    let mut ops = vec![WriteOp::Rekey {
         tenant: tenant.to_string(),
         expected_canary: meta.canary,
         canary: new.make_canary()?,
         keys,
         added,
         meta: entries,
-    };
+    }];
+    // Every other tenant's ring, in the same commit.
+    let others = crate::tenants::store_keys(store)
+        .await
+        .map_err(|_| OpenError::KeyRing("the tenant registry is unreadable"))?;
+    for other in others {
+        let rows = store.keys(&other).await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let entry = KeyRingEntry {
+                tenant: &other,
+                kind: &row.kind,
+                version: row.version,
+            };
+            keys.push(KeyRow {
+                wrapped: new.rewrap(old, &entry, &row.wrapped)?,
+                ..row.clone()
+            });
+        }
+        ops.push(WriteOp::RewrapRing {
+            tenant: other,
+            keys,
+        });
+    }
+    let op = WriteOp::Atomic(ops);
     match store.write(op).await {
         Ok(()) => Ok(()),
         Err(StoreError::Stale) => Err(OpenError::KeyRing(

@@ -13,7 +13,7 @@ pub struct SystemStats {
     pub users: u64,
     /// Sessions stored (expired ones count until the sweeper deletes them).
     pub sessions: u64,
-    /// Tenants this vault serves.
+    /// Tenants this vault serves (the main tenant counts them all; a tenant itself).
     pub tenants: u64,
     /// Tokenized values (none until tokenization exists).
     pub tokens: u64,
@@ -28,10 +28,15 @@ impl Vault {
             .store
             .count_records(&self.tenant, RecordKind::Session.name())
             .await?;
+        let tenants = if self.is_main() {
+            crate::tenants::store_keys(&self.store).await?.len() as u64 + 1
+        } else {
+            1
+        };
         Ok(SystemStats {
             users,
             sessions: sessions.max(0) as u64,
-            tenants: 1,
+            tenants,
             tokens: 0,
         })
     }

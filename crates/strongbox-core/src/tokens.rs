@@ -35,6 +35,11 @@ impl Vault {
     /// every other node with its next key reload (within a second).
     pub async fn rotate_root_token(&self, who: &Principal, new: Option<&str>) -> Result<String> {
         who.require_root()?;
+        if !self.is_main() {
+            return Err(Error::bad_request(
+                "a tenant's admin token is not rotated here",
+            ));
+        }
         let token = match new {
             Some(t) => parse_record_token(t)
                 .ok_or_else(|| Error::bad_request("the new root token must be a UUID"))?,
@@ -81,6 +86,9 @@ impl Vault {
 
     /// Picks up a root token rotated on another node.
     pub(crate) async fn reload_root_token(&self) -> Result<()> {
+        if !self.is_main() {
+            return self.reload_tenant_admin().await;
+        }
         let _turn = self.root_token_turn.lock().await;
         let meta = self.store.meta().await?;
         *self

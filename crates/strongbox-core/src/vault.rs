@@ -32,6 +32,8 @@ pub struct Vault {
     /// The tenant's unwrapped key ring: the only holder of key material.
     pub(crate) keys: Keys,
     pub(crate) tenant: String,
+    /// The tenant's id: [`crate::tenants::MAIN_TENANT_ID`] for the main tenant.
+    pub(crate) tenant_id: i64,
     pub(crate) config: VaultConfig,
     pub(crate) token_hasher: TokenHasher,
     /// The root token's keyed hash, as last read from the store (a rotation on any
@@ -41,6 +43,8 @@ pub struct Vault {
     /// reload from its read until it stores what it read, so a reload can never put
     /// back the hash a rotation just replaced.
     pub(crate) root_token_turn: tokio::sync::Mutex<()>,
+    /// The other tenants' vaults this (main) vault has opened.
+    pub(crate) tenants: crate::tenants::OpenTenants,
 }
 
 impl Vault {
@@ -110,16 +114,47 @@ impl Vault {
             Some(row) => root.unwrap_token_hasher(&token_entry(&tenant), &row.wrapped)?,
             None => root.token_hasher(),
         };
-        let keys = Keys::open(&store, root, &tenant, &rows, config.clock.now()).await?;
-        Ok(Vault {
+        let keys = Keys::open(&store, &root.wrapper(), &tenant, &rows, config.clock.now()).await?;
+        Ok(Vault::assemble(
             store,
             keys,
             tenant,
+            crate::tenants::MAIN_TENANT_ID,
             config,
             token_hasher,
-            root_token_hash: std::sync::RwLock::new(meta.root_token_hash),
+            meta.root_token_hash,
+        ))
+    }
+
+    /// A vault of tenant `tenant` (its store key) from its opened parts.
+    pub(crate) fn assemble(
+        store: Store,
+        keys: Keys,
+        tenant: String,
+        tenant_id: i64,
+        config: VaultConfig,
+        token_hasher: TokenHasher,
+        root_token_hash: Vec<u8>,
+    ) -> Vault {
+        Vault {
+            store,
+            keys,
+            tenant,
+            tenant_id,
+            config,
+            token_hasher,
+            root_token_hash: std::sync::RwLock::new(root_token_hash),
             root_token_turn: tokio::sync::Mutex::new(()),
-        })
+            tenants: crate::tenants::OpenTenants::default(),
+        }
+    }
+
+    /// Replaces the admin (root) token hash this vault accepts.
+    pub(crate) fn set_root_token_hash(&self, hash: Vec<u8>) {
+        *self
+            .root_token_hash
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = hash;
     }
 
     /// The tenant this vault serves.

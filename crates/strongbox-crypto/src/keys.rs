@@ -181,9 +181,33 @@ fn canary_aad() -> Aad {
 #[derive(Debug)]
 pub struct KeyWrapper(SecretKey);
 
+impl Clone for KeyWrapper {
+    fn clone(&self) -> Self {
+        KeyWrapper(SecretKey(self.0.0))
+    }
+}
+
 impl KeyWrapper {
     pub fn wrap(&self, entry: &KeyRingEntry<'_>, key: &SecretKey) -> Result<Vec<u8>, CryptoError> {
         seal(&self.0, &entry.aad(), key.bytes())
+    }
+
+    /// Wraps a token hasher's key as a key-ring entry.
+    pub fn wrap_token_hasher(
+        &self,
+        entry: &KeyRingEntry<'_>,
+        hasher: &TokenHasher,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.wrap(entry, &hasher.0)
+    }
+
+    /// The token hasher kept as a key-ring entry.
+    pub fn unwrap_token_hasher(
+        &self,
+        entry: &KeyRingEntry<'_>,
+        blob: &[u8],
+    ) -> Result<TokenHasher, CryptoError> {
+        self.unwrap(entry, blob).map(TokenHasher)
     }
 
     pub fn unwrap(&self, entry: &KeyRingEntry<'_>, blob: &[u8]) -> Result<SecretKey, CryptoError> {
@@ -299,6 +323,11 @@ impl BlindIndexKey {
 pub struct TokenHasher(SecretKey);
 
 impl TokenHasher {
+    /// A hasher with a fresh random key (a new tenant's).
+    pub fn generate() -> Result<Self, CryptoError> {
+        SecretKey::generate().map(TokenHasher)
+    }
+
     pub fn hash(&self, token: &str) -> [u8; 32] {
         hmac(&self.0, token.as_bytes())
     }

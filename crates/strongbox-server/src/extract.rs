@@ -12,6 +12,9 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::sync::Arc;
+
+use strongbox_core::vault::Vault;
 use strongbox_core::{Error, ErrorKind, Mode, Principal};
 
 use crate::AppState;
@@ -28,15 +31,91 @@ pub(crate) fn token(headers: &HeaderMap) -> Option<&str> {
         .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
 }
 
-/// The caller, authenticated by the `X-Bunker-Token` header: root or a user access
-/// token. A missing token is 401, one that matches nothing (or has expired) 403.
+/// The header that names the tenant of a v2 call.
+pub(crate) const TENANT_HEADER: &str = "x-bunker-tenant";
+
+/// The tenant vault a request was resolved to (kept in its extensions).
+#[derive(Clone)]
+struct Resolved(Arc<Vault>);
+
+/// The sub-domain of a `Host` (`acme.vault.example` or `acme.localhost` → `acme`),
+/// none for an IP address or a bare host.
+fn subdomain(parts: &Parts) -> Option<String> {
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.host())?;
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    let has_sub = labels.len() >= 3 || (labels.len() == 2 && labels[1] == "localhost");
+    has_sub.then(|| labels[0].to_ascii_lowercase())
+}
+
+/// The vault a request is about. The v1 API serves the main tenant. A v2 call
+/// names its tenant by `X-Bunker-Tenant` (a name that is no tenant: 404), else by
+/// the `Host` sub-domain when that names a tenant, else it is the main tenant's.
+pub(crate) async fn vault_for(parts: &mut Parts, state: &AppState) -> Result<Arc<Vault>, ApiError> {
+    if !parts.uri.path().starts_with("/v2/") {
+        return Ok(state.vault.clone());
+    }
+    if let Some(Resolved(v)) = parts.extensions.get::<Resolved>() {
+        return Ok(v.clone());
+    }
+    let named = match parts.headers.get(TENANT_HEADER) {
+        Some(h) => match h.to_str() {
+            Ok(name) if !name.is_empty() => Some((name.to_string(), true)),
+            Ok(_) => None,
+            Err(_) => return Err(Error::not_found("The tenant was not found").into()),
+        },
+        None => subdomain(parts).map(|name| (name, false)),
+    };
+    let vault = match named {
+        None => state.vault.clone(),
+        Some((name, explicit)) => match state.vault.tenant_vault(&name).await {
+            Ok(Some(v)) => v,
+            Ok(None) => state.vault.clone(),
+            Err(e) if e.kind == ErrorKind::NotFound && !explicit => state.vault.clone(),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    parts.extensions.insert(Resolved(vault.clone()));
+    Ok(vault)
+}
+
+/// The application state with the vault of the request's tenant (see
+/// [`vault_for`]): what every v2 handler takes instead of `State`.
+pub struct Tenant(pub AppState);
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let vault = vault_for(parts, state).await?;
+        Ok(Tenant(AppState {
+            vault,
+            ..state.clone()
+        }))
+    }
+}
+
+/// The caller, authenticated by the `X-Bunker-Token` header: root (a tenant's
+/// admin, in its tenant) or a user access token. A missing token is 401, one that
+/// matches nothing (or has expired) 403.
 pub struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match state.vault.authenticate(token(&parts.headers)).await {
+        let vault = vault_for(parts, state).await?;
+        match vault.authenticate(token(&parts.headers)).await {
             Ok(who) => token_used(parts, state, who).await.map(Caller),
             Err(e) => Err(failed_auth(parts, state, e).await),
         }
@@ -65,7 +144,8 @@ impl FromRequestParts<AppState> for Creator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match state.vault.authenticate_create(token(&parts.headers)).await {
+        let vault = vault_for(parts, state).await?;
+        match vault.authenticate_create(token(&parts.headers)).await {
             Ok(who) => token_used(parts, state, who).await.map(Creator),
             Err(e) => Err(failed_auth(parts, state, e).await),
         }

@@ -378,6 +378,13 @@ pub enum WriteOp {
         added: Vec<KeyRow>,
         meta: Vec<(String, Option<Vec<u8>>)>,
     },
+    /// Replaces the wrapped keys of another tenant's ring in a root-key rotation (with
+    /// the `Rekey` of the main tenant, in one `Atomic`): the ring must still hold
+    /// exactly these (kind, version) pairs (`Stale` otherwise).
+    RewrapRing { tenant: String, keys: Vec<KeyRow> },
+    /// Removes every row of `tenant` (its key ring, people, records and audit log) and
+    /// the `meta` entries named: a deleted tenant, crypto-shredded.
+    DropTenant { tenant: String, meta: Vec<String> },
     /// A new root token: its hash replaces `expected` (`Stale` if that is no longer
     /// the stored one: another rotation won).
     SwapRootToken { expected: Vec<u8>, value: Vec<u8> },
@@ -399,7 +406,11 @@ impl WriteOp {
     /// physical where the engine allows it before it is acknowledged.
     pub fn destroys_keys(&self) -> bool {
         match self {
-            WriteOp::EraseUser { .. } | WriteOp::RetireKek { .. } | WriteOp::Rekey { .. } => true,
+            WriteOp::EraseUser { .. }
+            | WriteOp::RetireKek { .. }
+            | WriteOp::Rekey { .. }
+            | WriteOp::RewrapRing { .. }
+            | WriteOp::DropTenant { .. } => true,
             WriteOp::Atomic(ops) => ops.iter().any(WriteOp::destroys_keys),
             _ => false,
         }
@@ -409,7 +420,10 @@ impl WriteOp {
     /// replaced, and the stores rewrite that small table so no old row survives in it.
     pub fn rewrites_key_ring(&self) -> bool {
         match self {
-            WriteOp::RetireKek { .. } | WriteOp::Rekey { .. } => true,
+            WriteOp::RetireKek { .. }
+            | WriteOp::Rekey { .. }
+            | WriteOp::RewrapRing { .. }
+            | WriteOp::DropTenant { .. } => true,
             WriteOp::Atomic(ops) => ops.iter().any(WriteOp::rewrites_key_ring),
             _ => false,
         }

@@ -316,6 +316,32 @@ pub(crate) async fn apply(ex: &mut impl Exec, op: &WriteOp) -> Result<()> {
                 Err(e) => Err(e.into()),
             }
         }
+        WriteOp::RewrapRing { tenant, keys } => {
+            let present = ex
+                .query(sql::KEY_VERSIONS.into(), &args![tenant], rows::key_version)
+                .await?;
+            let expected = keys.iter().map(|k| (k.kind.clone(), k.version)).collect();
+            if !crate::same_versions(present, expected) {
+                return Err(StoreError::Stale);
+            }
+            for k in keys {
+                ex.execute(
+                    sql::KEY_REWRAP.into(),
+                    &args![k.wrapped, tenant, k.kind, k.version],
+                )
+                .await?;
+            }
+            Ok(())
+        }
+        WriteOp::DropTenant { tenant, meta } => {
+            for statement in sql::TENANT_DROP {
+                ex.execute((*statement).into(), &args![tenant]).await?;
+            }
+            for name in meta {
+                ex.execute(sql::META_DELETE.into(), &args![name]).await?;
+            }
+            Ok(())
+        }
         WriteOp::AddKey { tenant, key, meta } => {
             let values = args![tenant, key.kind, key.version, key.wrapped, key.created];
             match ex.execute(sql::KEY_PUT.into(), &values).await {

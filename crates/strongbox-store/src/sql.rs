@@ -238,6 +238,18 @@ pub const AUDIT_SEQUENCE_RESET: &str = "SELECT setval(pg_get_serial_sequence('au
 pub const META_CANARY: &str = "canary";
 pub const META_SWAP: &str = "UPDATE meta SET value = ? WHERE name = ? AND value = ?";
 pub const META_DELETE: &str = "DELETE FROM meta WHERE name = ?";
+
+/// Everything a tenant holds, table by table (`DropTenant`): its key ring first.
+pub const TENANT_DROP: &[&str] = &[
+    "DELETE FROM key_ring WHERE tenant = ?",
+    "DELETE FROM user_index WHERE tenant = ?",
+    "DELETE FROM users WHERE tenant = ?",
+    "DELETE FROM records WHERE tenant = ?",
+    "DELETE FROM audit_checkpoint WHERE tenant = ?",
+    "DELETE FROM audit_seal WHERE tenant = ?",
+    "DELETE FROM audit_head WHERE tenant = ?",
+    "DELETE FROM audit WHERE tenant = ?",
+];
 pub const KEY_REWRAP: &str =
     "UPDATE key_ring SET wrapped = ? WHERE tenant = ? AND kind = ? AND version = ?";
 pub const META_ROOT_TOKEN: &str = "root_token_hash";

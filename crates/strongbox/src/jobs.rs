@@ -66,10 +66,24 @@ where
     }
 }
 
+/// The main vault and the tenant vaults it has opened: what the per-tenant jobs
+/// (sweeping, key reloads, sealing) walk on each run.
+fn with_tenants(vault: &Arc<Vault>) -> Vec<Arc<Vault>> {
+    std::iter::once(vault.clone())
+        .chain(vault.open_tenants())
+        .collect()
+}
+
 /// Deletes what has expired (sessions, tokens, shared records, users past their
-/// retention, consents past their end) every `period`.
+/// retention, consents past their end) every `period`, in every open tenant.
 pub async fn sweeper(vault: Arc<Vault>, period: Duration) {
-    every("sweeping expired data", period, || vault.sweep()).await
+    every("sweeping expired data", period, || async {
+        for v in with_tenants(&vault) {
+            v.sweep().await?;
+        }
+        Ok::<(), strongbox_core::Error>(())
+    })
+    .await
 }
 
 /// Keeps the key ring current (versions added by any node, a rotated root token),
@@ -77,9 +91,16 @@ pub async fn sweeper(vault: Arc<Vault>, period: Duration) {
 /// [`strongbox_core::keys::KEK_ACTIVATION`] seconds, by which time every node has
 /// loaded it.
 pub async fn key_reloader(vault: Arc<Vault>) {
-    every("reloading the key ring", Duration::from_millis(500), || {
-        vault.reload_keys()
-    })
+    every(
+        "reloading the key ring",
+        Duration::from_millis(500),
+        || async {
+            for v in with_tenants(&vault) {
+                v.reload_keys().await?;
+            }
+            Ok::<(), strongbox_core::Error>(())
+        },
+    )
     .await
 }
 
@@ -125,12 +146,17 @@ pub async fn sealer(vault: Arc<Vault>, checkpoint_every: Option<Duration>) {
     loop {
         tick.tick().await;
         let due = checkpoint_every.is_some_and(|every| last_checkpoint.elapsed() >= every);
-        let r = if due {
+        if due {
             last_checkpoint = tokio::time::Instant::now();
-            vault.periodic_checkpoint().await
-        } else {
-            vault.seal_audit().await.map(|_| ())
-        };
+        }
+        let mut r = Ok(());
+        for v in with_tenants(&vault) {
+            r = r.and(if due {
+                v.periodic_checkpoint().await
+            } else {
+                v.seal_audit().await.map(|_| ())
+            });
+        }
         health.note(r);
     }
 }

@@ -1,16 +1,15 @@
 //! v2 app-data methods: the v1 `userapp` service under Databunker Pro's names.
 
-use axum::extract::State;
 use serde_json::Value;
 use strongbox_core::{Change, Outcome, Principal, Result, Route};
 
 use super::{Args, Reply, done_or_requested, requested};
 use crate::AppState;
-use crate::extract::Caller;
+use crate::extract::{Caller, Tenant};
 use crate::reply::ok_fields;
 
 /// `AppdataCreate {mode, identity, appname, appdata}`: stores the document.
-pub async fn create(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn create(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let app = args.text("appname")?;
     let doc = args.object("appdata")?;
@@ -22,7 +21,7 @@ pub async fn create(State(state): State<AppState>, Caller(who): Caller, args: Ar
 }
 
 /// `AppdataGet {mode, identity, appname}` → `{appdata}`.
-pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn get(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let app = args.text("appname")?;
     let (_, data) = state.vault.get_app(&who, mode, &identity, &app).await?;
@@ -30,7 +29,7 @@ pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args)
 }
 
 /// `AppdataUpdate {mode, identity, appname, appdata}`: merged into the document.
-pub async fn update(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn update(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     Ok(done_or_requested(
         update_via(&state, &who, &args, Route::AsAllowed).await?,
     ))
@@ -38,11 +37,7 @@ pub async fn update(State(state): State<AppState>, Caller(who): Caller, args: Ar
 
 /// `AppdataUpdateRequest {mode, identity, appname, appdata}` → `{requestuuid}`: the
 /// merge, filed for the DPO.
-pub async fn update_request(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    args: Args,
-) -> Reply {
+pub async fn update_request(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     requested(update_via(&state, &who, &args, Route::Request).await?)
 }
 
@@ -62,7 +57,7 @@ async fn update_via(
 }
 
 /// `AppdataDelete {mode, identity, appname}`.
-pub async fn delete(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn delete(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let app = args.text("appname")?;
     state.vault.delete_app(&who, mode, &identity, &app).await?;
@@ -70,14 +65,14 @@ pub async fn delete(State(state): State<AppState>, Caller(who): Caller, args: Ar
 }
 
 /// `AppdataListUserAppNames {mode, identity}` → `{apps}`.
-pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn list_of_user(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let (_, apps) = state.vault.list_user_apps(&who, mode, &identity).await?;
     Ok(ok_fields(&[("apps", Value::from(apps))]))
 }
 
 /// `AppdataListAppNames {}` → `{apps}` (root).
-pub async fn list_all(State(state): State<AppState>, Caller(who): Caller, _args: Args) -> Reply {
+pub async fn list_all(Tenant(state): Tenant, Caller(who): Caller, _args: Args) -> Reply {
     let apps = state.vault.list_app_names(&who).await?;
     Ok(ok_fields(&[("apps", Value::from(apps))]))
 }

@@ -1,11 +1,9 @@
 //! v2 audit methods: the v1 audit log under Databunker Pro's names.
 
-use axum::extract::State;
 use serde_json::{Map, Value};
 
 use super::{Args, Reply};
-use crate::AppState;
-use crate::extract::Caller;
+use crate::extract::{Caller, Tenant};
 use crate::reply::ok_fields;
 
 /// An event as v2 lists it: v1's fields (`atoken`, `when`, `title`, `action`,
@@ -29,7 +27,7 @@ pub(super) fn v2_event(listed: Value) -> Map<String, Value> {
 
 /// `AuditListUserEvents {mode, identity, offset?, limit?}` → `{total, rows}`: the
 /// events about a person, newest first (root, or that person).
-pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn list_of_user(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let (total, rows) = state
         .vault
@@ -46,7 +44,7 @@ pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, ar
 }
 
 /// `AuditGetEvent {auditeventuuid}` → `{eventtype, timestamp, details, event}`.
-pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn get(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let view = state
         .vault
         .get_audit_event(&who, &args.text("auditeventuuid")?)

@@ -2,14 +2,13 @@
 //! its `unlockuuid`): root only, the unlock bound to the token that asked for it.
 //! Listings of people also need `--list-users true`, as `POST /v1/users` does.
 
-use axum::extract::State;
 use serde_json::{Value, json};
 use strongbox_core::{Error, ErrorKind, Mode, Principal, Result};
 
 use super::audit::v2_event;
 use super::{Args, Reply};
 use crate::AppState;
-use crate::extract::CallerToken;
+use crate::extract::{CallerToken, Tenant};
 use crate::reply::ok_fields;
 
 /// Most people one `BulkListUsers` call may name.
@@ -17,7 +16,7 @@ const MAX_PEOPLE: usize = 1000;
 
 /// `BulkListUnlock {}` → `{unlockuuid}`: an unlock for 60 seconds.
 pub async fn unlock(
-    State(state): State<AppState>,
+    Tenant(state): Tenant,
     CallerToken(who, token): CallerToken,
     _args: Args,
 ) -> Reply {
@@ -55,7 +54,7 @@ fn user_row(token: String, profile: &[u8]) -> Result<Value> {
 /// `BulkListUsers {unlockuuid, users: [{mode, identity}]}` → `{total, rows}`: the
 /// people named (those not in the vault are left out).
 pub async fn list_users(
-    State(state): State<AppState>,
+    Tenant(state): Tenant,
     CallerToken(who, token): CallerToken,
     args: Args,
 ) -> Reply {
@@ -107,7 +106,7 @@ pub async fn list_users(
 
 /// `BulkListAllUsers {unlockuuid, offset?, limit?}` → `{total, rows}`.
 pub async fn list_all_users(
-    State(state): State<AppState>,
+    Tenant(state): Tenant,
     CallerToken(who, token): CallerToken,
     args: Args,
 ) -> Reply {
@@ -127,7 +126,7 @@ pub async fn list_all_users(
 /// `BulkListAllUserRequests {unlockuuid, status?, offset?, limit?}` →
 /// `{total, rows}`: every request (or those of one status), newest change first.
 pub async fn list_all_requests(
-    State(state): State<AppState>,
+    Tenant(state): Tenant,
     CallerToken(who, token): CallerToken,
     args: Args,
 ) -> Reply {
@@ -153,7 +152,7 @@ pub async fn list_all_requests(
 /// `BulkListAllAuditEvents {unlockuuid, offset?, limit?}` → `{total, rows}`: the
 /// whole audit log, newest first.
 pub async fn list_all_audit(
-    State(state): State<AppState>,
+    Tenant(state): Tenant,
     CallerToken(who, token): CallerToken,
     args: Args,
 ) -> Reply {

@@ -1,12 +1,11 @@
 //! v2 consent methods: legal bases and agreements, over the v1 consent service.
 
-use axum::extract::State;
 use serde_json::{Map, Value};
 use strongbox_core::{Outcome, Principal, Result, Route};
 
 use super::{Args, Reply, done_or_requested, requested};
 use crate::AppState;
-use crate::extract::Caller;
+use crate::extract::{Caller, Tenant};
 use crate::reply::ok_fields;
 
 /// `{total, rows}`.
@@ -23,7 +22,7 @@ fn basis_fields(args: &Args) -> Map<String, Value> {
 }
 
 /// `LegalBasisCreate {brief, …}`.
-pub async fn create_basis(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn create_basis(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let brief = args.text("brief")?;
     state
         .vault
@@ -33,7 +32,7 @@ pub async fn create_basis(State(state): State<AppState>, Caller(who): Caller, ar
 }
 
 /// `LegalBasisUpdate {brief, newbrief?, …}`: `newbrief` renames it.
-pub async fn update_basis(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn update_basis(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let brief = args.text("brief")?;
     let mut fields = basis_fields(&args);
     if args.get("newbrief").is_some() {
@@ -44,7 +43,7 @@ pub async fn update_basis(State(state): State<AppState>, Caller(who): Caller, ar
 }
 
 /// `LegalBasisDelete {brief}`.
-pub async fn delete_basis(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn delete_basis(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     state
         .vault
         .delete_legal_basis(&who, &args.text("brief")?)
@@ -53,12 +52,12 @@ pub async fn delete_basis(State(state): State<AppState>, Caller(who): Caller, ar
 }
 
 /// `LegalBasisListAgreements {}`: the legal bases (Pro's name for the catalogue).
-pub async fn list_bases(State(state): State<AppState>, Caller(who): Caller, _args: Args) -> Reply {
+pub async fn list_bases(Tenant(state): Tenant, Caller(who): Caller, _args: Args) -> Reply {
     Ok(rows(state.vault.list_legal_bases(&who).await?))
 }
 
 /// `AgreementAccept {mode, identity, brief, …}`; `finaltime` is v1's `expiration`.
-pub async fn accept(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn accept(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let brief = args.text("brief")?;
     let mut body = args.fields_except(&["mode", "identity", "brief", "finaltime"]);
@@ -73,7 +72,7 @@ pub async fn accept(State(state): State<AppState>, Caller(who): Caller, args: Ar
 }
 
 /// `AgreementGet {mode, identity, brief}` → `{agreement}`.
-pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn get(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let brief = args.text("brief")?;
     let agreement = state
@@ -84,7 +83,7 @@ pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args)
 }
 
 /// `AgreementListUserAgreements {mode, identity}` → `{total, rows}`.
-pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn list_of_user(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     Ok(rows(
         state.vault.list_agreements(&who, mode, &identity).await?,
@@ -93,7 +92,7 @@ pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, ar
 
 /// `AgreementCancel {mode, identity, brief}`: withdraws the consent (or files the
 /// request a user's own withdrawal becomes).
-pub async fn cancel(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn cancel(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     Ok(done_or_requested(
         cancel_via(&state, &who, &args, Route::AsAllowed).await?,
     ))
@@ -101,11 +100,7 @@ pub async fn cancel(State(state): State<AppState>, Caller(who): Caller, args: Ar
 
 /// `AgreementCancelRequest {mode, identity, brief}` → `{requestuuid}`: the
 /// withdrawal, filed for the DPO.
-pub async fn cancel_request(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    args: Args,
-) -> Reply {
+pub async fn cancel_request(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     requested(cancel_via(&state, &who, &args, Route::Request).await?)
 }
 
@@ -125,7 +120,7 @@ async fn cancel_via(
 }
 
 /// `AgreementRevokeAll {brief}`: withdraws everyone's consent (root).
-pub async fn revoke_all(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn revoke_all(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     state
         .vault
         .revoke_all_agreements(&who, &args.text("brief")?)
@@ -140,11 +135,7 @@ fn activity_fields(args: &Args) -> Map<String, Value> {
 
 /// `ProcessingActivityCreate {activity, title?, script?, fulldesc?, applicableto?}`
 /// (root): creates it, or changes the one of that name.
-pub async fn create_activity(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    args: Args,
-) -> Reply {
+pub async fn create_activity(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let activity = args.text("activity")?;
     state
         .vault
@@ -155,11 +146,7 @@ pub async fn create_activity(
 
 /// `ProcessingActivityUpdate {activity, newactivity?, …}` (root): changes it, and
 /// renames it to `newactivity`.
-pub async fn update_activity(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    args: Args,
-) -> Reply {
+pub async fn update_activity(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let activity = args.text("activity")?;
     let mut body = activity_fields(&args);
     if let Some(new) = args.get("newactivity") {
@@ -173,11 +160,7 @@ pub async fn update_activity(
 }
 
 /// `ProcessingActivityDelete {activity}` (root).
-pub async fn delete_activity(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    args: Args,
-) -> Reply {
+pub async fn delete_activity(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     state
         .vault
         .delete_activity(&who, &args.text("activity")?)
@@ -186,11 +169,7 @@ pub async fn delete_activity(
 }
 
 /// `ProcessingActivityLinkLegalBasis {activity, brief}` (root).
-pub async fn link_activity(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    args: Args,
-) -> Reply {
+pub async fn link_activity(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     state
         .vault
         .link_activity(&who, &args.text("activity")?, &args.text("brief")?, true)
@@ -199,11 +178,7 @@ pub async fn link_activity(
 }
 
 /// `ProcessingActivityUnlinkLegalBasis {activity, brief}` (root).
-pub async fn unlink_activity(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    args: Args,
-) -> Reply {
+pub async fn unlink_activity(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     state
         .vault
         .link_activity(&who, &args.text("activity")?, &args.text("brief")?, false)
@@ -212,10 +187,6 @@ pub async fn unlink_activity(
 }
 
 /// `ProcessingActivityListActivities {}` → `{total, rows}` (root).
-pub async fn list_activities(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    _args: Args,
-) -> Reply {
+pub async fn list_activities(Tenant(state): Tenant, Caller(who): Caller, _args: Args) -> Reply {
     Ok(rows(state.vault.list_activities(&who).await?))
 }

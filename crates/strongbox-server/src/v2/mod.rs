@@ -14,6 +14,7 @@ mod consent;
 mod requests;
 mod sessions;
 mod system;
+mod tenants;
 mod users;
 
 use axum::Router;
@@ -31,9 +32,6 @@ use crate::reply::ok_fields;
 
 /// What every handler returns.
 type Reply = std::result::Result<Response, ApiError>;
-
-/// The header that names the tenant.
-const TENANT_HEADER: &str = "x-bunker-tenant";
 
 /// A v2 method's operation: `POST /v2/<name>`, its JSON body optional.
 macro_rules! method {
@@ -351,6 +349,42 @@ pub fn api() -> Api<AppState> {
                 .ok(rows_schema()),
             bulk::list_all_audit,
         )
+        .section("v2 tenants")
+        .op(
+            method!("TenantCreate", "Create a tenant (v2, main tenant root)")
+                .describe("`tenantname` (`[a-z0-9]`, 2–64), `tenantorg`, `email`. Its own keys, rows and audit chain; answers its `tenantid` and admin token `xtoken`, shown once. 409 `Duplicate tenant name`.")
+                .conflict()
+                .ok(ok(&[("tenantid", json!({"type": "integer"})), ("tenantname", string()), ("xtoken", string())])),
+            tenants::create,
+        )
+        .op(
+            method!("TenantGet", "A tenant's name and organisation (v2)")
+                .describe("`tenantid` (number or numeric text). The main tenant's root: any; a tenant's admin: its own.")
+                .can_miss()
+                .ok(ok(&[("tenantid", json!({"type": "integer"})), ("tenantname", string()), ("tenantorg", string())])),
+            tenants::get,
+        )
+        .op(
+            method!("TenantUpdate", "Rename a tenant or change its organisation (v2)")
+                .describe("`tenantid` (default: the calling tenant), `tenantname`, `tenantorg`, `email`.")
+                .can_miss()
+                .conflict()
+                .ok(ok(&[])),
+            tenants::update,
+        )
+        .op(
+            method!("TenantDelete", "Delete a tenant by crypto-shredding (v2, main tenant root)")
+                .describe("`tenantid`. Its key ring and every row it holds are removed in one commit; audited in the main tenant's log.")
+                .can_miss()
+                .ok(ok(&[])),
+            tenants::delete,
+        )
+        .op(
+            method!("TenantListTenants", "The tenants (v2, main tenant root)")
+                .describe("`offset`, `limit`. The main tenant (id 1, `default`) first.")
+                .ok(rows_schema()),
+            tenants::list,
+        )
         .section("v2 system")
         .op(
             method!("SystemGetSystemStats", "How much the vault holds (v2, root)")
@@ -478,12 +512,6 @@ impl FromRequest<AppState> for Args {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> std::result::Result<Self, ApiError> {
-        if let Some(name) = req.headers().get(TENANT_HEADER) {
-            let name = name.to_str().unwrap_or("");
-            if !name.is_empty() && name != state.vault.tenant() {
-                return Err(Error::not_found("The tenant was not found").into());
-            }
-        }
         let crate::extract::OptionalObject(mut args) =
             crate::extract::OptionalObject::from_request(req, state).await?;
         match args.remove("request_metadata") {
@@ -530,6 +558,18 @@ impl Args {
             Some(_) => Err(Error::bad_request(format!(
                 "The {name} parameter has an incorrect format"
             ))),
+        }
+    }
+
+    /// A required integer field: a JSON integer or numeric text, as the clients
+    /// send ids.
+    fn int(&self, name: &str) -> Result<i64> {
+        let bad = || Error::bad_request(format!("The {name} parameter has an incorrect format"));
+        match self.get(name) {
+            None => Err(Self::missing(name)),
+            Some(Value::Number(n)) => n.as_i64().ok_or_else(bad),
+            Some(Value::String(s)) => s.trim().parse().map_err(|_| bad()),
+            Some(_) => Err(bad()),
         }
     }
 

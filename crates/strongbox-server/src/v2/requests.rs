@@ -1,14 +1,12 @@
 //! v2 user-request methods: the DPO queue of v1 (`/v1/request`) under Databunker
 //! Pro's names. A request is named by `requestuuid` (v1's `rtoken`).
 
-use axum::extract::State;
 use serde_json::{Map, Value};
 use strongbox_core::requests::REQUEST_CLOSED;
 use strongbox_core::{Error, ErrorKind, Result};
 
 use super::{Args, Reply};
-use crate::AppState;
-use crate::extract::Caller;
+use crate::extract::{Caller, Tenant};
 use crate::reply::ok_fields;
 
 /// A request as v2 shows it: v1's fields, with `requestuuid` and `requesttype`.
@@ -35,7 +33,7 @@ fn closed(e: Error) -> Error {
 
 /// `UserRequestGet {requestuuid}` → `{request}`: the request with `original` (what
 /// it changes, as it is now) and `change`.
-pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn get(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let view = state
         .vault
         .get_request(&who, &args.text("requestuuid")?)
@@ -52,7 +50,7 @@ pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args)
 }
 
 /// `UserRequestListUserRequests {mode, identity, offset?, limit?}` → `{total, rows}`.
-pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn list_of_user(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let (total, rows) = state
         .vault
@@ -77,7 +75,7 @@ fn reason(args: &Args) -> Result<Option<String>> {
 }
 
 /// `UserRequestApprove {requestuuid, reason?}` (root): carries the request out.
-pub async fn approve(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn approve(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let id = args.text("requestuuid")?;
     state
         .vault
@@ -88,7 +86,7 @@ pub async fn approve(State(state): State<AppState>, Caller(who): Caller, args: A
 }
 
 /// `UserRequestCancel {requestuuid, reason?}` (root, or the person it is about).
-pub async fn cancel(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn cancel(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let id = args.text("requestuuid")?;
     state
         .vault

@@ -1,17 +1,15 @@
 //! v2 session and shared-record methods, over the v1 services.
 
-use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::{Args, Reply};
-use crate::AppState;
-use crate::extract::{Caller, Client};
+use crate::extract::{Caller, Client, Tenant};
 use crate::reply::ok_fields;
 
 /// `SessionUpsert {sessionuuid, sessiondata, finaltime?}`: `sessiondata` is the
 /// session (a `login`, `email`, `phone` or `token` in it links it to the person);
 /// `finaltime` is v1's `expiration`.
-pub async fn upsert(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn upsert(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let sid = args.text("sessionuuid")?;
     let mut body = args.object("sessiondata")?;
     if let Some(end) = args.get("finaltime") {
@@ -22,7 +20,7 @@ pub async fn upsert(State(state): State<AppState>, Caller(who): Caller, args: Ar
 }
 
 /// `SessionGet {sessionuuid}` → `{sessiondata}`.
-pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn get(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let s = state
         .vault
         .get_session(&who, &args.text("sessionuuid")?)
@@ -31,7 +29,7 @@ pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args)
 }
 
 /// `SessionDelete {sessionuuid}`.
-pub async fn delete(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn delete(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     state
         .vault
         .delete_session(&who, &args.text("sessionuuid")?)
@@ -41,7 +39,7 @@ pub async fn delete(State(state): State<AppState>, Caller(who): Caller, args: Ar
 
 /// `SessionListUserSessions {mode, identity, offset?, limit?}` →
 /// `{total, rows: [{sessionuuid, sessiondata}]}`.
-pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn list_of_user(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let (total, rows) = state
         .vault
@@ -59,7 +57,7 @@ pub async fn list_of_user(State(state): State<AppState>, Caller(who): Caller, ar
 
 /// `SharedRecordCreate {mode, identity, fields?, partner?, appname?, finaltime?}` →
 /// `{recorduuid}`.
-pub async fn share(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn share(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let mut body = args.fields_except(&["mode", "identity", "appname", "finaltime"]);
     if let Some(app) = args.get("appname") {
@@ -77,11 +75,7 @@ pub async fn share(State(state): State<AppState>, Caller(who): Caller, args: Arg
 
 /// `SharedRecordGet {recorduuid}` → `{data}`: no token (the id is the capability),
 /// and an unknown id counts as a failed attempt of the address.
-pub async fn get_shared(
-    State(state): State<AppState>,
-    Client(client): Client,
-    args: Args,
-) -> Reply {
+pub async fn get_shared(Tenant(state): Tenant, Client(client): Client, args: Args) -> Reply {
     let record = args.text("recorduuid")?;
     match state.vault.get_share(&record).await {
         Ok(view) => {

@@ -1,12 +1,11 @@
 //! v2 user methods: the v1 user service under Databunker Pro's names and shapes.
 
-use axum::extract::State;
 use serde_json::{Map, Value, json};
 use strongbox_core::{Change, Error, ErrorKind, Mode, Outcome, Principal, Result, Route, expiry};
 
 use super::{Args, Reply, done_or_requested, requested};
 use crate::AppState;
-use crate::extract::{Caller, Creator};
+use crate::extract::{Caller, Creator, Tenant};
 use crate::reply::ok_fields;
 
 /// Most records one `UserCreateBulk` may carry, and people one `UserDeleteBulk`
@@ -34,7 +33,7 @@ async fn expire(state: &AppState, who: &Principal, token: &str, end: &Value) -> 
 }
 
 /// `UserCreate {profile, finaltime?, slidingtime?}` → `{token}`.
-pub async fn create(State(state): State<AppState>, Creator(who): Creator, args: Args) -> Reply {
+pub async fn create(Tenant(state): Tenant, Creator(who): Creator, args: Args) -> Reply {
     let profile = args.object("profile")?;
     let end = final_time(&args)?;
     if end.is_some() {
@@ -51,7 +50,7 @@ pub async fn create(State(state): State<AppState>, Creator(who): Creator, args: 
 /// `{created: [{token, profile}], errors: [{profile, reason}]}`: each record is
 /// created (or refused) on its own, as `UserCreate` would; `finaltime` applies to
 /// every one.
-pub async fn create_bulk(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn create_bulk(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     who.require_root()?;
     let records = match args.value("records")? {
         Value::Array(r) if r.is_empty() => {
@@ -104,7 +103,7 @@ pub async fn create_bulk(State(state): State<AppState>, Caller(who): Caller, arg
 /// `UserDeleteBulk {users: [{mode, identity}]}` → `{deleted_count, errors:
 /// [{index, reason}]}`: each person erased as `UserDelete` would (a person's own
 /// token files requests instead, which are not counted as deleted).
-pub async fn delete_bulk(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn delete_bulk(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let users = match args.value("users")? {
         Value::Array(u) if u.is_empty() => {
             return Err(Error::bad_request("The users parameter is empty").into());
@@ -148,7 +147,7 @@ pub async fn delete_bulk(State(state): State<AppState>, Caller(who): Caller, arg
 }
 
 /// `UserGet {mode, identity}` → `{token, profile}`.
-pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn get(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let user = state.vault.get_user(&who, mode, &identity).await?;
     let profile: Value = match user.profile.as_deref() {
@@ -162,7 +161,7 @@ pub async fn get(State(state): State<AppState>, Caller(who): Caller, args: Args)
 }
 
 /// `UserUpdate {mode, identity, profile}`: a merge patch.
-pub async fn update(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn update(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     Ok(done_or_requested(
         update_via(&state, &who, &args, Route::AsAllowed).await?,
     ))
@@ -170,11 +169,7 @@ pub async fn update(State(state): State<AppState>, Caller(who): Caller, args: Ar
 
 /// `UserUpdateRequest {mode, identity, profile}` → `{requestuuid}`: the merge patch,
 /// filed for the DPO.
-pub async fn update_request(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    args: Args,
-) -> Reply {
+pub async fn update_request(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     requested(update_via(&state, &who, &args, Route::Request).await?)
 }
 
@@ -193,18 +188,14 @@ async fn update_via(
 }
 
 /// `UserPatch {mode, identity, patch}`: a JSON Patch.
-pub async fn patch(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn patch(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     Ok(done_or_requested(
         patch_via(&state, &who, &args, Route::AsAllowed).await?,
     ))
 }
 
 /// `UserPatchRequest {mode, identity, patch}` → `{requestuuid}`.
-pub async fn patch_request(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    args: Args,
-) -> Reply {
+pub async fn patch_request(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     requested(patch_via(&state, &who, &args, Route::Request).await?)
 }
 
@@ -229,7 +220,7 @@ async fn patch_via(
 }
 
 /// `UserDelete {mode, identity}`: erasure, as `DELETE /v1/user`.
-pub async fn delete(State(state): State<AppState>, Caller(who): Caller, args: Args) -> Reply {
+pub async fn delete(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let done = state
         .vault
@@ -239,11 +230,7 @@ pub async fn delete(State(state): State<AppState>, Caller(who): Caller, args: Ar
 }
 
 /// `UserDeleteRequest {mode, identity}` → `{requestuuid}`: erasure, filed for the DPO.
-pub async fn delete_request(
-    State(state): State<AppState>,
-    Caller(who): Caller,
-    args: Args,
-) -> Reply {
+pub async fn delete_request(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     requested(
         state

@@ -32,6 +32,7 @@ mod sessions;
 mod setup;
 mod shares;
 mod system;
+mod tenants;
 mod tls;
 mod tokens;
 mod ui;
