@@ -189,6 +189,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ReceiptCommand,
     },
+    /// Tenants (the v2 API's multi-tenancy).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
     /// Print the API document (OpenAPI 3.1) that a running vault serves at
     /// `/openapi.json`; `docs/openapi.json` is its committed copy.
     Openapi,
@@ -242,6 +247,37 @@ pub enum RotateCommand {
         /// How many of the new shares unseal the vault.
         #[arg(long, value_name = "K", requires = "shares")]
         threshold: Option<u8>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant and print its id and admin token (shown once): through a
+    /// running vault (--addr with the root token, as v2's TenantCreate) or on the
+    /// store directly (--data-dir or --database-url, with the root key from
+    /// STRONGBOX_ROOT_KEY or --root-key-file). Prints `Tenant: NAME`,
+    /// `Tenant id: N` and `Admin token: …`.
+    Create {
+        /// The tenant's name: 2–64 of a-z and 0-9.
+        name: String,
+        /// The organisation it belongs to.
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        /// A contact email (kept encrypted).
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+        /// A running vault's base URL, e.g. http://127.0.0.1:3000 (with the root token
+        /// in STRONGBOX_TOKEN, --token-file or --token).
+        /// Given, the store arguments are not used.
+        #[arg(long, value_name = "URL")]
+        addr: Option<String>,
+        #[command(flatten)]
+        token: TokenArgs,
+        /// File holding the root key (64 hex chars), for a store opened directly.
+        #[arg(long, env = "STRONGBOX_ROOT_KEY_FILE", value_name = "FILE")]
+        root_key_file: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },

@@ -32,7 +32,7 @@ use strongbox_core::unseal::{META_SEAL, SealConfig};
 use strongbox_core::{
     Normalizer, Policy, SelfService, UserSchema, Vault, VaultConfig, parse_country,
 };
-use strongbox_core::{OpenError, Secret};
+use strongbox_core::{OpenError, Principal, Secret};
 use strongbox_crypto::shamir::Share;
 use strongbox_crypto::{RootKey, parse_record_token};
 use strongbox_server::HttpConfig;
@@ -43,7 +43,8 @@ use strongbox_store::{Location, OpenOptions, Store, StoreError};
 use zeroize::Zeroizing;
 
 use crate::config::{
-    AuditCommand, Cli, Command, DEFAULT_LISTEN, ReceiptCommand, RotateCommand, StoreArgs, VaultArgs,
+    AuditCommand, Cli, Command, DEFAULT_LISTEN, ReceiptCommand, RotateCommand, StoreArgs,
+    TenantCommand, VaultArgs,
 };
 
 fn main() -> ExitCode {
@@ -188,6 +189,40 @@ async fn run(command: Command) -> Result<(), Failure> {
         } => unseal::rotate_root_token(&addr, &token.required()?)
             .await
             .map_err(Failure::Error),
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    name,
+                    org,
+                    email,
+                    addr,
+                    token,
+                    root_key_file,
+                    store,
+                },
+        } => {
+            let (id, admin) = match addr {
+                Some(addr) => {
+                    unseal::create_tenant(&addr, &token.required()?, &name, &org, email.as_deref())
+                        .await?
+                }
+                None => {
+                    let vault =
+                        open_vault(&store, root_key_file.as_deref(), &VaultArgs::default()).await?;
+                    vault
+                        .create_tenant(&Principal::Root, &name, &org, email.as_deref())
+                        .await
+                        .map_err(|e| e.to_string())?
+                }
+            };
+            println!("Tenant: {name}");
+            println!("Tenant id: {id}");
+            println!("Admin token: {admin}");
+            eprintln!(
+                "Use it with the header X-Bunker-Tenant: {name}. Store the admin token now: it is not shown again."
+            );
+            Ok(())
+        }
         Command::Unseal { addr } => unseal::unseal(&addr).await.map_err(Failure::Error),
         Command::Seal { addr, token } => unseal::seal(&addr, &token.required()?)
             .await
@@ -332,6 +367,7 @@ async fn run_vault(command: Command) -> Result<(), String> {
         | Command::Backup { .. }
         | Command::Restore { .. }
         | Command::Unseal { .. }
+        | Command::Tenant { .. }
         | Command::Seal { .. }
         | Command::Rotate { .. } => {
             Err("internal: a verifier command reached the vault runner".into())

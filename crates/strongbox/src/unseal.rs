@@ -181,6 +181,35 @@ pub async fn rotate_root_token(addr: &str, token: &str) -> Result<(), String> {
     .map_err(|e| e.to_string())?
 }
 
+/// Creates a tenant through a running vault (v2's `TenantCreate`): its id and admin
+/// token.
+pub async fn create_tenant(
+    addr: &str,
+    token: &str,
+    name: &str,
+    org: &str,
+    email: Option<&str>,
+) -> Result<(i64, String), String> {
+    let url = format!("{}/v2/TenantCreate", addr.trim_end_matches('/'));
+    let token = token.to_string();
+    let mut body = serde_json::json!({"tenantname": name, "tenantorg": org});
+    if let Some(email) = email {
+        body["email"] = Value::from(email);
+    }
+    tokio::task::spawn_blocking(move || {
+        let (status, v) = post(&url, Some(&token), &body)?;
+        match (status, v["tenantid"].as_i64(), v["xtoken"].as_str()) {
+            (200, Some(id), Some(admin)) => Ok((id, admin.to_string())),
+            _ => Err(format!(
+                "the vault refused to create the tenant: {}",
+                v["message"].as_str().unwrap_or("unexpected answer")
+            )),
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 fn get(url: &str, token: &str) -> Result<(u16, Value), String> {
     let mut resp = agent()
         .get(url)

@@ -10,6 +10,7 @@ backend_tests!(
     tenants_are_created_managed_and_deleted,
     a_tenant_sees_only_its_own_data,
     tenants_survive_restarts_and_root_key_rotation,
+    the_cli_creates_tenants,
 );
 
 /// A v2 call in `tenant` (by `X-Bunker-Tenant`; `None`: the main tenant) with
@@ -485,4 +486,87 @@ fn tenants_survive_restarts_and_root_key_rotation(b: &Backend) {
         json!({"profile": {"login": "bob"}}),
     )
     .expect(200);
+}
+
+/// `Tenant id:` and `Admin token:` of `strongbox tenant create`'s answer.
+fn created(code: i32, out: &str) -> (i64, String) {
+    assert_eq!(code, 0, "{out}");
+    let field = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {out}"))
+            .trim()
+            .to_string()
+    };
+    (field("Tenant id:").parse().unwrap(), field("Admin token:"))
+}
+
+fn the_cli_creates_tenants(b: &Backend) {
+    let mut s = Server::start(b);
+    // Through the running vault, with the root token from the environment.
+    let (code, out) = crate::harness::run_bin(
+        &[
+            "tenant", "create", "acme", "--org", "Acme", "--addr", &s.base,
+        ],
+        &[("STRONGBOX_TOKEN", Some(&s.token))],
+        "",
+    );
+    let (id, a) = created(code, &out);
+    assert_eq!(id, 2);
+    assert!(out.contains("Tenant: acme"), "{out}");
+    call(
+        &s,
+        Some("acme"),
+        &a,
+        "UserCreate",
+        json!({"profile": {"login": "ann"}}),
+    )
+    .expect(200);
+    // A wrong token or a taken name is refused with the vault's reason, exit 2.
+    let (code, out) = crate::harness::run_bin(
+        &[
+            "tenant", "create", "acme", "--org", "Acme", "--addr", &s.base,
+        ],
+        &[("STRONGBOX_TOKEN", Some(&s.token))],
+        "",
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("Duplicate tenant name"), "{out}");
+    let (code, _) = crate::harness::run_bin(
+        &["tenant", "create", "other", "--org", "O", "--addr", &s.base],
+        &[(
+            "STRONGBOX_TOKEN",
+            Some("8f1c2d3e-4b5a-4978-8695-a4b3c2d1e0f9"),
+        )],
+        "",
+    );
+    assert_eq!(code, 2);
+    // On the store directly, with the root key.
+    s.stop();
+    let mut args = vec!["tenant", "create", "beta", "--org", "Beta"];
+    args.extend(s.store.args.iter().map(String::as_str));
+    let (code, out) =
+        crate::harness::run_bin(&args, &[("STRONGBOX_ROOT_KEY", Some(&s.root_key))], "");
+    let (id, bt) = created(code, &out);
+    assert_eq!(id, 3);
+    let s = s.restart();
+    call(
+        &s,
+        Some("beta"),
+        &bt,
+        "UserCreate",
+        json!({"profile": {"login": "ann"}}),
+    )
+    .expect(200);
+    assert_eq!(
+        call(
+            &s,
+            Some("acme"),
+            &a,
+            "UserGet",
+            json!({"mode": "login", "identity": "ann"})
+        )
+        .status,
+        200
+    );
 }
