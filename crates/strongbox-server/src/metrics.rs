@@ -76,6 +76,35 @@ impl HttpMetrics {
                 }
             }
         }
+        // The request counter under the name Databunker Pro documents (its clients
+        // look for `http_requests_total`), `path` being the route template.
+        let _ = writeln!(
+            out,
+            "# HELP http_requests_total Requests answered, by method, route template and status.\n\
+             # TYPE http_requests_total counter"
+        );
+        if let Ok(routes) = self.routes.read() {
+            let mut keys: Vec<&String> = routes.keys().collect();
+            keys.sort();
+            for key in keys {
+                let mut parts = key.splitn(3, ' ');
+                let (method, status, route) = (
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                );
+                if let Some(h) = routes.get(key) {
+                    let _ = writeln!(
+                        out,
+                        "http_requests_total{{method=\"{}\",path=\"{}\",status=\"{}\"}} {}",
+                        escape(method),
+                        escape(route),
+                        escape(status),
+                        h.count()
+                    );
+                }
+            }
+        }
         for (name, help, h) in [
             (
                 "strongbox_store_read_duration_seconds",

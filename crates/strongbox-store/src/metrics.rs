@@ -42,6 +42,11 @@ impl Histogram {
             .fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
     }
 
+    /// How many observations there were.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
     /// Appends the `_bucket`, `_sum` and `_count` lines of metric `name` with the
     /// given label pairs (already escaped: `a="b",c="d"`, or empty).
     pub fn render(&self, name: &str, labels: &str, out: &mut String) {

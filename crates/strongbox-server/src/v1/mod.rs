@@ -78,6 +78,13 @@ pub fn api() -> Api<AppState> {
             .describe("`OK` while the vault can work; 503 with the reason when its audit log is unavailable.")
     };
 
+    let metrics_op = || {
+        Op::get("/v1/metrics", "metrics", "Prometheus metrics")
+            .auth(Auth::TokenOrBearer)
+            .ok_other("text/plain", "Prometheus text format 0.0.4.")
+            .describe("Also at `/metrics`, where Databunker Pro's clients read it; `http_requests_total{method,path,status}` counts requests by route template.")
+    };
+
     Api::new()
         .section("System")
         .op(status_op(), status)
@@ -97,12 +104,8 @@ pub fn api() -> Api<AppState> {
                 .ok(object()),
             crate::openapi_json,
         )
-        .op(
-            Op::get("/v1/metrics", "metrics", "Prometheus metrics")
-                .auth(Auth::TokenOrBearer)
-                .ok_other("text/plain", "Prometheus text format 0.0.4."),
-            system::metrics,
-        )
+        .op(metrics_op(), system::metrics)
+        .alias("/metrics", "metricsRoot", metrics_op(), system::metrics)
         .op(
             Op::get("/v1/sys/configuration", "configuration", "The effective configuration (root)")
                 .ok(ok(&[("configuration", object())])),

@@ -122,9 +122,14 @@ fn configuration_is_root_only_and_keeps_secrets(b: &Backend) {
 
 /// `GET /v1/metrics` with optional headers; (status, body).
 pub fn scrape(s: &Server, headers: &[(&str, &str)]) -> (u16, String) {
+    scrape_at(s, "/v1/metrics", headers)
+}
+
+/// Like [`scrape`], at `path` (`/metrics` is the same endpoint).
+pub fn scrape_at(s: &Server, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut req = http::Request::builder()
         .method("GET")
-        .uri(format!("{}/v1/metrics", s.base));
+        .uri(format!("{}{path}", s.base));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }

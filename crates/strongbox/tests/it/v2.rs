@@ -123,7 +123,7 @@ fn the_transport_follows_the_v2_conventions(b: &Backend) {
         Body::Json(json!({"mode": "token", "identity": t})),
     );
     assert_eq!(r.status, 403);
-    // Another tenant than this vault's is refused (tenants come with their methods).
+    // A tenant that does not exist is named as such.
     let r = s.call_with(
         Some(&s.token),
         "POST",
@@ -132,6 +132,24 @@ fn the_transport_follows_the_v2_conventions(b: &Backend) {
         Body::Json(json!({"mode": "token", "identity": t})),
     );
     assert_eq!(r.status, 404, "{}", r.json);
+    assert_eq!(r.json["message"], "The tenant was not found");
+    // `GET /status` and `GET /metrics` where the clients look: requests counted by
+    // method, route template and status under Pro's metric name; never without a
+    // token (unless `--metrics-public`).
+    assert_eq!(s.call_as(None, "GET", "/status", Body::None).status, 200);
+    let (status, _) = crate::system::scrape_at(&s, "/metrics", &[]);
+    assert_eq!(status, 401);
+    let (status, text) = crate::system::scrape_at(&s, "/metrics", &[("X-Bunker-Token", &s.token)]);
+    assert_eq!(status, 200);
+    let created = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                r#"http_requests_total{method="POST",path="/v2/UserCreate",status="200"} "#,
+            )
+        })
+        .unwrap_or_else(|| panic!("no UserCreate count in {text}"));
+    assert_eq!(created, "2");
 }
 
 fn users_over_v2(b: &Backend) {
