@@ -14,8 +14,9 @@
 //! - its own audit chain.
 //!
 //! The registry is kept in the main tenant: a `tenant` record per tenant id (its
-//! name, organisation, store key, admin token hash; the contact email sealed under a
-//! DEK of its own) and a `tenantname` record per name, which makes names unique.
+//! name, organisation, store key and admin token hash) and a `tenantname` record per
+//! name, which makes names unique. A contact email given to `TenantCreate` is not
+//! kept: nothing would read it, and it is personal data.
 //! Ids are never reused. Deleting a tenant crypto-shreds it: its key ring and every
 //! row it holds are removed in one commit (so nothing sealed under its keys can be
 //! opened again), its name is freed, and the deletion is audited in the main
@@ -216,7 +217,7 @@ impl Vault {
     /// The live registry entry of tenant `id`, read from the main tenant.
     async fn entry(&self, id: i64) -> Result<Option<Entry>> {
         match self
-            .store
+            .registry
             .record(DEFAULT_TENANT, RecordKind::Tenant.name(), &id.to_string())
             .await?
         {
@@ -228,7 +229,7 @@ impl Vault {
     /// The id of the live tenant named `name`.
     async fn id_of(&self, name: &str) -> Result<Option<i64>> {
         let Some(row) = self
-            .store
+            .registry
             .record(DEFAULT_TENANT, RecordKind::TenantName.name(), name)
             .await?
         else {
@@ -272,7 +273,10 @@ impl Vault {
 
     async fn open_tenant(&self, entry: &Entry) -> std::result::Result<Vault, OpenError> {
         let key = &entry.key;
-        let rows = self.store.keys(key).await?;
+        // Read through the tenant's own handle: on PostgreSQL that checks now that
+        // its row-level security scope can be entered.
+        let scoped = self.store.scoped(key);
+        let rows = scoped.keys(key).await?;
         let wrap = self.keys.wrapper();
         let hasher = rows
             .iter()
@@ -281,6 +285,7 @@ impl Vault {
         let token_hasher = wrap.unwrap_token_hasher(&token_entry(key), &hasher.wrapped)?;
         let keys = Keys::open(&self.store, wrap, key, &rows, self.now()).await?;
         Ok(Vault::assemble(
+            scoped,
             self.store.clone(),
             keys,
             key.clone(),
@@ -310,7 +315,6 @@ impl Vault {
         who: &Principal,
         name: &str,
         org: &str,
-        email: Option<&str>,
     ) -> Result<(i64, String)> {
         self.require_main_root(who)?;
         let name = parse_name(name)?;
@@ -363,7 +367,7 @@ impl Vault {
                 "tenantid": id, "tenantname": name, "tenantorg": org, "key": key,
                 "admin": admin,
             });
-            let mut record = RecordRow {
+            let record = RecordRow {
                 kind: RecordKind::Tenant.name().into(),
                 id: id_text.clone(),
                 label: Some(name.clone()),
@@ -373,18 +377,6 @@ impl Vault {
                 meta: Some(serde_json::to_vec(&meta).map_err(Error::internal)?),
                 ..RecordRow::default()
             };
-            if let Some(email) = email.filter(|e| !e.is_empty()) {
-                let (dek, kek_version, wrapped) =
-                    self.new_record_dek(RecordKind::Tenant.name(), &id_text)?;
-                record.body = Some(self.seal_body(
-                    &dek,
-                    RecordKind::Tenant.name(),
-                    &id_text,
-                    &json!({ "email": email }),
-                )?);
-                record.kek_version = Some(kek_version);
-                record.wrapped_dek = Some(wrapped);
-            }
             ops.push(WriteOp::PutRecord {
                 tenant: DEFAULT_TENANT.into(),
                 record,
@@ -395,7 +387,7 @@ impl Vault {
                 tenant: DEFAULT_TENANT.into(),
                 audit: self.new_event(who, Action::TenantCreate.with([&id]), None, "ok"),
             });
-            match self.store.write(WriteOp::Atomic(ops)).await {
+            match self.registry.write(WriteOp::Atomic(ops)).await {
                 Ok(()) => return Ok((id, admin_token)),
                 // The name is taken, or another create took this id: find out which.
                 Err(StoreError::Duplicate(_)) => {
@@ -434,7 +426,7 @@ impl Vault {
     /// One more than the highest tenant id ever used (deleted ones included).
     async fn next_tenant_id(&self) -> Result<i64> {
         let rows = self
-            .store
+            .registry
             .records_of_kind(DEFAULT_TENANT, RecordKind::Tenant.name())
             .await?;
         Ok(rows
@@ -474,15 +466,14 @@ impl Vault {
             .ok_or_else(tenant_not_found)
     }
 
-    /// Changes tenant `id`'s name, organisation or contact email (the main tenant's
-    /// root, or the tenant's own admin). A new name must be free.
+    /// Changes tenant `id`'s name or organisation (the main tenant's root, or the
+    /// tenant's own admin). A new name must be free.
     pub async fn update_tenant(
         &self,
         who: &Principal,
         id: i64,
         name: Option<&str>,
         org: Option<&str>,
-        email: Option<&str>,
     ) -> Result<()> {
         self.may_manage(who, id)?;
         if id == MAIN_TENANT_ID {
@@ -511,18 +502,6 @@ impl Vault {
             meta.insert("tenantname".into(), Value::from(new.clone()));
             row.label = Some(new);
         }
-        if let Some(email) = email {
-            let (dek, kek_version, wrapped) =
-                self.new_record_dek(RecordKind::Tenant.name(), &row.id)?;
-            row.body = Some(self.seal_body(
-                &dek,
-                RecordKind::Tenant.name(),
-                &row.id,
-                &json!({ "email": email }),
-            )?);
-            row.kek_version = Some(kek_version);
-            row.wrapped_dek = Some(wrapped);
-        }
         row.meta = Some(serde_json::to_vec(&meta).map_err(Error::internal)?);
         row.updated = now;
         ops.push(WriteOp::PutRecord {
@@ -534,7 +513,7 @@ impl Vault {
             tenant: DEFAULT_TENANT.into(),
             audit: self.new_event(who, Action::TenantChange.with([&id]), None, "ok"),
         });
-        match self.store.write(WriteOp::Atomic(ops)).await {
+        match self.registry.write(WriteOp::Atomic(ops)).await {
             Ok(()) => Ok(()),
             Err(StoreError::Duplicate(_)) => {
                 Err(Error::new(ErrorKind::Conflict, "Duplicate tenant name"))
@@ -577,10 +556,6 @@ impl Vault {
                     label: None,
                     updated: self.now(),
                     meta: Some(serde_json::to_vec(&meta).map_err(Error::internal)?),
-                    // The contact email goes with its key.
-                    body: None,
-                    kek_version: None,
-                    wrapped_dek: None,
                     ..entry.row.clone()
                 },
                 expected_version: Some(entry.row.version),
@@ -590,7 +565,7 @@ impl Vault {
                 audit: self.new_event(who, Action::TenantDelete.with([&id]), None, "ok"),
             },
         ];
-        match self.store.write(WriteOp::Atomic(ops)).await {
+        match self.registry.write(WriteOp::Atomic(ops)).await {
             Ok(()) => {}
             Err(StoreError::Stale) => {
                 return Err(Error::new(
@@ -621,7 +596,7 @@ impl Vault {
             created: 0,
         }];
         for row in self
-            .store
+            .registry
             .records_of_kind(DEFAULT_TENANT, RecordKind::Tenant.name())
             .await?
         {

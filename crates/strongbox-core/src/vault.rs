@@ -28,7 +28,11 @@ pub static CRYPTO_TIMINGS: strongbox_store::metrics::Histogram =
     strongbox_store::metrics::Histogram::new();
 
 pub struct Vault {
+    /// The store, confined to this tenant where the database can do it (PostgreSQL's
+    /// row-level security).
     pub(crate) store: Store,
+    /// The store as the main tenant sees it: where the tenant registry is kept.
+    pub(crate) registry: Store,
     /// The tenant's unwrapped key ring: the only holder of key material.
     pub(crate) keys: Keys,
     pub(crate) tenant: String,
@@ -116,6 +120,7 @@ impl Vault {
         };
         let keys = Keys::open(&store, &root.wrapper(), &tenant, &rows, config.clock.now()).await?;
         Ok(Vault::assemble(
+            store.clone(),
             store,
             keys,
             tenant,
@@ -127,8 +132,13 @@ impl Vault {
     }
 
     /// A vault of tenant `tenant` (its store key) from its opened parts.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "each argument is one part of an opened vault; a struct would only rename them"
+    )]
     pub(crate) fn assemble(
         store: Store,
+        registry: Store,
         keys: Keys,
         tenant: String,
         tenant_id: i64,
@@ -138,6 +148,7 @@ impl Vault {
     ) -> Vault {
         Vault {
             store,
+            registry,
             keys,
             tenant,
             tenant_id,

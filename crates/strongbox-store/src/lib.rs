@@ -607,6 +607,17 @@ enum Backend {
 }
 
 impl Store {
+    /// A handle confined to `tenant` by the database where it can be (PostgreSQL's
+    /// row-level security; see `SqlxStore::scoped`), the same handle elsewhere.
+    pub fn scoped(&self, tenant: &str) -> Store {
+        match &self.backend {
+            Backend::Sqlx(s) => Store {
+                backend: Backend::Sqlx(s.scoped(tenant)),
+            },
+            Backend::Sqlite(_) => self.clone(),
+        }
+    }
+
     pub async fn open(location: &Location, opts: &OpenOptions) -> Result<Store> {
         let backend = match location {
             Location::Sqlite(path) => SqliteStore::open(path, opts).await.map(Backend::Sqlite),

@@ -30,6 +30,9 @@
 //! 255 characters (a 65-character brief took it past 64). Adding a nullable column and
 //! widening a `VARCHAR` are catalog changes on PostgreSQL and done in place by InnoDB
 //! (the length prefix is two bytes either way); SQLite does not limit `TEXT`.
+//!
+//! Version 7 (PostgreSQL only) turns on row-level security for the tenant tables:
+//! see the migration's comment and `SqlxStore::scoped`.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -258,6 +261,55 @@ const POSTGRES: &[(i64, &[&str])] = &[
     (
         6,
         &["CREATE INDEX audit_record ON audit (record, tenant, id)"],
+    ),
+    // Row-level security: a second wall between tenants. Every table with a tenant
+    // column gets a policy that admits only the rows of the tenant named by the
+    // transaction's `strongbox.tenant`; it binds the `strongbox_tenant` role, which
+    // tenant-scoped handles switch to (`SET LOCAL ROLE`), and not the owner.
+    (
+        7,
+        &[
+            // The role tenant-scoped transactions run as (cluster-wide: created once,
+            // by whichever database gets there first; a user who may not create roles
+            // leaves it to an operator, and tenants other than the main one are then
+            // refused until it exists).
+            "DO $$ BEGIN \
+               BEGIN CREATE ROLE strongbox_tenant NOLOGIN; \
+               EXCEPTION WHEN duplicate_object OR unique_violation OR insufficient_privilege THEN NULL; END; \
+               IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'strongbox_tenant') THEN \
+                 BEGIN EXECUTE 'GRANT strongbox_tenant TO ' || quote_ident(current_user); \
+                 EXCEPTION WHEN OTHERS THEN NULL; END; \
+                 EXECUTE format('GRANT USAGE ON SCHEMA %I TO strongbox_tenant', current_schema()); \
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON meta, key_ring, users, user_index, audit, \
+                   records, audit_seal, audit_head, audit_checkpoint TO strongbox_tenant; \
+                 GRANT USAGE ON SEQUENCE audit_id_seq TO strongbox_tenant; \
+               END IF; \
+             END $$",
+            "ALTER TABLE key_ring ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_scope ON key_ring USING (tenant = current_setting('strongbox.tenant', true)) \
+             WITH CHECK (tenant = current_setting('strongbox.tenant', true))",
+            "ALTER TABLE users ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_scope ON users USING (tenant = current_setting('strongbox.tenant', true)) \
+             WITH CHECK (tenant = current_setting('strongbox.tenant', true))",
+            "ALTER TABLE user_index ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_scope ON user_index USING (tenant = current_setting('strongbox.tenant', true)) \
+             WITH CHECK (tenant = current_setting('strongbox.tenant', true))",
+            "ALTER TABLE audit ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_scope ON audit USING (tenant = current_setting('strongbox.tenant', true)) \
+             WITH CHECK (tenant = current_setting('strongbox.tenant', true))",
+            "ALTER TABLE records ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_scope ON records USING (tenant = current_setting('strongbox.tenant', true)) \
+             WITH CHECK (tenant = current_setting('strongbox.tenant', true))",
+            "ALTER TABLE audit_seal ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_scope ON audit_seal USING (tenant = current_setting('strongbox.tenant', true)) \
+             WITH CHECK (tenant = current_setting('strongbox.tenant', true))",
+            "ALTER TABLE audit_head ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_scope ON audit_head USING (tenant = current_setting('strongbox.tenant', true)) \
+             WITH CHECK (tenant = current_setting('strongbox.tenant', true))",
+            "ALTER TABLE audit_checkpoint ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_scope ON audit_checkpoint USING (tenant = current_setting('strongbox.tenant', true)) \
+             WITH CHECK (tenant = current_setting('strongbox.tenant', true))",
+        ],
     ),
 ];
 

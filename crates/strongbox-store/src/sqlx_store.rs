@@ -25,7 +25,14 @@ pub struct SqlxStore {
     pool: AnyPool,
     dialect: Dialect,
     audit: mpsc::Sender<AuditJob>,
+    /// On PostgreSQL, the tenant this handle is confined to by row-level security
+    /// (see [`SqlxStore::scoped`]); `None`: the main tenant's handle, as the owner.
+    scope: Option<std::sync::Arc<str>>,
 }
+
+/// The role a tenant-scoped transaction runs as: row-level security applies to it
+/// (the owner, who runs the main tenant and the migrations, bypasses it).
+pub const TENANT_ROLE: &str = "strongbox_tenant";
 
 /// A lone audit event waiting for the batcher, with where to send the outcome.
 type AuditJob = (String, AuditEvent, oneshot::Sender<Result<()>>);
@@ -146,6 +153,7 @@ impl SqlxStore {
             pool,
             dialect,
             audit,
+            scope: None,
         };
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..AUDIT_BATCHERS {
@@ -268,6 +276,41 @@ impl SqlxStore {
         tx.commit().await.map_err(backend)
     }
 
+    /// A handle whose every statement on PostgreSQL runs in a transaction as
+    /// [`TENANT_ROLE`] with `strongbox.tenant` set to `tenant`, so the row-level
+    /// security policies let it see and write only that tenant's rows: a second
+    /// wall behind the `tenant = ?` of every query. Other dialects: the same handle
+    /// (their scoping is the queries'). `tenant` is a store key (`t<id>`).
+    pub fn scoped(&self, tenant: &str) -> SqlxStore {
+        let safe = !tenant.is_empty() && tenant.bytes().all(|b| b.is_ascii_alphanumeric());
+        let scope = (self.dialect == Dialect::Postgres && safe).then(|| tenant.into());
+        SqlxStore {
+            scope,
+            ..self.clone()
+        }
+    }
+
+    /// Enters this handle's scope inside `tx` (nothing when it has none).
+    async fn enter_scope(&self, tx: &mut Tx) -> Result<()> {
+        let Some(scope) = &self.scope else {
+            return Ok(());
+        };
+        // The scope is a store key of letters and digits (checked in `scoped`).
+        let sql = format!(
+            "SET LOCAL ROLE {TENANT_ROLE}; SELECT set_config('strongbox.tenant', '{scope}', true)"
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "cannot enter the tenant's row-level security scope (is the role \
+                     {TENANT_ROLE} there, and may this user SET ROLE to it?): {e}"
+                ))
+            })?;
+        Ok(())
+    }
+
     /// Statements inside the transaction `tx`.
     fn tx<'t>(&self, tx: &'t mut Tx) -> TxExec<'t> {
         TxExec {
@@ -278,6 +321,16 @@ impl SqlxStore {
 
     /// The rows of a query, read on a pooled connection.
     pub(crate) async fn query<T>(&self, sql: Sql, args: &[Arg<'_>], map: Map<T>) -> Result<Vec<T>> {
+        if self.scope.is_some() {
+            let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
+            self.enter_scope(&mut tx).await?;
+            let rows = statement(self.dialect, sql, args)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            return rows.iter().map(|r| map(&Row::Any(r))).collect();
+        }
         let rows = statement(self.dialect, sql, args)
             .fetch_all(&self.pool)
             .await
@@ -354,6 +407,7 @@ impl SqlxStore {
             return rx.await.map_err(|_| stopped())?;
         }
         if self.dialect == Dialect::Postgres
+            && self.scope.is_none()
             && let WriteOp::CreateUser {
                 tenant,
                 user,
@@ -375,6 +429,7 @@ impl SqlxStore {
         let mut attempt = 0;
         loop {
             let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
+            self.enter_scope(&mut tx).await?;
             match ops::apply(&mut self.tx(&mut tx), &op).await {
                 Ok(()) => {
                     tx.commit().await.map_err(commit_unknown)?;
@@ -590,6 +645,7 @@ impl SqlxStore {
 
     async fn write_batch_once(&self, ops: &[WriteOp]) -> Result<Vec<Result<()>>> {
         let mut tx: Tx = self.pool.begin().await.map_err(backend)?;
+        self.enter_scope(&mut tx).await?;
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
             sqlx::query("SAVEPOINT op")

@@ -265,9 +265,6 @@ pub enum TenantCommand {
         /// The organisation it belongs to.
         #[arg(long, value_name = "ORG")]
         org: String,
-        /// A contact email (kept encrypted).
-        #[arg(long, value_name = "EMAIL")]
-        email: Option<String>,
         /// A running vault's base URL, e.g. http://127.0.0.1:3000 (with the root token
         /// in STRONGBOX_TOKEN, --token-file or --token).
         /// Given, the store arguments are not used.

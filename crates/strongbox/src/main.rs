@@ -194,7 +194,6 @@ async fn run(command: Command) -> Result<(), Failure> {
                 TenantCommand::Create {
                     name,
                     org,
-                    email,
                     addr,
                     token,
                     root_key_file,
@@ -202,15 +201,12 @@ async fn run(command: Command) -> Result<(), Failure> {
                 },
         } => {
             let (id, admin) = match addr {
-                Some(addr) => {
-                    unseal::create_tenant(&addr, &token.required()?, &name, &org, email.as_deref())
-                        .await?
-                }
+                Some(addr) => unseal::create_tenant(&addr, &token.required()?, &name, &org).await?,
                 None => {
                     let vault =
                         open_vault(&store, root_key_file.as_deref(), &VaultArgs::default()).await?;
                     vault
-                        .create_tenant(&Principal::Root, &name, &org, email.as_deref())
+                        .create_tenant(&Principal::Root, &name, &org)
                         .await
                         .map_err(|e| e.to_string())?
                 }

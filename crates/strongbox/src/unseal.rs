@@ -188,14 +188,10 @@ pub async fn create_tenant(
     token: &str,
     name: &str,
     org: &str,
-    email: Option<&str>,
 ) -> Result<(i64, String), String> {
     let url = format!("{}/v2/TenantCreate", addr.trim_end_matches('/'));
     let token = token.to_string();
-    let mut body = serde_json::json!({"tenantname": name, "tenantorg": org});
-    if let Some(email) = email {
-        body["email"] = Value::from(email);
-    }
+    let body = serde_json::json!({"tenantname": name, "tenantorg": org});
     tokio::task::spawn_blocking(move || {
         let (status, v) = post(&url, Some(&token), &body)?;
         match (status, v["tenantid"].as_i64(), v["xtoken"].as_str()) {

@@ -352,7 +352,7 @@ pub fn api() -> Api<AppState> {
         .section("v2 tenants")
         .op(
             method!("TenantCreate", "Create a tenant (v2, main tenant root)")
-                .describe("`tenantname` (`[a-z0-9]`, 2–64), `tenantorg`, `email`. Its own keys, rows and audit chain; answers its `tenantid` and admin token `xtoken`, shown once. 409 `Duplicate tenant name`.")
+                .describe("`tenantname` (`[a-z0-9]`, 2–64), `tenantorg`, `email` (accepted, not kept). Its own keys, rows and audit chain; answers its `tenantid` and admin token `xtoken`, shown once. 409 `Duplicate tenant name`.")
                 .conflict()
                 .ok(ok(&[("tenantid", json!({"type": "integer"})), ("tenantname", string()), ("xtoken", string())])),
             tenants::create,
@@ -366,7 +366,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("TenantUpdate", "Rename a tenant or change its organisation (v2)")
-                .describe("`tenantid` (default: the calling tenant), `tenantname`, `tenantorg`, `email`.")
+                .describe("`tenantid` (default: the calling tenant), `tenantname`, `tenantorg`.")
                 .can_miss()
                 .conflict()
                 .ok(ok(&[])),

@@ -27,11 +27,8 @@ fn optional_text(args: &Args, name: &str) -> Result<Option<String>> {
 pub async fn create(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let name = args.text("tenantname")?;
     let org = args.text("tenantorg")?;
-    let email = optional_text(&args, "email")?;
-    let (id, token) = state
-        .vault
-        .create_tenant(&who, &name, &org, email.as_deref())
-        .await?;
+    // `email` is accepted and not kept (nothing reads it back).
+    let (id, token) = state.vault.create_tenant(&who, &name, &org).await?;
     Ok(ok_fields(&[
         ("tenantid", Value::from(id)),
         ("tenantname", Value::from(name)),
@@ -49,8 +46,8 @@ pub async fn get(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Repl
     ]))
 }
 
-/// `TenantUpdate {tenantid?, tenantname?, tenantorg?, email?}`: without
-/// `tenantid`, the calling tenant.
+/// `TenantUpdate {tenantid?, tenantname?, tenantorg?}`: without `tenantid`, the
+/// calling tenant (`email` is accepted and not kept).
 pub async fn update(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let id = match args.get("tenantid") {
         None => state.vault.tenant_id(),
@@ -63,7 +60,6 @@ pub async fn update(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> R
             id,
             optional_text(&args, "tenantname")?.as_deref(),
             optional_text(&args, "tenantorg")?.as_deref(),
-            optional_text(&args, "email")?.as_deref(),
         )
         .await?;
     Ok(ok_fields(&[]))

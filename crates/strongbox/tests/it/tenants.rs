@@ -420,6 +420,60 @@ fn a_tenant_sees_only_its_own_data(b: &Backend) {
         )
         .status;
     assert_eq!(x, 403, "a tenant admin is not the main tenant's root on v1");
+    // On PostgreSQL, row-level security is a second wall: a transaction in acme's
+    // scope (as the vault's tenant handles run) sees and writes only acme's rows,
+    // whatever its query asks for.
+    if let (Backend::Postgres(_), Some(url)) = (b, s.store.url.as_deref()) {
+        let as_acme = |q: &str| {
+            std::process::Command::new("psql")
+                .args([
+                    url,
+                    "-qAt",
+                    "-c",
+                    &format!(
+                        "BEGIN; SET LOCAL ROLE strongbox_tenant; \
+                         SELECT set_config('strongbox.tenant', 't2', true); {q}; COMMIT"
+                    ),
+                ])
+                .output()
+                .unwrap()
+        };
+        let last = |o: std::process::Output| {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!(last(as_acme("SELECT COUNT(*) FROM users")), "1");
+        assert_eq!(
+            last(as_acme("SELECT COUNT(*) FROM records WHERE tenant <> 't2'")),
+            "0"
+        );
+        assert_eq!(
+            last(as_acme("SELECT COUNT(*) FROM key_ring WHERE tenant = 't3'")),
+            "0"
+        );
+        let refused = as_acme(
+            "WITH u AS (UPDATE users SET version = version + 1 WHERE tenant = 't3' \
+             RETURNING 1) SELECT COUNT(*) FROM u",
+        );
+        assert_eq!(last(refused), "0", "another tenant's rows changed");
+        let refused = as_acme(
+            "INSERT INTO records (tenant, kind, id, created, updated, version) \
+             VALUES ('t3', 'x', 'y', 0, 0, 1)",
+        );
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("row-level security"),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
+        // The main tenant's handle, the owner, is not confined.
+        let all = s.store.sql("SELECT COUNT(*) FROM users");
+        assert_eq!(all.trim(), "3");
+    }
     // What the main tenant holds is untouched by all this.
     let main = call(&s, None, &s.token, "UserGet", ann.clone()).expect(200);
     assert_eq!(text(&main, "token"), tm);
