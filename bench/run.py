@@ -33,7 +33,8 @@ import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk.lua")
-SCENARIOS = ["status", "probe", "get_token", "get_email", "post", "put"]
+SCENARIOS = ["status", "probe", "get_token", "get_email", "post", "put",
+             "v2_get_token", "v2_get_email", "v2_post", "v2_put", "t_get_token"]
 # Not run by default: the four vault operations in turn (`--scenarios mixed`, and what
 # `--rotate-root-key`, `--rotate-kek` and `--rotate-index` run while they rotate).
 LABELS = {
@@ -44,7 +45,14 @@ LABELS = {
     "post": "POST /v1/user",
     "put": "PUT /v1/user/token/{t}",
     "mixed": "mixed GET/GET/PUT/POST",
+    "v2_get_token": "v2 UserGet by token",
+    "v2_get_email": "v2 UserGet by email",
+    "v2_post": "v2 UserCreate",
+    "v2_put": "v2 UserUpdate",
+    "t_get_token": "v2 UserGet by token, in a tenant",
 }
+# Users created in the tenant of `t_get_token` (through UserCreateBulk).
+TENANT_USERS = 10_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -186,13 +194,15 @@ def run_backend(binary, backend, admin_url, args):
         time.sleep(1)
         _, idle_rss, _ = proc_stat(server.pid)
         wrk_env = {"BENCH_ROOT_TOKEN": token, "BENCH_TOKENS": tokens_file}
+        tenant_env = tenant_users(base, token, workdir, args) if "t_get_token" in args.scenarios else {}
         results = []
         for scenario in args.scenarios:
             for conns in args.connections:
                 reset_peak_rss(server.pid)
                 cpu0, _, _ = proc_stat(server.pid)
                 t0 = time.monotonic()
-                r = wrk(base, scenario, conns, args.duration, {**wrk_env, "BENCH_RUN": f"{backend}{conns}{int(t0)}"})
+                env_for = {**wrk_env, **(tenant_env if scenario.startswith("t_") else {})}
+                r = wrk(base, scenario, conns, args.duration, {**env_for, "BENCH_RUN": f"{backend}{conns}{int(t0)}"})
                 wall = time.monotonic() - t0
                 cpu1, _, peak = proc_stat(server.pid)
                 r.update(scenario=scenario, conns=conns, rps=r["requests"] / (r["duration_us"] / 1e6),
@@ -216,6 +226,31 @@ def run_backend(binary, backend, admin_url, args):
             server.wait(timeout=30)
         store.drop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def tenant_users(base, root_token, workdir, args):
+    """Creates the tenant `bench` and its users (UserCreateBulk): the wrk environment."""
+    def call(method, body, token, tenant=None):
+        headers = ["-H", "Content-Type: application/json", "-H", f"X-Bunker-Token: {token}"]
+        if tenant:
+            headers += ["-H", f"X-Bunker-Tenant: {tenant}"]
+        out = subprocess.run(["curl", "-sk", "-X", "POST", *headers, "--data-binary", "@-", f"{base}/v2/{method}"],
+                             input=json.dumps(body), capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+    created = call("TenantCreate", {"tenantname": "bench", "tenantorg": "Bench"}, root_token)
+    admin = created["xtoken"]
+    n = min(args.users, TENANT_USERS)
+    tokens = []
+    for start in range(0, n, 1000):
+        records = [{"profile": {"login": f"tbench{i}", "email": f"tbench{i}@bench.example",
+                                "name": f"Tenant User {i}"}} for i in range(start, min(n, start + 1000))]
+        r = call("UserCreateBulk", {"records": records}, admin, "bench")
+        tokens += [c["token"] for c in r["created"]]
+    path = os.path.join(workdir, "tenant-tokens.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+    log(f"created {len(tokens)} users in tenant bench")
+    return {"BENCH_TENANT": "bench", "BENCH_TENANT_TOKEN": admin, "BENCH_TOKENS": path}
 
 
 def http(method, url, token):

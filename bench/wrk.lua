@@ -6,6 +6,11 @@
 --   post        POST /v1/user with a unique body
 --   put         PUT /v1/user/token/{token}
 --   mixed       the four vault operations in turn (GET by token, GET by email, PUT, POST)
+--   v2_get_token, v2_get_email, v2_post, v2_put
+--               the same four through Databunker Pro's v2 API (POST /v2/UserGet,
+--               /v2/UserCreate, /v2/UserUpdate), in the main tenant
+--   t_get_token POST /v2/UserGet by token in a tenant (X-Bunker-Tenant: BENCH_TENANT,
+--               its admin token in BENCH_TENANT_TOKEN, its users in BENCH_TOKENS)
 -- BENCH_TOKENS names a file with one user token per line (user i on line i+1);
 -- users were created as bench{i}@bench.example. BENCH_RUN makes new logins unique.
 
@@ -37,8 +42,13 @@ function init(args)
   math.randomseed(os.time() + thread_id * 7919)
   counter = math.random(math.max(n, 1))
   wrk.headers["X-Bunker-Token"] = root
-  if scenario == "post" or scenario == "put" or scenario == "mixed" then
+  if scenario == "post" or scenario == "put" or scenario == "mixed" or scenario:sub(1, 3) == "v2_" then
     wrk.headers["Content-Type"] = "application/json"
+  end
+  if scenario == "t_get_token" then
+    wrk.headers["Content-Type"] = "application/json"
+    wrk.headers["X-Bunker-Tenant"] = os.getenv("BENCH_TENANT")
+    wrk.headers["X-Bunker-Token"] = os.getenv("BENCH_TENANT_TOKEN")
   end
 end
 
@@ -81,6 +91,21 @@ request = function()
   elseif scenario == "put" then
     local i = pick()
     return wrk.format("PUT", "/v1/user/token/" .. tokens[i], nil, '{"visits":' .. counter .. '}')
+  elseif scenario == "v2_get_token" or scenario == "t_get_token" then
+    return wrk.format("POST", "/v2/UserGet", nil, '{"mode":"token","identity":"' .. tokens[pick()] .. '"}')
+  elseif scenario == "v2_get_email" then
+    return wrk.format("POST", "/v2/UserGet", nil,
+      '{"mode":"email","identity":"bench' .. (pick() - 1) .. '@bench.example"}')
+  elseif scenario == "v2_post" then
+    counter = counter + 1
+    local id = run .. "-" .. thread_id .. "-" .. counter
+    local body = '{"profile":{"login":"v2-' .. id .. '","email":"v2-' .. id .. '@bench.example",' ..
+      '"name":"New User ' .. id .. '","address":{"city":"Leeds","zip":"LS1 4AP"}}}'
+    return wrk.format("POST", "/v2/UserCreate", nil, body)
+  elseif scenario == "v2_put" then
+    counter = counter + 1
+    return wrk.format("POST", "/v2/UserUpdate", nil,
+      '{"mode":"token","identity":"' .. tokens[pick()] .. '","profile":{"visits":' .. counter .. '}}')
   end
 end
 

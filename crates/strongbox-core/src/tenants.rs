@@ -48,13 +48,52 @@ pub struct TenantInfo {
     pub created: i64,
 }
 
-/// The tenants a main vault has opened, by store key.
+/// How long a name's resolution is reused before the registry is read again. A
+/// tenant renamed or deleted on another node keeps answering to its old name here
+/// for at most this long (on this node: at once); its admin token is re-read by the
+/// key reloader every half second either way.
+const RESOLVED_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The tenants a main vault has opened, by store key, and recent resolutions of
+/// names.
 #[derive(Default)]
-pub(crate) struct OpenTenants(std::sync::RwLock<HashMap<String, Arc<Vault>>>);
+pub(crate) struct OpenTenants {
+    by_key: std::sync::RwLock<HashMap<String, Arc<Vault>>>,
+    by_name: std::sync::RwLock<HashMap<String, (Arc<Vault>, std::time::Instant)>>,
+}
 
 impl OpenTenants {
+    fn named(&self, name: &str) -> Option<Arc<Vault>> {
+        self.by_name
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .filter(|(_, at)| at.elapsed() < RESOLVED_FOR)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn remember(&self, name: &str, vault: &Arc<Vault>) {
+        let mut names = self
+            .by_name
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bounded by the live tenants, plus stale names until the next clean-up.
+        if names.len() > 10_000 {
+            names.retain(|_, (_, at)| at.elapsed() < RESOLVED_FOR);
+        }
+        names.insert(name.to_string(), (vault.clone(), std::time::Instant::now()));
+    }
+
+    /// Forgets every resolved name (a tenant was renamed or deleted here).
+    pub(crate) fn forget_names(&self) {
+        self.by_name
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     fn get(&self, key: &str) -> Option<Arc<Vault>> {
-        self.0
+        self.by_key
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(key)
@@ -62,7 +101,7 @@ impl OpenTenants {
     }
 
     fn put(&self, key: &str, vault: Arc<Vault>) -> Arc<Vault> {
-        self.0
+        self.by_key
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(key.to_string())
@@ -71,14 +110,15 @@ impl OpenTenants {
     }
 
     fn forget(&self, key: &str) {
-        self.0
+        self.forget_names();
+        self.by_key
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(key);
     }
 
     fn all(&self) -> Vec<Arc<Vault>> {
-        self.0
+        self.by_key
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
@@ -240,8 +280,7 @@ impl Vault {
 
     /// The vault of the tenant named `name` (a main vault only): `None` for the
     /// main tenant itself, an error for a name that is no live tenant. Opened on
-    /// first use and kept; each call checks the registry, so a tenant deleted on
-    /// another node stops being served here at once.
+    /// first use and kept; a name's resolution is reused for [`RESOLVED_FOR`].
     pub async fn tenant_vault(&self, name: &str) -> Result<Option<Arc<Vault>>> {
         if !self.is_main() {
             return Err(Error::internal("tenants are opened through the main vault"));
@@ -249,21 +288,29 @@ impl Vault {
         if name == DEFAULT_TENANT {
             return Ok(None);
         }
+        if let Some(v) = self.tenants.named(name) {
+            return Ok(Some(v));
+        }
         let Some(id) = self.id_of(name).await? else {
             return Err(tenant_not_found());
         };
         let Some(entry) = self.entry(id).await? else {
             return Err(tenant_not_found());
         };
-        if let Some(v) = self.tenants.get(&entry.key) {
-            v.set_root_token_hash(entry.admin);
-            return Ok(Some(v));
-        }
-        let vault = self
-            .open_tenant(&entry)
-            .await
-            .map_err(|e| Error::internal(format!("a tenant's key ring did not open: {e}")))?;
-        Ok(Some(self.tenants.put(&entry.key, Arc::new(vault))))
+        let vault = match self.tenants.get(&entry.key) {
+            Some(v) => {
+                v.set_root_token_hash(entry.admin);
+                v
+            }
+            None => {
+                let vault = self.open_tenant(&entry).await.map_err(|e| {
+                    Error::internal(format!("a tenant's key ring did not open: {e}"))
+                })?;
+                self.tenants.put(&entry.key, Arc::new(vault))
+            }
+        };
+        self.tenants.remember(name, &vault);
+        Ok(Some(vault))
     }
 
     /// Every tenant vault this main vault has opened (for the background jobs).
@@ -287,6 +334,7 @@ impl Vault {
         Ok(Vault::assemble(
             scoped,
             self.store.clone(),
+            self.tenants.clone(),
             keys,
             key.clone(),
             entry.info.id,
@@ -513,7 +561,11 @@ impl Vault {
             tenant: DEFAULT_TENANT.into(),
             audit: self.new_event(who, Action::TenantChange.with([&id]), None, "ok"),
         });
-        match self.registry.write(WriteOp::Atomic(ops)).await {
+        let written = self.registry.write(WriteOp::Atomic(ops)).await;
+        // Renamed or not, names resolve afresh (the cache is the main vault's, shared
+        // with its tenants).
+        self.tenants.forget_names();
+        match written {
             Ok(()) => Ok(()),
             Err(StoreError::Duplicate(_)) => {
                 Err(Error::new(ErrorKind::Conflict, "Duplicate tenant name"))

@@ -47,8 +47,10 @@ pub struct Vault {
     /// reload from its read until it stores what it read, so a reload can never put
     /// back the hash a rotation just replaced.
     pub(crate) root_token_turn: tokio::sync::Mutex<()>,
-    /// The other tenants' vaults this (main) vault has opened.
-    pub(crate) tenants: crate::tenants::OpenTenants,
+    /// The other tenants' vaults the main vault has opened (shared by the main
+    /// vault and its tenants, so a tenant renamed by its own admin is resolved
+    /// afresh).
+    pub(crate) tenants: std::sync::Arc<crate::tenants::OpenTenants>,
 }
 
 impl Vault {
@@ -122,6 +124,7 @@ impl Vault {
         Ok(Vault::assemble(
             store.clone(),
             store,
+            Default::default(),
             keys,
             tenant,
             crate::tenants::MAIN_TENANT_ID,
@@ -139,6 +142,7 @@ impl Vault {
     pub(crate) fn assemble(
         store: Store,
         registry: Store,
+        tenants: std::sync::Arc<crate::tenants::OpenTenants>,
         keys: Keys,
         tenant: String,
         tenant_id: i64,
@@ -156,7 +160,7 @@ impl Vault {
             token_hasher,
             root_token_hash: std::sync::RwLock::new(root_token_hash),
             root_token_turn: tokio::sync::Mutex::new(()),
-            tenants: crate::tenants::OpenTenants::default(),
+            tenants,
         }
     }
 

@@ -401,6 +401,13 @@ pub fn api() -> Api<AppState> {
                 .ok(ok(&[("report", object())])),
             system::user_report,
         )
+        .op(
+            method!("SystemGetUserHTMLReport", "Everything held about a person, as an HTML page (v2)")
+                .describe("`mode`, `identity`. SystemGetUserReport's export as a self-contained page (values escaped, no script). Root, or the person; audited.")
+                .can_miss()
+                .ok(ok(&[("html", string())])),
+            system::user_html_report,
+        )
         .section("v2 sessions and shared records")
         .op(
             method!("SessionUpsert", "Store a session (v2, root)")
@@ -570,6 +577,17 @@ impl Args {
             Some(Value::Number(n)) => n.as_i64().ok_or_else(bad),
             Some(Value::String(s)) => s.trim().parse().map_err(|_| bad()),
             Some(_) => Err(bad()),
+        }
+    }
+
+    /// A required object field, taken out of the arguments (no copy).
+    fn take_object(&mut self, name: &str) -> Result<Map<String, Value>> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Err(Self::missing(name)),
+            Some(Value::Object(m)) => Ok(m),
+            Some(_) => Err(Error::bad_request(format!(
+                "The {name} parameter must be a JSON object"
+            ))),
         }
     }
 

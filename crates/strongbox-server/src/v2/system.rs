@@ -28,3 +28,88 @@ pub async fn user_report(Tenant(state): Tenant, Caller(who): Caller, args: Args)
     let report = state.vault.export_person(&who, mode, &identity).await?;
     Ok(ok_fields(&[("report", report)]))
 }
+
+/// `SystemGetUserHTMLReport {mode, identity}` → `{html}`: the same export as
+/// `SystemGetUserReport`, as a self-contained HTML page (every value escaped; no
+/// script, no external resource) a DPO can hand to the person.
+pub async fn user_html_report(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    let report = state.vault.export_person(&who, mode, &identity).await?;
+    Ok(ok_fields(&[(
+        "html",
+        serde_json::Value::from(html_report(&report)),
+    )]))
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A JSON value as HTML: objects as definition lists, arrays as lists, the rest as
+/// escaped text.
+fn html_value(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) if m.is_empty() => out.push_str("<p><em>none</em></p>"),
+        Value::Object(m) => {
+            out.push_str("<dl>");
+            for (k, v) in m {
+                out.push_str("<dt>");
+                out.push_str(&escape(k));
+                out.push_str("</dt><dd>");
+                html_value(v, out);
+                out.push_str("</dd>");
+            }
+            out.push_str("</dl>");
+        }
+        Value::Array(a) if a.is_empty() => out.push_str("<p><em>none</em></p>"),
+        Value::Array(a) => {
+            out.push_str("<ol>");
+            for v in a {
+                out.push_str("<li>");
+                html_value(v, out);
+                out.push_str("</li>");
+            }
+            out.push_str("</ol>");
+        }
+        Value::String(s) => out.push_str(&escape(s)),
+        other => out.push_str(&escape(&other.to_string())),
+    }
+}
+
+fn html_report(report: &serde_json::Value) -> String {
+    let mut out = String::from(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Your data</title></head><body><h1>Everything held about you</h1>",
+    );
+    out.push_str("<p>Generated ");
+    out.push_str(&escape(report["generated_at"].as_str().unwrap_or("")));
+    out.push_str("</p>");
+    for (key, title) in [
+        ("profile", "Profile"),
+        ("apps", "Application data"),
+        ("agreements", "Consents"),
+        ("requests", "Requests"),
+        ("sessions", "Sessions"),
+        ("audit", "Who accessed your data"),
+    ] {
+        out.push_str("<h2>");
+        out.push_str(title);
+        out.push_str("</h2>");
+        html_value(&report[key], &mut out);
+    }
+    out.push_str("</body></html>");
+    out
+}

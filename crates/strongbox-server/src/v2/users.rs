@@ -6,7 +6,7 @@ use strongbox_core::{Change, Error, ErrorKind, Mode, Outcome, Principal, Result,
 use super::{Args, Reply, done_or_requested, requested};
 use crate::AppState;
 use crate::extract::{Caller, Creator, Tenant};
-use crate::reply::ok_fields;
+use crate::reply::{json_response, ok_fields};
 
 /// Most records one `UserCreateBulk` may carry, and people one `UserDeleteBulk`
 /// may name.
@@ -33,8 +33,8 @@ async fn expire(state: &AppState, who: &Principal, token: &str, end: &Value) -> 
 }
 
 /// `UserCreate {profile, finaltime?, slidingtime?}` → `{token}`.
-pub async fn create(Tenant(state): Tenant, Creator(who): Creator, args: Args) -> Reply {
-    let profile = args.object("profile")?;
+pub async fn create(Tenant(state): Tenant, Creator(who): Creator, mut args: Args) -> Reply {
+    let profile = args.take_object("profile")?;
     let end = final_time(&args)?;
     if end.is_some() {
         who.require_root()?;
@@ -150,37 +150,38 @@ pub async fn delete_bulk(Tenant(state): Tenant, Caller(who): Caller, args: Args)
 pub async fn get(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
     let user = state.vault.get_user(&who, mode, &identity).await?;
-    let profile: Value = match user.profile.as_deref() {
-        Some(p) => serde_json::from_slice(p).map_err(Error::internal)?,
-        None => Value::Object(Default::default()),
-    };
-    Ok(ok_fields(&[
-        ("token", Value::from(user.token)),
-        ("profile", profile),
-    ]))
+    // The stored profile is already JSON: spliced in, as v1 does.
+    let profile: &[u8] = user.profile.as_deref().map_or(b"{}", |p| p.as_slice());
+    let mut out = Vec::with_capacity(profile.len() + 80);
+    out.extend_from_slice(br#"{"status":"ok","token":""#);
+    out.extend_from_slice(user.token.as_bytes());
+    out.extend_from_slice(br#"","profile":"#);
+    out.extend_from_slice(profile);
+    out.push(b'}');
+    Ok(json_response(axum::http::StatusCode::OK, out))
 }
 
 /// `UserUpdate {mode, identity, profile}`: a merge patch.
 pub async fn update(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     Ok(done_or_requested(
-        update_via(&state, &who, &args, Route::AsAllowed).await?,
+        update_via(&state, &who, args, Route::AsAllowed).await?,
     ))
 }
 
 /// `UserUpdateRequest {mode, identity, profile}` → `{requestuuid}`: the merge patch,
 /// filed for the DPO.
 pub async fn update_request(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
-    requested(update_via(&state, &who, &args, Route::Request).await?)
+    requested(update_via(&state, &who, args, Route::Request).await?)
 }
 
 async fn update_via(
     state: &AppState,
     who: &Principal,
-    args: &Args,
+    mut args: Args,
     route: Route,
 ) -> Result<Outcome> {
     let (mode, identity) = args.person()?;
-    let change = Change::from_json(Value::Object(args.object("profile")?))?;
+    let change = Change::from_json(Value::Object(args.take_object("profile")?))?;
     state
         .vault
         .update_user(who, mode, &identity, change, route)

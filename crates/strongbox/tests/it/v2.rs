@@ -1029,6 +1029,27 @@ fn stats_and_a_persons_export(b: &Backend) {
         report["audit"]["total"].as_u64().unwrap(),
         events.len() as u64
     );
+    // The same as an HTML page: every value escaped.
+    v2(
+        &s,
+        "UserUpdate",
+        person(
+            "ann",
+            json!({"profile": {"note": "<script>alert('x')</script>"}}),
+        ),
+    )
+    .expect(200);
+    let html = v2(&s, "SystemGetUserHTMLReport", person("ann", json!({}))).expect(200)["html"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("gold") && html.contains("news"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script"), "{html}");
     // The export itself is audited.
     let trail = v2(&s, "AuditListUserEvents", person("ann", json!({}))).expect(200);
     assert_eq!(trail["rows"][0]["action"], "user.export", "{trail}");
