@@ -11,12 +11,19 @@ use strongbox_crypto::{Aad, Dek, parse_record_token};
 use strongbox_store::{AuditEvent, AuditRow};
 use zeroize::Zeroizing;
 
+use crate::context::request_metadata;
 use crate::error::{Error, Result};
 use crate::expiry::Page;
 use crate::kinds::Action;
 use crate::principal::Principal;
 use crate::subjects::Mode;
 use crate::vault::Vault;
+
+/// How an event's detail that holds only the request's metadata begins. A detail
+/// sealed under a subject's DEK starts with a random nonce, which could begin so by
+/// chance (one in 2^40): a detail that does not open as an envelope is then tried
+/// as a sealed detail.
+const METADATA_ENVELOPE: &[u8] = b"SBMD1";
 
 /// One audit event as read on its own.
 pub struct AuditView {
@@ -43,15 +50,58 @@ impl Vault {
 
     /// Seals `detail` (e.g. `{"before": …, "after": …}`) into `event` under the
     /// subject's DEK.
+    /// The request's metadata, when there is some, goes in with it (replacing the
+    /// envelope `new_event` made for it).
     pub(crate) fn with_detail(
         &self,
         mut event: AuditEvent,
         dek: &Dek,
         detail: &Value,
     ) -> Result<AuditEvent> {
-        let plain = Zeroizing::new(serde_json::to_vec(detail).map_err(Error::internal)?);
+        let mut detail = detail.clone();
+        if let (Some(md), Value::Object(m)) = (request_metadata(), &mut detail) {
+            m.insert("request_metadata".into(), md);
+        }
+        let plain = Zeroizing::new(serde_json::to_vec(&detail).map_err(Error::internal)?);
         event.detail = Some(dek.seal(&self.detail_aad(&event.atoken), &plain)?);
         Ok(event)
+    }
+
+    /// The request's metadata sealed for an event that has no detail of its own:
+    /// under a fresh DEK wrapped by the tenant's current KEK, in an envelope
+    /// (`METADATA_ENVELOPE`, the KEK version, the wrapped DEK, the ciphertext).
+    pub(crate) fn metadata_envelope(&self, atoken: &str) -> Result<Option<Vec<u8>>> {
+        let Some(md) = request_metadata() else {
+            return Ok(None);
+        };
+        let (dek, kek_version, wrapped) = self.new_record_dek("audit", atoken)?;
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&json!({ "request_metadata": md })).map_err(Error::internal)?,
+        );
+        let sealed = dek.seal(&self.detail_aad(atoken), &plain)?;
+        let mut out =
+            Vec::with_capacity(METADATA_ENVELOPE.len() + 12 + wrapped.len() + sealed.len());
+        out.extend_from_slice(METADATA_ENVELOPE);
+        out.extend_from_slice(&kek_version.to_be_bytes());
+        out.extend_from_slice(&(wrapped.len() as u32).to_be_bytes());
+        out.extend_from_slice(&wrapped);
+        out.extend_from_slice(&sealed);
+        Ok(Some(out))
+    }
+
+    /// Opens a metadata envelope (`None`: `sealed` is not one, or its KEK is gone).
+    fn open_metadata_envelope(&self, atoken: &str, sealed: &[u8]) -> Option<Value> {
+        let rest = sealed.strip_prefix(METADATA_ENVELOPE)?;
+        let version = i64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+        let len = u32::from_be_bytes(rest.get(8..12)?.try_into().ok()?) as usize;
+        let wrapped = rest.get(12..12 + len)?;
+        let ciphertext = rest.get(12 + len..)?;
+        let kek = self.keys.kek(version).ok()?;
+        let dek = kek
+            .unwrap_dek(&self.tenant, &format!("audit/{atoken}"), wrapped)
+            .ok()?;
+        let plain = dek.open(&self.detail_aad(atoken), ciphertext).ok()?;
+        serde_json::from_slice(&plain).ok()
     }
 
     /// An event as listed: metadata only; `more` says whether it carries detail.
@@ -172,7 +222,13 @@ impl Vault {
             (None, _) => who.require_root()?,
         }
         let mut event = json!({});
-        if let (Some(record), Some(sealed)) = (&e.record, &e.detail)
+        let envelope = e
+            .detail
+            .as_deref()
+            .and_then(|sealed| self.open_metadata_envelope(&e.atoken, sealed));
+        if let Some(opened) = envelope {
+            event = opened;
+        } else if let (Some(record), Some(sealed)) = (&e.record, &e.detail)
             && let Some(user) = self.store.user(&self.tenant, record).await?
             && let Some(dek) = self.dek_of(&user)?
         {

@@ -10,6 +10,7 @@ pub mod change;
 pub mod clock;
 pub mod config;
 pub mod consent;
+pub mod context;
 pub mod error;
 pub mod expiry;
 pub mod export;

@@ -196,8 +196,19 @@ impl Vault {
         status: &str,
     ) -> AuditEvent {
         let action = action.into();
+        let atoken = new_event_token();
+        // The request's metadata, sealed; an event that gets a detail of its own
+        // carries it there instead (`with_detail`). A sealing failure (no usable KEK)
+        // leaves it out rather than failing the action: logged.
+        let detail = match self.metadata_envelope(&atoken) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "request_metadata could not be sealed into the audit event");
+                None
+            }
+        };
         AuditEvent {
-            atoken: new_event_token(),
+            atoken,
             at: self.now(),
             actor: principal.audit_label(),
             action: action.to_string(),
@@ -205,7 +216,7 @@ impl Vault {
             record: record.map(str::to_string),
             status: status.to_string(),
             app: None,
-            detail: None,
+            detail,
             classes: None,
         }
     }

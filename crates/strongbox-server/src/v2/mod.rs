@@ -3,9 +3,10 @@
 //! every method calls the core service its v1 twin calls, so no rule exists twice.
 //!
 //! Transport rules (the reference's §0): an empty body is `{}`; `request_metadata`
-//! (an object) is accepted by every method; `null` is an absent field; the tenant is
-//! named by `X-Bunker-Tenant` (today only this vault's own tenant exists, and any
-//! other name is refused); an unknown method is a JSON 404.
+//! (an object, at most 4 KiB) is accepted by every method and sealed into the audit
+//! events the call makes (`strongbox_core::context`); `null` is an absent field; the
+//! tenant is resolved by `extract::vault_for` (`X-Bunker-Tenant`, the `Host`
+//! sub-domain, else the main tenant); an unknown method is a JSON 404.
 
 mod apps;
 mod audit;
@@ -504,7 +505,14 @@ fn requested_schema() -> Value {
 /// The v2 router: [`api`]'s methods, and a JSON 404 for any other `/v2/…`.
 pub fn routes() -> Router<AppState> {
     let (router, _) = api().into_parts();
-    router.route("/v2/{*method}", any(unknown))
+    router
+        .route("/v2/{*method}", any(unknown))
+        // Each call's `request_metadata` reaches its audit events through this slot.
+        .layer(axum::middleware::from_fn(
+            |req: Request, next: axum::middleware::Next| {
+                strongbox_core::context::with_request(next.run(req))
+            },
+        ))
 }
 
 async fn unknown() -> Response {
@@ -522,7 +530,17 @@ impl FromRequest<AppState> for Args {
         let crate::extract::OptionalObject(mut args) =
             crate::extract::OptionalObject::from_request(req, state).await?;
         match args.remove("request_metadata") {
-            None | Some(Value::Null | Value::Object(_)) => {}
+            None | Some(Value::Null) => {}
+            Some(md @ Value::Object(_)) => {
+                let max = strongbox_core::context::MAX_METADATA_BYTES;
+                if md.to_string().len() > max {
+                    return Err(Error::bad_request(format!(
+                        "request_metadata is too large (at most {max} bytes as JSON)"
+                    ))
+                    .into());
+                }
+                strongbox_core::context::set_request_metadata(md);
+            }
             Some(_) => {
                 return Err(Error::bad_request("request_metadata must be a JSON object").into());
             }

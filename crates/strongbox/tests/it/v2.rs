@@ -18,6 +18,7 @@ backend_tests!(
     stats_and_a_persons_export,
     bulk_create_and_delete,
     processing_activities_over_v2,
+    request_metadata_is_sealed_into_the_audit,
 );
 
 /// `{mode, identity}` of `login` with `extra`'s fields.
@@ -1285,4 +1286,78 @@ fn processing_activities_over_v2(b: &Backend) {
     )
     .expect(200);
     assert_eq!(list()["total"], 0);
+}
+
+fn request_metadata_is_sealed_into_the_audit(b: &Backend) {
+    let s = Server::start(b);
+    let t = s.create_user(json!({"login": "ann", "name": "Ann"}));
+    let md = json!({"purpose": "support", "ticket": "zq-ticket-7741"});
+    // A change: the metadata rides in the event's detail with the values.
+    v2(
+        &s,
+        "UserUpdate",
+        person(
+            "ann",
+            json!({"profile": {"name": "Anna"}, "request_metadata": md}),
+        ),
+    )
+    .expect(200);
+    // A read: the event has no detail of its own; the metadata is its detail.
+    v2(
+        &s,
+        "UserGet",
+        person("ann", json!({"request_metadata": md})),
+    )
+    .expect(200);
+    // Without metadata (or with an empty object) nothing is added.
+    v2(
+        &s,
+        "UserGet",
+        person("ann", json!({"request_metadata": {}})),
+    )
+    .expect(200);
+    let rows = v2(
+        &s,
+        "AuditListUserEvents",
+        person("ann", json!({"limit": 4})),
+    )
+    .expect(200)["rows"]
+        .clone();
+    let open = |row: &Value| {
+        v2(
+            &s,
+            "AuditGetEvent",
+            json!({"auditeventuuid": row["auditeventuuid"]}),
+        )
+        .expect(200)["details"]
+            .clone()
+    };
+    // Newest first: the plain read, the read with metadata, the change.
+    assert_eq!(rows[0]["more"], false, "{rows}");
+    assert_eq!(open(&rows[0]), json!({}));
+    assert_eq!(rows[1]["more"], true, "{rows}");
+    assert_eq!(open(&rows[1]), json!({"request_metadata": md}));
+    let change = open(&rows[2]);
+    assert_eq!(change["request_metadata"], md, "{change}");
+    assert_eq!(change["after"]["name"], "Anna");
+    // Sealed: the store never holds it in plaintext.
+    let raw = s.store.raw_contents();
+    assert!(
+        !raw.windows(b"zq-ticket-7741".len())
+            .any(|w| w == b"zq-ticket-7741"),
+        "request_metadata reached the store in plaintext"
+    );
+    // Bounded, and an object.
+    let big = "x".repeat(5000);
+    let r = v2(
+        &s,
+        "UserGet",
+        person("ann", json!({"request_metadata": {"note": big}})),
+    );
+    assert_eq!(r.status, 400, "{}", r.json);
+    // Erased with the person where it sat beside their values; a read's metadata,
+    // under the tenant's key, stays readable (until that KEK is retired).
+    v2(&s, "UserDelete", json!({"mode": "token", "identity": t})).expect(200);
+    assert_eq!(open(&rows[2]), json!({}));
+    assert_eq!(open(&rows[1]), json!({"request_metadata": md}));
 }
