@@ -305,110 +305,9 @@ fn a_tenant_sees_only_its_own_data(b: &Backend) {
         acme("UserDelete", json!({"mode": "token", "identity": tb})).status,
         404
     );
-    // App data.
-    beta(
-        "AppdataCreate",
-        with(json!({"appname": "shop", "appdata": {"plan": "gold"}})),
-    )
-    .expect(200);
-    assert_eq!(
-        acme("AppdataGet", with(json!({"appname": "shop"}))).status,
-        404
-    );
-    assert_eq!(
-        acme("AppdataListAppNames", json!({})).expect(200)["apps"],
-        json!([])
-    );
-    // Consent and processing activities: each tenant its own catalogue.
-    beta(
-        "LegalBasisCreate",
-        json!({"brief": "news", "basistype": "consent"}),
-    )
-    .expect(200);
-    beta("AgreementAccept", with(json!({"brief": "news"}))).expect(200);
-    let bases = acme("LegalBasisListAgreements", json!({})).expect(200);
-    assert!(!bases["rows"].to_string().contains("\"news\""), "{bases}");
-    assert_eq!(
-        acme("AgreementGet", with(json!({"brief": "news"}))).status,
-        404
-    );
-    beta("ProcessingActivityCreate", json!({"activity": "mailing"})).expect(200);
-    assert_eq!(
-        acme("ProcessingActivityListActivities", json!({})).expect(200)["total"],
-        0
-    );
-    // Sessions and shared records.
-    let sid = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
-    beta(
-        "SessionUpsert",
-        json!({"sessionuuid": sid, "sessiondata": {"email": "ann@example.com"}}),
-    )
-    .expect(200);
-    assert_eq!(acme("SessionGet", json!({"sessionuuid": sid})).status, 404);
-    let share = text(
-        &beta("SharedRecordCreate", with(json!({"fields": "name"}))).expect(200),
-        "recorduuid",
-    );
-    let get_share = |tenant: Option<&str>| {
-        let headers: Vec<(&str, &str)> =
-            tenant.map(|t| ("X-Bunker-Tenant", t)).into_iter().collect();
-        s.call_with(
-            None,
-            "POST",
-            "/v2/SharedRecordGet",
-            &headers,
-            Body::Json(json!({"recorduuid": share})),
-        )
-    };
-    assert_eq!(get_share(Some("beta")).expect(200)["data"]["name"], "Ann");
-    assert_eq!(get_share(Some("acme")).status, 404);
-    assert_eq!(get_share(None).status, 404);
-    // Requests.
-    let req = text(
-        &beta("UserDeleteRequest", ann.clone()).expect(200),
-        "requestuuid",
-    );
-    assert_eq!(
-        acme("UserRequestGet", json!({"requestuuid": req})).status,
-        404
-    );
-    assert_eq!(
-        acme("UserRequestApprove", json!({"requestuuid": req})).status,
-        404
-    );
-    // Audit: another tenant's events are not found.
-    let events = beta("AuditListUserEvents", ann.clone()).expect(200);
-    let event = events["rows"][0]["auditeventuuid"].clone();
-    assert_eq!(
-        acme("AuditGetEvent", json!({"auditeventuuid": event})).status,
-        404
-    );
-    // The bulk gate: an unlock works only in the tenant, and with the token, that
-    // asked for it.
-    let unlock = acme("BulkListUnlock", json!({})).expect(200)["unlockuuid"].clone();
-    assert_eq!(
-        beta("BulkListAllAuditEvents", json!({"unlockuuid": unlock})).status,
-        403
-    );
-    assert_eq!(
-        call(
-            &s,
-            None,
-            &s.token,
-            "BulkListAllAuditEvents",
-            json!({"unlockuuid": unlock})
-        )
-        .status,
-        403
-    );
-    acme("BulkListAllAuditEvents", json!({"unlockuuid": unlock})).expect(200);
-    // Counts and exports are per tenant.
-    let stats = acme("SystemGetSystemStats", json!({})).expect(200);
-    assert_eq!(stats["stats"]["numusers"], 1, "{stats}");
-    assert_eq!(stats["stats"]["numsessions"], 0, "{stats}");
-    let report = acme("SystemGetUserReport", ann.clone()).expect(200);
-    assert_eq!(report["report"]["apps"], json!({}));
-    assert_eq!(report["report"]["agreements"], json!([]));
+    // Every other method family, in both directions.
+    one_way(&s, ("acme", &a), ("beta", &bt), 1);
+    one_way(&s, ("beta", &bt), ("acme", &a), 2);
     // A person's own token is scoped to their tenant too.
     let x = s
         .call_with(
@@ -483,7 +382,7 @@ fn a_tenant_sees_only_its_own_data(b: &Backend) {
             None,
             &s.token,
             "AppdataGet",
-            with(json!({"appname": "shop"}))
+            with(json!({"appname": "shop1"}))
         )
         .status,
         404
@@ -622,5 +521,137 @@ fn the_cli_creates_tenants(b: &Backend) {
         )
         .status,
         200
+    );
+}
+
+/// One direction of the isolation matrix: what `owner` stores (every method family)
+/// `viewer` can neither read nor change. `tag` keeps the names of each direction apart.
+fn one_way(s: &Server, viewer: (&str, &str), owner: (&str, &str), tag: u8) {
+    let (viewer_name, owner_name) = (viewer.0, owner.0);
+    let viewer = |method: &str, body: Value| call(s, Some(viewer.0), viewer.1, method, body);
+    let owner = |method: &str, body: Value| call(s, Some(owner.0), owner.1, method, body);
+    let ann = json!({"mode": "email", "identity": "ann@example.com"});
+    let with = |extra: Value| {
+        let mut v = ann.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let (app, brief, activity) = (
+        format!("shop{tag}"),
+        format!("news{tag}"),
+        format!("mailing{tag}"),
+    );
+    // App data.
+    owner(
+        "AppdataCreate",
+        with(json!({"appname": app, "appdata": {"plan": "gold"}})),
+    )
+    .expect(200);
+    assert_eq!(
+        viewer("AppdataGet", with(json!({"appname": app}))).status,
+        404
+    );
+    let apps = viewer("AppdataListAppNames", json!({})).expect(200)["apps"].clone();
+    assert!(!apps.to_string().contains(&app), "{apps}");
+    // Consent and processing activities: each tenant its own catalogue.
+    owner(
+        "LegalBasisCreate",
+        json!({"brief": brief, "basistype": "consent"}),
+    )
+    .expect(200);
+    owner("AgreementAccept", with(json!({"brief": brief}))).expect(200);
+    let bases = viewer("LegalBasisListAgreements", json!({})).expect(200);
+    assert!(!bases["rows"].to_string().contains(&brief), "{bases}");
+    assert_eq!(
+        viewer("AgreementGet", with(json!({"brief": brief}))).status,
+        404
+    );
+    owner("ProcessingActivityCreate", json!({"activity": activity})).expect(200);
+    let activities = viewer("ProcessingActivityListActivities", json!({})).expect(200);
+    assert!(
+        !activities["rows"].to_string().contains(&activity),
+        "{activities}"
+    );
+    // Sessions and shared records.
+    let sid = format!("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f{tag}");
+    owner(
+        "SessionUpsert",
+        json!({"sessionuuid": sid, "sessiondata": {"email": "ann@example.com"}}),
+    )
+    .expect(200);
+    assert_eq!(
+        viewer("SessionGet", json!({"sessionuuid": sid})).status,
+        404
+    );
+    let share = text(
+        &owner("SharedRecordCreate", with(json!({"fields": "name"}))).expect(200),
+        "recorduuid",
+    );
+    let get_share = |tenant: Option<&str>| {
+        let headers: Vec<(&str, &str)> =
+            tenant.map(|t| ("X-Bunker-Tenant", t)).into_iter().collect();
+        s.call_with(
+            None,
+            "POST",
+            "/v2/SharedRecordGet",
+            &headers,
+            Body::Json(json!({"recorduuid": share})),
+        )
+    };
+    assert_eq!(
+        get_share(Some(owner_name)).expect(200)["data"]["name"],
+        "Ann"
+    );
+    assert_eq!(get_share(Some(viewer_name)).status, 404);
+    assert_eq!(get_share(None).status, 404);
+    // Requests.
+    let req = text(
+        &owner("UserDeleteRequest", ann.clone()).expect(200),
+        "requestuuid",
+    );
+    assert_eq!(
+        viewer("UserRequestGet", json!({"requestuuid": req})).status,
+        404
+    );
+    assert_eq!(
+        viewer("UserRequestApprove", json!({"requestuuid": req})).status,
+        404
+    );
+    // Audit: another tenant's events are not found.
+    let events = owner("AuditListUserEvents", ann.clone()).expect(200);
+    let event = events["rows"][0]["auditeventuuid"].clone();
+    assert_eq!(
+        viewer("AuditGetEvent", json!({"auditeventuuid": event})).status,
+        404
+    );
+    // The bulk gate: an unlock works only in the tenant, and with the token, that
+    // asked for it.
+    let unlock = viewer("BulkListUnlock", json!({})).expect(200)["unlockuuid"].clone();
+    assert_eq!(
+        owner("BulkListAllAuditEvents", json!({"unlockuuid": unlock})).status,
+        403
+    );
+    assert_eq!(
+        call(
+            &s,
+            None,
+            &s.token,
+            "BulkListAllAuditEvents",
+            json!({"unlockuuid": unlock})
+        )
+        .status,
+        403
+    );
+    viewer("BulkListAllAuditEvents", json!({"unlockuuid": unlock})).expect(200);
+    // Counts and exports are per tenant.
+    let stats = viewer("SystemGetSystemStats", json!({})).expect(200);
+    assert_eq!(stats["stats"]["numusers"], 1, "{stats}");
+    let report = viewer("SystemGetUserReport", ann.clone()).expect(200);
+    assert!(report["report"]["apps"].get(&app).is_none(), "{report}");
+    assert!(
+        !report["report"]["agreements"].to_string().contains(&brief),
+        "{report}"
     );
 }
