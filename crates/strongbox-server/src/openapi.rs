@@ -69,6 +69,8 @@ pub struct Op {
     auth: Auth,
     query: Vec<Value>,
     body: Body,
+    /// The JSON body's own schema, when the operation has one (v2 methods).
+    body_schema: Option<Value>,
     ok: Ok,
     conflict: bool,
     missing: bool,
@@ -91,6 +93,7 @@ impl Op {
             auth: Auth::Token,
             query: Vec::new(),
             body: Body::None,
+            body_schema: None,
             ok: Ok::Json(ok(&[])),
             conflict: false,
             missing: false,
@@ -125,6 +128,27 @@ impl Op {
 
     pub fn body(mut self, body: Body) -> Op {
         self.body = body;
+        self
+    }
+
+    /// The fields of an optional JSON object body: `(name, schema, required)`.
+    /// Unknown fields are allowed (clients add their own, such as
+    /// `request_metadata`).
+    pub fn fields(mut self, fields: &[(&str, Value, bool)]) -> Op {
+        let properties: Map<String, Value> = fields
+            .iter()
+            .map(|(name, schema, _)| ((*name).to_string(), schema.clone()))
+            .collect();
+        let required: Vec<Value> = fields
+            .iter()
+            .filter(|(_, _, r)| *r)
+            .map(|(name, _, _)| Value::from(*name))
+            .collect();
+        let mut schema = json!({"type": "object", "properties": properties});
+        if !required.is_empty() {
+            schema["required"] = Value::from(required);
+        }
+        self.body_schema = Some(schema);
         self
     }
 
@@ -193,8 +217,22 @@ impl Op {
         if !params.is_empty() {
             op.insert("parameters".into(), Value::from(params));
         }
-        if let Some(body) = request_body(self.body) {
-            op.insert("requestBody".into(), body);
+        match &self.body_schema {
+            Some(schema) => {
+                op.insert(
+                    "requestBody".into(),
+                    json!({
+                        "description": "A JSON object; none is `{}`.",
+                        "required": false,
+                        "content": {"application/json": {"schema": schema}},
+                    }),
+                );
+            }
+            None => {
+                if let Some(body) = request_body(self.body) {
+                    op.insert("requestBody".into(), body);
+                }
+            }
         }
         let security = match self.auth {
             Auth::Public | Auth::Capability | Auth::Login => json!([]),

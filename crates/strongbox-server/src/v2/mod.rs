@@ -47,6 +47,7 @@ pub fn api() -> Api<AppState> {
         .section("v2 users")
         .op(
             method!("UserCreate", "Create a person's record (v2)")
+                .fields(&args(&[("profile", object(), true), ("finaltime", time(), false), ("slidingtime", time(), false)]))
                 .describe("`profile` (object, required): the person's data, indexed by `login`, `email`, `phone` and `custom`. `finaltime` (root): the person's retention, as `POST /v1/exp/start`; `slidingtime` is accepted and not acted on.")
                 .conflict()
                 .ok(ok(&[("token", string())])),
@@ -54,12 +55,14 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserCreateBulk", "Create many people at once (v2, root)")
+                .fields(&args(&[("records", json!({"type": "array", "items": {"type": "object", "properties": {"profile": object()}, "required": ["profile"]}}), true), ("finaltime", time(), false), ("slidingtime", time(), false)]))
                 .describe("`records`: [{`profile`}] (1–10000), `finaltime` (retention of each), `slidingtime` (accepted, not acted on). Each record is created or refused on its own: `created` [{`token`, `profile`}], `errors` [{`profile`, `reason`}].")
                 .ok(ok(&[("created", json!({"type": "array", "items": object()})), ("errors", json!({"type": "array", "items": object()}))])),
             users::create_bulk,
         )
         .op(
             method!("UserGet", "Read a person's profile (v2)")
+                .fields(&who(&[]))
                 .describe("`mode` (`token`, `login`, `email`, `phone`, `custom`) and `identity` name the person.")
                 .can_miss()
                 .ok(ok(&[("token", string()), ("profile", object())])),
@@ -67,6 +70,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserUpdate", "Change a person's profile by merge patch (v2)")
+                .fields(&who(&[("profile", object(), true)]))
                 .describe("`mode`, `identity`, `profile`: an RFC 7386 merge patch; the indexes follow the new values.")
                 .can_miss()
                 .conflict()
@@ -75,6 +79,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserPatch", "Change a person's profile by JSON Patch (v2)")
+                .fields(&who(&[("patch", json!({"type": "array", "items": object()}), true)]))
                 .describe("`mode`, `identity`, `patch`: an RFC 6902 JSON Patch.")
                 .can_miss()
                 .conflict()
@@ -83,6 +88,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserDelete", "Erase a person (v2)")
+                .fields(&who(&[]))
                 .describe("`mode`, `identity`. Crypto-shredding, with a signed erasure receipt, as `DELETE /v1/user`.")
                 .can_miss()
                 .ok(ok(&[])),
@@ -90,12 +96,14 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserDeleteBulk", "Erase many people at once (v2)")
+                .fields(&args(&[("users", json!({"type": "array", "items": {"type": "object", "properties": {"mode": mode(), "identity": identity()}, "required": ["mode", "identity"]}}), true)]))
                 .describe("`users`: [{`mode`, `identity`}] (1–10000), each erased as by UserDelete: `deleted_count`, `errors` [{`index`, `reason`}].")
                 .ok(ok(&[("deleted_count", json!({"type": "integer"})), ("errors", json!({"type": "array", "items": object()}))])),
             users::delete_bulk,
         )
         .op(
             method!("UserUpdateRequest", "Ask the DPO to change a person's profile (v2)")
+                .fields(&who(&[("profile", object(), true)]))
                 .describe("`mode`, `identity`, `profile` (a merge patch): checked now, filed as a request for the DPO whoever asks.")
                 .can_miss()
                 .ok(requested_schema()),
@@ -103,6 +111,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserPatchRequest", "Ask the DPO to patch a person's profile (v2)")
+                .fields(&who(&[("patch", json!({"type": "array", "items": object()}), true)]))
                 .describe("`mode`, `identity`, `patch` (an RFC 6902 JSON Patch), filed as a request for the DPO.")
                 .can_miss()
                 .ok(requested_schema()),
@@ -110,6 +119,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserDeleteRequest", "Ask the DPO to erase a person (v2)")
+                .fields(&who(&[]))
                 .describe("`mode`, `identity`: a forget-me request for the DPO.")
                 .can_miss()
                 .ok(requested_schema()),
@@ -118,6 +128,7 @@ pub fn api() -> Api<AppState> {
         .section("v2 user requests")
         .op(
             method!("UserRequestGet", "A request for the DPO, with what it would change (v2)")
+                .fields(&args(&[("requestuuid", string(), true)]))
                 .describe("`requestuuid`. Root, or the person it is about.")
                 .can_miss()
                 .ok(ok(&[("request", object())])),
@@ -125,6 +136,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserRequestListUserRequests", "A person's requests (v2)")
+                .fields(&who(&page()))
                 .describe("`mode`, `identity`, `offset`, `limit` (default 10; outside 1–100: 100).")
                 .can_miss()
                 .ok(rows_schema()),
@@ -132,6 +144,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserRequestApprove", "Approve and carry out a request (v2, root)")
+                .fields(&args(&[("requestuuid", string(), true), ("reason", string(), false)]))
                 .describe("`requestuuid`, `reason`. A decided request answers 409 `This user request is closed`.")
                 .can_miss()
                 .conflict()
@@ -140,6 +153,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserRequestCancel", "Cancel a request (v2)")
+                .fields(&args(&[("requestuuid", string(), true), ("reason", string(), false)]))
                 .describe("`requestuuid`, `reason`. Root, or the person it is about.")
                 .can_miss()
                 .conflict()
@@ -149,6 +163,7 @@ pub fn api() -> Api<AppState> {
         .section("v2 app data")
         .op(
             method!("AppdataCreate", "Store an application's document of a person (v2)")
+                .fields(&who(&[("appname", string(), true), ("appdata", object(), true)]))
                 .describe("`mode`, `identity`, `appname` (`^[a-z][a-z0-9_]{1,30}$`), `appdata` (object): replaces the document.")
                 .can_miss()
                 .ok(ok(&[])),
@@ -156,6 +171,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AppdataGet", "Read an application's document of a person (v2)")
+                .fields(&who(&[("appname", string(), true)]))
                 .describe("`mode`, `identity`, `appname`.")
                 .can_miss()
                 .ok(ok(&[("appdata", object())])),
@@ -163,6 +179,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AppdataUpdate", "Change an application's document of a person (v2)")
+                .fields(&who(&[("appname", string(), true), ("appdata", object(), true)]))
                 .describe("`mode`, `identity`, `appname`, `appdata`: merged into the document (RFC 7386).")
                 .can_miss()
                 .ok(ok(&[])),
@@ -170,6 +187,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AppdataUpdateRequest", "Ask the DPO to change an application's document (v2)")
+                .fields(&who(&[("appname", string(), true), ("appdata", object(), true)]))
                 .describe("`mode`, `identity`, `appname`, `appdata` (a merge patch), filed as a request for the DPO.")
                 .can_miss()
                 .ok(requested_schema()),
@@ -177,6 +195,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AppdataDelete", "Delete an application's document of a person (v2)")
+                .fields(&who(&[("appname", string(), true)]))
                 .describe("`mode`, `identity`, `appname`.")
                 .can_miss()
                 .ok(ok(&[])),
@@ -184,6 +203,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AppdataListUserAppNames", "The applications holding a person's data (v2)")
+                .fields(&who(&[]))
                 .describe("`mode`, `identity`.")
                 .can_miss()
                 .ok(ok(&[("apps", json!({"type": "array", "items": string()}))])),
@@ -191,18 +211,21 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AppdataListAppNames", "The names of all applications (v2, root)")
+                .fields(&args(&[]))
                 .ok(ok(&[("apps", json!({"type": "array", "items": string()}))])),
             apps::list_all,
         )
         .section("v2 consent")
         .op(
             method!("LegalBasisCreate", "Create a legal basis (v2, root)")
+                .fields(&args(&basis(false)))
                 .describe("`brief` (`^[a-z][a-z0-9-]{1,64}$`), `status`, `module`, `fulldesc`, `shortdesc`, `basistype`, `requiredmsg`, `requiredflag`, `usercontrol`.")
                 .ok(ok(&[])),
             consent::create_basis,
         )
         .op(
             method!("LegalBasisUpdate", "Change a legal basis (v2, root)")
+                .fields(&args(&basis(true)))
                 .describe("`brief`, and `newbrief` to rename it, with the fields of LegalBasisCreate to change.")
                 .can_miss()
                 .ok(ok(&[])),
@@ -210,6 +233,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("LegalBasisDelete", "Delete a legal basis (v2, root)")
+                .fields(&args(&[("brief", string(), true)]))
                 .describe("`brief`. Consents to it are revoked.")
                 .can_miss()
                 .ok(ok(&[])),
@@ -217,12 +241,14 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("LegalBasisListAgreements", "The legal bases (v2)")
+                .fields(&args(&[]))
                 .describe("Root: every legal basis; a person's access token: the active ones.")
                 .ok(rows_schema()),
             consent::list_bases,
         )
         .op(
             method!("AgreementAccept", "Record a person's consent (v2)")
+                .fields(&who(&[("brief", string(), true), ("agreementmethod", string(), false), ("referencecode", string(), false), ("starttime", time(), false), ("finaltime", time(), false), ("status", string(), false), ("lastmodifiedby", string(), false)]))
                 .describe("`mode`, `identity`, `brief`, and `agreementmethod`, `referencecode`, `starttime`, `finaltime`, `status`, `lastmodifiedby`.")
                 .can_miss()
                 .ok(ok(&[])),
@@ -230,6 +256,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AgreementGet", "A person's consent to a legal basis (v2)")
+                .fields(&who(&[("brief", string(), true)]))
                 .describe("`mode`, `identity`, `brief`.")
                 .can_miss()
                 .ok(ok(&[("agreement", object())])),
@@ -237,6 +264,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AgreementListUserAgreements", "A person's consents (v2)")
+                .fields(&who(&[]))
                 .describe("`mode`, `identity`.")
                 .can_miss()
                 .ok(rows_schema()),
@@ -244,6 +272,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AgreementCancel", "Withdraw a person's consent (v2)")
+                .fields(&who(&[("brief", string(), true), ("lastmodifiedby", string(), false)]))
                 .describe("`mode`, `identity`, `brief`. A person's own withdrawal of a basis they may not withdraw themselves becomes a request.")
                 .can_miss()
                 .ok(json!({"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}, "result": string(), "rtoken": string()}})),
@@ -251,6 +280,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AgreementCancelRequest", "Ask the DPO to withdraw a person's consent (v2)")
+                .fields(&who(&[("brief", string(), true)]))
                 .describe("`mode`, `identity`, `brief`: the withdrawal, filed as a request for the DPO (the person must have an agreement).")
                 .can_miss()
                 .ok(requested_schema()),
@@ -258,6 +288,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AgreementRevokeAll", "Withdraw everyone's consent to a legal basis (v2, root)")
+                .fields(&args(&[("brief", string(), true)]))
                 .describe("`brief`.")
                 .can_miss()
                 .ok(ok(&[])),
@@ -266,12 +297,14 @@ pub fn api() -> Api<AppState> {
         .section("v2 processing activities")
         .op(
             method!("ProcessingActivityCreate", "Create a processing activity (v2, root)")
+                .fields(&args(&activity(false)))
                 .describe("`activity` (`^[a-z][a-z0-9-]{1,64}$`), `title`, `script`, `fulldesc`, `applicableto`. An existing activity of that name is changed.")
                 .ok(ok(&[])),
             consent::create_activity,
         )
         .op(
             method!("ProcessingActivityUpdate", "Change a processing activity (v2, root)")
+                .fields(&args(&activity(true)))
                 .describe("`activity`, `newactivity` (renames it), and the fields of ProcessingActivityCreate to change.")
                 .can_miss()
                 .conflict()
@@ -280,12 +313,14 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("ProcessingActivityDelete", "Delete a processing activity (v2, root)")
+                .fields(&args(&[("activity", string(), true)]))
                 .describe("`activity`.")
                 .ok(ok(&[])),
             consent::delete_activity,
         )
         .op(
             method!("ProcessingActivityLinkLegalBasis", "Link a legal basis to a processing activity (v2, root)")
+                .fields(&args(&[("activity", string(), true), ("brief", string(), true)]))
                 .describe("`activity`, `brief`.")
                 .can_miss()
                 .ok(ok(&[])),
@@ -293,6 +328,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("ProcessingActivityUnlinkLegalBasis", "Unlink a legal basis from a processing activity (v2, root)")
+                .fields(&args(&[("activity", string(), true), ("brief", string(), true)]))
                 .describe("`activity`, `brief`.")
                 .can_miss()
                 .ok(ok(&[])),
@@ -300,6 +336,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("ProcessingActivityListActivities", "The processing activities with their legal bases (v2, root)")
+                .fields(&args(&[]))
                 .describe("No arguments.")
                 .ok(rows_schema()),
             consent::list_activities,
@@ -307,6 +344,7 @@ pub fn api() -> Api<AppState> {
         .section("v2 audit")
         .op(
             method!("AuditListUserEvents", "The audit events about a person (v2)")
+                .fields(&who(&page()))
                 .describe("`mode`, `identity`, `offset`, `limit` (default 10; outside 1–100: 100). Newest first; root, or the person. By token also after an erasure.")
                 .can_miss()
                 .ok(rows_schema()),
@@ -314,6 +352,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("AuditGetEvent", "One audit event with its detail (v2)")
+                .fields(&args(&[("auditeventuuid", string(), true)]))
                 .describe("`auditeventuuid`. Root, or the person it is about; the detail reads `{}` once they are erased.")
                 .can_miss()
                 .ok(ok(&[("eventtype", string()), ("timestamp", json!({"type": "integer"})), ("details", object()), ("event", object())])),
@@ -322,30 +361,35 @@ pub fn api() -> Api<AppState> {
         .section("v2 bulk listings")
         .op(
             method!("BulkListUnlock", "Unlock the bulk listings for 60 seconds (v2, root)")
+                .fields(&args(&[]))
                 .describe("No arguments. The `unlockuuid` works for 60 seconds, again and again, only with the token that asked for it.")
                 .ok(ok(&[("unlockuuid", string())])),
             bulk::unlock,
         )
         .op(
             method!("BulkListUsers", "The profiles of the people named (v2, root, unlocked)")
+                .fields(&args(&[("unlockuuid", string(), true), ("users", json!({"type": "array", "items": {"type": "object", "properties": {"mode": mode(), "identity": identity()}, "required": ["mode", "identity"]}}), true)]))
                 .describe("`unlockuuid`, `users`: [{`mode`, `identity`}] (1–1000). Needs `--list-users true`. People not in the vault are left out.")
                 .ok(rows_schema()),
             bulk::list_users,
         )
         .op(
             method!("BulkListAllUsers", "A page of everyone's profiles (v2, root, unlocked)")
+                .fields(&args(&[&[("unlockuuid", string(), true)][..], &page()].concat()))
                 .describe("`unlockuuid`, `offset`, `limit`. Needs `--list-users true`.")
                 .ok(rows_schema()),
             bulk::list_all_users,
         )
         .op(
             method!("BulkListAllUserRequests", "Every request for the DPO (v2, root, unlocked)")
+                .fields(&args(&[&[("unlockuuid", string(), true), ("status", json!({"enum": ["open", "approved", "canceled"]}), false)][..], &page()].concat()))
                 .describe("`unlockuuid`, `status` (`open`, `approved`, `canceled`; all when absent), `offset`, `limit`. Newest change first.")
                 .ok(rows_schema()),
             bulk::list_all_requests,
         )
         .op(
             method!("BulkListAllAuditEvents", "The whole audit log (v2, root, unlocked)")
+                .fields(&args(&[&[("unlockuuid", string(), true)][..], &page()].concat()))
                 .describe("`unlockuuid`, `offset`, `limit`. Newest first.")
                 .ok(rows_schema()),
             bulk::list_all_audit,
@@ -353,6 +397,7 @@ pub fn api() -> Api<AppState> {
         .section("v2 tenants")
         .op(
             method!("TenantCreate", "Create a tenant (v2, main tenant root)")
+                .fields(&args(&[("tenantname", string(), true), ("tenantorg", string(), true), ("email", string(), false)]))
                 .describe("`tenantname` (`[a-z0-9]`, 2–64), `tenantorg`, `email` (accepted, not kept). Its own keys, rows and audit chain; answers its `tenantid` and admin token `xtoken`, shown once. 409 `Duplicate tenant name`.")
                 .conflict()
                 .ok(ok(&[("tenantid", json!({"type": "integer"})), ("tenantname", string()), ("xtoken", string())])),
@@ -360,6 +405,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("TenantGet", "A tenant's name and organisation (v2)")
+                .fields(&args(&[("tenantid", id(), true)]))
                 .describe("`tenantid` (number or numeric text). The main tenant's root: any; a tenant's admin: its own.")
                 .can_miss()
                 .ok(ok(&[("tenantid", json!({"type": "integer"})), ("tenantname", string()), ("tenantorg", string())])),
@@ -367,6 +413,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("TenantUpdate", "Rename a tenant or change its organisation (v2)")
+                .fields(&args(&[("tenantid", id(), false), ("tenantname", string(), false), ("tenantorg", string(), false), ("email", string(), false)]))
                 .describe("`tenantid` (default: the calling tenant), `tenantname`, `tenantorg`.")
                 .can_miss()
                 .conflict()
@@ -375,6 +422,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("TenantDelete", "Delete a tenant by crypto-shredding (v2, main tenant root)")
+                .fields(&args(&[("tenantid", id(), true)]))
                 .describe("`tenantid`. Its key ring and every row it holds are removed in one commit; audited in the main tenant's log.")
                 .can_miss()
                 .ok(ok(&[])),
@@ -382,6 +430,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("TenantListTenants", "The tenants (v2, main tenant root)")
+                .fields(&args(&page()))
                 .describe("`offset`, `limit`. The main tenant (id 1, `default`) first.")
                 .ok(rows_schema()),
             tenants::list,
@@ -389,6 +438,7 @@ pub fn api() -> Api<AppState> {
         .section("v2 system")
         .op(
             method!("SystemGetSystemStats", "How much the vault holds (v2, root)")
+                .fields(&args(&[]))
                 .describe("No arguments. Counts only: `numusers` (erased people not counted), `numtenants`, `numtokens`, `numsessions`.")
                 .ok(ok(&[("stats", json!({"type": "object", "properties": {
                     "numusers": {"type": "integer"}, "numtenants": {"type": "integer"},
@@ -397,6 +447,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("SystemGetUserReport", "Everything held about a person, as JSON (v2)")
+                .fields(&who(&[]))
                 .describe("`mode`, `identity`. The data subject's export (GDPR Articles 15 and 20): profile, app documents, consents, requests, sessions and the newest 1000 audit events about them. Root, or the person; audited.")
                 .can_miss()
                 .ok(ok(&[("report", object())])),
@@ -404,6 +455,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("SystemGetUserHTMLReport", "Everything held about a person, as an HTML page (v2)")
+                .fields(&who(&[]))
                 .describe("`mode`, `identity`. SystemGetUserReport's export as a self-contained page (values escaped, no script). Root, or the person; audited.")
                 .can_miss()
                 .ok(ok(&[("html", string())])),
@@ -412,12 +464,14 @@ pub fn api() -> Api<AppState> {
         .section("v2 sessions and shared records")
         .op(
             method!("SessionUpsert", "Store a session (v2, root)")
+                .fields(&args(&[("sessionuuid", string(), true), ("sessiondata", object(), true), ("finaltime", time(), false), ("slidingtime", time(), false)]))
                 .describe("`sessionuuid`, `sessiondata` (object; a `login`, `email`, `phone` or `token` in it links the person), `finaltime`.")
                 .ok(ok(&[])),
             sessions::upsert,
         )
         .op(
             method!("SessionGet", "Read a session (v2)")
+                .fields(&args(&[("sessionuuid", string(), true)]))
                 .describe("`sessionuuid`.")
                 .can_miss()
                 .ok(ok(&[("sessiondata", object())])),
@@ -425,12 +479,14 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("SessionDelete", "Delete a session (v2, root)")
+                .fields(&args(&[("sessionuuid", string(), true)]))
                 .describe("`sessionuuid`.")
                 .ok(ok(&[])),
             sessions::delete,
         )
         .op(
             method!("SessionListUserSessions", "A person's sessions (v2)")
+                .fields(&who(&page()))
                 .describe("`mode`, `identity`, `offset`, `limit` (default 10; outside 1–100: 100).")
                 .can_miss()
                 .ok(rows_schema()),
@@ -438,6 +494,7 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("SharedRecordCreate", "A time-limited view of a person's data for a partner (v2)")
+                .fields(&who(&[("fields", string(), false), ("partner", string(), false), ("appname", string(), false), ("finaltime", time(), false)]))
                 .describe("`mode`, `identity`, `fields` (comma-separated; all when absent), `partner`, `appname` (share app data), `finaltime`.")
                 .can_miss()
                 .ok(ok(&[("recorduuid", string())])),
@@ -445,12 +502,87 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("SharedRecordGet", "Read a shared record (v2; the id is the capability)")
+                .fields(&args(&[("recorduuid", string(), true)]))
                 .auth(Auth::Capability)
                 .describe("`recorduuid`. No token: an unknown id is a failed attempt of the client address.")
                 .can_miss()
                 .ok(ok(&[("data", object()), ("appname", string())])),
             sessions::get_shared,
         )
+}
+
+/// An argument's schema: `(name, schema, required)`.
+type Field = (&'static str, Value, bool);
+
+/// `fields` with `request_metadata`, which every method accepts.
+fn args(fields: &[Field]) -> Vec<Field> {
+    let mut all = fields.to_vec();
+    all.push(("request_metadata", object(), false));
+    all
+}
+
+/// `mode` and `identity`, then `fields`.
+fn who(fields: &[Field]) -> Vec<Field> {
+    let mut all = vec![("mode", mode(), true), ("identity", identity(), true)];
+    all.extend_from_slice(fields);
+    args(&all)
+}
+
+/// `offset` and `limit`.
+fn page() -> Vec<Field> {
+    vec![("offset", id(), false), ("limit", id(), false)]
+}
+
+fn mode() -> Value {
+    json!({"enum": ["token", "login", "email", "phone", "custom"]})
+}
+
+/// A person's identity: text, or a number (the clients send phone numbers so).
+fn identity() -> Value {
+    json!({"oneOf": [{"type": "string", "minLength": 1}, {"type": "number"}]})
+}
+
+/// A whole number, or its decimal text.
+fn id() -> Value {
+    json!({"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}]})
+}
+
+/// A duration (`30d`, `12m`, `1y`, seconds) or a Unix time.
+fn time() -> Value {
+    json!({"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]})
+}
+
+/// The fields of a legal basis (with `newbrief` for an update).
+fn basis(update: bool) -> Vec<Field> {
+    let mut f = vec![("brief", string(), true)];
+    if update {
+        f.push(("newbrief", string(), false));
+    }
+    for name in [
+        "status",
+        "module",
+        "fulldesc",
+        "shortdesc",
+        "basistype",
+        "requiredmsg",
+    ] {
+        f.push((name, string(), false));
+    }
+    f.push(("requiredflag", json!({"type": "boolean"}), false));
+    f.push(("usercontrol", json!({"type": "boolean"}), false));
+    f
+}
+
+/// The fields of a processing activity (with `newactivity` for an update).
+fn activity(update: bool) -> Vec<Field> {
+    let mut f = vec![("activity", string(), true)];
+    if update {
+        f.push(("newactivity", string(), false));
+    }
+    for name in ["title", "script", "fulldesc", "applicableto"] {
+        f.push((name, string(), false));
+    }
+    f
 }
 
 /// `{status, total, rows}`.
