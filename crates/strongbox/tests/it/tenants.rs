@@ -635,7 +635,7 @@ fn one_way(s: &Server, viewer: (&str, &str), owner: (&str, &str), tag: u8) {
     );
     assert_eq!(
         call(
-            &s,
+            s,
             None,
             &s.token,
             "BulkListAllAuditEvents",
