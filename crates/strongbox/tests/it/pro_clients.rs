@@ -11,7 +11,10 @@ use std::sync::OnceLock;
 use crate::backend_tests;
 use crate::harness::{Backend, Server, run_bin};
 
-backend_tests!(the_python_client_suite_passes_unchanged);
+backend_tests!(
+    the_python_client_suite_passes_unchanged,
+    every_method_through_the_python_client,
+);
 
 /// The pinned client release; its sdist carries the suite.
 const CLIENT: &str = "databunkerpro==0.1.7";
@@ -140,4 +143,28 @@ fn the_python_client_suite_passes_unchanged(b: &Backend) {
         .expect(200);
     assert_eq!(stats["stats"]["numusers"], 0, "{stats}");
     assert_eq!(stats["stats"]["numtenants"], 2, "{stats}");
+}
+
+/// Every v2 method Strongbox serves, through the same client, with the error cases
+/// the reference names (`tests/python/every_method.py`). `/metrics` is public here
+/// because the client reads it without a token, as Databunker Pro serves it.
+fn every_method_through_the_python_client(b: &Backend) {
+    let dir = client_dir();
+    let s = Server::start_with(b, &["--list-users", "true", "--metrics-public", "true"]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/every_method.py");
+    let run = Command::new("python3")
+        .arg(&script)
+        .env("PYTHONPATH", &dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("STRONGBOX_URL", &s.base)
+        .env("STRONGBOX_TOKEN", &s.token)
+        .output()
+        .expect("run python3");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{text}");
+    assert!(text.contains("all checks passed"), "{text}");
 }

@@ -1,0 +1,218 @@
+"""Every v2 method Strongbox serves, called through Databunker Pro's official Python
+client (`databunkerpro`, unchanged), with the error cases the reference names.
+
+Driven by crates/strongbox/tests/it/pro_clients.rs against a live server:
+STRONGBOX_URL and STRONGBOX_TOKEN (the main tenant's root token); the client's
+package is on PYTHONPATH. Prints `all checks passed` at the end; any failed check
+raises and exits non-zero.
+"""
+
+import os
+import sys
+import uuid
+
+from databunkerpro import DatabunkerproAPI
+
+URL = os.environ["STRONGBOX_URL"]
+ROOT = os.environ["STRONGBOX_TOKEN"]
+CHECKS = 0
+
+
+def ok(reply, what):
+    global CHECKS
+    CHECKS += 1
+    assert isinstance(reply, dict) and reply.get("status") == "ok", f"{what}: {reply}"
+    return reply
+
+
+def error(reply, what, message=None):
+    global CHECKS
+    CHECKS += 1
+    assert isinstance(reply, dict) and reply.get("status") == "error", f"{what}: {reply}"
+    if message is not None:
+        assert reply.get("message") == message, f"{what}: {reply}"
+    return reply
+
+
+def tenants(main):
+    """Tenants, made by the main tenant's root; returns two tenant clients."""
+    acme = ok(main.create_tenant({"tenantname": "pyacme", "tenantorg": "Acme"}), "TenantCreate")
+    beta = ok(main.create_tenant({"tenantname": "pybeta", "tenantorg": "Beta"}), "TenantCreate")
+    error(main.create_tenant({"tenantname": "pyacme", "tenantorg": "x"}), "TenantCreate taken",
+          "Duplicate tenant name")
+    a = DatabunkerproAPI(URL, acme["xtoken"], "pyacme")
+    b = DatabunkerproAPI(URL, beta["xtoken"], "pybeta")
+    got = ok(a.get_tenant(str(acme["tenantid"])), "TenantGet by numeric text")
+    assert got["tenantname"] == "pyacme" and got["tenantorg"] == "Acme", got
+    error(a.get_tenant(beta["tenantid"]), "TenantGet of another tenant")
+    ok(a.update_tenant(acme["tenantid"], {"tenantorg": "Acme Corp"}), "TenantUpdate")
+    assert ok(a.get_tenant(acme["tenantid"]), "TenantGet")["tenantorg"] == "Acme Corp"
+    listed = ok(main.list_tenants(0, 100), "TenantListTenants")
+    names = [r["tenantname"] for r in listed["rows"]]
+    assert "pyacme" in names and "pybeta" in names, listed
+    error(a.list_tenants(), "TenantListTenants by a tenant")
+    gone = ok(main.create_tenant({"tenantname": "pygone", "tenantorg": "x"}), "TenantCreate")
+    ok(main.delete_tenant(gone["tenantid"]), "TenantDelete")
+    error(main.get_tenant(gone["tenantid"]), "TenantGet of a deleted tenant")
+    return a, b
+
+
+def users(api, other):
+    email = "ann@example.com"
+    created = ok(api.create_user({"email": email, "name": "Ann", "phone": 447911123456}), "UserCreate")
+    token = created["token"]
+    error(api.create_user({"email": email}), "UserCreate duplicate")
+    error(api.get_user("nickname", "x"), "UserGet bad mode", "The mode parameter has an incorrect format")
+    error(api.get_user("email", "nobody@example.com"), "UserGet unknown")
+    got = ok(api.get_user("email", email), "UserGet")
+    assert got["token"] == token and got["profile"]["name"] == "Ann", got
+    # The other tenant has no such person.
+    error(other.get_user("token", token), "UserGet across tenants")
+    ok(api.update_user("email", email, {"name": "Anna", "phone": "+447700900123"}), "UserUpdate")
+    got = ok(api.get_user("email", email), "UserGet after UserUpdate")
+    assert got["profile"]["name"] == "Anna" and got["profile"]["phone"] == "+447700900123", got
+    ok(api.patch_user("token", token, [{"op": "add", "path": "/city", "value": "Leeds"}]), "UserPatch")
+    assert ok(api.get_user("token", token), "UserGet")["profile"]["city"] == "Leeds"
+    bulk = ok(api.create_users_bulk(
+        [{"profile": {"email": f"bulk{i}@example.com", "name": f"B{i}"}} for i in range(3)]
+        + [{"profile": {"email": email}}],
+        {"finaltime": "1y"}), "UserCreateBulk")
+    assert len(bulk["created"]) == 3 and len(bulk["errors"]) == 1, bulk
+    error(api.create_users_bulk([]), "UserCreateBulk empty")
+    deleted = ok(api.delete_users_bulk([{"mode": "email", "identity": "bulk0@example.com"},
+                                        {"mode": "email", "identity": "bulk1@example.com"}]),
+                 "UserDeleteBulk")
+    assert deleted["deleted_count"] == 2, deleted
+    ok(api.delete_user("email", "bulk2@example.com"), "UserDelete")
+    error(api.get_user("email", "bulk2@example.com"), "UserGet after UserDelete")
+    return token
+
+
+def requests_for_the_dpo(api, token):
+    upd = ok(api.request_user_update("token", token, {"name": "Annie"}), "UserUpdateRequest")
+    rid = upd["requestuuid"]
+    patch = ok(api.request_user_patch("token", token, [{"op": "replace", "path": "/city", "value": "York"}]),
+               "UserPatchRequest")
+    forget = ok(api.request_user_deletion("token", token), "UserDeleteRequest")
+    got = ok(api.get_user_request(rid), "UserRequestGet")
+    assert got["request"]["change"] == {"name": "Annie"}, got
+    listed = ok(api.list_user_requests("token", token, 0, 10), "UserRequestListUserRequests")
+    assert listed["total"] == 3, listed
+    ok(api.approve_user_request(rid, {"reason": "ok"}), "UserRequestApprove")
+    error(api.approve_user_request(rid), "UserRequestApprove twice", "This user request is closed")
+    assert ok(api.get_user("token", token), "UserGet")["profile"]["name"] == "Annie"
+    ok(api.cancel_user_request(patch["requestuuid"], {"reason": "no"}), "UserRequestCancel")
+    ok(api.cancel_user_request(forget["requestuuid"]), "UserRequestCancel")
+    error(api.get_user_request(str(uuid.uuid4())), "UserRequestGet unknown")
+    unlock = ok(api.bulk_list_unlock(), "BulkListUnlock")["unlockuuid"]
+    every = ok(api.bulk_list_all_user_requests(unlock, 0, 100), "BulkListAllUserRequests")
+    assert every["total"] == 3, every
+
+
+def app_data(api, token):
+    ok(api.create_app_data("token", token, "shop", {"plan": "free", "n": 1}), "AppdataCreate")
+    assert ok(api.get_app_data("token", token, "shop"), "AppdataGet")["appdata"] == {"plan": "free", "n": 1}
+    ok(api.update_app_data("token", token, "shop", {"plan": "gold"}), "AppdataUpdate")
+    assert ok(api.get_app_data("token", token, "shop"), "AppdataGet")["appdata"]["plan"] == "gold"
+    req = ok(api.request_app_data_update("token", token, "shop", {"plan": "platinum"}), "AppdataUpdateRequest")
+    assert req["requestuuid"], req
+    assert ok(api.list_app_data_names("token", token), "AppdataListUserAppNames")["apps"] == ["shop"]
+    assert "shop" in ok(api.list_app_names(), "AppdataListAppNames")["apps"]
+    error(api.get_app_data("token", token, "Bad Name"), "AppdataGet bad app name")
+    ok(api.delete_app_data("token", token, "shop"), "AppdataDelete")
+    error(api.get_app_data("token", token, "shop"), "AppdataGet after AppdataDelete")
+
+
+def consent(api, token):
+    ok(api.create_legal_basis({"brief": "news", "basistype": "consent", "shortdesc": "News",
+                               "usercontrol": True}), "LegalBasisCreate")
+    ok(api.update_legal_basis("news", {"fulldesc": "Our newsletter"}), "LegalBasisUpdate")
+    briefs = [r["brief"] for r in ok(api.list_agreements(), "LegalBasisListAgreements")["rows"]]
+    assert "news" in briefs, briefs
+    ok(api.accept_agreement("token", token, "news", {"agreementmethod": "web"}), "AgreementAccept")
+    assert ok(api.get_user_agreement("token", token, "news"), "AgreementGet")["agreement"]["status"] == "yes"
+    rows = ok(api.list_user_agreements("token", token), "AgreementListUserAgreements")["rows"]
+    assert [r["brief"] for r in rows] == ["news"], rows
+    ok(api.request_agreement_cancellation("token", token, "news"), "AgreementCancelRequest")
+    ok(api.cancel_agreement("token", token, "news"), "AgreementCancel")
+    assert ok(api.get_user_agreement("token", token, "news"), "AgreementGet")["agreement"]["status"] == "no"
+    ok(api.revoke_all_agreements("news"), "AgreementRevokeAll")
+    error(api.get_user_agreement("token", token, "nosuch"), "AgreementGet unknown basis")
+    ok(api.create_processing_activity({"activity": "mailing", "title": "Mailing"}), "ProcessingActivityCreate")
+    ok(api.update_processing_activity("mailing", {"title": "Mail"}), "ProcessingActivityUpdate")
+    ok(api.link_processing_activity_to_legal_basis("mailing", "news"), "ProcessingActivityLinkLegalBasis")
+    rows = ok(api.list_processing_activities(), "ProcessingActivityListActivities")["rows"]
+    assert rows[0]["title"] == "Mail" and rows[0]["briefs"][0]["brief"] == "news", rows
+    ok(api.unlink_processing_activity_from_legal_basis("mailing", "news"), "ProcessingActivityUnlinkLegalBasis")
+    ok(api.delete_processing_activity("mailing"), "ProcessingActivityDelete")
+    ok(api.delete_legal_basis("news"), "LegalBasisDelete")
+
+
+def sessions_and_shares(api, anonymous, token):
+    sid = str(uuid.uuid4())
+    ok(api.upsert_session(sid, {"token": token, "device": "phone"}, {"finaltime": "1d"}), "SessionUpsert")
+    assert ok(api.get_session(sid), "SessionGet")["sessiondata"]["device"] == "phone"
+    rows = ok(api.list_user_sessions("token", token), "SessionListUserSessions")["rows"]
+    assert [r["sessionuuid"] for r in rows] == [sid], rows
+    ok(api.delete_session(sid), "SessionDelete")
+    error(api.get_session(sid), "SessionGet after SessionDelete")
+    share = ok(api.create_shared_record("token", token, {"fields": "name", "partner": "p", "finaltime": "1d"}),
+               "SharedRecordCreate")["recorduuid"]
+    data = ok(anonymous.get_shared_record(share), "SharedRecordGet without a token")["data"]
+    assert data == {"name": "Annie"}, data
+    error(anonymous.get_shared_record(str(uuid.uuid4())), "SharedRecordGet unknown")
+
+
+def audit_and_bulk(api, token):
+    events = ok(api.list_user_audit_events("token", token, 0, 5), "AuditListUserEvents",
+                )
+    assert len(events["rows"]) == 5 and events["total"] > 5, events
+    first = events["rows"][0]
+    got = ok(api.get_audit_event(first["auditeventuuid"]), "AuditGetEvent")
+    assert got["eventtype"] == first["eventtype"], got
+    error(api.get_audit_event("not-a-uuid"), "AuditGetEvent bad id")
+    error(api.bulk_list_all_users(str(uuid.uuid4())), "BulkListAllUsers without a valid unlock",
+          "The unlockuuid value was not found or is not valid")
+    unlock = ok(api.bulk_list_unlock(), "BulkListUnlock")["unlockuuid"]
+    everyone = ok(api.bulk_list_all_users(unlock, 0, 100), "BulkListAllUsers")
+    assert token in [r["token"] for r in everyone["rows"]], everyone
+    some = ok(api.bulk_list_users(unlock, [{"mode": "token", "identity": token}]), "BulkListUsers")
+    assert some["total"] == 1, some
+    error(api.bulk_list_users(unlock, []), "BulkListUsers empty")
+    log = ok(api.bulk_list_all_audit_events(unlock, 0, 10), "BulkListAllAuditEvents")
+    assert len(log["rows"]) == 10, log
+
+
+def system(api, main, token):
+    stats = ok(api.get_system_stats(), "SystemGetSystemStats")["stats"]
+    assert stats["numusers"] >= 1 and stats["numtenants"] == 1, stats
+    assert ok(main.get_system_stats(), "SystemGetSystemStats")["stats"]["numtenants"] == 3
+    report = ok(api.get_user_report("token", token), "SystemGetUserReport")["report"]
+    assert report["token"] == token and report["profile"]["name"] == "Annie", report
+    html = ok(api.get_user_html_report("token", token), "SystemGetUserHTMLReport")["html"]
+    assert "Annie" in html and "<script" not in html, html[:200]
+    metrics = api.get_system_metrics()
+    assert any(k.startswith("http_requests_total") for k in metrics), list(metrics)[:5]
+
+
+def main():
+    main_api = DatabunkerproAPI(URL, ROOT, "")
+    a, b = tenants(main_api)
+    token = users(a, b)
+    requests_for_the_dpo(a, token)
+    app_data(a, token)
+    consent(a, token)
+    sessions_and_shares(a, DatabunkerproAPI(URL, "", "pyacme"), token)
+    audit_and_bulk(a, token)
+    system(a, main_api, token)
+    # A wrong token is refused with JSON the client returns as is.
+    error(DatabunkerproAPI(URL, str(uuid.uuid4()), "pyacme").get_user("token", token), "a wrong token")
+    print(f"{CHECKS} checks; all checks passed")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        sys.exit(1)
