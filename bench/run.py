@@ -49,6 +49,7 @@ LABELS = {
     "v2_get_email": "v2 UserGet by email",
     "v2_post": "v2 UserCreate",
     "v2_put": "v2 UserUpdate",
+    "v2_bulk": "v2 UserCreateBulk, 1,000 per call",
     "t_get_token": "v2 UserGet by token, in a tenant",
 }
 # Users created in the tenant of `t_get_token` (through UserCreateBulk).

@@ -9,6 +9,7 @@
 --   v2_get_token, v2_get_email, v2_post, v2_put
 --               the same four through Databunker Pro's v2 API (POST /v2/UserGet,
 --               /v2/UserCreate, /v2/UserUpdate), in the main tenant
+--   v2_bulk     POST /v2/UserCreateBulk with 1,000 new people per call
 --   t_get_token POST /v2/UserGet by token in a tenant (X-Bunker-Tenant: BENCH_TENANT,
 --               its admin token in BENCH_TENANT_TOKEN, its users in BENCH_TOKENS)
 -- BENCH_TOKENS names a file with one user token per line (user i on line i+1);
@@ -102,6 +103,15 @@ request = function()
     local body = '{"profile":{"login":"v2-' .. id .. '","email":"v2-' .. id .. '@bench.example",' ..
       '"name":"New User ' .. id .. '","address":{"city":"Leeds","zip":"LS1 4AP"}}}'
     return wrk.format("POST", "/v2/UserCreate", nil, body)
+  elseif scenario == "v2_bulk" then
+    counter = counter + 1
+    local parts = {}
+    for i = 1, 1000 do
+      local id = run .. "-" .. thread_id .. "-" .. counter .. "-" .. i
+      parts[i] = '{"profile":{"login":"bulk-' .. id .. '","email":"bulk-' .. id .. '@bench.example",' ..
+        '"name":"Bulk User ' .. id .. '"}}'
+    end
+    return wrk.format("POST", "/v2/UserCreateBulk", nil, '{"records":[' .. table.concat(parts, ",") .. ']}')
   elseif scenario == "v2_put" then
     counter = counter + 1
     return wrk.format("POST", "/v2/UserUpdate", nil,

@@ -126,13 +126,15 @@ pub struct Notification {
 impl Vault {
     /// The outbox op for `payload`, if notifications are configured. `person`: the
     /// record token it is about, when known; notifications about one person are
-    /// delivered in the order they were made.
+    /// delivered in the order they were made. Webhooks are the main tenant's: other
+    /// tenants queue none (their changes would reach a receiver that cannot tell
+    /// the tenants apart).
     pub(crate) fn notification(
         &self,
         payload: Value,
         person: Option<&str>,
     ) -> Result<Option<WriteOp>> {
-        if self.config.notification_url.is_none() {
+        if self.config.notification_url.is_none() || !self.is_main() {
             return Ok(None);
         }
         let max = i64::try_from(self.config.notification_outbox_max).unwrap_or(i64::MAX);
@@ -195,7 +197,7 @@ impl Vault {
         old: Option<&Value>,
         profile: &Value,
     ) -> Result<Option<WriteOp>> {
-        if self.config.notification_url.is_none() {
+        if self.config.notification_url.is_none() || !self.is_main() {
             return Ok(None);
         }
         let mut payload =

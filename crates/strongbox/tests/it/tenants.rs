@@ -11,6 +11,7 @@ backend_tests!(
     a_tenant_sees_only_its_own_data,
     tenants_survive_restarts_and_root_key_rotation,
     the_cli_creates_tenants,
+    webhooks_stay_the_main_tenants,
 );
 
 /// A v2 call in `tenant` (by `X-Bunker-Tenant`; `None`: the main tenant) with
@@ -654,4 +655,37 @@ fn one_way(s: &Server, viewer: (&str, &str), owner: (&str, &str), tag: u8) {
         !report["report"]["agreements"].to_string().contains(&brief),
         "{report}"
     );
+}
+
+/// Webhooks go to the main tenant's receiver, which cannot tell tenants apart: a
+/// tenant's changes queue none.
+fn webhooks_stay_the_main_tenants(b: &Backend) {
+    // A receiver nobody listens on: what is queued stays in the outbox.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let s = Server::start_with(b, &["--notification-url", &url]);
+    let (_, a) = create(&s, "acme");
+    call(
+        &s,
+        Some("acme"),
+        &a,
+        "UserCreate",
+        json!({"profile": {"login": "ann"}}),
+    )
+    .expect(200);
+    let queued = |tenant: &str| {
+        s.store
+            .sql(&format!(
+                "SELECT COUNT(*) FROM records WHERE kind = 'outbox' AND tenant = '{tenant}'"
+            ))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(queued("t2"), "0");
+    s.create_user(json!({"login": "ann"}));
+    assert_eq!(queued("default"), "1");
 }
