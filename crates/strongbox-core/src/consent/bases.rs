@@ -101,12 +101,14 @@ impl Vault {
     }
 
     /// Creates or changes legal basis `brief` (root only). Fields absent from the
-    /// body keep their value; a `brief` field renames it.
+    /// body keep their value; a `brief` field renames it. With `must_exist`, only
+    /// changes it (404 when there is none).
     pub async fn put_legal_basis(
         &self,
         who: &Principal,
         brief: &str,
         body: Map<String, Value>,
+        must_exist: bool,
     ) -> Result<()> {
         who.require_root()?;
         let brief = parse_brief(brief, "bad brief format")?;
@@ -116,6 +118,9 @@ impl Vault {
         };
         let now = self.now();
         let current = self.legal_basis(&brief).await?;
+        if must_exist && current.is_none() {
+            return Err(crate::error::Error::not_found("not found"));
+        }
         let mut meta = current.clone().unwrap_or_else(|| {
             let mut m = Map::new();
             for key in [

@@ -33,7 +33,10 @@ pub async fn put_legal_basis(
     Params(brief): Params<String>,
     OptionalObject(body): OptionalObject,
 ) -> Reply {
-    state.vault.put_legal_basis(&who, &brief, body).await?;
+    state
+        .vault
+        .put_legal_basis(&who, &brief, body, false)
+        .await?;
     Ok(ok_fields(&[]))
 }
 

@@ -26,7 +26,7 @@ pub async fn create_basis(Tenant(state): Tenant, Caller(who): Caller, args: Args
     let brief = args.text("brief")?;
     state
         .vault
-        .put_legal_basis(&who, &brief, basis_fields(&args))
+        .put_legal_basis(&who, &brief, basis_fields(&args), false)
         .await?;
     Ok(ok_fields(&[]))
 }
@@ -38,7 +38,10 @@ pub async fn update_basis(Tenant(state): Tenant, Caller(who): Caller, args: Args
     if args.get("newbrief").is_some() {
         fields.insert("brief".into(), Value::from(args.text("newbrief")?));
     }
-    state.vault.put_legal_basis(&who, &brief, fields).await?;
+    state
+        .vault
+        .put_legal_basis(&who, &brief, fields, true)
+        .await?;
     Ok(ok_fields(&[]))
 }
 

@@ -639,12 +639,78 @@ pub fn routes() -> Router<AppState> {
     let (router, _) = api().into_parts();
     router
         .route("/v2/{*method}", any(unknown))
+        .layer(axum::middleware::from_fn(pro_messages))
         // Each call's `request_metadata` reaches its audit events through this slot.
         .layer(axum::middleware::from_fn(
             |req: Request, next: axum::middleware::Next| {
                 strongbox_core::context::with_request(next.run(req))
             },
         ))
+}
+
+/// Databunker Pro's wording of a refusal the core words as v1 does, for `method`
+/// (`None`: keep it). The status stays; clients read `status` and show `message`.
+fn pro_message(method: &str, message: &str) -> Option<String> {
+    if let Some(index) = message.strip_prefix("duplicate index: ") {
+        return Some(format!("Duplicate index: {index}"));
+    }
+    let text = match message {
+        "access denied" => "Access denied",
+        "bad uuid" => "Bad UUID",
+        "not found" | "user record not found" => {
+            let families = [
+                ("LegalBasis", "The legal basis record was not found"),
+                (
+                    "ProcessingActivity",
+                    "The processing activity was not found",
+                ),
+                ("Session", "The session was not found"),
+                ("SharedRecord", "The shared record was not found"),
+                ("UserRequest", "The user request was not found"),
+                ("AuditGetEvent", "The audit event was not found"),
+            ];
+            families
+                .iter()
+                .find(|(prefix, _)| method.starts_with(prefix))
+                .map_or("The user record was not found", |(_, text)| text)
+        }
+        _ => return None,
+    };
+    Some(text.to_string())
+}
+
+/// Rewrites the message of a v2 refusal in Databunker Pro's words (one place, so
+/// the core keeps one wording and v1 keeps Databunker's).
+async fn pro_messages(req: Request, next: axum::middleware::Next) -> Response {
+    let method = req
+        .uri()
+        .path()
+        .strip_prefix("/v2/")
+        .unwrap_or("")
+        .to_string();
+    let resp = next.run(req).await;
+    if !resp.status().is_client_error() {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    // Refusals are small JSON bodies; anything else passes as it came.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return error_response(parts.status, "The request was refused");
+    };
+    let rewritten = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|mut v| {
+            let new = pro_message(&method, v.get("message")?.as_str()?)?;
+            v["message"] = Value::from(new);
+            serde_json::to_vec(&v).ok()
+        });
+    match rewritten {
+        Some(body) => {
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            Response::from_parts(parts, axum::body::Body::from(body))
+        }
+        None => Response::from_parts(parts, axum::body::Body::from(bytes)),
+    }
 }
 
 async fn unknown() -> Response {

@@ -124,6 +124,34 @@ fn the_transport_follows_the_v2_conventions(b: &Backend) {
         Body::Json(json!({"mode": "token", "identity": t})),
     );
     assert_eq!(r.status, 403);
+    // Refusals in Databunker Pro's words (the v1 routes keep Databunker's).
+    let r = v2(
+        &s,
+        "UserGet",
+        json!({"mode": "login", "identity": "nobody"}),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json["message"], "The user record was not found");
+    let r = v2(
+        &s,
+        "LegalBasisUpdate",
+        json!({"brief": "nosuch", "fulldesc": "x"}),
+    );
+    assert_eq!(
+        r.json["message"], "The legal basis record was not found",
+        "{}",
+        r.json
+    );
+    let r = v2(&s, "UserCreate", json!({"profile": {"login": "ann"}}));
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json["message"], "Duplicate index: login");
+    let r = v2(&s, "UserRequestGet", json!({"requestuuid": "x"}));
+    assert_eq!(r.json["message"], "Bad UUID");
+    assert_eq!(
+        s.get_user("login", "nobody").json["message"],
+        "not found",
+        "v1 keeps its wording"
+    );
     // A tenant that does not exist is named as such.
     let r = s.call_with(
         Some(&s.token),
