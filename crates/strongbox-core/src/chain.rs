@@ -176,7 +176,11 @@ impl Vault {
             // looked up together. An id missing for longer than GAP_TTL is given up
             // (its transaction rolled back).
             let ids: Vec<i64> = gaps.iter().map(|(id, _)| *id).collect();
-            let found = self.store.audit_by_ids(&ids).await?;
+            // Event ids are one sequence over every tenant, and a gap is told from
+            // another tenant's event only by seeing that event: these reads go
+            // through the unscoped handle (row-level security would hide the other
+            // tenants' rows and make every one of them a gap).
+            let found = self.registry.audit_by_ids(&ids).await?;
             let mut waiting: Vec<(i64, i64)> = gaps
                 .iter()
                 .filter(|(id, since)| {
@@ -184,7 +188,7 @@ impl Vault {
                 })
                 .copied()
                 .collect();
-            let fresh = self.store.audit_after(max_id, SEAL_BATCH).await?;
+            let fresh = self.registry.audit_after(max_id, SEAL_BATCH).await?;
             let mut new_max = max_id;
             for row in &fresh {
                 // Ids skipped so far may belong to transactions still committing —

@@ -144,6 +144,16 @@ async fn signing_key(
         version: 1,
     };
     let published = store.meta_value(&public_key_name(tenant)).await?;
+    // The key and its public key are added in one commit: a public key without the
+    // key in `rows` may be one another opener (a node, or a background job opening
+    // the same tenant) added after `rows` was read, so the ring is read again then.
+    let again;
+    let rows = if published.is_some() && !rows.iter().any(|r| r.kind == KeyKind::Signing.name()) {
+        again = store.keys(tenant).await?;
+        again.as_slice()
+    } else {
+        rows
+    };
     if let Some(row) = rows.iter().find(|r| r.kind == KeyKind::Signing.name()) {
         let signer = VaultSigner::new(&wrap.unwrap(&entry, &row.wrapped)?);
         // The public key verifiers read must be this key's: a replaced one would let

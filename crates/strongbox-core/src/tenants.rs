@@ -313,9 +313,39 @@ impl Vault {
         Ok(Some(vault))
     }
 
-    /// Every tenant vault this main vault has opened (for the background jobs).
+    /// Every tenant vault this main vault has opened.
     pub fn open_tenants(&self) -> Vec<Arc<Vault>> {
         self.tenants.all()
+    }
+
+    /// Every live tenant's vault, opening those not opened yet (for the background
+    /// jobs: a tenant nobody has called since the start still gets its sweeps and
+    /// its audit sealing). A tenant whose ring does not open is left out, logged.
+    pub async fn tenant_vaults(&self) -> Result<Vec<Arc<Vault>>> {
+        if !self.is_main() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for row in self
+            .registry
+            .records_of_kind(DEFAULT_TENANT, RecordKind::Tenant.name())
+            .await?
+        {
+            let Some(entry) = Entry::of(row)? else {
+                continue;
+            };
+            if let Some(v) = self.tenants.get(&entry.key) {
+                out.push(v);
+                continue;
+            }
+            match self.open_tenant(&entry).await {
+                Ok(v) => out.push(self.tenants.put(&entry.key, Arc::new(v))),
+                Err(e) => {
+                    tracing::warn!(tenant = entry.info.id, error = %e, "a tenant's key ring did not open");
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn open_tenant(&self, entry: &Entry) -> std::result::Result<Vault, OpenError> {
@@ -346,12 +376,15 @@ impl Vault {
 
     /// The admin token hash of this tenant vault, as the registry has it now.
     pub(crate) async fn reload_tenant_admin(&self) -> Result<()> {
-        let admin = match self.entry(self.tenant_id).await? {
-            Some(entry) => entry.admin,
-            // Deleted: no token works any more.
-            None => Vec::new(),
-        };
-        self.set_root_token_hash(admin);
+        match self.entry(self.tenant_id).await? {
+            Some(entry) => self.set_root_token_hash(entry.admin),
+            // Deleted (here or on another node): no token works any more, and the
+            // main vault stops serving it and running its jobs.
+            None => {
+                self.set_root_token_hash(Vec::new());
+                self.tenants.forget(&self.tenant);
+            }
+        }
         Ok(())
     }
 
@@ -368,6 +401,23 @@ impl Vault {
         let name = parse_name(name)?;
         let org = parse_org(org)?;
         let wrap = self.keys.wrapper();
+        // A ring wrapped with a root key that was rotated since this server started
+        // would open nowhere after a restart: refuse, as adding a KEK does.
+        let main_ring = self.store.keys(DEFAULT_TENANT).await?;
+        let stale = main_ring.iter().any(|row| {
+            let entry = KeyRingEntry {
+                tenant: DEFAULT_TENANT,
+                kind: &row.kind,
+                version: row.version,
+            };
+            row.kind == KeyKind::Kek.name() && wrap.unwrap(&entry, &row.wrapped).is_err()
+        });
+        if stale {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "the root key was rotated since this server started: restart it with the new key first",
+            ));
+        }
         for _ in 0..16 {
             let id = self.next_tenant_id().await?;
             let key = store_key(id);
@@ -527,6 +577,15 @@ impl Vault {
         if id == MAIN_TENANT_ID {
             return Err(Error::bad_request("The main tenant cannot be changed"));
         }
+        // A name routes requests (the `Host` sub-domain): only the main tenant's root
+        // names tenants, so no tenant can take a name that would draw another's
+        // traffic to it.
+        if name.is_some() && !self.is_main() {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "Only the main tenant admin can rename a tenant",
+            ));
+        }
         let Some(entry) = self.entry(id).await? else {
             return Err(tenant_not_found());
         };
@@ -557,8 +616,10 @@ impl Vault {
             record: row,
             expected_version: Some(entry.row.version),
         });
+        // In the log of whoever changed it: the main tenant's root, or the tenant's
+        // own admin (whose event the main tenant could not tell from its root's).
         ops.push(WriteOp::Audit {
-            tenant: DEFAULT_TENANT.into(),
+            tenant: self.tenant.clone(),
             audit: self.new_event(who, Action::TenantChange.with([&id]), None, "ok"),
         });
         let written = self.registry.write(WriteOp::Atomic(ops)).await;
@@ -591,7 +652,11 @@ impl Vault {
         };
         let mut meta = entry.meta.clone();
         meta.insert("deleted".into(), Value::from(self.now()));
-        meta.remove("admin");
+        // Only the id stays (ids are never reused): not the name, organisation or
+        // admin token hash.
+        for key in ["admin", "tenantname", "tenantorg"] {
+            meta.remove(key);
+        }
         let ops = vec![
             WriteOp::DropTenant {
                 tenant: entry.key.clone(),

@@ -280,7 +280,8 @@ const POSTGRES: &[(i64, &[&str])] = &[
                  BEGIN EXECUTE 'GRANT strongbox_tenant TO ' || quote_ident(current_user); \
                  EXCEPTION WHEN OTHERS THEN NULL; END; \
                  EXECUTE format('GRANT USAGE ON SCHEMA %I TO strongbox_tenant', current_schema()); \
-                 GRANT SELECT, INSERT, UPDATE, DELETE ON meta, key_ring, users, user_index, audit, \
+                 GRANT SELECT ON meta TO strongbox_tenant; \
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON key_ring, users, user_index, audit, \
                    records, audit_seal, audit_head, audit_checkpoint TO strongbox_tenant; \
                  GRANT USAGE ON SEQUENCE audit_id_seq TO strongbox_tenant; \
                END IF; \

@@ -282,8 +282,7 @@ impl SqlxStore {
     /// wall behind the `tenant = ?` of every query. Other dialects: the same handle
     /// (their scoping is the queries'). `tenant` is a store key (`t<id>`).
     pub fn scoped(&self, tenant: &str) -> SqlxStore {
-        let safe = !tenant.is_empty() && tenant.bytes().all(|b| b.is_ascii_alphanumeric());
-        let scope = (self.dialect == Dialect::Postgres && safe).then(|| tenant.into());
+        let scope = (self.dialect == Dialect::Postgres).then(|| tenant.into());
         SqlxStore {
             scope,
             ..self.clone()
@@ -295,7 +294,13 @@ impl SqlxStore {
         let Some(scope) = &self.scope else {
             return Ok(());
         };
-        // The scope is a store key of letters and digits (checked in `scoped`).
+        // A store key is letters and digits; anything else is refused (it would be
+        // spliced into the statement below), never run unscoped.
+        if scope.is_empty() || !scope.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(StoreError::Backend(
+                "a tenant's store key is not letters and digits".into(),
+            ));
+        }
         let sql = format!(
             "SET LOCAL ROLE {TENANT_ROLE}; SELECT set_config('strongbox.tenant', '{scope}', true)"
         );

@@ -66,19 +66,22 @@ where
     }
 }
 
-/// The main vault and the tenant vaults it has opened: what the per-tenant jobs
-/// (sweeping, key reloads, sealing) walk on each run.
-fn with_tenants(vault: &Arc<Vault>) -> Vec<Arc<Vault>> {
-    std::iter::once(vault.clone())
-        .chain(vault.open_tenants())
-        .collect()
+/// The main vault and every live tenant's (opened as needed): what the per-tenant
+/// jobs (sweeping, key reloads, sealing) walk on each run. If the registry cannot be
+/// read, the tenants opened so far.
+async fn with_tenants(vault: &Arc<Vault>) -> Vec<Arc<Vault>> {
+    let tenants = match vault.tenant_vaults().await {
+        Ok(t) => t,
+        Err(_) => vault.open_tenants(),
+    };
+    std::iter::once(vault.clone()).chain(tenants).collect()
 }
 
 /// Deletes what has expired (sessions, tokens, shared records, users past their
 /// retention, consents past their end) every `period`, in every open tenant.
 pub async fn sweeper(vault: Arc<Vault>, period: Duration) {
     every("sweeping expired data", period, || async {
-        for v in with_tenants(&vault) {
+        for v in with_tenants(&vault).await {
             v.sweep().await?;
         }
         Ok::<(), strongbox_core::Error>(())
@@ -95,7 +98,7 @@ pub async fn key_reloader(vault: Arc<Vault>) {
         "reloading the key ring",
         Duration::from_millis(500),
         || async {
-            for v in with_tenants(&vault) {
+            for v in with_tenants(&vault).await {
                 v.reload_keys().await?;
             }
             Ok::<(), strongbox_core::Error>(())
@@ -150,7 +153,7 @@ pub async fn sealer(vault: Arc<Vault>, checkpoint_every: Option<Duration>) {
             last_checkpoint = tokio::time::Instant::now();
         }
         let mut r = Ok(());
-        for v in with_tenants(&vault) {
+        for v in with_tenants(&vault).await {
             r = r.and(if due {
                 v.periodic_checkpoint().await
             } else {

@@ -124,14 +124,33 @@ fn tenants_are_created_managed_and_deleted(b: &Backend) {
         json!({"tenantid": 1, "tenantname": "default", "tenantorg": ""})
     );
     assert_eq!(list["rows"][2]["tenantname"], "beta");
-    // Renamed by its own admin (no id: the calling tenant): the old name no longer
-    // resolves, the new one does, the token is the same.
+    // A tenant's admin changes its organisation (no id: the calling tenant) but may
+    // not rename it: a name routes requests (the `Host` sub-domain), so only the
+    // main tenant's root names tenants.
     call(
         &s,
         Some("acme"),
         &a,
         "TenantUpdate",
-        json!({"tenantname": "acmecorp", "tenantorg": "Acme Corp"}),
+        json!({"tenantorg": "Acme Corp"}),
+    )
+    .expect(200);
+    let r = call(
+        &s,
+        Some("acme"),
+        &a,
+        "TenantUpdate",
+        json!({"tenantname": "vault"}),
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    // Renamed by the main root: the old name no longer resolves, the new one does,
+    // the token is the same.
+    call(
+        &s,
+        None,
+        &s.token,
+        "TenantUpdate",
+        json!({"tenantid": acme, "tenantname": "acmecorp"}),
     )
     .expect(200);
     let r = call(&s, Some("acme"), &a, "TenantGet", json!({"tenantid": acme}));
@@ -148,10 +167,10 @@ fn tenants_are_created_managed_and_deleted(b: &Backend) {
     assert_eq!(own["tenantorg"], "Acme Corp");
     let r = call(
         &s,
-        Some("acmecorp"),
-        &a,
+        None,
+        &s.token,
         "TenantUpdate",
-        json!({"tenantname": "beta"}),
+        json!({"tenantid": acme, "tenantname": "beta"}),
     );
     assert_eq!(r.status, 409, "{}", r.json);
     // Deleting crypto-shreds: its key ring and every row go, its token stops
@@ -212,6 +231,11 @@ fn tenants_are_created_managed_and_deleted(b: &Backend) {
     );
     let (again, _) = create(&s, "beta");
     assert_eq!(again, 4);
+    // The deleted tenant's registry entry keeps its id only.
+    let kept = s
+        .store
+        .sql("SELECT meta FROM records WHERE kind = 'tenant' AND id = '3'");
+    assert!(!kept.contains("beta") && !kept.contains("admin"), "{kept}");
     let unlock = call(&s, None, &s.token, "BulkListUnlock", json!({})).expect(200);
     let log = call(
         &s,
@@ -412,14 +436,24 @@ fn tenants_survive_restarts_and_root_key_rotation(b: &Backend) {
     };
     let mut s = s.restart();
     assert_eq!(get(&s).expect(200)["profile"]["name"], "Ann");
-    // A new root key re-wraps every tenant's key ring with the main one.
-    s.stop();
+    // A new root key re-wraps every tenant's key ring with the main one. Rotated
+    // under the running server, which then refuses to make a tenant whose ring
+    // would be wrapped with the old key (no server started later could open it).
     let mut args = vec!["rotate".to_string(), "root-key".to_string()];
     args.extend(s.store.args.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, out) =
         crate::harness::run_bin(&args, &[("STRONGBOX_ROOT_KEY", Some(&s.root_key))], "");
     assert_eq!(code, 0, "{out}");
+    let r = call(
+        &s,
+        None,
+        &s.token,
+        "TenantCreate",
+        json!({"tenantname": "late", "tenantorg": "x"}),
+    );
+    assert_eq!(r.status, 409, "{}", r.json);
+    s.stop();
     let new = out
         .lines()
         .find_map(|l| l.strip_prefix("Root key:"))
