@@ -51,7 +51,9 @@ pub async fn rotate_root_key(
         added.push(KeyRow {
             kind: KeyKind::TokenHasher.name().to_string(),
             version: 1,
-            wrapped: new.wrap_token_hasher(&token_entry(tenant), &old.token_hasher())?,
+            wrapped: new
+                .wrapper()
+                .wrap_token_hasher(&token_entry(tenant), &old.token_hasher())?,
             created: SystemClock.now(),
         });
     }

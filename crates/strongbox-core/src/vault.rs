@@ -117,7 +117,9 @@ impl Vault {
         // After a root-key rotation the token hasher is a key-ring entry; before, it
         // is derived from the root key.
         let token_hasher = match rows.iter().find(|r| r.kind == KeyKind::TokenHasher.name()) {
-            Some(row) => root.unwrap_token_hasher(&token_entry(&tenant), &row.wrapped)?,
+            Some(row) => root
+                .wrapper()
+                .unwrap_token_hasher(&token_entry(&tenant), &row.wrapped)?,
             None => root.token_hasher(),
         };
         let keys = Keys::open(&store, &root.wrapper(), &tenant, &rows, config.clock.now()).await?;

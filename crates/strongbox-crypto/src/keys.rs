@@ -153,24 +153,6 @@ impl RootKey {
         let key = old.unwrap(entry, blob)?;
         self.wrap(entry, &key)
     }
-
-    /// Wraps a token hasher's key as a key-ring entry.
-    pub fn wrap_token_hasher(
-        &self,
-        entry: &KeyRingEntry<'_>,
-        hasher: &TokenHasher,
-    ) -> Result<Vec<u8>, CryptoError> {
-        self.wrap(entry, &hasher.0)
-    }
-
-    /// The token hasher kept as a key-ring entry.
-    pub fn unwrap_token_hasher(
-        &self,
-        entry: &KeyRingEntry<'_>,
-        blob: &[u8],
-    ) -> Result<TokenHasher, CryptoError> {
-        self.unwrap(entry, blob).map(TokenHasher)
-    }
 }
 
 fn canary_aad() -> Aad {

@@ -50,36 +50,17 @@ impl HttpMetrics {
     /// The Prometheus text exposition of everything Strongbox measures.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        // One pass over the routes, rendered twice: the latency histograms, and the
+        // request counter under the name Databunker Pro documents (its clients look
+        // for `http_requests_total`), `path` being the route template.
+        let mut counts = String::new();
         let _ = writeln!(
             out,
             "# HELP strongbox_http_request_duration_seconds Time to answer a request, by method, route template and status.\n\
              # TYPE strongbox_http_request_duration_seconds histogram"
         );
-        if let Ok(routes) = self.routes.read() {
-            let mut keys: Vec<&String> = routes.keys().collect();
-            keys.sort();
-            for key in keys {
-                let mut parts = key.splitn(3, ' ');
-                let (method, status, route) = (
-                    parts.next().unwrap_or(""),
-                    parts.next().unwrap_or(""),
-                    parts.next().unwrap_or(""),
-                );
-                let labels = format!(
-                    "method=\"{}\",route=\"{}\",status=\"{}\"",
-                    escape(method),
-                    escape(route),
-                    escape(status)
-                );
-                if let Some(h) = routes.get(key) {
-                    h.render("strongbox_http_request_duration_seconds", &labels, &mut out);
-                }
-            }
-        }
-        // The request counter under the name Databunker Pro documents (its clients
-        // look for `http_requests_total`), `path` being the route template.
         let _ = writeln!(
-            out,
+            counts,
             "# HELP http_requests_total Requests answered, by method, route template and status.\n\
              # TYPE http_requests_total counter"
         );
@@ -87,24 +68,23 @@ impl HttpMetrics {
             let mut keys: Vec<&String> = routes.keys().collect();
             keys.sort();
             for key in keys {
+                let Some(h) = routes.get(key) else { continue };
                 let mut parts = key.splitn(3, ' ');
                 let (method, status, route) = (
-                    parts.next().unwrap_or(""),
-                    parts.next().unwrap_or(""),
-                    parts.next().unwrap_or(""),
+                    escape(parts.next().unwrap_or("")),
+                    escape(parts.next().unwrap_or("")),
+                    escape(parts.next().unwrap_or("")),
                 );
-                if let Some(h) = routes.get(key) {
-                    let _ = writeln!(
-                        out,
-                        "http_requests_total{{method=\"{}\",path=\"{}\",status=\"{}\"}} {}",
-                        escape(method),
-                        escape(route),
-                        escape(status),
-                        h.count()
-                    );
-                }
+                let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+                h.render("strongbox_http_request_duration_seconds", &labels, &mut out);
+                let _ = writeln!(
+                    counts,
+                    "http_requests_total{{method=\"{method}\",path=\"{route}\",status=\"{status}\"}} {}",
+                    h.count()
+                );
             }
         }
+        out.push_str(&counts);
         for (name, help, h) in [
             (
                 "strongbox_store_read_duration_seconds",
