@@ -7,7 +7,7 @@
 use crate::backup::{Cell, Kind};
 use crate::exec::{Arg, Exec, args};
 use crate::schema::Dialect;
-use crate::{AuditEvent, IndexEntry, InitData, Result, StoreError, WriteOp, rows, sql};
+use crate::{AuditEvent, IndexEntry, InitData, KeyRow, Result, StoreError, WriteOp, rows, sql};
 
 /// Rows per insert statement in a restore (a few statement sizes only).
 const IMPORT_ROWS_PER_STATEMENT: usize = 64;
@@ -82,6 +82,27 @@ async fn insert_indexes(
 
 /// Runs a statement that must change a row: none changed means someone else moved
 /// first (a version, a swap, a key still in use).
+/// Replaces the wrapped keys of `tenant`'s ring with `keys` (a root-key rotation),
+/// once the ring is seen to hold exactly their (kind, version) pairs (`Stale`
+/// otherwise: one was added or retired meanwhile).
+async fn rewrap_ring(ex: &mut impl Exec, tenant: &str, keys: &[KeyRow]) -> Result<()> {
+    let present = ex
+        .query(sql::KEY_VERSIONS.into(), &args![tenant], rows::key_version)
+        .await?;
+    let expected = keys.iter().map(|k| (k.kind.clone(), k.version)).collect();
+    if !crate::same_versions(present, expected) {
+        return Err(StoreError::Stale);
+    }
+    for k in keys {
+        ex.execute(
+            sql::KEY_REWRAP.into(),
+            &args![k.wrapped, tenant, k.kind, k.version],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn changed(ex: &mut impl Exec, sql: &'static str, args: &[Arg<'_>]) -> Result<()> {
     if ex.execute(sql.into(), args).await? == 0 {
         return Err(StoreError::Stale);
@@ -316,23 +337,7 @@ pub(crate) async fn apply(ex: &mut impl Exec, op: &WriteOp) -> Result<()> {
                 Err(e) => Err(e.into()),
             }
         }
-        WriteOp::RewrapRing { tenant, keys } => {
-            let present = ex
-                .query(sql::KEY_VERSIONS.into(), &args![tenant], rows::key_version)
-                .await?;
-            let expected = keys.iter().map(|k| (k.kind.clone(), k.version)).collect();
-            if !crate::same_versions(present, expected) {
-                return Err(StoreError::Stale);
-            }
-            for k in keys {
-                ex.execute(
-                    sql::KEY_REWRAP.into(),
-                    &args![k.wrapped, tenant, k.kind, k.version],
-                )
-                .await?;
-            }
-            Ok(())
-        }
+        WriteOp::RewrapRing { tenant, keys } => rewrap_ring(ex, tenant, keys).await,
         WriteOp::DropTenant { tenant, meta } => {
             for statement in sql::TENANT_DROP {
                 ex.execute((*statement).into(), &args![tenant]).await?;
@@ -461,20 +466,7 @@ pub(crate) async fn apply(ex: &mut impl Exec, op: &WriteOp) -> Result<()> {
         } => {
             let values = args![canary, sql::META_CANARY, expected_canary];
             changed(ex, sql::META_SWAP, &values).await?;
-            let present = ex
-                .query(sql::KEY_VERSIONS.into(), &args![tenant], rows::key_version)
-                .await?;
-            let expected = keys.iter().map(|k| (k.kind.clone(), k.version)).collect();
-            if !crate::same_versions(present, expected) {
-                return Err(StoreError::Stale);
-            }
-            for k in keys {
-                ex.execute(
-                    sql::KEY_REWRAP.into(),
-                    &args![k.wrapped, tenant, k.kind, k.version],
-                )
-                .await?;
-            }
+            rewrap_ring(ex, tenant, keys).await?;
             for k in added {
                 let values = args![tenant, k.kind, k.version, k.wrapped, k.created];
                 ex.execute(sql::KEY_PUT.into(), &values).await?;
