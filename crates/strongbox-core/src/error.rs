@@ -28,7 +28,7 @@ pub enum ErrorKind {
     Internal,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,

@@ -41,6 +41,10 @@ pub enum RecordKind {
     Tenant,
     /// A tenant name, taken (in the main tenant).
     TenantName,
+    /// A tokenized value (`TokenCreate`), by the keyed digest of its `tokenbase`.
+    Token,
+    /// The token of a value tokenized with `unique`, by the value's keyed digest.
+    TokenUnique,
 }
 
 impl RecordKind {
@@ -65,6 +69,8 @@ impl RecordKind {
             RecordKind::BulkUnlock => "unlock",
             RecordKind::Tenant => "tenant",
             RecordKind::TenantName => "tenantname",
+            RecordKind::Token => "fpt",
+            RecordKind::TokenUnique => "fptuniq",
         }
     }
 }
@@ -220,6 +226,10 @@ pub enum Action {
     TenantCreate,
     TenantChange,
     TenantDelete,
+    TokenCreate,
+    TokenGet,
+    TokenDelete,
+    TokenExpire,
 }
 
 impl Action {
@@ -294,6 +304,10 @@ impl Action {
         Action::TenantCreate,
         Action::TenantChange,
         Action::TenantDelete,
+        Action::TokenCreate,
+        Action::TokenGet,
+        Action::TokenDelete,
+        Action::TokenExpire,
     ];
 
     /// The stable wire name and the title, whose `{}` the arguments fill in order.
@@ -394,6 +408,10 @@ impl Action {
             Action::TenantCreate => ("tenant.create", "create tenant {}"),
             Action::TenantChange => ("tenant.change", "change tenant {}"),
             Action::TenantDelete => ("tenant.delete", "delete tenant {}"),
+            Action::TokenCreate => ("token.create", "create {} token"),
+            Action::TokenGet => ("token.get", "detokenize {} token"),
+            Action::TokenDelete => ("token.delete", "delete {} token"),
+            Action::TokenExpire => ("token.expire", "expire {} token"),
         }
     }
 
@@ -487,7 +505,7 @@ mod tests {
             assert_eq!(*a as usize, i, "{a:?} is out of place in Action::ALL");
             assert!(!a.name().contains(':'), "{a:?}");
         }
-        assert_eq!(Action::ALL.len(), Action::TenantDelete as usize + 1);
+        assert_eq!(Action::ALL.len(), Action::TokenExpire as usize + 1);
         let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         let count = names.len();

@@ -15,7 +15,7 @@ pub struct SystemStats {
     pub sessions: u64,
     /// Tenants this vault serves (the main tenant counts them all; a tenant itself).
     pub tenants: u64,
-    /// Tokenized values (none until tokenization exists).
+    /// Tokenized values (expired ones count until the sweeper deletes them).
     pub tokens: u64,
 }
 
@@ -37,7 +37,7 @@ impl Vault {
             users,
             sessions: sessions.max(0) as u64,
             tenants,
-            tokens: 0,
+            tokens: self.count_tokens().await?,
         })
     }
 }

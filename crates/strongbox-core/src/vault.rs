@@ -266,6 +266,7 @@ impl Vault {
         self.purge_expired_unlocks().await?;
         self.purge_expired_login_codes().await?;
         self.purge_expired_shares().await?;
+        self.purge_expired_fpt().await?;
         self.apply_retention().await
     }
 

@@ -25,7 +25,12 @@ pub async fn unlock(
 }
 
 /// The gate every bulk listing passes: a valid unlock of this caller's token.
-async fn unlocked(state: &AppState, who: &Principal, token: &str, args: &Args) -> Result<()> {
+pub(super) async fn unlocked(
+    state: &AppState,
+    who: &Principal,
+    token: &str,
+    args: &Args,
+) -> Result<()> {
     let unlock = match args.get("unlockuuid") {
         Some(Value::String(s)) => Some(s.as_str()),
         _ => None,

@@ -16,6 +16,7 @@ mod requests;
 mod sessions;
 mod system;
 mod tenants;
+mod tokens;
 mod users;
 
 use axum::Router;
@@ -394,6 +395,52 @@ pub fn api() -> Api<AppState> {
                 .ok(rows_schema()),
             bulk::list_all_audit,
         )
+        .section("v2 tokenization")
+        .op(
+            method!("TokenCreate", "Replace a value by a token (v2, root)")
+                .fields(&args(&token_options(&[("tokentype", token_type(), true), ("record", string(), true)])))
+                .describe("`tokentype` (`creditcard`, `email`, `text`), `record` (the value, at most 4096 bytes), `unique` (the same value gets the same token, its expiry restarted), `slidingtime` (expires after this long without a read), `finaltime`, and for cards `keepfirst` (0–6) and `keeplast` (0–4) digits kept. A card's `tokenbase` has its length and separators and passes Luhn; an address's is a random one at `token.invalid`; text gets a `tokenuuid` only. The value is kept sealed; the token is random.")
+                .conflict()
+                .ok(ok(&[("tokenuuid", string()), ("tokenbase", string()), ("tokentype", string()), ("duplicate", json!({"type": "boolean"}))])),
+            tokens::create,
+        )
+        .op(
+            method!("TokenCreateBulk", "Replace many values by tokens (v2, root)")
+                .fields(&args(&token_options(&[("records", json!({"type": "array", "items": {"type": "object", "properties": {"tokentype": token_type(), "record": string()}, "required": ["tokentype", "record"]}}), true)])))
+                .describe("`records`: [{`tokentype`, `record`}] (1–10000), with TokenCreate's options for all. Each is tokenized or refused on its own: `created` and `duplicates` (found again by `unique`) [{`tokenuuid`, `tokenbase`, `record`, `tokentype`}], `errors` [{`index`, `message`}], `num` (tokens returned), `summary` {`created`, `duplicates`, `errors`, `total`}.")
+                .ok(ok(&[("num", json!({"type": "integer"})), ("summary", object()), ("created", json!({"type": "array", "items": object()})), ("duplicates", json!({"type": "array", "items": object()})), ("errors", json!({"type": "array", "items": object()}))])),
+            tokens::create_bulk,
+        )
+        .op(
+            method!("TokenGet", "The value a token stands for (v2, root)")
+                .fields(&args(&[("token", string(), true)]))
+                .describe("`token`: its `tokenuuid` or its `tokenbase`. Audited; an expired token is unknown (404 `Token not found`).")
+                .can_miss()
+                .ok(ok(&[("tokenuuid", string()), ("tokenbase", string()), ("record", string()), ("tokentype", string())])),
+            tokens::get,
+        )
+        .op(
+            method!("TokenDelete", "Delete a token (v2, root)")
+                .fields(&args(&[("token", string(), true)]))
+                .describe("`token`: its `tokenuuid` or its `tokenbase`; both stop resolving.")
+                .can_miss()
+                .ok(ok(&[])),
+            tokens::delete,
+        )
+        .op(
+            method!("BulkListTokens", "The values of many tokens (v2, root, unlocked)")
+                .fields(&args(&[("unlockuuid", string(), true), ("tokens", json!({"type": "array", "items": string()}), true)]))
+                .describe("`unlockuuid`, `tokens` (1–10000, either form). Unknown and expired tokens are left out; each read is audited.")
+                .ok(rows_schema()),
+            tokens::bulk_list,
+        )
+        .op(
+            method!("BulkDeleteTokens", "Delete many tokens (v2, root, unlocked)")
+                .fields(&args(&[("unlockuuid", string(), true), ("tokens", json!({"type": "array", "items": string()}), true)]))
+                .describe("`unlockuuid`, `tokens` (1–10000, either form): `deleted`, how many there were.")
+                .ok(ok(&[("deleted", json!({"type": "integer"}))])),
+            tokens::bulk_delete,
+        )
         .section("v2 tenants")
         .op(
             method!("TenantCreate", "Create a tenant (v2, main tenant root)")
@@ -526,6 +573,30 @@ fn who(fields: &[Field]) -> Vec<Field> {
     let mut all = vec![("mode", mode(), true), ("identity", identity(), true)];
     all.extend_from_slice(fields);
     args(&all)
+}
+
+/// A token type.
+fn token_type() -> Value {
+    json!({"enum": ["creditcard", "email", "text"]})
+}
+
+/// `fields` with the options of a tokenization.
+fn token_options(fields: &[Field]) -> Vec<Field> {
+    let mut all = fields.to_vec();
+    all.push(("unique", json!({"type": "boolean"}), false));
+    all.push(("slidingtime", time(), false));
+    all.push(("finaltime", time(), false));
+    all.push((
+        "keepfirst",
+        json!({"type": "integer", "minimum": 0, "maximum": 6}),
+        false,
+    ));
+    all.push((
+        "keeplast",
+        json!({"type": "integer", "minimum": 0, "maximum": 4}),
+        false,
+    ));
+    all
 }
 
 /// `offset` and `limit`.

@@ -35,6 +35,7 @@ mod shares;
 mod system;
 mod tenants;
 mod tls;
+mod tokenization;
 mod tokens;
 mod ui;
 mod unseal;
