@@ -20,13 +20,11 @@ backend_tests!(
 const CLIENT: &str = "databunkerpro==0.1.7";
 const CLIENT_DIR: &str = "databunkerpro-0.1.7";
 
-/// The suite's files and classes that cover what Strongbox has today (tokenization,
-/// the rest of `test_field_tokenization.py`, comes with its own issue).
+/// The suite's files: all of it.
 const SUITE: &[&str] = &[
     "tests/test_api.py",
     "tests/test_bulk_list_users.py",
-    "tests/test_field_tokenization.py::TestSharedIdentityPerField",
-    "tests/test_field_tokenization.py::TestSharedIdentityPerFieldBulk",
+    "tests/test_field_tokenization.py",
 ];
 
 /// The unpacked client (downloaded from PyPI once per machine; `.ci/run` does it

@@ -183,6 +183,57 @@ def audit_and_bulk(api, token):
     assert len(log["rows"]) == 10, log
 
 
+def luhn(number):
+    total = 0
+    for i, c in enumerate(reversed(number)):
+        d = int(c) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def tokenization(api, other):
+    """The Java suite's PCI scenarios (DatabunkerproApiPciTest), then Strongbox's
+    extras: kept digits and address tokens."""
+    card = "4532015112830366"
+    made = ok(api.create_token("creditcard", card,
+                               {"unique": True, "slidingtime": "1d", "finaltime": "12m"}),
+              "TokenCreate")
+    base, tid = made["tokenbase"], made["tokenuuid"]
+    assert len(base) == len(card) and base != card and luhn(base), made
+    for key in (tid, base):
+        assert ok(api.get_token(key), "TokenGet")["record"] == card
+    error(other.get_token(tid), "TokenGet from another tenant", "Token not found")
+    ok(api.delete_token(tid), "TokenDelete")
+    for key in (tid, base):
+        error(api.get_token(key), "TokenGet after TokenDelete", "Token not found")
+    cards = ["4111111111111111", "5500005555555559", "4716182333661234"]
+    bulk = ok(api.create_tokens_bulk([{"tokentype": "creditcard", "record": c} for c in cards]),
+              "TokenCreateBulk")
+    assert bulk["num"] == 3, bulk
+    assert bulk["summary"] == {"created": 3, "duplicates": 0, "errors": 0, "total": 3}, bulk
+    bases = [t["tokenbase"] for t in bulk["created"]]
+    unlock = ok(api.bulk_list_unlock(), "BulkListUnlock")["unlockuuid"]
+    listed = ok(api.bulk_list_tokens(unlock, bases), "BulkListTokens")
+    assert listed["total"] == 3, listed
+    for row in listed["rows"]:
+        assert row["tokentype"] == "creditcard" and row["record"] in cards, row
+        assert row["tokenuuid"] and row["tokenbase"] in bases, row
+    error(api.bulk_list_tokens(str(uuid.uuid4()), bases), "BulkListTokens without a valid unlock",
+          "The unlockuuid value was not found or is not valid")
+    assert ok(api.bulk_delete_tokens(unlock, bases), "BulkDeleteTokens")["deleted"] == 3
+    after = ok(api.bulk_list_tokens(unlock, bases), "BulkListTokens after BulkDeleteTokens")
+    assert after["rows"] == [], after
+    error(api.get_token("invalid-token"), "TokenGet invalid-token", "Token not found")
+    error(api.create_tokens_bulk([]), "TokenCreateBulk empty")
+    error(api.create_token("phone", "1"), "TokenCreate unknown type")
+    kept = ok(api.create_token("creditcard", "4532 0151 1283 0366", {"keepfirst": 6, "keeplast": 4}),
+              "TokenCreate keeping digits")["tokenbase"]
+    assert kept.startswith("4532 01") and kept.endswith(" 0366"), kept
+    address = ok(api.create_token("email", "ann@example.com"), "TokenCreate email")["tokenbase"]
+    assert address.endswith("@token.invalid"), address
+    assert ok(api.get_token(address), "TokenGet email")["record"] == "ann@example.com"
+
+
 def system(api, main, token):
     stats = ok(api.get_system_stats(), "SystemGetSystemStats")["stats"]
     assert stats["numusers"] >= 1 and stats["numtenants"] == 1, stats
@@ -204,6 +255,7 @@ def main():
     consent(a, token)
     sessions_and_shares(a, DatabunkerproAPI(URL, "", "pyacme"), token)
     audit_and_bulk(a, token)
+    tokenization(a, b)
     system(a, main_api, token)
     # A wrong token is refused with JSON the client returns as is.
     error(DatabunkerproAPI(URL, str(uuid.uuid4()), "pyacme").get_user("token", token), "a wrong token")
