@@ -20,6 +20,7 @@ pub mod kinds;
 pub mod login;
 pub mod normalize;
 pub mod notify;
+pub mod policy;
 pub mod principal;
 mod receipts;
 mod records;
