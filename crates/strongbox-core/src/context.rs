@@ -8,6 +8,10 @@
 //! body is parsed ([`set_request_metadata`]); `Vault::new_event` and
 //! `Vault::with_detail` read it. Work outside a request (the sweeper, imports) has
 //! no slot and records none.
+//!
+//! A v2 request also names its method ([`set_method`]), which a role token's
+//! policies are asked about, and collects the policy decisions made for it, which
+//! its audit events record beside the actor.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,13 +21,34 @@ use serde_json::Value;
 /// Largest `request_metadata` recorded, as JSON.
 pub const MAX_METADATA_BYTES: usize = 4096;
 
-tokio::task_local! {
-    static METADATA: Arc<Mutex<Option<Value>>>;
+/// What one request carries.
+#[derive(Default)]
+struct Slot {
+    metadata: Option<Value>,
+    /// The v2 method being called (`UserGet`): what a role's policies are asked about.
+    method: Option<String>,
+    /// The policy decisions made for the request, as the audit records them
+    /// (`allow:policy/7`, `deny:policy/3`, `deny:no-policy`).
+    decisions: Vec<String>,
+    /// The audit label of a role refused by its policies, until an audit event
+    /// records the refusal.
+    refused: Option<String>,
+    /// An audit event carried the decisions.
+    audited: bool,
 }
 
-/// Runs `f` (a request's handling) with an empty metadata slot.
+tokio::task_local! {
+    static SLOT: Arc<Mutex<Slot>>;
+}
+
+fn with_slot<T>(f: impl FnOnce(&mut Slot) -> T) -> Option<T> {
+    SLOT.try_with(|slot| f(&mut slot.lock().unwrap_or_else(PoisonError::into_inner)))
+        .ok()
+}
+
+/// Runs `f` (a request's handling) with an empty slot.
 pub async fn with_request<F: Future>(f: F) -> F::Output {
-    METADATA.scope(Arc::new(Mutex::new(None)), f).await
+    SLOT.scope(Arc::new(Mutex::new(Slot::default())), f).await
 }
 
 /// Records the request's metadata (an empty object is none). Outside
@@ -32,15 +57,58 @@ pub fn set_request_metadata(value: Value) {
     if value.as_object().is_some_and(|m| m.is_empty()) {
         return;
     }
-    let _ = METADATA.try_with(|slot| {
-        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
-    });
+    with_slot(|s| s.metadata = Some(value));
 }
 
 /// The current request's metadata, if any.
 pub(crate) fn request_metadata() -> Option<Value> {
-    METADATA
-        .try_with(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).clone())
-        .ok()
-        .flatten()
+    with_slot(|s| s.metadata.clone()).flatten()
+}
+
+/// Records the v2 method the request calls.
+pub fn set_method(method: &str) {
+    with_slot(|s| s.method = Some(method.to_string()));
+}
+
+/// The v2 method of the current request (`None` outside v2: a role may call v2
+/// methods only).
+pub(crate) fn method() -> Option<String> {
+    with_slot(|s| s.method.clone()).flatten()
+}
+
+/// Records a policy decision of the current request (kept once).
+pub(crate) fn record_decision(decision: String) {
+    with_slot(|s| {
+        if !s.decisions.contains(&decision) {
+            s.decisions.push(decision);
+        }
+    });
+}
+
+/// Records that the policies of the role labelled `label` refused the request.
+pub(crate) fn record_refusal(label: &str) {
+    with_slot(|s| s.refused = Some(label.to_string()));
+}
+
+/// The policy decisions of the current request so far, space-separated, for an
+/// audit event (which then counts as recording them).
+pub(crate) fn decisions() -> Option<String> {
+    with_slot(|s| {
+        if s.decisions.is_empty() {
+            return None;
+        }
+        s.audited = true;
+        Some(s.decisions.join(" "))
+    })
+    .flatten()
+}
+
+/// A refusal by a role's policies that no audit event has recorded yet: the
+/// role's label and the method (the HTTP layer then records it).
+pub fn unrecorded_refusal() -> Option<(String, String)> {
+    with_slot(|s| match (&s.refused, &s.method, s.audited) {
+        (Some(label), Some(method), false) => Some((label.clone(), method.clone())),
+        _ => None,
+    })
+    .flatten()
 }

@@ -45,6 +45,17 @@ pub enum RecordKind {
     Token,
     /// The token of a value tokenized with `unique`, by the value's keyed digest.
     TokenUnique,
+    /// A group (by id), and its name (by name).
+    Group,
+    GroupName,
+    /// A role (by id, in the main tenant), and its name.
+    Role,
+    RoleName,
+    /// A policy (by id, in the main tenant), and its name.
+    Policy,
+    PolicyName,
+    /// A person's membership of a group (`<group id>/<token>`), owned by them.
+    Member,
 }
 
 impl RecordKind {
@@ -71,6 +82,13 @@ impl RecordKind {
             RecordKind::TenantName => "tenantname",
             RecordKind::Token => "fpt",
             RecordKind::TokenUnique => "fptuniq",
+            RecordKind::Group => "group",
+            RecordKind::GroupName => "groupname",
+            RecordKind::Role => "role",
+            RecordKind::RoleName => "rolename",
+            RecordKind::Policy => "policy",
+            RecordKind::PolicyName => "policyname",
+            RecordKind::Member => "member",
         }
     }
 }
@@ -230,6 +248,13 @@ pub enum Action {
     TokenGet,
     TokenDelete,
     TokenExpire,
+    AccessChange,
+    AccessDelete,
+    GroupMemberAdd,
+    GroupMemberRemove,
+    GroupList,
+    RoleTokenIssue,
+    PolicyRefusal,
 }
 
 impl Action {
@@ -308,6 +333,13 @@ impl Action {
         Action::TokenGet,
         Action::TokenDelete,
         Action::TokenExpire,
+        Action::AccessChange,
+        Action::AccessDelete,
+        Action::GroupMemberAdd,
+        Action::GroupMemberRemove,
+        Action::GroupList,
+        Action::RoleTokenIssue,
+        Action::PolicyRefusal,
     ];
 
     /// The stable wire name and the title, whose `{}` the arguments fill in order.
@@ -412,6 +444,13 @@ impl Action {
             Action::TokenGet => ("token.get", "detokenize {} token"),
             Action::TokenDelete => ("token.delete", "delete {} token"),
             Action::TokenExpire => ("token.expire", "expire {} token"),
+            Action::AccessChange => ("access.change", "change {} {}"),
+            Action::AccessDelete => ("access.delete", "delete {} {}"),
+            Action::GroupMemberAdd => ("group.add-user", "add user to group {}"),
+            Action::GroupMemberRemove => ("group.remove-user", "remove user from group {}"),
+            Action::GroupList => ("group.list", "get user groups by {}"),
+            Action::RoleTokenIssue => ("role-token.issue", "issue access token of role {}"),
+            Action::PolicyRefusal => ("policy.refuse", "refuse {} by policy"),
         }
     }
 
@@ -505,7 +544,7 @@ mod tests {
             assert_eq!(*a as usize, i, "{a:?} is out of place in Action::ALL");
             assert!(!a.name().contains(':'), "{a:?}");
         }
-        assert_eq!(Action::ALL.len(), Action::TokenExpire as usize + 1);
+        assert_eq!(Action::ALL.len(), Action::PolicyRefusal as usize + 1);
         let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         let count = names.len();

@@ -1,6 +1,7 @@
 //! Domain services of Strongbox. Everything here is independent of HTTP: the v1 REST
 //! API (and later the v2 RPC API) are thin adapters over these functions.
 
+pub mod access;
 pub mod apps;
 mod audit;
 pub mod backup;

@@ -578,8 +578,8 @@ pub fn decide(
 
 /// A profile as `caller` may see it: fields it may not read become `"***"` when
 /// they are strings and are left out otherwise. `None` when it may read no field
-/// (nor, for an empty profile, the profile as a whole). The decisions that allowed
-/// something, for the audit.
+/// (nor, for an empty profile, the profile as a whole). The decisions a policy
+/// made (each allow, and each explicit deny), for the audit.
 pub fn mask_profile(
     policies: &[Policy],
     caller: Caller,
@@ -593,9 +593,11 @@ pub fn mask_profile(
     for (field, value) in profile {
         let part = Part::Profile(Some(field.clone()));
         let d = decide(policies, caller, action, &Resource::Person(&part), facts);
+        if d.allowed || d.by.is_some() {
+            allowed.push(d);
+        }
         if d.allowed {
             any = true;
-            allowed.push(d);
             out.insert(field.clone(), value.clone());
         } else if value.is_string() {
             out.insert(field.clone(), Value::from("***"));

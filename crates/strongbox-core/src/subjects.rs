@@ -9,8 +9,9 @@ use strongbox_store::{IndexEntry, UserRow};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::kinds::AuditAction;
+use crate::kinds::{Action, AuditAction};
 use crate::normalize::USER_INDEXES;
+use crate::policy::Part;
 use crate::principal::Principal;
 use crate::vault::Vault;
 
@@ -163,7 +164,16 @@ impl Vault {
         identity: &str,
     ) -> Result<UserRow> {
         let row = self.resolve_or_404(who, action, mode, identity).await?;
-        if let Err(e) = who.may_access(&row.token) {
+        let allowed = match who {
+            // A read of the profile is decided field by field when it is answered.
+            Principal::Role(_) if action.action() == Action::UserGet => Ok(()),
+            Principal::Role(grant) => {
+                self.role_may_reach(grant, &row.token, &part_of(action.action()))
+                    .await
+            }
+            _ => who.may_access(&row.token),
+        };
+        if let Err(e) = allowed {
             self.audit(self.new_event(who, action, Some(&row.token), "denied"))
                 .await?;
             return Err(e);
@@ -218,5 +228,26 @@ impl Vault {
             }),
             None => Err(Error::not_found("user record not found")),
         }
+    }
+}
+
+/// What part of a person an action reaches, for a role's policies.
+fn part_of(action: Action) -> Part {
+    use Action as A;
+    match action {
+        A::AppCreate | A::AppGet | A::AppChange | A::AppWrite | A::AppDelete | A::AppList => {
+            Part::AppData
+        }
+        A::AgreementAccept
+        | A::AgreementGet
+        | A::AgreementList
+        | A::AgreementWithdraw
+        | A::AgreementRevoke => Part::Agreement,
+        A::SessionCreate | A::SessionGet | A::SessionDelete | A::SessionList => Part::Session,
+        A::GroupMemberAdd | A::GroupMemberRemove | A::GroupList => Part::Group,
+        A::UserGet | A::UserChange | A::UserChangeByRequest | A::ShareCreate | A::RequestFile => {
+            Part::Profile(None)
+        }
+        _ => Part::All,
     }
 }

@@ -131,13 +131,21 @@ impl Vault {
         if row.expires.is_none_or(|e| e <= self.now()) {
             return Err(Error::new(ErrorKind::Forbidden, "access token expired"));
         }
+        let label = format!("xtoken:{}", &digest[..16]);
+        if row.label.as_deref() == Some("role") {
+            let role = row
+                .meta
+                .as_deref()
+                .and_then(|m| serde_json::from_slice::<Value>(m).ok())
+                .and_then(|m| m["role"].as_i64())
+                .ok_or_else(|| Error::internal("a role token names no role"))?;
+            // A role deleted or unknown since: the token grants nothing.
+            return self.role_grant(role, label).await.map_err(|_| denied());
+        }
         let token = row
             .owner
             .ok_or_else(|| Error::internal("a user token has no owner"))?;
-        Ok(Principal::User {
-            token,
-            label: format!("xtoken:{}", &digest[..16]),
-        })
+        Ok(Principal::User { token, label })
     }
 
     /// Issues an access token for user `{mode}/{identity}` (root only). `expiration`

@@ -243,7 +243,7 @@ impl Vault {
         who: &Principal,
         page: crate::expiry::Page,
     ) -> Result<(u64, Vec<(String, Zeroizing<Vec<u8>>)>)> {
-        who.require_root()?;
+        who.may_list()?;
         if !self.config.list_users {
             return Err(Error::new(crate::ErrorKind::Forbidden, "access denied"));
         }
@@ -255,7 +255,12 @@ impl Vault {
         let mut events = Vec::new();
         for row in rows {
             if let Some(dek) = self.dek_of(&row)? {
-                let profile = self.decrypt_profile(&row, &dek)?;
+                let Some(profile) = self
+                    .as_seen(who, &row.token, self.decrypt_profile(&row, &dek)?)
+                    .await?
+                else {
+                    continue;
+                };
                 events.push(WriteOp::Audit {
                     tenant: self.tenant.clone(),
                     audit: self.new_event(who, Action::UserBulkList, Some(&row.token), "ok"),
@@ -277,7 +282,7 @@ impl Vault {
         who: &Principal,
         people: &[(Mode, String)],
     ) -> Result<Vec<UserView>> {
-        who.require_root()?;
+        who.may_list()?;
         if !self.config.list_users {
             return Err(Error::new(crate::ErrorKind::Forbidden, "access denied"));
         }
@@ -291,7 +296,12 @@ impl Vault {
                 continue;
             }
             if let (Some(dek), None) = (self.dek_of(&row)?, row.erased) {
-                let profile = self.decrypt_profile(&row, &dek)?;
+                let Some(profile) = self
+                    .as_seen(who, &row.token, self.decrypt_profile(&row, &dek)?)
+                    .await?
+                else {
+                    continue;
+                };
                 events.push(WriteOp::Audit {
                     tenant: self.tenant.clone(),
                     audit: self.new_event(who, Action::UserBulkList, Some(&row.token), "ok"),
@@ -306,6 +316,23 @@ impl Vault {
             self.store.write(WriteOp::Atomic(events)).await?;
         }
         Ok(out)
+    }
+
+    /// A profile as `who` may see it: a role's policies star or drop fields, and
+    /// a profile it may read nothing of is left out (`None`).
+    pub(crate) async fn as_seen(
+        &self,
+        who: &Principal,
+        token: &str,
+        profile: Zeroizing<Vec<u8>>,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        match who {
+            Principal::Role(grant) => Ok(self
+                .role_view(grant, token, &profile)
+                .await?
+                .map(Zeroizing::new)),
+            _ => Ok(Some(profile)),
+        }
     }
 
     /// Reference point for benchmarks: a primary-key read of a user row with no
@@ -338,10 +365,21 @@ impl Vault {
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
-        let profile = match self.dek_of(&row)? {
+        let mut profile = match self.dek_of(&row)? {
             Some(dek) => Some(self.decrypt_profile(&row, &dek)?),
             None => None,
         };
+        // A role sees the fields its policies allow: others starred or left out.
+        if let Some(p) = profile.take() {
+            match self.as_seen(who, &row.token, p).await? {
+                Some(seen) => profile = Some(seen),
+                None => {
+                    self.audit(self.new_event(who, &action, Some(&row.token), "denied"))
+                        .await?;
+                    return Err(Error::new(crate::ErrorKind::Forbidden, "access denied"));
+                }
+            }
+        }
         // With a schema, the event says which classes of data the read returned.
         let classes = match (&self.config.schema, &profile) {
             (Some(schema), Some(p)) => serde_json::from_slice::<Value>(p)

@@ -212,7 +212,10 @@ impl Vault {
         AuditEvent {
             atoken,
             at: self.now(),
-            actor: principal.audit_label(),
+            actor: match crate::context::decisions() {
+                Some(d) => format!("{} {d}", principal.audit_label()),
+                None => principal.audit_label(),
+            },
             action: action.to_string(),
             name: Some(action.action().name().to_string()),
             record: record.map(str::to_string),

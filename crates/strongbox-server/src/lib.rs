@@ -108,21 +108,21 @@ pub(crate) struct AppState {
 
 /// The full application router.
 pub fn router(vault: Arc<Vault>, http: HttpConfig) -> Router {
-    // JSON answers for unknown paths and methods, whichever API version they are in.
-    let mut routes = v1::routes()
-        .merge(v2::routes())
-        .fallback(|| async { error::error_response(StatusCode::NOT_FOUND, "endpoint is missing") })
-        .method_not_allowed_fallback(|| async {
-            error::error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        });
-    if http.bench_endpoints {
-        routes = routes.merge(v1::bench_routes());
-    }
     let state = AppState {
         vault,
         http: Arc::new(http),
         metrics: Arc::default(),
     };
+    // JSON answers for unknown paths and methods, whichever API version they are in.
+    let mut routes = v1::routes()
+        .merge(v2::routes(state.clone()))
+        .fallback(|| async { error::error_response(StatusCode::NOT_FOUND, "endpoint is missing") })
+        .method_not_allowed_fallback(|| async {
+            error::error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        });
+    if state.http.bench_endpoints {
+        routes = routes.merge(v1::bench_routes());
+    }
     routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -312,6 +312,11 @@ const POSTGRES: &[(i64, &[&str])] = &[
              WITH CHECK (tenant = current_setting('strongbox.tenant', true))",
         ],
     ),
+    // Room in `actor` for the policy decisions a role token's calls record.
+    (
+        8,
+        &["ALTER TABLE audit ALTER COLUMN actor TYPE VARCHAR(255)"],
+    ),
 ];
 
 const MYSQL: &[(i64, &[&str])] = &[
@@ -375,6 +380,8 @@ const MYSQL: &[(i64, &[&str])] = &[
         6,
         &["CREATE INDEX audit_record ON audit (record, tenant, id)"],
     ),
+    // Room in `actor` for the policy decisions a role token's calls record.
+    (7, &["ALTER TABLE audit MODIFY actor VARCHAR(255) NOT NULL"]),
 ];
 
 #[cfg(test)]

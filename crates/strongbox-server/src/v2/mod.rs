@@ -8,6 +8,7 @@
 //! tenant is resolved by `extract::vault_for` (`X-Bunker-Tenant`, the `Host`
 //! sub-domain, else the main tenant); an unknown method is a JSON 404.
 
+mod access;
 mod apps;
 mod audit;
 mod bulk;
@@ -441,6 +442,151 @@ pub fn api() -> Api<AppState> {
                 .ok(ok(&[("deleted", json!({"type": "integer"}))])),
             tokens::bulk_delete,
         )
+        .section("v2 groups")
+        .op(
+            method!("GroupCreate", "Create a group (v2, root)")
+                .fields(&args(&[("groupname", string(), true), ("groupdesc", string(), false), ("grouptype", string(), false)]))
+                .describe("`groupname` (1–64 characters, unique in the tenant), `groupdesc`, `grouptype` (at most 30 characters; default `users`). Names and descriptions are plaintext: no personal data in them.")
+                .conflict()
+                .ok(ok(&[("groupid", json!({"type": "integer"}))])),
+            access::group_create,
+        )
+        .op(
+            method!("GroupGet", "A group (v2, root)")
+                .fields(&args(&[("groupid", id(), false), ("groupname", string(), false)]))
+                .describe("`groupid` or `groupname`.")
+                .can_miss()
+                .ok(ok(&[("groupid", json!({"type": "integer"})), ("groupname", string()), ("groupdesc", string()), ("grouptype", string())])),
+            access::group_get,
+        )
+        .op(
+            method!("GroupListAllGroups", "Every group (v2, root)")
+                .fields(&args(&[]))
+                .ok(rows_schema()),
+            access::group_list,
+        )
+        .op(
+            method!("GroupUpdate", "Rename a group or change its description (v2, root)")
+                .fields(&args(&[("groupid", id(), false), ("groupname", string(), false), ("groupdesc", string(), false), ("grouptype", string(), false)]))
+                .describe("`groupid` and the fields to change (`groupname` renames it); or `groupname` alone to name the group.")
+                .can_miss()
+                .conflict()
+                .ok(ok(&[])),
+            access::group_update,
+        )
+        .op(
+            method!("GroupDelete", "Delete a group and its memberships (v2, root)")
+                .fields(&args(&[("groupid", id(), false), ("groupname", string(), false)]))
+                .describe("`groupid` or `groupname`. Its id is not reused.")
+                .can_miss()
+                .ok(ok(&[])),
+            access::group_delete,
+        )
+        .op(
+            method!("GroupAddUser", "Put a person in a group, with a role there (v2, root)")
+                .fields(&who(&[("groupid", id(), false), ("groupname", string(), false), ("roleid", id(), false), ("rolename", string(), false)]))
+                .describe("`mode`, `identity`, `groupid` or `groupname`, and `roleid` or `rolename` (their role in the group). Again: changes the role.")
+                .can_miss()
+                .ok(ok(&[])),
+            access::group_add_user,
+        )
+        .op(
+            method!("GroupDeleteUser", "Take a person out of a group (v2, root)")
+                .fields(&who(&[("groupid", id(), false), ("groupname", string(), false)]))
+                .describe("`mode`, `identity`, `groupid` or `groupname`.")
+                .can_miss()
+                .ok(ok(&[])),
+            access::group_delete_user,
+        )
+        .op(
+            method!("GroupListUserGroups", "A person's groups (v2)")
+                .fields(&who(&[]))
+                .describe("`mode`, `identity`: their groups, with their role in each (`roleid`, `rolename`).")
+                .can_miss()
+                .ok(rows_schema()),
+            access::group_list_of_user,
+        )
+        .op(
+            method!("BulkListGroupUsers", "A group's members with their profiles (v2, root, unlocked)")
+                .fields(&args(&[&[("unlockuuid", string(), true), ("groupid", id(), false), ("groupname", string(), false)][..], &page()].concat()))
+                .describe("`unlockuuid`, `groupid` or `groupname`, `offset`, `limit`: [{`token`, `profile`, `rolename`}]. Needs `--list-users true`; a role token sees each profile as its policies allow.")
+                .can_miss()
+                .ok(rows_schema()),
+            access::bulk_list_group_users,
+        )
+        .section("v2 roles, policies and access tokens")
+        .op(
+            method!("RoleCreate", "Create a role (v2, main tenant root)")
+                .fields(&args(&[("rolename", string(), true), ("roledesc", string(), false)]))
+                .describe("`rolename` (1–64 characters), `roledesc`. Roles are the vault's: every tenant uses them. 409 `The role record already exists`.")
+                .conflict()
+                .ok(ok(&[("roleid", json!({"type": "integer"}))])),
+            access::role_create,
+        )
+        .op(
+            method!("RoleUpdate", "Rename a role or change its description (v2, main tenant root)")
+                .fields(&args(&[("roleid", id(), false), ("rolename", string(), false), ("roledesc", string(), false)]))
+                .describe("`roleid` and the fields to change (`rolename` renames it); or `rolename` alone to name the role.")
+                .can_miss()
+                .conflict()
+                .ok(ok(&[])),
+            access::role_update,
+        )
+        .op(
+            method!("RoleLinkPolicy", "Link a policy to a role (v2, main tenant root)")
+                .fields(&args(&[("roleid", id(), false), ("rolename", string(), false), ("policyid", id(), false), ("policyname", string(), false)]))
+                .describe("`roleid` or `rolename`, `policyid` or `policyname`.")
+                .can_miss()
+                .ok(ok(&[])),
+            access::role_link_policy,
+        )
+        .op(
+            method!("PolicyCreate", "Create a policy (v2, main tenant root)")
+                .fields(&args(&[("policyname", string(), true), ("policydesc", string(), false), ("policy", json!({"oneOf": [object(), {"type": "array", "items": object()}]}), true)]))
+                .describe("`policyname`, `policydesc`, `policy`: a statement, a list of them or `{\"Statement\": [...]}` (the language, its evaluation order and masking: docs/security-model.md). An invalid policy is refused with the reason.")
+                .conflict()
+                .ok(ok(&[("policyid", json!({"type": "integer"}))])),
+            access::policy_create,
+        )
+        .op(
+            method!("PolicyUpdate", "Change a policy (v2, main tenant root)")
+                .fields(&args(&[("policyid", id(), false), ("policyname", string(), false), ("policydesc", string(), false), ("policy", json!({"oneOf": [object(), {"type": "array", "items": object()}]}), false)]))
+                .describe("`policyid` and the fields to change (`policyname` renames it); or `policyname` alone to name the policy. Takes effect with the next call of every token of every role it is linked to.")
+                .can_miss()
+                .conflict()
+                .ok(ok(&[])),
+            access::policy_update,
+        )
+        .op(
+            method!("PolicyGet", "A policy (v2, root)")
+                .fields(&args(&[("policyid", id(), false), ("policyname", string(), false)]))
+                .describe("`policyid` or `policyname`.")
+                .can_miss()
+                .ok(ok(&[("policyid", json!({"type": "integer"})), ("policyname", string()), ("policydesc", string()), ("policy", json!({}))])),
+            access::policy_get,
+        )
+        .op(
+            method!("PolicyListAllPolicies", "Every policy (v2, root)")
+                .fields(&args(&[]))
+                .ok(rows_schema()),
+            access::policy_list,
+        )
+        .op(
+            method!("XTokenCreateForUser", "A person's own access token (v2, root)")
+                .fields(&who(&[("finaltime", time(), false), ("slidingtime", time(), false)]))
+                .describe("`mode`, `identity`, `finaltime` (or `slidingtime`): its lifetime, 10 minutes by default, capped by `--max-user-token-lifetime`. Shown once, kept as a keyed hash.")
+                .can_miss()
+                .ok(ok(&[("xtoken", string()), ("token", string()), ("expires", json!({"type": "integer"}))])),
+            access::xtoken_for_user,
+        )
+        .op(
+            method!("XTokenCreateForRole", "An access token of a role (v2, root)")
+                .fields(&args(&[("roleid", id(), false), ("rolename", string(), false), ("finaltime", time(), false), ("slidingtime", time(), false)]))
+                .describe("`roleid` or `rolename`, `finaltime` (or `slidingtime`): 10 minutes by default, capped by `--max-user-token-lifetime`. What it may do is what the role's policies allow, in v2 methods only. Shown once, kept as a keyed hash.")
+                .can_miss()
+                .ok(ok(&[("xtoken", string()), ("expires", json!({"type": "integer"}))])),
+            access::xtoken_for_role,
+        )
         .section("v2 tenants")
         .op(
             method!("TenantCreate", "Create a tenant (v2, main tenant root)")
@@ -706,11 +852,21 @@ fn requested_schema() -> Value {
 }
 
 /// The v2 router: [`api`]'s methods, and a JSON 404 for any other `/v2/…`.
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     let (router, _) = api().into_parts();
     router
         .route("/v2/{*method}", any(unknown))
         .layer(axum::middleware::from_fn(pro_messages))
+        .layer(axum::middleware::from_fn_with_state(state, record_refusals))
+        // The method is what a role token's policies are asked about.
+        .layer(axum::middleware::from_fn(
+            |req: Request, next: axum::middleware::Next| async move {
+                if let Some(method) = req.uri().path().strip_prefix("/v2/") {
+                    strongbox_core::context::set_method(method);
+                }
+                next.run(req).await
+            },
+        ))
         // Each call's `request_metadata` reaches its audit events through this slot.
         .layer(axum::middleware::from_fn(
             |req: Request, next: axum::middleware::Next| {
@@ -782,6 +938,29 @@ async fn pro_messages(req: Request, next: axum::middleware::Next) -> Response {
         }
         None => Response::from_parts(parts, axum::body::Body::from(bytes)),
     }
+}
+
+/// Records in the audit log a refusal by a role's policies that the refused
+/// method did not record (it failed before writing an event): every decision of
+/// a role's policies, allow or deny, ends up in the log with the policy behind it.
+async fn record_refusals(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let mut probe = parts.clone();
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    if let Some((label, method)) = strongbox_core::context::unrecorded_refusal() {
+        let written = match crate::extract::vault_for(&mut probe, &state).await {
+            Ok(vault) => vault.record_policy_refusal(&label, &method).await,
+            Err(_) => Err(Error::internal("no vault for a refused call")),
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "a refusal by policy could not be audited");
+        }
+    }
+    resp
 }
 
 async fn unknown() -> Response {

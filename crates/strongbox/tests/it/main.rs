@@ -22,6 +22,7 @@ mod kms;
 mod limits;
 mod login;
 mod node_clients;
+mod policies;
 mod pro_clients;
 mod probes;
 mod requests;
