@@ -34,7 +34,8 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk.lua")
 SCENARIOS = ["status", "probe", "get_token", "get_email", "post", "put",
-             "v2_get_token", "v2_get_email", "v2_post", "v2_put", "t_get_token"]
+             "v2_get_token", "v2_get_email", "v2_post", "v2_put", "t_get_token",
+             "v2_token_create", "v2_token_get", "r_get_token"]
 # Not run by default: the four vault operations in turn (`--scenarios mixed`, and what
 # `--rotate-root-key`, `--rotate-kek` and `--rotate-index` run while they rotate).
 LABELS = {
@@ -51,7 +52,12 @@ LABELS = {
     "v2_put": "v2 UserUpdate",
     "v2_bulk": "v2 UserCreateBulk, 1,000 per call",
     "t_get_token": "v2 UserGet by token, in a tenant",
+    "v2_token_create": "v2 TokenCreate (card)",
+    "v2_token_get": "v2 TokenGet (card)",
+    "r_get_token": "v2 UserGet by token, role token",
 }
+# Card tokens made for `v2_token_get` (through TokenCreateBulk).
+FPT_TOKENS = 10_000
 # Users created in the tenant of `t_get_token` (through UserCreateBulk).
 TENANT_USERS = 10_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -196,13 +202,16 @@ def run_backend(binary, backend, admin_url, args):
         _, idle_rss, _ = proc_stat(server.pid)
         wrk_env = {"BENCH_ROOT_TOKEN": token, "BENCH_TOKENS": tokens_file}
         tenant_env = tenant_users(base, token, workdir, args) if "t_get_token" in args.scenarios else {}
+        fpt_env = card_tokens(base, token, workdir) if "v2_token_get" in args.scenarios else {}
+        role_env = role_token(base, token) if "r_get_token" in args.scenarios else {}
         results = []
         for scenario in args.scenarios:
             for conns in args.connections:
                 reset_peak_rss(server.pid)
                 cpu0, _, _ = proc_stat(server.pid)
                 t0 = time.monotonic()
-                env_for = {**wrk_env, **(tenant_env if scenario.startswith("t_") else {})}
+                env_for = {**wrk_env, **(tenant_env if scenario.startswith("t_") else {}),
+                           **(fpt_env if scenario == "v2_token_get" else {}), **role_env}
                 r = wrk(base, scenario, conns, args.duration, {**env_for, "BENCH_RUN": f"{backend}{conns}{int(t0)}"})
                 wall = time.monotonic() - t0
                 cpu1, _, peak = proc_stat(server.pid)
@@ -229,15 +238,46 @@ def run_backend(binary, backend, admin_url, args):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def v2_call(base, method, body, token, tenant=None):
+    """One v2 call with curl: its JSON answer."""
+    headers = ["-H", "Content-Type: application/json", "-H", f"X-Bunker-Token: {token}"]
+    if tenant:
+        headers += ["-H", f"X-Bunker-Tenant: {tenant}"]
+    out = subprocess.run(["curl", "-sk", "-X", "POST", *headers, "--data-binary", "@-", f"{base}/v2/{method}"],
+                         input=json.dumps(body), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def card_tokens(base, root_token, workdir):
+    """Tokenizes FPT_TOKENS card numbers (TokenCreateBulk): the wrk environment."""
+    uuids = []
+    for start in range(0, FPT_TOKENS, 1000):
+        records = [{"tokentype": "creditcard", "record": f"4{i:015d}"} for i in range(start, start + 1000)]
+        r = v2_call(base, "TokenCreateBulk", {"records": records}, root_token)
+        uuids += [c["tokenuuid"] for c in r["created"]]
+    path = os.path.join(workdir, "card-tokens.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(uuids) + "\n")
+    log(f"created {len(uuids)} card tokens")
+    return {"BENCH_TOKENS": path}
+
+
+def role_token(base, root_token):
+    """A role whose policies allow UserGet of the name and the email (the rest is
+    masked): its token, for `r_get_token`."""
+    doc = [{"Effect": "Allow", "Action": "UserGet", "Resource": ["users.profile.name", "users.profile.email"]},
+           {"Effect": "Deny", "Action": "*", "Resource": "users.profile.login"}]
+    pid = v2_call(base, "PolicyCreate", {"policyname": "bench-read", "policy": doc}, root_token)["policyid"]
+    v2_call(base, "RoleCreate", {"rolename": "bench"}, root_token)
+    v2_call(base, "RoleLinkPolicy", {"rolename": "bench", "policyid": pid}, root_token)
+    x = v2_call(base, "XTokenCreateForRole", {"rolename": "bench", "finaltime": "1d"}, root_token)
+    return {"BENCH_ROLE_TOKEN": x["xtoken"]}
+
+
 def tenant_users(base, root_token, workdir, args):
     """Creates the tenant `bench` and its users (UserCreateBulk): the wrk environment."""
     def call(method, body, token, tenant=None):
-        headers = ["-H", "Content-Type: application/json", "-H", f"X-Bunker-Token: {token}"]
-        if tenant:
-            headers += ["-H", f"X-Bunker-Tenant: {tenant}"]
-        out = subprocess.run(["curl", "-sk", "-X", "POST", *headers, "--data-binary", "@-", f"{base}/v2/{method}"],
-                             input=json.dumps(body), capture_output=True, text=True, check=True)
-        return json.loads(out.stdout)
+        return v2_call(base, method, body, token, tenant)
     created = call("TenantCreate", {"tenantname": "bench", "tenantorg": "Bench"}, root_token)
     admin = created["xtoken"]
     n = min(args.users, TENANT_USERS)

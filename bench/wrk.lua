@@ -12,6 +12,10 @@
 --   v2_bulk     POST /v2/UserCreateBulk with 1,000 new people per call
 --   t_get_token POST /v2/UserGet by token in a tenant (X-Bunker-Tenant: BENCH_TENANT,
 --               its admin token in BENCH_TENANT_TOKEN, its users in BENCH_TOKENS)
+--   v2_token_create  POST /v2/TokenCreate of a card number
+--   v2_token_get     POST /v2/TokenGet of a card token (BENCH_TOKENS: token uuids)
+--   r_get_token POST /v2/UserGet by token with a role's token (BENCH_ROLE_TOKEN), its
+--               policies deciding field by field
 -- BENCH_TOKENS names a file with one user token per line (user i on line i+1);
 -- users were created as bench{i}@bench.example. BENCH_RUN makes new logins unique.
 
@@ -45,6 +49,10 @@ function init(args)
   wrk.headers["X-Bunker-Token"] = root
   if scenario == "post" or scenario == "put" or scenario == "mixed" or scenario:sub(1, 3) == "v2_" then
     wrk.headers["Content-Type"] = "application/json"
+  end
+  if scenario == "r_get_token" then
+    wrk.headers["Content-Type"] = "application/json"
+    wrk.headers["X-Bunker-Token"] = os.getenv("BENCH_ROLE_TOKEN")
   end
   if scenario == "t_get_token" then
     wrk.headers["Content-Type"] = "application/json"
@@ -92,7 +100,11 @@ request = function()
   elseif scenario == "put" then
     local i = pick()
     return wrk.format("PUT", "/v1/user/token/" .. tokens[i], nil, '{"visits":' .. counter .. '}')
-  elseif scenario == "v2_get_token" or scenario == "t_get_token" then
+  elseif scenario == "v2_token_create" then
+    return wrk.format("POST", "/v2/TokenCreate", nil, '{"tokentype":"creditcard","record":"4532015112830366"}')
+  elseif scenario == "v2_token_get" then
+    return wrk.format("POST", "/v2/TokenGet", nil, '{"token":"' .. tokens[pick()] .. '"}')
+  elseif scenario == "v2_get_token" or scenario == "t_get_token" or scenario == "r_get_token" then
     return wrk.format("POST", "/v2/UserGet", nil, '{"mode":"token","identity":"' .. tokens[pick()] .. '"}')
   elseif scenario == "v2_get_email" then
     return wrk.format("POST", "/v2/UserGet", nil,

@@ -168,6 +168,33 @@ fn role_ref(args: &Args) -> Result<Option<EntryRef>> {
     }
 }
 
+/// The group (and role in it) a `UserCreate` names, checked to exist: `None`
+/// when it names none.
+pub(super) async fn membership(
+    state: &crate::AppState,
+    args: &Args,
+) -> Result<Option<(EntryRef, Option<EntryRef>)>> {
+    let group = match (id_of(args, Catalog::Group)?, name_of(args, Catalog::Group)?) {
+        (None, None) => return Ok(None),
+        (id, name) => entry_ref(Catalog::Group, id, name)?,
+    };
+    let role = role_ref(args)?;
+    if state
+        .vault
+        .catalog_entry(Catalog::Group, &group)
+        .await?
+        .is_none()
+    {
+        return Err(Error::not_found("The group record was not found"));
+    }
+    if let Some(r) = &role
+        && state.vault.catalog_entry(Catalog::Role, r).await?.is_none()
+    {
+        return Err(Error::not_found("The role record was not found"));
+    }
+    Ok(Some((group, role)))
+}
+
 /// `GroupAddUser {mode, identity, groupid | groupname, roleid | rolename}`.
 pub async fn group_add_user(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;

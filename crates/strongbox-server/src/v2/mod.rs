@@ -49,8 +49,8 @@ pub fn api() -> Api<AppState> {
         .section("v2 users")
         .op(
             method!("UserCreate", "Create a person's record (v2)")
-                .fields(&args(&[("profile", object(), true), ("finaltime", time(), false), ("slidingtime", time(), false)]))
-                .describe("`profile` (object, required): the person's data, indexed by `login`, `email`, `phone` and `custom`. `finaltime` (root): the person's retention, as `POST /v1/exp/start`; `slidingtime` is accepted and not acted on.")
+                .fields(&args(&[("profile", object(), true), ("finaltime", time(), false), ("slidingtime", time(), false), ("groupid", id(), false), ("groupname", string(), false), ("roleid", id(), false), ("rolename", string(), false)]))
+                .describe("`profile` (object, required): the person's data, indexed by `login`, `email`, `phone` and `custom`. `finaltime` (root): the person's retention, as `POST /v1/exp/start`; `slidingtime` is accepted and not acted on. `groupid`/`groupname` with `roleid`/`rolename` (root): the person joins that group with that role (both must exist).")
                 .conflict()
                 .ok(ok(&[("token", string())])),
             users::create,

@@ -36,12 +36,20 @@ async fn expire(state: &AppState, who: &Principal, token: &str, end: &Value) -> 
 pub async fn create(Tenant(state): Tenant, Creator(who): Creator, mut args: Args) -> Reply {
     let profile = args.take_object("profile")?;
     let end = final_time(&args)?;
-    if end.is_some() {
+    let membership = super::access::membership(&state, &args).await?;
+    if end.is_some() || membership.is_some() {
         who.require_root()?;
     }
     let token = state.vault.create_user(&who, profile).await?;
     if let Some(end) = &end {
         expire(&state, &who, &token, end).await?;
+    }
+    // `groupname`/`groupid` with `rolename`/`roleid`: the new person joins it.
+    if let Some((group, role)) = membership {
+        state
+            .vault
+            .add_to_group(&who, Mode::Token, &token, &group, role.as_ref())
+            .await?;
     }
     Ok(ok_fields(&[("token", Value::from(token))]))
 }

@@ -243,6 +243,32 @@ fn groups_roles_and_policies_over_v2(b: &Backend) {
         .status,
         404
     );
+    // UserCreate with a group and a role: the new person joins it; an unknown
+    // group refuses the whole call.
+    v2(
+        &s,
+        "UserCreate",
+        json!({"profile": {"login": "cy"}, "groupname": "staff", "rolename": "teacher"}),
+    )
+    .expect(200);
+    let cy = v2(
+        &s,
+        "GroupListUserGroups",
+        json!({"mode": "login", "identity": "cy"}),
+    )
+    .expect(200);
+    assert_eq!(cy["rows"][0]["groupname"], "staff");
+    assert_eq!(cy["rows"][0]["rolename"], "teacher");
+    let r = v2(
+        &s,
+        "UserCreate",
+        json!({"profile": {"login": "di"}, "groupname": "nowhere"}),
+    );
+    assert_eq!(r.status, 404, "{}", r.json);
+    assert_eq!(
+        v2(&s, "UserGet", json!({"mode": "login", "identity": "di"})).status,
+        404
+    );
     let mine = v2(
         &s,
         "GroupListUserGroups",

@@ -234,6 +234,53 @@ def tokenization(api, other):
     assert ok(api.get_token(address), "TokenGet email")["record"] == "ann@example.com"
 
 
+def access_control(api, main, token):
+    """Roles and policies (the main tenant's), groups (the tenant's), and the
+    access tokens of people and roles."""
+    role = ok(main.create_role({"rolename": "pysupport", "roledesc": "support desk"}), "RoleCreate")["roleid"]
+    error(main.create_role({"rolename": "pysupport"}), "RoleCreate taken", "The role record already exists")
+    error(api.create_role({"rolename": "mine"}), "RoleCreate in a tenant")
+    ok(main.update_role(role, {"roledesc": "support"}), "RoleUpdate")
+    names = {"Effect": "Allow", "Action": ["UserGet", "BulkListGroupUsers"], "Resource": "users.profile.name"}
+    policy = ok(main.create_policy({"policyname": "py-names", "policydesc": "names", "policy": names}),
+                "PolicyCreate")["policyid"]
+    error(main.create_policy({"policyname": "py-bad", "policy": {"Effect": "Perhaps", "Action": "*"}}),
+          "PolicyCreate invalid")
+    error(api.create_policy({"policyname": "mine", "policy": names}), "PolicyCreate in a tenant")
+    ok(main.update_policy(policy, {"policydesc": "names only"}), "PolicyUpdate")
+    got = ok(main.get_policy("py-names"), "PolicyGet")
+    assert got["policy"] == names and got["policydesc"] == "names only", got
+    assert "py-names" in [r["policyname"] for r in ok(main.list_policies(), "PolicyListAllPolicies")["rows"]]
+    ok(main.link_policy("pysupport", policy), "RoleLinkPolicy")
+    group = ok(api.create_group({"groupname": "pyteam", "groupdesc": "team"}), "GroupCreate")["groupid"]
+    error(api.create_group({"groupname": "pyteam"}), "GroupCreate taken")
+    assert ok(api.get_group(group), "GroupGet")["groupname"] == "pyteam"
+    assert ok(api.get_group("pyteam"), "GroupGet by name")["groupid"] == group
+    ok(api.update_group(group, {"groupdesc": "the team"}), "GroupUpdate")
+    assert [g["groupdesc"] for g in ok(api.list_all_groups(), "GroupListAllGroups")["rows"]] == ["the team"]
+    ok(api.add_user_to_group("token", token, "pyteam", "pysupport"), "GroupAddUser")
+    mine = ok(api.list_user_groups("token", token), "GroupListUserGroups")["rows"]
+    assert mine[0]["groupname"] == "pyteam" and mine[0]["rolename"] == "pysupport", mine
+    unlock = ok(api.bulk_list_unlock(), "BulkListUnlock")["unlockuuid"]
+    members = ok(api.bulk_list_group_users(unlock, "pyteam"), "BulkListGroupUsers")["rows"]
+    assert [m["token"] for m in members] == [token], members
+    # A role's token sees what the role's policies allow, in this tenant too.
+    xtoken = ok(api.create_role_x_token("pysupport", {"finaltime": "1h"}), "XTokenCreateForRole")["xtoken"]
+    as_role = DatabunkerproAPI(URL, xtoken, "pyacme")
+    seen = ok(as_role.get_user("token", token), "UserGet by a role")["profile"]
+    assert seen["name"] == "Annie" and seen["email"] == "***", seen
+    error(as_role.delete_user("token", token), "UserDelete by a role", "Access denied")
+    error(as_role.create_role({"rolename": "x"}), "RoleCreate by a role", "Access denied")
+    own = ok(api.create_user_x_token("token", token, {"finaltime": "1h"}), "XTokenCreateForUser")
+    assert own["token"] == token, own
+    me = DatabunkerproAPI(URL, own["xtoken"], "pyacme")
+    assert ok(me.get_user("token", token), "UserGet with the person's token")["profile"]["email"] != "***"
+    ok(api.remove_user_from_group("token", token, group), "GroupDeleteUser")
+    assert ok(api.list_user_groups("token", token), "GroupListUserGroups")["rows"] == []
+    ok(api.delete_group("pyteam"), "GroupDelete")
+    error(api.get_group(group), "GroupGet after GroupDelete")
+
+
 def system(api, main, token):
     stats = ok(api.get_system_stats(), "SystemGetSystemStats")["stats"]
     assert stats["numusers"] >= 1 and stats["numtenants"] == 1, stats
@@ -256,6 +303,7 @@ def main():
     sessions_and_shares(a, DatabunkerproAPI(URL, "", "pyacme"), token)
     audit_and_bulk(a, token)
     tokenization(a, b)
+    access_control(a, main_api, token)
     system(a, main_api, token)
     # A wrong token is refused with JSON the client returns as is.
     error(DatabunkerproAPI(URL, str(uuid.uuid4()), "pyacme").get_user("token", token), "a wrong token")
