@@ -198,6 +198,7 @@ impl StoreLoc {
     }
 
     /// Runs SQL against the store directly (for tampering tests).
+    /// Runs one statement; rows come back one per line, columns joined by `|`.
     pub fn sql(&self, statement: &str) -> String {
         match &self.backend {
             // The bundled SQLite has no CLI here; Python's sqlite3 module is on the
@@ -235,7 +236,9 @@ impl StoreLoc {
                         "-e",
                         statement,
                     ]),
-            ),
+            )
+            // Columns separated as the other two backends print them.
+            .replace('\t', "|"),
         }
     }
 }
