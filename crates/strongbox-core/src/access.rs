@@ -20,8 +20,8 @@ use strongbox_store::{RecordRow, Store, StoreError, WriteOp};
 use crate::error::{Error, ErrorKind, Result};
 use crate::expiry::capped_expiry;
 use crate::kinds::{Action, RecordKind};
-use crate::policy::{Caller, Facts, Part, Policy, Resource};
-use crate::principal::{Principal, RoleGrant};
+use crate::policy::{Facts, Part, Policy, Resource};
+use crate::principal::{Principal, RoleGrant, RoleRules};
 use crate::subjects::Mode;
 use crate::vault::{DEFAULT_TENANT, Vault};
 
@@ -122,6 +122,14 @@ impl Vault {
             ));
         }
         Ok(())
+    }
+
+    /// After a write to `c`: role tokens on this node read roles and policies
+    /// afresh.
+    fn forget_rules_of(&self, c: Catalog) {
+        if matches!(c, Catalog::Role | Catalog::Policy) {
+            self.tenants.forget_role_rules();
+        }
     }
 
     /// The live entry `r` names.
@@ -241,7 +249,10 @@ impl Vault {
                 },
             ];
             match store.write(WriteOp::Atomic(ops)).await {
-                Ok(()) => return Ok(id),
+                Ok(()) => {
+                    self.forget_rules_of(c);
+                    return Ok(id);
+                }
                 Err(StoreError::Duplicate(_)) => {
                     if self
                         .catalog_entry(c, &EntryRef::Name(name.into()))
@@ -318,7 +329,10 @@ impl Vault {
                 ),
             });
             match store.write(WriteOp::Atomic(ops)).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.forget_rules_of(c);
+                    return Ok(());
+                }
                 Err(StoreError::Stale) => continue,
                 Err(StoreError::Duplicate(_)) => {
                     return Err(Error::new(
@@ -598,11 +612,33 @@ impl Vault {
         Ok((xtoken, expires))
     }
 
-    /// The grant of role `role_id`: the role's name and its policies, as stored now
-    /// (a change takes effect with the next call).
+    /// The grant of role `role_id` to the token labelled `label`: the role's rules
+    /// as read at most [`crate::tenants::RESOLVED_FOR`] ago (at once after a change
+    /// on this node).
     pub(crate) async fn role_grant(&self, role_id: i64, label: String) -> Result<Principal> {
+        let rules = match self.tenants.role_rules(role_id) {
+            Some(r) => r,
+            None => {
+                let r = Arc::new(self.read_role_rules(role_id).await?);
+                self.tenants.remember_role_rules(role_id, &r);
+                r
+            }
+        };
+        Ok(Principal::Role(Arc::new(RoleGrant {
+            role_id,
+            rules,
+            label: format!("{label} role:{role_id}"),
+        })))
+    }
+
+    /// Role `role_id`'s name and its policies, as stored now.
+    async fn read_role_rules(&self, role_id: i64) -> Result<RoleRules> {
         let role = self.existing(Catalog::Role, &EntryRef::Id(role_id)).await?;
-        let mut policies = Vec::new();
+        let mut rules = RoleRules {
+            role: role.name,
+            ids: Vec::new(),
+            policies: Vec::new(),
+        };
         for id in role
             .fields
             .get("policies")
@@ -620,15 +656,11 @@ impl Vault {
             // Stored policies were checked when written; one that no longer parses
             // (a newer vault's form) grants nothing.
             if let Some(Ok(policy)) = p.fields.get("policy").map(Policy::parse) {
-                policies.push((id, policy));
+                rules.ids.push(id);
+                rules.policies.push(policy);
             }
         }
-        Ok(Principal::Role(Arc::new(RoleGrant {
-            role_id,
-            role: role.name,
-            policies,
-            label: format!("{label} role:{role_id}"),
-        })))
+        Ok(rules)
     }
 
     /// The facts a role's decision about person `row` may read: the person's
@@ -640,17 +672,20 @@ impl Vault {
         profile: Option<&Value>,
     ) -> Result<Facts> {
         let mut facts = RoleGrant::call_facts();
-        for (group, role) in self.memberships(token).await? {
-            let role_name = match role {
-                Some(r) => self
-                    .catalog_entry(Catalog::Role, &EntryRef::Id(r))
-                    .await?
-                    .map(|e| e.name),
-                None => None,
-            };
-            facts.target_groups.insert(group.to_string(), role_name);
+        facts.person = true;
+        if grant.rules.reads_groups() {
+            for (group, role) in self.memberships(token).await? {
+                let role_name = match role {
+                    Some(r) => self
+                        .catalog_entry(Catalog::Role, &EntryRef::Id(r))
+                        .await?
+                        .map(|e| e.name),
+                    None => None,
+                };
+                facts.target_groups.insert(group.to_string(), role_name);
+            }
         }
-        if grant.policies.iter().any(|(_, p)| p.reads_person()) {
+        if grant.rules.reads_person() {
             let now = self.now();
             let mut agreements = BTreeMap::new();
             for row in self
@@ -669,8 +704,10 @@ impl Vault {
                 else {
                     continue;
                 };
+                let start = meta["starttime"].as_i64().unwrap_or(0);
                 let end = meta["endtime"].as_i64().unwrap_or(0);
-                let live = status == "yes" && (end == 0 || end > now);
+                // Given, begun and not ended.
+                let live = status == "yes" && start <= now && (end == 0 || end > now);
                 agreements.insert(
                     brief.to_string(),
                     if live { "yes" } else { "no" }.to_string(),
@@ -718,33 +755,10 @@ impl Vault {
         let facts = self
             .person_facts(grant, token, Some(&Value::Object(fields.clone())))
             .await?;
-        let Some(method) = crate::context::method() else {
-            crate::context::record_decision("deny:not-v2".into());
-            return Ok(None);
-        };
-        let policies: Vec<Policy> = grant.policies.iter().map(|(_, p)| p.clone()).collect();
-        let roles = [grant.role.clone()];
-        let (seen, decisions) = crate::policy::mask_profile(
-            &policies,
-            Caller { roles: &roles },
-            &method,
-            &fields,
-            &facts,
-        );
-        match seen {
-            Some(m) => {
-                for d in decisions {
-                    crate::context::record_decision(grant.describe(d));
-                }
-                Ok(Some(
-                    serde_json::to_vec(&Value::Object(m)).map_err(Error::internal)?,
-                ))
-            }
-            None => {
-                crate::context::record_decision("deny:no-field".into());
-                Ok(None)
-            }
-        }
+        grant
+            .mask(&fields, &facts)
+            .map(|m| serde_json::to_vec(&Value::Object(m)).map_err(Error::internal))
+            .transpose()
     }
 
     /// A user's access token for `{mode}/{identity}` (root; audited): the token and
@@ -775,16 +789,15 @@ impl Vault {
     /// Records a refusal by a role's policies that the refused service did not
     /// record itself (it failed before writing any event).
     pub async fn record_policy_refusal(&self, label: &str, method: &str) -> Result<()> {
+        // The decisions go to the role's label, not to the system's.
+        let actor = crate::vault::actor_with_decisions(label.to_string());
         let mut event = self.new_event(
             &Principal::System,
             Action::PolicyRefusal.with([&method]),
             None,
             "denied",
         );
-        event.actor = match crate::context::decisions() {
-            Some(d) => format!("{label} {d}"),
-            None => label.to_string(),
-        };
+        event.actor = actor;
         self.audit(event).await
     }
 }

@@ -27,8 +27,8 @@ struct Slot {
     metadata: Option<Value>,
     /// The v2 method being called (`UserGet`): what a role's policies are asked about.
     method: Option<String>,
-    /// The policy decisions made for the request, as the audit records them
-    /// (`allow:policy/7`, `deny:policy/3`, `deny:no-policy`).
+    /// The policy decisions made for the request since its last audit event, as
+    /// the audit records them (`allow:policy/7`, `deny:policy/3`, `deny:no-policy`).
     decisions: Vec<String>,
     /// The audit label of a role refused by its policies, until an audit event
     /// records the refusal.
@@ -90,15 +90,33 @@ pub(crate) fn record_refusal(label: &str) {
     with_slot(|s| s.refused = Some(label.to_string()));
 }
 
-/// The policy decisions of the current request so far, space-separated, for an
-/// audit event (which then counts as recording them).
+/// Longest list of decisions one audit event records (its actor column holds 255
+/// characters, the role's label included); the rest are counted.
+const MAX_DECISIONS_CHARS: usize = 160;
+
+/// The policy decisions made since the last audit event, space-separated, for the
+/// next one (which then counts as recording them). Each event carries only its
+/// own: a listing's event for one person does not repeat the decisions about the
+/// person before.
 pub(crate) fn decisions() -> Option<String> {
     with_slot(|s| {
         if s.decisions.is_empty() {
             return None;
         }
         s.audited = true;
-        Some(s.decisions.join(" "))
+        let taken = std::mem::take(&mut s.decisions);
+        let mut out = String::new();
+        for (i, d) in taken.iter().enumerate() {
+            if out.len() + d.len() + 1 > MAX_DECISIONS_CHARS {
+                out.push_str(&format!(" +{}", taken.len() - i));
+                break;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(d);
+        }
+        Some(out)
     })
     .flatten()
 }

@@ -108,6 +108,38 @@ pub struct Condition {
     pub right: Vec<Operand>,
 }
 
+impl Condition {
+    /// Whether an operand is a variable `pick` selects.
+    fn reads(&self, pick: impl Fn(&Variable) -> bool) -> bool {
+        std::iter::once(&self.left)
+            .chain(&self.right)
+            .any(|o| matches!(o, Operand::Var(v) if pick(v)))
+    }
+}
+
+impl Statement {
+    /// Whether the statement is about `caller` (its roles) doing `action`.
+    fn names(&self, caller: Caller, action: &str) -> bool {
+        self.roles
+            .as_ref()
+            .is_none_or(|roles| roles.iter().any(|r| caller.roles.contains(r)))
+            && self.actions.iter().any(|a| glob(a, action))
+    }
+}
+
+impl Variable {
+    /// Whether the variable describes the person a call reaches.
+    fn is_about_person(&self) -> bool {
+        matches!(
+            self,
+            Variable::Agreement(_)
+                | Variable::User(_)
+                | Variable::TargetGroups
+                | Variable::PurposeConsented
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statement {
     pub effect: Effect,
@@ -144,6 +176,10 @@ pub struct Facts {
     /// The person's live consents: brief → `yes` / `no`.
     pub agreements: BTreeMap<String, String>,
     pub profile: Option<Value>,
+    /// The facts describe a person (the call reaches one). When not, a condition
+    /// on the person cannot be known: an Allow that has one does not apply, a
+    /// Deny does.
+    pub person: bool,
 }
 
 /// The principal a decision is about: the roles it holds.
@@ -417,30 +453,60 @@ impl Policy {
     pub fn reads_person(&self) -> bool {
         self.statements.iter().any(|s| {
             s.conditions.iter().any(|c| {
-                std::iter::once(&c.left).chain(&c.right).any(|o| {
+                c.reads(|v| {
                     matches!(
-                        o,
-                        Operand::Var(
-                            Variable::Agreement(_) | Variable::User(_) | Variable::PurposeConsented
-                        )
+                        v,
+                        Variable::Agreement(_) | Variable::User(_) | Variable::PurposeConsented
                     )
                 })
             })
         })
     }
+
+    /// Whether a resource or condition reads the person's groups.
+    pub fn reads_groups(&self) -> bool {
+        self.statements.iter().any(|s| {
+            s.resources
+                .iter()
+                .any(|r| matches!(r, ResourcePattern::Person(Scope::GroupMembers(_), _)))
+                || s.conditions
+                    .iter()
+                    .any(|c| c.reads(|v| *v == Variable::TargetGroups))
+        })
+    }
 }
 
 /// Whether `pattern` (with `*` matching any run of characters) matches `name`.
+/// Iterative, with backtracking only to the last star: O(len(pattern) × len(name))
+/// at worst, whatever the stars.
 pub fn glob(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == name,
-        Some((head, tail)) => {
-            let Some(rest) = name.strip_prefix(head) else {
-                return false;
-            };
-            (0..=rest.len()).any(|i| rest.is_char_boundary(i) && glob(tail, &rest[i..]))
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    // The last star seen, and where in `name` its run currently ends.
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        if p.get(i) == Some(&b'*') {
+            star = Some((i, j));
+            i += 1;
+        } else if p.get(i) == Some(&n[j]) {
+            i += 1;
+            j += 1;
+        } else if let Some((si, sj)) = star {
+            // Let the last star take one more byte.
+            star = Some((si, sj + 1));
+            i = si + 1;
+            j = sj + 1;
+        } else {
+            return false;
         }
     }
+    p[i..].iter().all(|&c| c == b'*')
+}
+
+/// Whether `pattern` and `asked` share anything: a Deny of one field reaches
+/// every call on the whole profile or the whole person.
+fn part_overlaps(pattern: &Part, asked: &Part) -> bool {
+    part_covers(pattern, asked) || part_covers(asked, pattern)
 }
 
 fn part_covers(pattern: &Part, asked: &Part) -> bool {
@@ -465,12 +531,23 @@ fn scope_covers(scope: &Scope, facts: &Facts) -> bool {
     }
 }
 
-fn resource_covers(pattern: &ResourcePattern, asked: &Resource, facts: &Facts) -> bool {
+/// Whether a statement's resource `pattern` reaches `asked`: an Allow must cover
+/// all of it, a Deny only touch it.
+fn resource_reaches(
+    effect: Effect,
+    pattern: &ResourcePattern,
+    asked: &Resource,
+    facts: &Facts,
+) -> bool {
     match (pattern, asked) {
         (ResourcePattern::Any, _) => true,
         (ResourcePattern::Person(..), Resource::Global) => false,
         (ResourcePattern::Person(scope, part), Resource::Person(asked)) => {
-            part_covers(part, asked) && scope_covers(scope, facts)
+            let parts = match effect {
+                Effect::Allow => part_covers(part, asked),
+                Effect::Deny => part_overlaps(part, asked),
+            };
+            parts && scope_covers(scope, facts)
         }
     }
 }
@@ -533,13 +610,23 @@ fn holds(c: &Condition, facts: &Facts) -> bool {
     }
 }
 
+/// Whether condition `c` holds; on facts about no person, one that reads the
+/// person holds for a Deny and not for an Allow.
+fn condition_holds(effect: Effect, c: &Condition, facts: &Facts) -> bool {
+    if !facts.person && c.reads(Variable::is_about_person) {
+        return effect == Effect::Deny;
+    }
+    holds(c, facts)
+}
+
 fn applies(s: &Statement, caller: Caller, action: &str, asked: &Resource, facts: &Facts) -> bool {
-    s.roles
-        .as_ref()
-        .is_none_or(|roles| roles.iter().any(|r| caller.roles.contains(r)))
-        && s.actions.iter().any(|a| glob(a, action))
-        && s.resources.iter().any(|r| resource_covers(r, asked, facts))
-        && s.conditions.iter().all(|c| holds(c, facts))
+    s.names(caller, action)
+        && s.resources
+            .iter()
+            .any(|r| resource_reaches(s.effect, r, asked, facts))
+        && s.conditions
+            .iter()
+            .all(|c| condition_holds(s.effect, c, facts))
 }
 
 /// The decision on `caller` doing `action` to `asked`, under `policies` (those
@@ -574,6 +661,15 @@ pub fn decide(
         allowed: allow.is_some(),
         by: allow,
     }
+}
+
+/// Whether some Allow statement of `policies` names `action` for `caller`,
+/// whatever it reaches and whatever its conditions.
+pub fn may_allow(policies: &[Policy], caller: Caller, action: &str) -> bool {
+    policies
+        .iter()
+        .flat_map(|p| &p.statements)
+        .any(|s| s.effect == Effect::Allow && s.names(caller, action))
 }
 
 /// A profile as `caller` may see it: fields it may not read become `"***"` when
@@ -630,6 +726,7 @@ mod tests {
         let mut f = Facts {
             request_metadata: extra.get("md").cloned(),
             profile: extra.get("profile").cloned(),
+            person: extra.get("noperson").is_none(),
             ..Facts::default()
         };
         if let Some(Value::Object(a)) = extra.get("agreements") {
@@ -769,6 +866,39 @@ mod tests {
                 Some((0, 0)),
             ),
             row(
+                "deny of one field refuses a change of the whole profile",
+                vec![
+                    json!({"Effect": "Allow", "Action": "*", "Resource": "users.*"}),
+                    json!({"Effect": "Deny", "Action": "*", "Resource": "users.profile.ssn"}),
+                ],
+                "UserUpdate",
+                Some(Part::Profile(None)),
+                false,
+                Some((1, 0)),
+            ),
+            row(
+                "deny of one field refuses what reaches the whole person",
+                vec![
+                    json!({"Effect": "Allow", "Action": "*", "Resource": "users.*"}),
+                    json!({"Effect": "Deny", "Action": "*", "Resource": "users.profile.ssn"}),
+                ],
+                "SystemGetUserReport",
+                Some(Part::All),
+                false,
+                Some((1, 0)),
+            ),
+            row(
+                "deny of the profile does not reach appdata",
+                vec![
+                    json!({"Effect": "Allow", "Action": "*", "Resource": "users.*"}),
+                    json!({"Effect": "Deny", "Action": "*", "Resource": "users.profile"}),
+                ],
+                "AppdataGet",
+                Some(Part::AppData),
+                true,
+                Some((0, 0)),
+            ),
+            row(
                 "wildcard action prefix",
                 vec![json!({"Effect": "Allow", "Action": "User*", "Resource": "users.*"})],
                 "UserGet",
@@ -902,6 +1032,33 @@ mod tests {
             ),
         ];
         let mut more = vec![
+            Row {
+                facts: json!({"noperson": true}),
+                ..row(
+                    "a condition on the person: an Allow does not apply to a global call",
+                    vec![json!({"Effect": "Allow", "Action": "*",
+                        "Condition": {"StringNotEquals": {"${agreement:marketing}": "no"}}})],
+                    "TokenGet",
+                    None,
+                    false,
+                    None,
+                )
+            },
+            Row {
+                facts: json!({"noperson": true}),
+                ..row(
+                    "a condition on the person: a Deny applies to a global call",
+                    vec![
+                        json!({"Effect": "Allow", "Action": "TokenGet"}),
+                        json!({"Effect": "Deny", "Action": "*",
+                            "Condition": {"StringEquals": {"${user:country}": "FR"}}}),
+                    ],
+                    "TokenGet",
+                    None,
+                    false,
+                    Some((1, 0)),
+                )
+            },
             Row {
                 facts: json!({"md": {"purpose": "marketing"}, "agreements": {"marketing": "yes"}}),
                 ..row(
@@ -1225,9 +1382,20 @@ mod tests {
             ("UserGet", "UserGet", true),
             ("UserGet", "UserGe", false),
             ("**", "", true),
+            ("*a*b", "xaxb", true),
+            ("a*a", "a", false),
+            ("*é*", "café", true),
+            ("", "", true),
+            ("", "x", false),
         ] {
             assert_eq!(glob(p, n), want, "{p} {n}");
         }
+        // Many stars against a long near-miss: answered at once, not in 2^n steps.
+        let stars = "*a".repeat(40);
+        let name = "a".repeat(39) + &"b".repeat(4000);
+        let started = std::time::Instant::now();
+        assert!(!glob(&stars, &name));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -27,14 +27,38 @@ pub enum Principal {
     Role(Arc<RoleGrant>),
 }
 
-/// What a role token holds: its role and that role's policies (by id).
+/// What a role token holds: its role and that role's rules.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RoleGrant {
     pub role_id: i64,
-    pub role: String,
-    pub policies: Vec<(i64, Policy)>,
+    pub rules: Arc<RoleRules>,
     /// `xtoken:<prefix of its keyed hash> role:<id>`.
     pub label: String,
+}
+
+/// A role as its token's decisions read it: its name and linked policies.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RoleRules {
+    pub role: String,
+    /// The linked policies' ids, one per entry of `policies`.
+    pub ids: Vec<i64>,
+    pub policies: Vec<Policy>,
+}
+
+impl RoleRules {
+    /// Whether a decision may read the person's consents or profile.
+    pub fn reads_person(&self) -> bool {
+        self.policies.iter().any(Policy::reads_person)
+    }
+
+    /// Whether a decision may read the person's groups.
+    pub fn reads_groups(&self) -> bool {
+        self.policies.iter().any(Policy::reads_groups)
+    }
+
+    fn caller(&self) -> [String; 1] {
+        [self.role.clone()]
+    }
 }
 
 /// v2 methods no policy can grant: they manage tenants, roles, policies and access
@@ -56,9 +80,14 @@ impl RoleGrant {
         if RESERVED.iter().any(|r| policy::glob(r, &method)) {
             return refuse("deny:reserved".into());
         }
-        let policies: Vec<Policy> = self.policies.iter().map(|(_, p)| p.clone()).collect();
-        let roles = [self.role.clone()];
-        let d = policy::decide(&policies, Caller { roles: &roles }, &method, asked, facts);
+        let roles = self.rules.caller();
+        let d = policy::decide(
+            &self.rules.policies,
+            Caller { roles: &roles },
+            &method,
+            asked,
+            facts,
+        );
         if d.allowed {
             context::record_decision(self.describe(d));
             Ok(())
@@ -67,17 +96,69 @@ impl RoleGrant {
         }
     }
 
+    /// Whether a statement might allow the current v2 method on someone: the gate
+    /// of a listing, whose people are then decided one by one.
+    pub(crate) fn may_try(&self) -> Result<()> {
+        let refuse = |why: &str| {
+            context::record_decision(why.into());
+            context::record_refusal(&self.label);
+            Err(access_denied())
+        };
+        let Some(method) = context::method() else {
+            return refuse("deny:not-v2");
+        };
+        if RESERVED.iter().any(|r| policy::glob(r, &method)) {
+            return refuse("deny:reserved");
+        }
+        let roles = self.rules.caller();
+        if policy::may_allow(&self.rules.policies, Caller { roles: &roles }, &method) {
+            Ok(())
+        } else {
+            refuse("deny:no-policy")
+        }
+    }
+
+    /// `profile` as the current v2 method may show it (see [`policy::mask_profile`]),
+    /// with the decisions recorded for the audit; `None` when it may show nothing.
+    pub(crate) fn mask(
+        &self,
+        profile: &serde_json::Map<String, serde_json::Value>,
+        facts: &Facts,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let Some(method) = context::method() else {
+            context::record_decision("deny:not-v2".into());
+            return None;
+        };
+        let roles = self.rules.caller();
+        let (seen, decisions) = policy::mask_profile(
+            &self.rules.policies,
+            Caller { roles: &roles },
+            &method,
+            profile,
+            facts,
+        );
+        if seen.is_some() {
+            for d in decisions {
+                context::record_decision(self.describe(d));
+            }
+        } else {
+            context::record_decision("deny:no-field".into());
+        }
+        seen
+    }
+
     /// A decision as the audit records it: `allow:policy/7`, `deny:policy/3`,
     /// `deny:no-policy`.
     pub(crate) fn describe(&self, d: policy::Decision) -> String {
         let verdict = if d.allowed { "allow" } else { "deny" };
-        match d.by.and_then(|(p, _)| self.policies.get(p)) {
-            Some((id, _)) => format!("{verdict}:policy/{id}"),
+        match d.by.and_then(|(p, _)| self.rules.ids.get(p)) {
+            Some(id) => format!("{verdict}:policy/{id}"),
             None => format!("{verdict}:no-policy"),
         }
     }
 
-    /// The facts every decision may read: the call's `request_metadata`.
+    /// The facts every decision may read: the call's `request_metadata` (no
+    /// person's).
     pub(crate) fn call_facts() -> Facts {
         Facts {
             request_metadata: context::request_metadata(),
@@ -125,7 +206,7 @@ impl Principal {
     /// on its own, and left out when the role may read nothing of them).
     pub fn may_list(&self) -> Result<()> {
         match self {
-            Principal::Role(_) => Ok(()),
+            Principal::Role(grant) => grant.may_try(),
             other => other.require_root(),
         }
     }

@@ -14,6 +14,7 @@ use crate::apps::parse_app_name;
 use crate::error::{Error, Result};
 use crate::expiry::{capped_expiry, requested_seconds};
 use crate::kinds::{Action, RecordKind};
+use crate::policy::Part;
 use crate::principal::Principal;
 use crate::subjects::Mode;
 use crate::vault::Vault;
@@ -57,6 +58,15 @@ impl Vault {
     ) -> Result<String> {
         let action = Action::ShareCreate.with([&mode.name()]);
         let subject = self.subject(who, &action, mode, identity).await?;
+        // What the share hands out is what a role must be allowed to reach.
+        let part = if text(&body, "app")?.is_some() {
+            Part::AppData
+        } else if text(&body, "session")?.is_some() {
+            Part::Session
+        } else {
+            Part::Profile(None)
+        };
+        self.authorize(who, &action, &subject.token, &part).await?;
         let now = self.now();
         let app = match text(&body, "app")? {
             Some(a) => {

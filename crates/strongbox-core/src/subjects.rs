@@ -164,21 +164,37 @@ impl Vault {
         identity: &str,
     ) -> Result<UserRow> {
         let row = self.resolve_or_404(who, action, mode, identity).await?;
-        let allowed = match who {
-            // A read of the profile is decided field by field when it is answered.
-            Principal::Role(_) if action.action() == Action::UserGet => Ok(()),
-            Principal::Role(grant) => {
-                self.role_may_reach(grant, &row.token, &part_of(action.action()))
-                    .await
+        match (who, action.action()) {
+            // A read of the profile is decided field by field when it is answered;
+            // a share, once the body says what it shares.
+            (Principal::Role(_), Action::UserGet | Action::ShareCreate) => {}
+            _ => {
+                self.authorize(who, action, &row.token, &part_of(action.action()))
+                    .await?
             }
-            _ => who.may_access(&row.token),
+        }
+        Ok(row)
+    }
+
+    /// Checks that `who` may do `action` to `part` of person `token`, auditing a
+    /// refusal.
+    pub(crate) async fn authorize(
+        &self,
+        who: &Principal,
+        action: &AuditAction,
+        token: &str,
+        part: &Part,
+    ) -> Result<()> {
+        let allowed = match who {
+            Principal::Role(grant) => self.role_may_reach(grant, token, part).await,
+            _ => who.may_access(token),
         };
         if let Err(e) = allowed {
-            self.audit(self.new_event(who, action, Some(&row.token), "denied"))
+            self.audit(self.new_event(who, action, Some(token), "denied"))
                 .await?;
             return Err(e);
         }
-        Ok(row)
+        Ok(())
     }
 
     /// The live user `{mode}/{identity}` names, once `who` is allowed to reach it:

@@ -33,7 +33,7 @@ use crate::error::{Error, ErrorKind, OpenError, Result};
 use crate::expiry::Page;
 use crate::keys::{Keys, public_key_name};
 use crate::kinds::{Action, KeyKind, RecordKind};
-use crate::principal::Principal;
+use crate::principal::{Principal, RoleRules};
 use crate::vault::{DEFAULT_TENANT, Vault, token_entry};
 
 /// The main tenant's id.
@@ -52,17 +52,48 @@ pub struct TenantInfo {
 /// tenant renamed or deleted on another node keeps answering to its old name here
 /// for at most this long (on this node: at once); its admin token is re-read by the
 /// key reloader every half second either way.
-const RESOLVED_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const RESOLVED_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The tenants a main vault has opened, by store key, and recent resolutions of
-/// names.
+/// names; and the main tenant's roles as recently read (every tenant's role
+/// tokens name them), kept as long as a name's resolution.
 #[derive(Default)]
 pub(crate) struct OpenTenants {
     by_key: std::sync::RwLock<HashMap<String, Arc<Vault>>>,
     by_name: std::sync::RwLock<HashMap<String, (Arc<Vault>, std::time::Instant)>>,
+    roles: std::sync::RwLock<HashMap<i64, (Arc<RoleRules>, std::time::Instant)>>,
 }
 
 impl OpenTenants {
+    /// Role `id`'s rules, if read less than [`RESOLVED_FOR`] ago.
+    pub(crate) fn role_rules(&self, id: i64) -> Option<Arc<RoleRules>> {
+        self.roles
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .filter(|(_, at)| at.elapsed() < RESOLVED_FOR)
+            .map(|(r, _)| r.clone())
+    }
+
+    pub(crate) fn remember_role_rules(&self, id: i64, rules: &Arc<RoleRules>) {
+        let mut roles = self
+            .roles
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if roles.len() > 10_000 {
+            roles.retain(|_, (_, at)| at.elapsed() < RESOLVED_FOR);
+        }
+        roles.insert(id, (rules.clone(), std::time::Instant::now()));
+    }
+
+    /// Forgets every role's rules (a role or policy changed here).
+    pub(crate) fn forget_role_rules(&self) {
+        self.roles
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     fn named(&self, name: &str) -> Option<Arc<Vault>> {
         self.by_name
             .read()

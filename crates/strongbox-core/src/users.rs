@@ -259,6 +259,17 @@ impl Vault {
                     .as_seen(who, &row.token, self.decrypt_profile(&row, &dek)?)
                     .await?
                 else {
+                    // A person the role may read nothing of is left out, and the
+                    // refusal audited with the decisions about them.
+                    events.push(WriteOp::Audit {
+                        tenant: self.tenant.clone(),
+                        audit: self.new_event(
+                            who,
+                            Action::UserBulkList,
+                            Some(&row.token),
+                            "denied",
+                        ),
+                    });
                     continue;
                 };
                 events.push(WriteOp::Audit {
@@ -300,6 +311,17 @@ impl Vault {
                     .as_seen(who, &row.token, self.decrypt_profile(&row, &dek)?)
                     .await?
                 else {
+                    // A person the role may read nothing of is left out, and the
+                    // refusal audited with the decisions about them.
+                    events.push(WriteOp::Audit {
+                        tenant: self.tenant.clone(),
+                        audit: self.new_event(
+                            who,
+                            Action::UserBulkList,
+                            Some(&row.token),
+                            "denied",
+                        ),
+                    });
                     continue;
                 };
                 events.push(WriteOp::Audit {

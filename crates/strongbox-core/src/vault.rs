@@ -23,6 +23,15 @@ pub(crate) fn token_entry(tenant: &str) -> KeyRingEntry<'_> {
     }
 }
 
+/// An audit event's actor: `label`, followed by the policy decisions made since
+/// the request's last event.
+pub(crate) fn actor_with_decisions(label: String) -> String {
+    match crate::context::decisions() {
+        Some(d) => format!("{label} {d}"),
+        None => label,
+    }
+}
+
 /// Time spent sealing and opening records (profiles, documents, event details).
 pub static CRYPTO_TIMINGS: strongbox_store::metrics::Histogram =
     strongbox_store::metrics::Histogram::new();
@@ -212,10 +221,7 @@ impl Vault {
         AuditEvent {
             atoken,
             at: self.now(),
-            actor: match crate::context::decisions() {
-                Some(d) => format!("{} {d}", principal.audit_label()),
-                None => principal.audit_label(),
-            },
+            actor: actor_with_decisions(principal.audit_label()),
             action: action.to_string(),
             name: Some(action.action().name().to_string()),
             record: record.map(str::to_string),

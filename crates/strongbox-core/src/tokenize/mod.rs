@@ -505,8 +505,8 @@ impl Vault {
         Ok((ops, view))
     }
 
-    /// The writes that restart the expiry of `row`, found again by `unique`: the
-    /// times asked for now, else those it was made with.
+    /// The writes that restart the expiry of `row`, found again by `unique`: each
+    /// of its times (sliding, final) as asked for now, else as it was made with.
     fn plan_restart(
         &self,
         who: &Principal,
@@ -517,9 +517,13 @@ impl Vault {
         let mut view = self.open_token(&row)?;
         view.duplicate = true;
         let mut meta = meta_of(&row)?;
-        if opts.sliding.is_some() || opts.final_after.is_some() {
-            meta.sliding = opts.sliding;
-            meta.final_after = opts.final_after;
+        // Each time asked for now replaces its own kind; a final time is never
+        // dropped by a call that names only a sliding one.
+        if let Some(s) = opts.sliding {
+            meta.sliding = Some(s);
+        }
+        if let Some(f) = opts.final_after {
+            meta.final_after = Some(f);
         }
         let (expires, final_at) = expiry(now, meta.sliding, meta.final_after);
         meta.final_at = final_at;

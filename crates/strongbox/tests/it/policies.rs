@@ -11,6 +11,7 @@ use crate::harness::{Backend, Body, Reply, Server};
 backend_tests!(
     groups_roles_and_policies_over_v2,
     a_role_token_sees_what_its_policies_allow,
+    a_deny_reaches_every_method_that_holds_the_field,
 );
 
 fn v2(s: &Server, method: &str, body: Value) -> Reply {
@@ -635,6 +636,129 @@ fn a_role_token_sees_what_its_policies_allow(b: &Backend) {
             json!({"mode": "login", "identity": "ann"})
         )
         .status,
+        403
+    );
+}
+
+/// A Deny of one field is not dodged by a method that reaches more of the person
+/// than the field (a change of the whole profile, the report, a share); a share
+/// is checked for what it hands out; conditions about a person do not allow calls
+/// about nobody; a role with no statement for a listing cannot start one.
+fn a_deny_reaches_every_method_that_holds_the_field(b: &Backend) {
+    let s = Server::start_with(b, &["--list-users", "true"]);
+    s.create_user(json!({"login": "ann", "email": "ann@example.com", "ssn": "123"}));
+    let person = json!({"mode": "login", "identity": "ann"});
+    let with = |extra: Value| {
+        let mut body = person.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    v2(
+        &s,
+        "AppdataCreate",
+        with(json!({"appname": "shop", "appdata": {"plan": "gold"}})),
+    )
+    .expect(200);
+    let role_token = |role: &str, policies: Vec<Value>| -> String {
+        v2(&s, "RoleCreate", json!({"rolename": role})).expect(200);
+        for (i, doc) in policies.into_iter().enumerate() {
+            let id = v2(
+                &s,
+                "PolicyCreate",
+                json!({"policyname": format!("{role}-{i}"), "policy": doc}),
+            )
+            .expect(200)["policyid"]
+                .clone();
+            v2(
+                &s,
+                "RoleLinkPolicy",
+                json!({"rolename": role, "policyid": id}),
+            )
+            .expect(200);
+        }
+        text(
+            &v2(&s, "XTokenCreateForRole", json!({"rolename": role})).expect(200),
+            "xtoken",
+        )
+    };
+    let clerk = role_token(
+        "clerk",
+        vec![
+            json!({"Effect": "Allow", "Action": "*", "Resource": "users.*"}),
+            json!({"Effect": "Deny", "Action": "*", "Resource": "users.profile.ssn"}),
+        ],
+    );
+    // Reads are masked field by field; the rest of the person stays reachable.
+    let r = as_token(&s, &clerk, "UserGet", person.clone()).expect(200);
+    assert_eq!(r["profile"]["ssn"], "***");
+    assert_eq!(r["profile"]["email"], "ann@example.com");
+    let r = as_token(&s, &clerk, "AppdataGet", with(json!({"appname": "shop"}))).expect(200);
+    assert_eq!(r["appdata"]["plan"], "gold", "{r}");
+    // Whatever holds or replaces the whole profile is refused.
+    for (method, body) in [
+        (
+            "UserUpdate",
+            with(json!({"profile": {"email": "x@example.com"}})),
+        ),
+        ("SystemGetUserReport", person.clone()),
+        ("SharedRecordCreate", with(json!({"fields": "ssn"}))),
+    ] {
+        let r = as_token(&s, &clerk, method, body);
+        assert_eq!(r.status, 403, "{method}: {}", r.json);
+    }
+    let r = v2(&s, "UserGet", person.clone()).expect(200);
+    assert_eq!(r["profile"]["email"], "ann@example.com", "nothing changed");
+    // A share is checked for what it hands out: the profile is not the app data.
+    let sharer = role_token(
+        "sharer",
+        vec![
+            json!({"Effect": "Allow", "Action": "SharedRecordCreate", "Resource": "users.profile"}),
+        ],
+    );
+    as_token(
+        &s,
+        &sharer,
+        "SharedRecordCreate",
+        with(json!({"fields": "email"})),
+    )
+    .expect(200);
+    let r = as_token(
+        &s,
+        &sharer,
+        "SharedRecordCreate",
+        with(json!({"app": "shop"})),
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    // A condition on the person holds for no call about nobody.
+    let tokenizer = role_token(
+        "tokenizer",
+        vec![json!({"Effect": "Allow", "Action": "TokenCreate",
+            "Condition": {"StringNotEquals": {"${agreement:marketing}": "no"}}})],
+    );
+    let r = as_token(
+        &s,
+        &tokenizer,
+        "TokenCreate",
+        json!({"tokentype": "text", "record": "x"}),
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    // A role with no statement naming a listing cannot start one, over v2 or v1.
+    let unlock = text(
+        &v2(&s, "BulkListUnlock", json!({})).expect(200),
+        "unlockuuid",
+    );
+    let r = as_token(
+        &s,
+        &tokenizer,
+        "BulkListAllUsers",
+        json!({"unlockuuid": unlock}),
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    assert_eq!(
+        s.call_as(Some(&clerk), "POST", "/v1/users", Body::None)
+            .status,
         403
     );
 }
