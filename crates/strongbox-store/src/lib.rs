@@ -752,8 +752,11 @@ impl Store {
         owner: &str,
         kind: &str,
     ) -> Result<Vec<RecordRow>> {
-        self.records(sql::RECORDS_OF_OWNER, &args![tenant, owner, kind])
-            .await
+        let mut rows = self
+            .records(sql::RECORDS_OF_OWNER, &args![tenant, owner, kind])
+            .await?;
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(rows)
     }
 
     /// The records of `kind` owned by any of `owners` (at most four; one query), by
@@ -782,8 +785,11 @@ impl Store {
         kind: &str,
         label: &str,
     ) -> Result<Vec<RecordRow>> {
-        self.records(sql::RECORDS_BY_LABEL, &args![tenant, kind, label])
-            .await
+        let mut rows = self
+            .records(sql::RECORDS_BY_LABEL, &args![tenant, kind, label])
+            .await?;
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(rows)
     }
 
     /// The records of `kind` whose expiry is at or before `now`.

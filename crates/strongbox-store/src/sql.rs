@@ -108,15 +108,16 @@ macro_rules! select_records {
 }
 
 pub const RECORD_GET: &str = select_records!("WHERE tenant = ? AND kind = ? AND id = ?");
-pub const RECORDS_OF_OWNER: &str =
-    select_records!("WHERE tenant = ? AND owner = ? AND kind = ? ORDER BY id");
+// No ORDER BY on the two lookups below: SQLite would then walk the primary key
+// (tenant, kind, id) through every record of the kind rather than sort the few
+// rows the owner or label index finds. The callers sort.
+pub const RECORDS_OF_OWNER: &str = select_records!("WHERE tenant = ? AND owner = ? AND kind = ?");
 pub const RECORDS_OF_OWNERS: &str =
     select_records!("WHERE tenant = ? AND kind = ? AND owner IN (?, ?, ?, ?) ORDER BY owner, id");
 pub const GUARD_EXISTS: &str =
     "SELECT COUNT(*) FROM records WHERE tenant = ? AND kind = ? AND owner IN (?, ?, ?, ?)";
 pub const RECORDS_OF_KIND: &str = select_records!("WHERE tenant = ? AND kind = ? ORDER BY id");
-pub const RECORDS_BY_LABEL: &str =
-    select_records!("WHERE tenant = ? AND kind = ? AND label = ? ORDER BY id");
+pub const RECORDS_BY_LABEL: &str = select_records!("WHERE tenant = ? AND kind = ? AND label = ?");
 pub const RECORDS_DUE: &str = select_records!(
     "WHERE tenant = ? AND kind = ? AND expires IS NOT NULL AND expires <= ? ORDER BY id"
 );
