@@ -9,9 +9,14 @@ use crate::normalize::Normalizer;
 /// busy vault's changes, some hundreds of megabytes at most.
 pub const DEFAULT_OUTBOX_MAX: u64 = 100_000;
 
+/// The file vault's size limit unless configured: 128 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 128 * 1024 * 1024;
+
 /// Settings of the domain layer.
 #[derive(Clone, Debug)]
 pub struct VaultConfig {
+    /// Largest file the file vault stores, in bytes.
+    pub max_file_bytes: u64,
     /// Largest document (profile, app document) a change may produce, as JSON.
     /// The binary sets it to the request body limit.
     pub max_document_bytes: usize,
@@ -53,6 +58,7 @@ pub struct LoginDelivery {
 impl Default for VaultConfig {
     fn default() -> Self {
         VaultConfig {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             max_document_bytes: 1024 * 1024,
             normalizer: Normalizer::default(),
             create_user_without_access_token: false,

@@ -89,6 +89,41 @@ pub fn capped_expiry(now: i64, max: i64, requested: Option<i64>) -> i64 {
     now.saturating_add(wanted)
 }
 
+/// (expiry, absolute `finaltime`) of something with a `slidingtime` and a
+/// `finaltime` (seconds; tokens, files) (re)started at `now`.
+pub(crate) fn expiry(
+    now: i64,
+    sliding: Option<i64>,
+    final_after: Option<i64>,
+) -> (Option<i64>, Option<i64>) {
+    let final_at = final_after.map(|f| now.saturating_add(f));
+    let by_sliding = sliding.map(|s| now.saturating_add(s));
+    let expires = match (by_sliding, final_at) {
+        (Some(s), Some(f)) => Some(s.min(f)),
+        (s, f) => s.or(f),
+    };
+    (expires, final_at)
+}
+
+/// The new expiry a read at `now` gives what expires at `current`: `sliding`
+/// seconds on, never past `final_at`; `None` when it would move by less than a
+/// step (a minute, or 1 % of a shorter window), which saves a write per read at
+/// the cost of expiring up to one step early.
+pub(crate) fn slid(
+    now: i64,
+    current: i64,
+    sliding: Option<i64>,
+    final_at: Option<i64>,
+) -> Option<i64> {
+    let sliding = sliding?;
+    let wanted = match final_at {
+        Some(f) => now.saturating_add(sliding).min(f),
+        None => now.saturating_add(sliding),
+    };
+    let step = (sliding / 100).clamp(1, 60);
+    (wanted - current >= step).then_some(wanted)
+}
+
 /// `offset`/`limit` of a list request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {

@@ -56,6 +56,12 @@ pub enum RecordKind {
     PolicyName,
     /// A person's membership of a group (`<group id>/<token>`), owned by them.
     Member,
+    /// A file of the file vault (by its uuid), owned by its person: its tags and
+    /// size in the clear, its name, type and digest sealed.
+    File,
+    /// One chunk of a file's content (`<file uuid>/<seq>`, labelled with the file's
+    /// uuid), sealed under the owner's DEK.
+    FileChunk,
 }
 
 impl RecordKind {
@@ -89,6 +95,8 @@ impl RecordKind {
             RecordKind::Policy => "policy",
             RecordKind::PolicyName => "policyname",
             RecordKind::Member => "member",
+            RecordKind::File => "file",
+            RecordKind::FileChunk => "filechunk",
         }
     }
 }
@@ -255,6 +263,12 @@ pub enum Action {
     GroupList,
     RoleTokenIssue,
     PolicyRefusal,
+    FileCreate,
+    FileGet,
+    FileList,
+    FileChange,
+    FileDelete,
+    FileExpire,
 }
 
 impl Action {
@@ -340,6 +354,12 @@ impl Action {
         Action::GroupList,
         Action::RoleTokenIssue,
         Action::PolicyRefusal,
+        Action::FileCreate,
+        Action::FileGet,
+        Action::FileList,
+        Action::FileChange,
+        Action::FileDelete,
+        Action::FileExpire,
     ];
 
     /// The stable wire name and the title, whose `{}` the arguments fill in order.
@@ -451,6 +471,12 @@ impl Action {
             Action::GroupList => ("group.list", "get user groups by {}"),
             Action::RoleTokenIssue => ("role-token.issue", "issue access token of role {}"),
             Action::PolicyRefusal => ("policy.refuse", "refuse {} by policy"),
+            Action::FileCreate => ("file.create", "store file by {}"),
+            Action::FileGet => ("file.get", "get file by {}"),
+            Action::FileList => ("file.list", "list files by {}"),
+            Action::FileChange => ("file.change", "change file tags by {}"),
+            Action::FileDelete => ("file.delete", "delete file by {}"),
+            Action::FileExpire => ("file.expire", "expire file"),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod context;
 pub mod error;
 pub mod expiry;
 pub mod export;
+pub mod files;
 pub mod kek;
 pub mod keys;
 pub mod kinds;

@@ -45,6 +45,8 @@ pub enum Part {
     Agreement,
     Group,
     Session,
+    /// `users.files`: the person's files in the file vault.
+    Files,
 }
 
 /// Whose records a resource covers.
@@ -298,6 +300,7 @@ fn parse_resource(text: &str) -> Result<ResourcePattern> {
         "agreement" | "consent" => Part::Agreement,
         "group" => Part::Group,
         "session" => Part::Session,
+        "files" | "file" => Part::Files,
         _ => match rest.strip_prefix("profile.") {
             Some(field) if is_name(field) && !field.contains('.') => {
                 Part::Profile(Some(field.into()))

@@ -264,6 +264,7 @@ fn part_of(action: Action) -> Part {
         A::UserGet | A::UserChange | A::UserChangeByRequest | A::ShareCreate | A::RequestFile => {
             Part::Profile(None)
         }
+        A::FileCreate | A::FileGet | A::FileList | A::FileChange | A::FileDelete => Part::Files,
         _ => Part::All,
     }
 }

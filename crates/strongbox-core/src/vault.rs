@@ -276,6 +276,7 @@ impl Vault {
         self.purge_expired_login_codes().await?;
         self.purge_expired_shares().await?;
         self.purge_expired_fpt().await?;
+        self.purge_expired_files().await?;
         self.apply_retention().await
     }
 

@@ -330,7 +330,7 @@ impl FromRequest<AppState> for OptionalJson {
 }
 
 /// How the request body is read, from the HTTP settings.
-fn body_limits(state: &AppState) -> body::BodyLimits {
+pub(crate) fn body_limits(state: &AppState) -> body::BodyLimits {
     body::BodyLimits {
         limit: state.http.max_body_bytes,
         timeout: state.http.body_read_timeout,

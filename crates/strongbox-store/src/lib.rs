@@ -321,6 +321,12 @@ pub enum WriteOp {
         kind: String,
         id: String,
     },
+    /// Deletes every record of `kind` labelled `label` (the chunks of one file).
+    DeleteLabelled {
+        tenant: String,
+        kind: String,
+        label: String,
+    },
     /// Deletes the records of `kind` whose expiry is at or before `now`.
     DeleteExpired {
         tenant: String,

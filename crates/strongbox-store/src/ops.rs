@@ -251,6 +251,18 @@ pub(crate) async fn apply(ex: &mut impl Exec, op: &WriteOp) -> Result<()> {
                 .await?;
             Ok(())
         }
+        WriteOp::DeleteLabelled {
+            tenant,
+            kind,
+            label,
+        } => {
+            ex.execute(
+                sql::RECORDS_DELETE_LABELLED.into(),
+                &args![tenant, kind, label],
+            )
+            .await?;
+            Ok(())
+        }
         WriteOp::DeleteExpired { tenant, kind, now } => {
             ex.execute(
                 sql::RECORDS_DELETE_EXPIRED.into(),

@@ -445,6 +445,10 @@ pub struct VaultArgs {
     /// Largest request body in bytes [default: 1048576]. File key: `max_body_bytes`.
     #[arg(long, env = "STRONGBOX_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Largest file the file vault stores, in bytes; larger uploads get 413
+    /// [default: 134217728]. File key: `max_file_bytes`.
+    #[arg(long, env = "STRONGBOX_MAX_FILE_BYTES", value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
     /// Connections served at once; more are closed on arrival [default: 1024]. File
     /// key: `max_connections`.
     #[arg(long, env = "STRONGBOX_MAX_CONNECTIONS", value_name = "N")]

@@ -473,6 +473,9 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
         max_document_bytes: args
             .max_body_bytes
             .unwrap_or(HttpConfig::default().max_body_bytes),
+        max_file_bytes: args
+            .max_file_bytes
+            .unwrap_or(strongbox_core::config::DEFAULT_MAX_FILE_BYTES),
         schema,
         notification_url,
         notification_outbox_max: args

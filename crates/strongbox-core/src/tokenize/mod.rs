@@ -26,6 +26,7 @@ use strongbox_crypto::{new_record_token, parse_record_token, random_bytes};
 use strongbox_store::{RecordRow, StoreError, WriteOp};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::expiry::{expiry, slid};
 use crate::kinds::{Action, RecordKind};
 use crate::principal::Principal;
 use crate::vault::Vault;
@@ -211,31 +212,6 @@ fn exhausted() -> Error {
         ErrorKind::Conflict,
         "no unused token could be drawn for this value: keep fewer digits",
     )
-}
-
-/// (expiry, absolute `finaltime`) of a token (re)started at `now`.
-fn expiry(now: i64, sliding: Option<i64>, final_after: Option<i64>) -> (Option<i64>, Option<i64>) {
-    let final_at = final_after.map(|f| now.saturating_add(f));
-    let by_sliding = sliding.map(|s| now.saturating_add(s));
-    let expires = match (by_sliding, final_at) {
-        (Some(s), Some(f)) => Some(s.min(f)),
-        (s, f) => s.or(f),
-    };
-    (expires, final_at)
-}
-
-/// The new expiry a read at `now` gives a token expiring at `current`: `sliding`
-/// seconds on, never past `final_at`; `None` when it would move by less than a
-/// step (a minute, or 1 % of a shorter window), which saves a write per read at
-/// the cost of expiring up to one step early.
-fn slid(now: i64, current: i64, sliding: Option<i64>, final_at: Option<i64>) -> Option<i64> {
-    let sliding = sliding?;
-    let wanted = match final_at {
-        Some(f) => now.saturating_add(sliding).min(f),
-        None => now.saturating_add(sliding),
-    };
-    let step = (sliding / 100).clamp(1, 60);
-    (wanted - current >= step).then_some(wanted)
 }
 
 fn is_live(row: &RecordRow, now: i64) -> bool {

@@ -13,6 +13,7 @@ mod apps;
 mod audit;
 mod bulk;
 mod consent;
+mod files;
 mod requests;
 mod sessions;
 mod system;
@@ -441,6 +442,70 @@ pub fn api() -> Api<AppState> {
                 .describe("`unlockuuid`, `tokens` (1–10000, either form): `deleted`, how many there were.")
                 .ok(ok(&[("deleted", json!({"type": "integer"}))])),
             tokens::bulk_delete,
+        )
+        .section("v2 files")
+        .op(
+            method!("FileCreate", "Store a person's file, encrypted (v2)")
+                .fields(&who(&[("filename", string(), true), ("filedata", string(), true), ("mimetype", string(), false), ("tags", json!({"type": ["array", "string"], "items": string()}), false), ("finaltime", time(), false), ("slidingtime", time(), false)]))
+                .describe("`mode`, `identity`, `filename` (1–255 characters), `filedata` (the content, base64), `mimetype` (guessed from the name when absent), `tags` (a list or comma-separated: each 1–50 of `a-z0-9._-`, at most 16; stored lower-cased, sorted, in the clear), `slidingtime`, `finaltime`. The same content again for the same person returns its file with `duplicate: true`. Large files stream: send the raw content with `Content-Type: application/octet-stream` and the other arguments as a JSON object in the `X-Bunker-File` header. Content is sealed in 1 MiB chunks under the person's key, at most `--max-file-bytes`.")
+                .can_miss()
+                .ok(ok(&[("token", string()), ("fileuuid", string()), ("duplicate", json!({"type": "boolean"})), ("tags", json!({"type": "array", "items": string()}))])),
+            files::create,
+        )
+        .op(
+            method!("FileGet", "Read a person's file (v2)")
+                .fields(&who(&[("fileuuid", string(), false), ("filename", string(), false), ("raw", json!({"type": "boolean"}), false)]))
+                .describe("`mode`, `identity`, `fileuuid` or `filename` (the newest file of that name). With `raw: true` the answer is the content itself, streamed, with its `Content-Type` and a `Content-Disposition`; otherwise JSON with `filedata` in base64 (files up to 16 MiB). Audited.")
+                .can_miss()
+                .ok(ok(&[("token", string()), ("fileuuid", string()), ("filename", string()), ("mimetype", string()), ("size", json!({"type": "integer"})), ("tags", json!({"type": "array", "items": string()})), ("filedata", string())])),
+            files::get,
+        )
+        .op(
+            method!("FileListUserFiles", "A person's files (v2)")
+                .fields(&who(&[("tag", string(), false)]))
+                .describe("`mode`, `identity`, `tag` (one tag: only files carrying it). Newest first: `files` [{`fileuuid`, `filename`, `mimetype`, `size`, `tags`, `doublehash`, `creationtime`}].")
+                .can_miss()
+                .ok(ok(&[("token", string()), ("files", json!({"type": "array", "items": object()}))])),
+            files::list,
+        )
+        .op(
+            method!("FileList", "A person's files (v2; FileListUserFiles)")
+                .fields(&who(&[("tag", string(), false)]))
+                .describe("The same as FileListUserFiles.")
+                .can_miss()
+                .ok(ok(&[("token", string()), ("files", json!({"type": "array", "items": object()}))])),
+            files::list,
+        )
+        .op(
+            method!("FileListByTag", "A person's files carrying a tag (v2)")
+                .fields(&who(&[("tag", string(), true)]))
+                .describe("FileListUserFiles with `tag` required.")
+                .can_miss()
+                .ok(ok(&[("token", string()), ("files", json!({"type": "array", "items": object()}))])),
+            files::list_by_tag,
+        )
+        .op(
+            method!("FileReplaceTags", "Replace the tags of a file (v2)")
+                .fields(&who(&[("fileuuid", string(), true), ("tags", json!({"type": ["array", "string"], "items": string()}), true)]))
+                .describe("`mode`, `identity`, `fileuuid`, `tags`: the complete new set, normalised as FileCreate's.")
+                .can_miss()
+                .ok(ok(&[("tags", json!({"type": "array", "items": string()}))])),
+            files::replace_tags,
+        )
+        .op(
+            method!("FileDelete", "Delete a person's file (v2)")
+                .fields(&who(&[("fileuuid", string(), true)]))
+                .describe("`mode`, `identity`, `fileuuid`: the file and its content are deleted.")
+                .can_miss()
+                .ok(ok(&[("token", string())])),
+            files::delete,
+        )
+        .op(
+            method!("BulkListFilesByTag", "Files carrying a tag, across people (v2, root, unlocked)")
+                .fields(&args(&[("unlockuuid", string(), true), ("tag", string(), true), ("offset", json!({"type": "integer"}), false), ("limit", json!({"type": "integer"}), false)]))
+                .describe("`unlockuuid`, `tag`, `offset`, `limit`: `total` and `rows` [{`token`, `fileuuid`, `filename`, `mimetype`, `size`, `tags`, `doublehash`, `creationtime`}]; each listed file is an audited read.")
+                .ok(rows_schema()),
+            files::bulk_list_by_tag,
         )
         .section("v2 groups")
         .op(
@@ -975,8 +1040,17 @@ impl FromRequest<AppState> for Args {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> std::result::Result<Self, ApiError> {
-        let crate::extract::OptionalObject(mut args) =
-            crate::extract::OptionalObject::from_request(req, state).await?;
+        let limits = crate::extract::body_limits(state);
+        let (parts, body) = req.into_parts();
+        let args = crate::body::read_optional_object(&parts.headers, body, limits).await?;
+        Ok(Args::with_metadata(args)?)
+    }
+}
+
+impl Args {
+    /// The arguments of a body already read: its `request_metadata` goes to the
+    /// call's audit slot.
+    fn with_metadata(mut args: Map<String, Value>) -> Result<Args> {
         match args.remove("request_metadata") {
             None | Some(Value::Null) => {}
             Some(md @ Value::Object(_)) => {
@@ -984,13 +1058,12 @@ impl FromRequest<AppState> for Args {
                 if md.to_string().len() > max {
                     return Err(Error::bad_request(format!(
                         "request_metadata is too large (at most {max} bytes as JSON)"
-                    ))
-                    .into());
+                    )));
                 }
                 strongbox_core::context::set_request_metadata(md);
             }
             Some(_) => {
-                return Err(Error::bad_request("request_metadata must be a JSON object").into());
+                return Err(Error::bad_request("request_metadata must be a JSON object"));
             }
         }
         Ok(Args(args))

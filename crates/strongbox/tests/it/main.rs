@@ -15,6 +15,7 @@ mod cli;
 mod consent;
 mod delivery;
 mod failures;
+mod files;
 mod hostile;
 mod import;
 #[cfg(feature = "kms")]

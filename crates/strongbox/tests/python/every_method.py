@@ -234,6 +234,39 @@ def tokenization(api, other):
     assert ok(api.get_token(address), "TokenGet email")["record"] == "ann@example.com"
 
 
+def files(api, other, token):
+    """The Java suite's file flow (DatabunkerproApiTest), then duplicates, the raw
+    form, the tenant wall and the bulk listing by tag."""
+    import base64
+    content = b"%PDF-1.4 passport scan \x00\x01\x02"
+    data = base64.b64encode(content).decode()
+    made = ok(api.create_file("token", token, "passport.pdf", data,
+                              {"mimetype": "application/pdf", "tags": ["kyc", "notes"], "finaltime": "1d"}),
+              "FileCreate")
+    fid = made["fileuuid"]
+    assert made["tags"] == ["kyc", "notes"] and made["duplicate"] is False, made
+    got = ok(api.get_file("token", token, fileuuid=fid), "FileGet by uuid")
+    assert got["filename"] == "passport.pdf" and got["mimetype"] == "application/pdf", got
+    assert base64.b64decode(got["filedata"]) == content and got["size"] == len(content), got
+    assert ok(api.get_file("token", token, filename="passport.pdf"), "FileGet by name")["fileuuid"] == fid
+    assert len(ok(api.list_user_files("token", token), "FileListUserFiles")["files"]) == 1
+    assert len(ok(api.list_user_files("token", token, tag="kyc"), "FileListUserFiles kyc")["files"]) == 1
+    assert ok(api.list_user_files("token", token, tag="invoice"), "FileListUserFiles invoice")["files"] == []
+    tags = ok(api.replace_file_tags("token", token, fid, ["kyc", "verified"]), "FileReplaceTags")["tags"]
+    assert len(tags) == 2 and "verified" in tags and "notes" not in tags, tags
+    again = ok(api.create_file("token", token, "copy.pdf", data), "FileCreate again")
+    assert again["duplicate"] is True and again["fileuuid"] == fid, again
+    unlock = ok(api.bulk_list_unlock(), "BulkListUnlock")["unlockuuid"]
+    rows = ok(api.bulk_list_files_by_tag(unlock, "verified"), "BulkListFilesByTag")["rows"]
+    assert [(r["token"], r["fileuuid"]) for r in rows] == [(token, fid)], rows
+    error(other.get_file("token", token, fileuuid=fid), "FileGet from another tenant")
+    error(api.create_file("token", token, "x.txt", "not base64!"), "FileCreate bad base64")
+    error(api.create_file("token", token, "x.txt", data, {"tags": ["Bad Tag"]}), "FileCreate bad tag")
+    ok(api.delete_file("token", token, fid), "FileDelete")
+    assert ok(api.list_user_files("token", token), "FileListUserFiles after FileDelete")["files"] == []
+    error(api.get_file("token", token, fileuuid=fid), "FileGet after FileDelete")
+
+
 def access_control(api, main, token):
     """Roles and policies (the main tenant's), groups (the tenant's), and the
     access tokens of people and roles."""
@@ -303,6 +336,7 @@ def main():
     sessions_and_shares(a, DatabunkerproAPI(URL, "", "pyacme"), token)
     audit_and_bulk(a, token)
     tokenization(a, b)
+    files(a, b, token)
     access_control(a, main_api, token)
     system(a, main_api, token)
     # A wrong token is refused with JSON the client returns as is.
