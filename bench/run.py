@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk.lua")
 SCENARIOS = ["status", "probe", "get_token", "get_email", "post", "put",
              "v2_get_token", "v2_get_email", "v2_post", "v2_put", "t_get_token",
-             "v2_token_create", "v2_token_get", "r_get_token"]
+             "v2_token_create", "v2_token_get", "x_get_token", "r_get_token"]
 # Not run by default: the four vault operations in turn (`--scenarios mixed`, and what
 # `--rotate-root-key`, `--rotate-kek` and `--rotate-index` run while they rotate).
 LABELS = {
@@ -55,7 +55,10 @@ LABELS = {
     "v2_token_create": "v2 TokenCreate (card)",
     "v2_token_get": "v2 TokenGet (card)",
     "r_get_token": "v2 UserGet by token, role token",
+    "x_get_token": "v2 UserGet by token, own token",
 }
+# People given an access token of their own for `x_get_token` (XTokenCreateForUser).
+OWN_TOKENS = 2_000
 # Card tokens made for `v2_token_get` (through TokenCreateBulk).
 FPT_TOKENS = 10_000
 # Users created in the tenant of `t_get_token` (through UserCreateBulk).
@@ -204,6 +207,7 @@ def run_backend(binary, backend, admin_url, args):
         tenant_env = tenant_users(base, token, workdir, args) if "t_get_token" in args.scenarios else {}
         fpt_env = card_tokens(base, token, workdir) if "v2_token_get" in args.scenarios else {}
         role_env = role_token(base, token) if "r_get_token" in args.scenarios else {}
+        own_env = own_tokens(base, token, tokens_file, workdir) if "x_get_token" in args.scenarios else {}
         results = []
         for scenario in args.scenarios:
             for conns in args.connections:
@@ -211,7 +215,8 @@ def run_backend(binary, backend, admin_url, args):
                 cpu0, _, _ = proc_stat(server.pid)
                 t0 = time.monotonic()
                 env_for = {**wrk_env, **(tenant_env if scenario.startswith("t_") else {}),
-                           **(fpt_env if scenario == "v2_token_get" else {}), **role_env}
+                           **(fpt_env if scenario == "v2_token_get" else {}), **role_env,
+                           **(own_env if scenario == "x_get_token" else {})}
                 r = wrk(base, scenario, conns, args.duration, {**env_for, "BENCH_RUN": f"{backend}{conns}{int(t0)}"})
                 wall = time.monotonic() - t0
                 cpu1, _, peak = proc_stat(server.pid)
@@ -259,6 +264,24 @@ def card_tokens(base, root_token, workdir):
     with open(path, "w") as f:
         f.write("\n".join(uuids) + "\n")
     log(f"created {len(uuids)} card tokens")
+    return {"BENCH_TOKENS": path}
+
+
+def own_tokens(base, root_token, tokens_file, workdir):
+    """Access tokens of the first OWN_TOKENS people (XTokenCreateForUser), each
+    line `<record token> <access token>`: the wrk environment of `x_get_token`,
+    the reference a role token's policy decisions are measured against (the same
+    token lookup, no policy)."""
+    with open(tokens_file) as f:
+        people = [line.strip() for line in f][:OWN_TOKENS]
+    lines = []
+    for t in people:
+        x = v2_call(base, "XTokenCreateForUser", {"mode": "token", "identity": t, "finaltime": "1d"}, root_token)
+        lines.append(f"{t} {x['xtoken']}")
+    path = os.path.join(workdir, "own-tokens.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    log(f"issued {len(lines)} access tokens of people")
     return {"BENCH_TOKENS": path}
 
 

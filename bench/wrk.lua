@@ -16,6 +16,8 @@
 --   v2_token_get     POST /v2/TokenGet of a card token (BENCH_TOKENS: token uuids)
 --   r_get_token POST /v2/UserGet by token with a role's token (BENCH_ROLE_TOKEN), its
 --               policies deciding field by field
+--   x_get_token POST /v2/UserGet by token with that person's own access token
+--               (BENCH_TOKENS: `<record token> <access token>` lines)
 -- BENCH_TOKENS names a file with one user token per line (user i on line i+1);
 -- users were created as bench{i}@bench.example. BENCH_RUN makes new logins unique.
 
@@ -23,6 +25,7 @@ local scenario = os.getenv("BENCH_SCENARIO")
 local root = os.getenv("BENCH_ROOT_TOKEN")
 local run = os.getenv("BENCH_RUN") or "0"
 local tokens = {}
+local own = {}
 local n = 0
 local counter = 0
 local thread_id = 0
@@ -41,13 +44,17 @@ function init(args)
   if path then
     for line in io.lines(path) do
       n = n + 1
-      tokens[n] = line
+      -- `<record token> <access token>` lines (x_get_token) or one token per line.
+      local t, x = line:match("^(%S+) (%S+)$")
+      tokens[n] = t or line
+      own[n] = x
     end
   end
   math.randomseed(os.time() + thread_id * 7919)
   counter = math.random(math.max(n, 1))
   wrk.headers["X-Bunker-Token"] = root
-  if scenario == "post" or scenario == "put" or scenario == "mixed" or scenario:sub(1, 3) == "v2_" then
+  if scenario == "post" or scenario == "put" or scenario == "mixed" or scenario:sub(1, 3) == "v2_"
+      or scenario == "x_get_token" then
     wrk.headers["Content-Type"] = "application/json"
   end
   if scenario == "r_get_token" then
@@ -102,6 +109,10 @@ request = function()
     return wrk.format("PUT", "/v1/user/token/" .. tokens[i], nil, '{"visits":' .. counter .. '}')
   elseif scenario == "v2_token_create" then
     return wrk.format("POST", "/v2/TokenCreate", nil, '{"tokentype":"creditcard","record":"4532015112830366"}')
+  elseif scenario == "x_get_token" then
+    local i = pick()
+    return wrk.format("POST", "/v2/UserGet", {["X-Bunker-Token"] = own[i]},
+      '{"mode":"token","identity":"' .. tokens[i] .. '"}')
   elseif scenario == "v2_token_get" then
     return wrk.format("POST", "/v2/TokenGet", nil, '{"token":"' .. tokens[pick()] .. '"}')
   elseif scenario == "v2_get_token" or scenario == "t_get_token" or scenario == "r_get_token" then

@@ -669,7 +669,7 @@ impl Vault {
         &self,
         grant: &RoleGrant,
         token: &str,
-        profile: Option<&Value>,
+        profile: Option<&Map<String, Value>>,
     ) -> Result<Facts> {
         let mut facts = RoleGrant::call_facts();
         facts.person = true;
@@ -715,7 +715,7 @@ impl Vault {
             }
             facts.agreements = agreements;
             facts.profile = match profile {
-                Some(p) => Some(p.clone()),
+                Some(p) => Some(Value::Object(p.clone())),
                 None => match self.store.user(&self.tenant, token).await? {
                     Some(row) => match self.dek_of(&row)? {
                         Some(dek) => {
@@ -752,9 +752,7 @@ impl Vault {
         let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(profile) else {
             return Err(Error::internal("a profile is not an object"));
         };
-        let facts = self
-            .person_facts(grant, token, Some(&Value::Object(fields.clone())))
-            .await?;
+        let facts = self.person_facts(grant, token, Some(&fields)).await?;
         grant
             .mask(&fields, &facts)
             .map(|m| serde_json::to_vec(&Value::Object(m)).map_err(Error::internal))

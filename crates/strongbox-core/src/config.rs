@@ -17,6 +17,8 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 128 * 1024 * 1024;
 pub struct VaultConfig {
     /// Largest file the file vault stores, in bytes.
     pub max_file_bytes: u64,
+    /// Whether earlier profiles are kept, and for how long.
+    pub versioning: Versioning,
     /// Largest document (profile, app document) a change may produce, as JSON.
     /// The binary sets it to the request body limit.
     pub max_document_bytes: usize,
@@ -59,6 +61,7 @@ impl Default for VaultConfig {
     fn default() -> Self {
         VaultConfig {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            versioning: Versioning::default(),
             max_document_bytes: 1024 * 1024,
             normalizer: Normalizer::default(),
             create_user_without_access_token: false,
@@ -71,6 +74,28 @@ impl Default for VaultConfig {
             audit_fail_open_reads: false,
             clock: Arc::new(SystemClock),
             login_delivery: LoginDelivery::default(),
+        }
+    }
+}
+
+/// Record versions (Databunker Pro's `versioning` section): each change of a
+/// profile keeps the profile it replaces, sealed under the person's key.
+#[derive(Clone, Copy, Debug)]
+pub struct Versioning {
+    /// Off by default, as in Databunker Pro.
+    pub enabled: bool,
+    /// Earlier profiles kept per person; the oldest goes first.
+    pub max_versions: usize,
+    /// Seconds an earlier profile is kept.
+    pub max_age: i64,
+}
+
+impl Default for Versioning {
+    fn default() -> Self {
+        Versioning {
+            enabled: false,
+            max_versions: 10,
+            max_age: 30 * 24 * 3600,
         }
     }
 }

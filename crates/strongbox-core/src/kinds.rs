@@ -62,6 +62,8 @@ pub enum RecordKind {
     /// One chunk of a file's content (`<file uuid>/<seq>`, labelled with the file's
     /// uuid), sealed under the owner's DEK.
     FileChunk,
+    /// An earlier profile of a person (`<token>/<number>`), sealed under their DEK.
+    Version,
 }
 
 impl RecordKind {
@@ -97,6 +99,7 @@ impl RecordKind {
             RecordKind::Member => "member",
             RecordKind::File => "file",
             RecordKind::FileChunk => "filechunk",
+            RecordKind::Version => "version",
         }
     }
 }
@@ -269,6 +272,7 @@ pub enum Action {
     FileChange,
     FileDelete,
     FileExpire,
+    UserVersions,
 }
 
 impl Action {
@@ -360,6 +364,7 @@ impl Action {
         Action::FileChange,
         Action::FileDelete,
         Action::FileExpire,
+        Action::UserVersions,
     ];
 
     /// The stable wire name and the title, whose `{}` the arguments fill in order.
@@ -477,6 +482,7 @@ impl Action {
             Action::FileChange => ("file.change", "change file tags by {}"),
             Action::FileDelete => ("file.delete", "delete file by {}"),
             Action::FileExpire => ("file.expire", "expire file"),
+            Action::UserVersions => ("user.versions", "list user versions by {}"),
         }
     }
 
@@ -570,7 +576,7 @@ mod tests {
             assert_eq!(*a as usize, i, "{a:?} is out of place in Action::ALL");
             assert!(!a.name().contains(':'), "{a:?}");
         }
-        assert_eq!(Action::ALL.len(), Action::PolicyRefusal as usize + 1);
+        assert_eq!(Action::ALL.len(), Action::UserVersions as usize + 1);
         let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         let count = names.len();

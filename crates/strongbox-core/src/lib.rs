@@ -43,9 +43,10 @@ pub mod unseal;
 pub mod users;
 pub mod vault;
 pub mod verify;
+pub mod versions;
 
 pub use change::{Change, Outcome, Route};
-pub use config::{LoginDelivery, Policy, SelfService, VaultConfig};
+pub use config::{LoginDelivery, Policy, SelfService, VaultConfig, Versioning};
 pub use error::OpenError;
 pub use error::{Error, ErrorKind, Result};
 pub use expiry::Page;

@@ -19,7 +19,7 @@ use crate::vault::Vault;
 const MAX_ATTEMPTS: usize = 64;
 
 impl Vault {
-    fn record_aad(&self, kind: &str, id: &str) -> Aad {
+    pub(crate) fn record_aad(&self, kind: &str, id: &str) -> Aad {
         Aad::new(&self.tenant, kind, id, "body")
     }
 

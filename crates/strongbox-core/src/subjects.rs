@@ -261,9 +261,12 @@ fn part_of(action: Action) -> Part {
         | A::AgreementRevoke => Part::Agreement,
         A::SessionCreate | A::SessionGet | A::SessionDelete | A::SessionList => Part::Session,
         A::GroupMemberAdd | A::GroupMemberRemove | A::GroupList => Part::Group,
-        A::UserGet | A::UserChange | A::UserChangeByRequest | A::ShareCreate | A::RequestFile => {
-            Part::Profile(None)
-        }
+        A::UserGet
+        | A::UserChange
+        | A::UserChangeByRequest
+        | A::ShareCreate
+        | A::RequestFile
+        | A::UserVersions => Part::Profile(None),
         A::FileCreate | A::FileGet | A::FileList | A::FileChange | A::FileDelete => Part::Files,
         _ => Part::All,
     }

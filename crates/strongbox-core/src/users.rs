@@ -27,6 +27,8 @@ const MAX_UPDATE_ATTEMPTS: usize = 64;
 pub struct UserView {
     pub token: String,
     pub profile: Option<Zeroizing<Vec<u8>>>,
+    /// The version of the profile returned.
+    pub version: i64,
 }
 
 /// A user about to be created: the write, the subject's new key, the `profilenew`
@@ -331,6 +333,7 @@ impl Vault {
                 out.push(UserView {
                     token: row.token,
                     profile: Some(profile),
+                    version: row.version,
                 });
             }
         }
@@ -381,14 +384,26 @@ impl Vault {
             .map_err(|e| Error::bad_request(format!("schema validation error: {e}")))
     }
 
-    /// Reads a user's profile. The read is audited durably before it is returned.
-    pub async fn get_user(&self, who: &Principal, mode: Mode, identity: &str) -> Result<UserView> {
+    /// Reads a user's profile, or an earlier `version` of it. The read is audited
+    /// durably before it is returned.
+    pub async fn get_user(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+        version: Option<i64>,
+    ) -> Result<UserView> {
         let action = Action::UserGet.with([&mode.name()]);
         let row = self
             .resolve_authorized(who, &action, mode, identity)
             .await?;
+        let shown = version.unwrap_or(row.version);
         let mut profile = match self.dek_of(&row)? {
-            Some(dek) => Some(self.decrypt_profile(&row, &dek)?),
+            Some(dek) if shown == row.version => Some(self.decrypt_profile(&row, &dek)?),
+            Some(dek) => Some(self.profile_version(&row, &dek, shown).await?),
+            None if version.is_some() => {
+                return Err(Error::not_found("The user record version was not found"));
+            }
             None => None,
         };
         // A role sees the fields its policies allow: others starred or left out.
@@ -417,6 +432,7 @@ impl Vault {
         Ok(UserView {
             token: row.token,
             profile,
+            version: shown,
         })
     }
 
@@ -559,11 +575,13 @@ impl Vault {
                 add_indexes,
                 audit,
             };
-            let op = if extra.is_empty() && notify.is_none() {
+            let versions = self.version_ops(&row, &dek, &old_plain).await?;
+            let op = if extra.is_empty() && notify.is_none() && versions.is_empty() {
                 op
             } else {
                 WriteOp::Atomic(
                     std::iter::once(op)
+                        .chain(versions)
                         .chain(extra.iter().cloned())
                         .chain(notify)
                         .collect(),

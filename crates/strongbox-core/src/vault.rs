@@ -277,6 +277,7 @@ impl Vault {
         self.purge_expired_shares().await?;
         self.purge_expired_fpt().await?;
         self.purge_expired_files().await?;
+        self.purge_expired_versions().await?;
         self.apply_retention().await
     }
 

@@ -84,7 +84,7 @@ async fn events_carry_the_clocks_time_and_their_action_names() {
         .unwrap();
     f.clock.advance(90);
     f.vault
-        .get_user(&Principal::Root, Mode::Login, "ann")
+        .get_user(&Principal::Root, Mode::Login, "ann", None)
         .await
         .unwrap();
     let events = events_of(&f.vault, &t).await;
@@ -158,7 +158,7 @@ async fn access_tokens_stop_at_their_expiry() {
     assert_eq!(issued.expires, f.clock.now() + 3600);
     let who = f.vault.authenticate(Some(&issued.xtoken)).await.unwrap();
     assert!(matches!(&who, Principal::User { token, .. } if *token == t));
-    f.vault.get_user(&who, Mode::Token, &t).await.unwrap();
+    f.vault.get_user(&who, Mode::Token, &t, None).await.unwrap();
     f.clock.advance(3600);
     let e = f
         .vault
@@ -195,7 +195,7 @@ async fn retention_erases_a_person_once_their_time_is_up() {
     f.clock.advance(24 * 3600 - 1);
     f.vault.sweep().await.unwrap();
     f.vault
-        .get_user(&Principal::Root, Mode::Email, "c@example.com")
+        .get_user(&Principal::Root, Mode::Email, "c@example.com", None)
         .await
         .unwrap();
     assert!(f.vault.receipt_of(&t).await.unwrap().is_none());
@@ -204,7 +204,7 @@ async fn retention_erases_a_person_once_their_time_is_up() {
     f.vault.sweep().await.unwrap();
     let e = refused(
         f.vault
-            .get_user(&Principal::Root, Mode::Email, "c@example.com")
+            .get_user(&Principal::Root, Mode::Email, "c@example.com", None)
             .await,
     );
     assert_eq!(e.kind, ErrorKind::NotFound);

@@ -445,6 +445,18 @@ pub struct VaultArgs {
     /// Largest request body in bytes [default: 1048576]. File key: `max_body_bytes`.
     #[arg(long, env = "STRONGBOX_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Keep each earlier version of a profile when it changes (UserListVersions,
+    /// UserGet `version`) [default: false]. File key: `versioning`.
+    #[arg(long, env = "STRONGBOX_VERSIONING", value_name = "BOOL")]
+    pub versioning: Option<bool>,
+    /// Earlier versions kept per person; the oldest goes first [default: 10]. File
+    /// key: `versioning_max_versions`.
+    #[arg(long, env = "STRONGBOX_VERSIONING_MAX_VERSIONS", value_name = "N")]
+    pub versioning_max_versions: Option<usize>,
+    /// How long an earlier version is kept [default: 1m, a month]. File key:
+    /// `versioning_max_age`.
+    #[arg(long, env = "STRONGBOX_VERSIONING_MAX_AGE", value_name = "DURATION")]
+    pub versioning_max_age: Option<String>,
     /// Largest file the file vault stores, in bytes; larger uploads get 413
     /// [default: 134217728]. File key: `max_file_bytes`.
     #[arg(long, env = "STRONGBOX_MAX_FILE_BYTES", value_name = "BYTES")]

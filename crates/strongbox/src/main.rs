@@ -440,6 +440,18 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
                 .ok_or_else(|| format!("bad {name} `{d}` (use e.g. 3600, 12h, 7d, 1m)"))?;
         }
     }
+    let mut versioning = strongbox_core::Versioning {
+        enabled: args.versioning.unwrap_or(false),
+        ..strongbox_core::Versioning::default()
+    };
+    if let Some(n) = args.versioning_max_versions {
+        versioning.max_versions = n;
+    }
+    if let Some(d) = &args.versioning_max_age {
+        versioning.max_age = parse_duration(d)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| format!("bad versioning_max_age `{d}` (use e.g. 3600, 12h, 7d, 1m)"))?;
+    }
     let self_service = SelfService {
         forget_me: args.self_service_forget_me.unwrap_or(false),
         user_record_change: args.self_service_user_record_change.unwrap_or(false),
@@ -476,6 +488,7 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
         max_file_bytes: args
             .max_file_bytes
             .unwrap_or(strongbox_core::config::DEFAULT_MAX_FILE_BYTES),
+        versioning,
         schema,
         notification_url,
         notification_outbox_max: args

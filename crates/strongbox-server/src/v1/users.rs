@@ -24,7 +24,7 @@ pub async fn get(
     Caller(who): Caller,
     UserPath { mode, identity }: UserPath,
 ) -> Reply {
-    let user = state.vault.get_user(&who, mode, &identity).await?;
+    let user = state.vault.get_user(&who, mode, &identity, None).await?;
     // The stored profile is already JSON: splice it in rather than re-serializing.
     let profile: &[u8] = user.profile.as_deref().map_or(b"{}", |p| p.as_slice());
     let mut out = Vec::with_capacity(profile.len() + 80);

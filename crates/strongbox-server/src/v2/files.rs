@@ -97,7 +97,9 @@ pub async fn create(Tenant(state): Tenant, Caller(who): Caller, req: Request) ->
                 .map_err(|_| Error::bad_request("The filedata parameter is not valid base64"))?,
             None | Some(Value::Null) => return Err(Args::missing("filedata").into()),
             Some(_) => {
-                return Err(Error::bad_request("The filedata parameter must be base64 text").into());
+                return Err(
+                    Error::bad_request("The filedata parameter must be base64 text").into(),
+                );
             }
         };
         let (mode, identity) = args.person()?;

@@ -65,11 +65,19 @@ pub fn api() -> Api<AppState> {
         )
         .op(
             method!("UserGet", "Read a person's profile (v2)")
-                .fields(&who(&[]))
-                .describe("`mode` (`token`, `login`, `email`, `phone`, `custom`) and `identity` name the person.")
+                .fields(&who(&[("version", id(), false)]))
+                .describe("`mode` (`token`, `login`, `email`, `phone`, `custom`) and `identity` name the person; `version` asks for an earlier profile (kept with `--versioning true`; UserListVersions lists them).")
                 .can_miss()
-                .ok(ok(&[("token", string()), ("profile", object())])),
+                .ok(ok(&[("token", string()), ("profile", object()), ("version", json!({"type": "integer"}))])),
             users::get,
+        )
+        .op(
+            method!("UserListVersions", "The versions of a person's profile (v2)")
+                .fields(&who(&[]))
+                .describe("`mode`, `identity`: `versions` [{`version`, `optime`, `md5`, `current`}], the earlier profiles kept (`--versioning true`, at most `--versioning-max-versions`, for `--versioning-max-age`) oldest first, then the current one. `md5` is Databunker Pro's checksum of the profile's JSON.")
+                .can_miss()
+                .ok(ok(&[("token", string()), ("versions", json!({"type": "array", "items": object()}))])),
+            users::list_versions,
         )
         .op(
             method!("UserUpdate", "Change a person's profile by merge patch (v2)")

@@ -157,16 +157,36 @@ pub async fn delete_bulk(Tenant(state): Tenant, Caller(who): Caller, args: Args)
 /// `UserGet {mode, identity}` → `{token, profile}`.
 pub async fn get(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
     let (mode, identity) = args.person()?;
-    let user = state.vault.get_user(&who, mode, &identity).await?;
+    let version = match args.get("version") {
+        None => None,
+        Some(_) => Some(args.int("version")?),
+    };
+    let user = state.vault.get_user(&who, mode, &identity, version).await?;
     // The stored profile is already JSON: spliced in, as v1 does.
     let profile: &[u8] = user.profile.as_deref().map_or(b"{}", |p| p.as_slice());
-    let mut out = Vec::with_capacity(profile.len() + 80);
+    let mut out = Vec::with_capacity(profile.len() + 100);
     out.extend_from_slice(br#"{"status":"ok","token":""#);
     out.extend_from_slice(user.token.as_bytes());
     out.extend_from_slice(br#"","profile":"#);
     out.extend_from_slice(profile);
-    out.push(b'}');
+    out.extend_from_slice(format!(r#","version":{}}}"#, user.version).as_bytes());
     Ok(json_response(axum::http::StatusCode::OK, out))
+}
+
+/// `UserListVersions {mode, identity}` → `{token, versions: [{version, optime, md5,
+/// current}]}`: the earlier profiles kept (`--versioning true`), oldest first, and
+/// the current one last.
+pub async fn list_versions(Tenant(state): Tenant, Caller(who): Caller, args: Args) -> Reply {
+    let (mode, identity) = args.person()?;
+    let (token, versions) = state.vault.list_versions(&who, mode, &identity).await?;
+    let rows: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"version": v.version, "optime": v.optime, "md5": v.md5, "current": v.current}))
+        .collect();
+    Ok(ok_fields(&[
+        ("token", Value::from(token)),
+        ("versions", Value::from(rows)),
+    ]))
 }
 
 /// `UserUpdate {mode, identity, profile}`: a merge patch.

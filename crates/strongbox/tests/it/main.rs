@@ -43,4 +43,5 @@ mod ui;
 mod unseal;
 mod users;
 mod v2;
+mod versions;
 mod webhooks;
