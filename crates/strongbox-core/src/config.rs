@@ -19,6 +19,8 @@ pub struct VaultConfig {
     pub max_file_bytes: u64,
     /// Whether earlier profiles are kept, and for how long.
     pub versioning: Versioning,
+    /// Seconds a soft-deleted profile stays restorable before it is erased.
+    pub soft_delete_grace: i64,
     /// Largest document (profile, app document) a change may produce, as JSON.
     /// The binary sets it to the request body limit.
     pub max_document_bytes: usize,
@@ -62,6 +64,7 @@ impl Default for VaultConfig {
         VaultConfig {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             versioning: Versioning::default(),
+            soft_delete_grace: 30 * 24 * 3600,
             max_document_bytes: 1024 * 1024,
             normalizer: Normalizer::default(),
             create_user_without_access_token: false,

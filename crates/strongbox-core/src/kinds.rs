@@ -64,6 +64,9 @@ pub enum RecordKind {
     FileChunk,
     /// An earlier profile of a person (`<token>/<number>`), sealed under their DEK.
     Version,
+    /// A soft-deleted profile (by token): its ciphertext and key until restored or
+    /// erased.
+    Trash,
 }
 
 impl RecordKind {
@@ -100,6 +103,7 @@ impl RecordKind {
             RecordKind::File => "file",
             RecordKind::FileChunk => "filechunk",
             RecordKind::Version => "version",
+            RecordKind::Trash => "trash",
         }
     }
 }
@@ -273,6 +277,8 @@ pub enum Action {
     FileDelete,
     FileExpire,
     UserVersions,
+    UserHide,
+    UserRestore,
 }
 
 impl Action {
@@ -365,6 +371,8 @@ impl Action {
         Action::FileDelete,
         Action::FileExpire,
         Action::UserVersions,
+        Action::UserHide,
+        Action::UserRestore,
     ];
 
     /// The stable wire name and the title, whose `{}` the arguments fill in order.
@@ -483,6 +491,8 @@ impl Action {
             Action::FileDelete => ("file.delete", "delete file by {}"),
             Action::FileExpire => ("file.expire", "expire file"),
             Action::UserVersions => ("user.versions", "list user versions by {}"),
+            Action::UserHide => ("user.hide", "soft-delete user record"),
+            Action::UserRestore => ("user.restore", "restore soft-deleted user record"),
         }
     }
 
@@ -576,7 +586,7 @@ mod tests {
             assert_eq!(*a as usize, i, "{a:?} is out of place in Action::ALL");
             assert!(!a.name().contains(':'), "{a:?}");
         }
-        assert_eq!(Action::ALL.len(), Action::UserVersions as usize + 1);
+        assert_eq!(Action::ALL.len(), Action::UserRestore as usize + 1);
         let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         let count = names.len();

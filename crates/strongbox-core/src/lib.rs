@@ -39,6 +39,7 @@ pub mod subjects;
 pub mod tenants;
 pub mod tokenize;
 pub mod tokens;
+pub mod trash;
 pub mod unseal;
 pub mod users;
 pub mod vault;

@@ -36,6 +36,13 @@ use crate::kinds::{Action, KeyKind, RecordKind};
 use crate::principal::{Principal, RoleRules};
 use crate::vault::{DEFAULT_TENANT, Vault, token_entry};
 
+/// A tenant named by a call: `tenantid` or `tenantname`.
+#[derive(Clone, Debug)]
+pub enum TenantRef {
+    Id(i64),
+    Name(String),
+}
+
 /// The main tenant's id.
 pub const MAIN_TENANT_ID: i64 = 1;
 
@@ -342,6 +349,54 @@ impl Vault {
         };
         self.tenants.remember(name, &vault);
         Ok(Some(vault))
+    }
+
+    /// The tenants a cross-tenant call reaches (the main vault's root only): the one
+    /// `only` names, or all of them, the main tenant first; each with its vault
+    /// (`None`: this main vault).
+    pub(crate) async fn tenants_for(
+        &self,
+        who: &Principal,
+        only: Option<&TenantRef>,
+    ) -> Result<Vec<(TenantInfo, Option<Arc<Vault>>)>> {
+        self.require_main_root(who)?;
+        let main = TenantInfo {
+            id: MAIN_TENANT_ID,
+            name: DEFAULT_TENANT.into(),
+            org: String::new(),
+            created: 0,
+        };
+        let wanted = |info: &TenantInfo| match only {
+            None => true,
+            Some(TenantRef::Id(id)) => info.id == *id,
+            Some(TenantRef::Name(n)) => info.name == *n,
+        };
+        let mut out = Vec::new();
+        if wanted(&main) {
+            out.push((main, None));
+        }
+        let mut entries: Vec<Entry> = Vec::new();
+        for row in self
+            .registry
+            .records_of_kind(DEFAULT_TENANT, RecordKind::Tenant.name())
+            .await?
+        {
+            if let Some(e) = Entry::of(row)? {
+                entries.push(e);
+            }
+        }
+        entries.sort_by_key(|e| e.info.id);
+        for e in entries {
+            if wanted(&e.info)
+                && let Some(v) = self.tenant_vault(&e.info.name).await?
+            {
+                out.push((e.info, Some(v)));
+            }
+        }
+        if only.is_some() && out.is_empty() {
+            return Err(tenant_not_found());
+        }
+        Ok(out)
     }
 
     /// Every tenant vault this main vault has opened.

@@ -278,6 +278,7 @@ impl Vault {
         self.purge_expired_fpt().await?;
         self.purge_expired_files().await?;
         self.purge_expired_versions().await?;
+        self.purge_hidden_users().await?;
         self.apply_retention().await
     }
 

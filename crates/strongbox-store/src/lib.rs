@@ -271,6 +271,27 @@ pub enum WriteOp {
         add_indexes: Vec<IndexEntry>,
         audit: AuditEvent,
     },
+    /// A soft delete: the profile's ciphertext and wrapped DEK leave the row (the
+    /// caller keeps them in a record of the same commit) with its index entries;
+    /// `Stale` unless the row is live at `expected_version`.
+    HideUser {
+        tenant: String,
+        token: String,
+        expected_version: i64,
+        audit: AuditEvent,
+    },
+    /// Undoes [`WriteOp::HideUser`]: the profile back in the row with its index
+    /// entries (`Duplicate` if one is taken meanwhile); `Stale` if the row is not
+    /// hidden (erased since, or restored).
+    ReviveUser {
+        tenant: String,
+        token: String,
+        data: Vec<u8>,
+        kek_version: i64,
+        wrapped_dek: Vec<u8>,
+        add_indexes: Vec<IndexEntry>,
+        audit: AuditEvent,
+    },
     /// Crypto-shredding: the wrapped DEK, the ciphertext and the index entries go, and
     /// so do all records the user owns; the token row stays as a tombstone.
     EraseUser {

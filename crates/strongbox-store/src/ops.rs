@@ -161,6 +161,40 @@ pub(crate) async fn apply(ex: &mut impl Exec, op: &WriteOp) -> Result<()> {
             insert_indexes(ex, tenant, token, add_indexes).await?;
             audit(ex, tenant, a).await
         }
+        WriteOp::HideUser {
+            tenant,
+            token,
+            expected_version,
+            audit: a,
+        } => {
+            changed(
+                ex,
+                sql::USER_HIDE,
+                &args![a.at, a.at, tenant, token, expected_version],
+            )
+            .await?;
+            ex.execute(sql::INDEX_DROP_ALL.into(), &args![tenant, token])
+                .await?;
+            audit(ex, tenant, a).await
+        }
+        WriteOp::ReviveUser {
+            tenant,
+            token,
+            data,
+            kek_version,
+            wrapped_dek,
+            add_indexes,
+            audit: a,
+        } => {
+            changed(
+                ex,
+                sql::USER_REVIVE,
+                &args![data, wrapped_dek, kek_version, a.at, tenant, token],
+            )
+            .await?;
+            insert_indexes(ex, tenant, token, add_indexes).await?;
+            audit(ex, tenant, a).await
+        }
         WriteOp::EraseUser {
             tenant,
             token,

@@ -21,6 +21,15 @@ pub const USER_INSERT: &str = "INSERT INTO users (tenant, token, kek_version, wr
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 pub const USER_UPDATE: &str = "UPDATE users SET data = ?, version = version + 1, updated = ? \
      WHERE tenant = ? AND token = ? AND version = ? AND erased IS NULL";
+/// Hides a live profile (a soft delete): the row becomes a tombstone like an
+/// erased one while its ciphertext and key wait in a `trash` record.
+pub const USER_HIDE: &str = "UPDATE users SET data = NULL, wrapped_dek = NULL, kek_version = NULL, \
+     erased = ?, updated = ?, version = version + 1 \
+     WHERE tenant = ? AND token = ? AND version = ? AND erased IS NULL";
+/// Brings a hidden profile back (only while no erasure has replaced the hiding).
+pub const USER_REVIVE: &str = "UPDATE users SET data = ?, wrapped_dek = ?, kek_version = ?, \
+     erased = NULL, updated = ?, version = version + 1 \
+     WHERE tenant = ? AND token = ? AND erased IS NOT NULL AND wrapped_dek IS NULL";
 pub const USER_ERASE_KEEP: &str = "UPDATE users SET data = ?, wrapped_dek = ?, kek_version = ?, \
      erased = ?, updated = ?, version = version + 1 WHERE tenant = ? AND token = ?";
 pub const USER_ERASE: &str = "UPDATE users SET data = NULL, wrapped_dek = NULL, kek_version = NULL, \

@@ -457,6 +457,10 @@ pub struct VaultArgs {
     /// `versioning_max_age`.
     #[arg(long, env = "STRONGBOX_VERSIONING_MAX_AGE", value_name = "DURATION")]
     pub versioning_max_age: Option<String>,
+    /// How long a profile soft-deleted by SystemDeleteUserProfiles stays
+    /// restorable before it is erased [default: 30d]. File key: `soft_delete_grace`.
+    #[arg(long, env = "STRONGBOX_SOFT_DELETE_GRACE", value_name = "DURATION")]
+    pub soft_delete_grace: Option<String>,
     /// Largest file the file vault stores, in bytes; larger uploads get 413
     /// [default: 134217728]. File key: `max_file_bytes`.
     #[arg(long, env = "STRONGBOX_MAX_FILE_BYTES", value_name = "BYTES")]

@@ -452,6 +452,12 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
             .filter(|s| *s > 0)
             .ok_or_else(|| format!("bad versioning_max_age `{d}` (use e.g. 3600, 12h, 7d, 1m)"))?;
     }
+    let soft_delete_grace = match &args.soft_delete_grace {
+        None => strongbox_core::VaultConfig::default().soft_delete_grace,
+        Some(d) => parse_duration(d)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| format!("bad soft_delete_grace `{d}` (use e.g. 3600, 12h, 7d, 1m)"))?,
+    };
     let self_service = SelfService {
         forget_me: args.self_service_forget_me.unwrap_or(false),
         user_record_change: args.self_service_user_record_change.unwrap_or(false),
@@ -489,6 +495,7 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
             .max_file_bytes
             .unwrap_or(strongbox_core::config::DEFAULT_MAX_FILE_BYTES),
         versioning,
+        soft_delete_grace,
         schema,
         notification_url,
         notification_outbox_max: args

@@ -712,6 +712,22 @@ pub fn api() -> Api<AppState> {
             system::stats,
         )
         .op(
+            method!("SystemDeleteUserProfiles", "Soft-delete a person's profiles, across tenants (v2, main root, unlocked)")
+                .fields(&who(&[("unlockuuid", string(), true), ("tenantid", id(), false), ("tenantname", string(), false)]))
+                .describe("`mode` (`token` only with a tenant), `identity`, `unlockuuid`, `tenantid` or `tenantname` (default: every tenant). Each profile found leaves every lookup at once and stays restorable, under the person's key, for `--soft-delete-grace` (30 days); then it is erased with a signed receipt. `rows` [{`token`, `tenantid`, `tenantname`}].")
+                .ok(ok(&[("total", json!({"type": "integer"})), ("rows", json!({"type": "array", "items": object()}))])),
+            system::delete_profiles,
+        )
+        .op(
+            method!("SystemRestoreUserProfile", "Restore a soft-deleted profile (v2, main root, unlocked)")
+                .fields(&args(&[("token", string(), true), ("unlockuuid", string(), true), ("tenantid", id(), false), ("tenantname", string(), false)]))
+                .describe("`token`, `unlockuuid`, `tenantid` or `tenantname` (default: the main tenant). The profile comes back with its lookups; 409 when one of its lookup values now belongs to someone else, 404 once erased.")
+                .can_miss()
+                .conflict()
+                .ok(ok(&[("result", string()), ("token", string()), ("profile", object())])),
+            system::restore_profile,
+        )
+        .op(
             method!("SystemGetUserReport", "Everything held about a person, as JSON (v2)")
                 .fields(&who(&[]))
                 .describe("`mode`, `identity`. The data subject's export (GDPR Articles 15 and 20): profile, app documents, consents, requests, sessions and the newest 1000 audit events about them. Root, or the person; audited.")

@@ -2,8 +2,9 @@
 
 use serde_json::json;
 
+use super::bulk::unlocked;
 use super::{Args, Reply};
-use crate::extract::{Caller, Tenant};
+use crate::extract::{Caller, CallerToken, Tenant};
 use crate::reply::ok_fields;
 
 /// `SystemGetSystemStats {}` → `{stats: {numusers, numtenants, numtokens,
@@ -112,4 +113,60 @@ fn html_report(report: &serde_json::Value) -> String {
     }
     out.push_str("</body></html>");
     out
+}
+
+/// The tenant a cross-tenant call names: `tenantid` or `tenantname`, if any.
+fn tenant_ref(args: &Args) -> strongbox_core::Result<Option<strongbox_core::tenants::TenantRef>> {
+    use strongbox_core::tenants::TenantRef;
+    if args.get("tenantid").is_some() {
+        return Ok(Some(TenantRef::Id(args.int("tenantid")?)));
+    }
+    if args.get("tenantname").is_some() {
+        return Ok(Some(TenantRef::Name(args.text("tenantname")?)));
+    }
+    Ok(None)
+}
+
+/// `SystemDeleteUserProfiles {mode, identity, unlockuuid, tenantid | tenantname}`
+/// → `{total, rows: [{token, tenantid, tenantname}]}`: a soft delete, across
+/// tenants unless one is named (the main tenant's root).
+pub async fn delete_profiles(
+    Tenant(state): Tenant,
+    CallerToken(who, token): CallerToken,
+    args: Args,
+) -> Reply {
+    unlocked(&state, &who, &token, &args).await?;
+    let (mode, identity) = args.person()?;
+    let hidden = state
+        .vault
+        .system_delete_profiles(&who, mode, &identity, tenant_ref(&args)?.as_ref())
+        .await?;
+    let rows: Vec<serde_json::Value> = hidden
+        .iter()
+        .map(strongbox_core::trash::hidden_json)
+        .collect();
+    Ok(ok_fields(&[
+        ("total", json!(rows.len())),
+        ("rows", json!(rows)),
+    ]))
+}
+
+/// `SystemRestoreUserProfile {token, unlockuuid, tenantid | tenantname}` →
+/// `{result: "restored", token, profile}`.
+pub async fn restore_profile(
+    Tenant(state): Tenant,
+    CallerToken(who, caller): CallerToken,
+    args: Args,
+) -> Reply {
+    unlocked(&state, &who, &caller, &args).await?;
+    let token = args.text("token")?;
+    let profile = state
+        .vault
+        .system_restore_profile(&who, &token, tenant_ref(&args)?.as_ref())
+        .await?;
+    Ok(ok_fields(&[
+        ("result", json!("restored")),
+        ("token", json!(token)),
+        ("profile", profile),
+    ]))
 }

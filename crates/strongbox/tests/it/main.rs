@@ -39,6 +39,7 @@ mod tenants;
 mod tls;
 mod tokenization;
 mod tokens;
+mod trash;
 mod ui;
 mod unseal;
 mod users;

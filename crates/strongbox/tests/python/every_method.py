@@ -326,6 +326,24 @@ def system(api, main, token):
     assert any(k.startswith("http_requests_total") for k in metrics), list(metrics)[:5]
 
 
+def versions_and_soft_delete(api, main, token):
+    """UserListVersions (versioning is off here: the current version only), and a
+    soft delete across tenants undone by a restore."""
+    versions = ok(api.list_user_versions("token", token), "UserListVersions")["versions"]
+    assert len(versions) == 1 and versions[0]["current"] is True and len(versions[0]["md5"]) == 32, versions
+    soft = ok(api.create_user({"email": "soft@example.com", "name": "Soft"}), "UserCreate")["token"]
+    unlock = ok(main.bulk_list_unlock(), "BulkListUnlock")["unlockuuid"]
+    error(api.delete_user_profiles("email", "soft@example.com", unlock), "SystemDeleteUserProfiles by a tenant")
+    gone = ok(main.delete_user_profiles("email", "soft@example.com", unlock), "SystemDeleteUserProfiles")
+    assert gone["total"] == 1 and gone["rows"][0]["token"] == soft, gone
+    assert gone["rows"][0]["tenantname"] == "pyacme", gone
+    error(api.get_user("email", "soft@example.com"), "UserGet of a soft-deleted profile")
+    back = ok(main.restore_user_profile(soft, unlock, "pyacme"), "SystemRestoreUserProfile")
+    assert back["result"] == "restored" and back["profile"]["name"] == "Soft", back
+    assert ok(api.get_user("email", "soft@example.com"), "UserGet after restore")["token"] == soft
+    error(main.restore_user_profile(soft, unlock, "pyacme"), "SystemRestoreUserProfile twice")
+
+
 def main():
     main_api = DatabunkerproAPI(URL, ROOT, "")
     a, b = tenants(main_api)
@@ -339,6 +357,7 @@ def main():
     files(a, b, token)
     access_control(a, main_api, token)
     system(a, main_api, token)
+    versions_and_soft_delete(a, main_api, token)
     # A wrong token is refused with JSON the client returns as is.
     error(DatabunkerproAPI(URL, str(uuid.uuid4()), "pyacme").get_user("token", token), "a wrong token")
     print(f"{CHECKS} checks; all checks passed")
