@@ -111,7 +111,8 @@ request = function()
     return wrk.format("POST", "/v2/TokenCreate", nil, '{"tokentype":"creditcard","record":"4532015112830366"}')
   elseif scenario == "x_get_token" then
     local i = pick()
-    return wrk.format("POST", "/v2/UserGet", {["X-Bunker-Token"] = own[i]},
+    -- Headers given here replace wrk.headers: the content type goes along.
+    return wrk.format("POST", "/v2/UserGet", {["X-Bunker-Token"] = own[i], ["Content-Type"] = "application/json"},
       '{"mode":"token","identity":"' .. tokens[i] .. '"}')
   elseif scenario == "v2_token_get" then
     return wrk.format("POST", "/v2/TokenGet", nil, '{"token":"' .. tokens[pick()] .. '"}')
