@@ -342,6 +342,14 @@ pub enum WriteOp {
         kind: String,
         id: String,
     },
+    /// Deletes one record if it is still at `version` (`Stale` otherwise, also when
+    /// it is gone): an expiry that must not take a record renewed meanwhile.
+    DeleteRecordAt {
+        tenant: String,
+        kind: String,
+        id: String,
+        version: i64,
+    },
     /// Deletes every record of `kind` labelled `label` (the chunks of one file).
     DeleteLabelled {
         tenant: String,

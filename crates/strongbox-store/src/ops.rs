@@ -285,6 +285,12 @@ pub(crate) async fn apply(ex: &mut impl Exec, op: &WriteOp) -> Result<()> {
                 .await?;
             Ok(())
         }
+        WriteOp::DeleteRecordAt {
+            tenant,
+            kind,
+            id,
+            version,
+        } => changed(ex, sql::RECORD_DELETE_AT, &args![tenant, kind, id, version]).await,
         WriteOp::DeleteLabelled {
             tenant,
             kind,

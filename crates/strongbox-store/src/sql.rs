@@ -146,6 +146,8 @@ pub const RECORDS_DELETE_OWNER: &str =
     "DELETE FROM records WHERE tenant = ? AND owner = ? AND kind <> ?";
 pub const RECORDS_STRIP_OWNER: &str = "UPDATE records SET body = NULL, kek_version = NULL, wrapped_dek = NULL, \
      version = version + 1 WHERE tenant = ? AND owner = ? AND kind = ?";
+pub const RECORD_DELETE_AT: &str =
+    "DELETE FROM records WHERE tenant = ? AND kind = ? AND id = ? AND version = ?";
 pub const RECORDS_DELETE_LABELLED: &str =
     "DELETE FROM records WHERE tenant = ? AND kind = ? AND label = ?";
 pub const RECORDS_DELETE_EXPIRED: &str =

@@ -10,6 +10,9 @@ pub const CARD_DIGITS: std::ops::RangeInclusive<usize> = 12..=19;
 /// four: what PCI DSS lets a masked number show).
 pub const MAX_KEEP_FIRST: usize = 6;
 pub const MAX_KEEP_LAST: usize = 4;
+/// Digits a card token draws at least (one of them fixed by Luhn): a 16-digit
+/// card keeping its first 6 and last 4 draws exactly these, 100,000 tokens apart.
+pub const MIN_FREE_DIGITS: usize = 6;
 /// Length of an email token's local part: that of the address, within these bounds.
 const EMAIL_LOCAL: std::ops::RangeInclusive<usize> = 8..=64;
 /// The domain of every email token: `.invalid` is reserved (RFC 2606), so a token

@@ -150,6 +150,16 @@ fn canonical(kind: TokenType, value: &str, opts: &TokenOptions) -> Result<String
                     "a creditcard record is 12 to 19 digits, single spaces or dashes allowed between them",
                 )
             })?;
+            let free = digits.len() - opts.keep_first - opts.keep_last;
+            if free < format::MIN_FREE_DIGITS {
+                return Err(Error::bad_request(format!(
+                    "keeping {} + {} digits of a {}-digit card leaves fewer than {} to draw: keep fewer",
+                    opts.keep_first,
+                    opts.keep_last,
+                    digits.len(),
+                    format::MIN_FREE_DIGITS
+                )));
+            }
             Ok(String::from_utf8_lossy(&digits).into_owned())
         }
         TokenType::Email => {
@@ -290,6 +300,29 @@ impl Vault {
                 id: unique,
             });
         }
+        ops
+    }
+
+    /// The ops expiring token `row`: deleted only if no `unique` restart renewed
+    /// it since it was read, with its pointer, audited.
+    fn expiry_deletion(&self, who: &Principal, row: &RecordRow) -> Vec<WriteOp> {
+        let mut ops = self.token_deletion(row);
+        ops[0] = WriteOp::DeleteRecordAt {
+            tenant: self.tenant.clone(),
+            kind: RecordKind::Token.name().into(),
+            id: row.id.clone(),
+            version: row.version,
+        };
+        let kind = meta_of(row).map(|m| m.kind).unwrap_or_default();
+        ops.push(WriteOp::Audit {
+            tenant: self.tenant.clone(),
+            audit: self.new_event(
+                who,
+                Action::TokenExpire.with([&kind]),
+                row.label.as_deref(),
+                "expired",
+            ),
+        });
         ops
     }
 
@@ -568,18 +601,7 @@ impl Vault {
 
     /// The writes that delete expired `row` because it was asked for.
     fn plan_expired(&self, who: &Principal, row: &RecordRow) -> Vec<WriteOp> {
-        let mut ops = self.token_deletion(row);
-        let kind = meta_of(row).map(|m| m.kind).unwrap_or_default();
-        ops.push(WriteOp::Audit {
-            tenant: self.tenant.clone(),
-            audit: self.new_event(
-                who,
-                Action::TokenExpire.with([&kind]),
-                row.label.as_deref(),
-                "expired",
-            ),
-        });
-        ops
+        self.expiry_deletion(who, row)
     }
 
     /// Commits a read's writes: a sliding expiry another writer moved first is
@@ -587,9 +609,11 @@ impl Vault {
     async fn commit_reads(&self, ops: Vec<WriteOp>) -> Result<()> {
         match self.store.write(WriteOp::Atomic(ops.clone())).await {
             Err(StoreError::Stale) => {
+                // A sliding expiry moved, or an expired token renewed, by another
+                // writer: left as it left them.
                 let audits: Vec<WriteOp> = ops
                     .into_iter()
-                    .filter(|op| !matches!(op, WriteOp::PutRecord { .. }))
+                    .filter(|op| matches!(op, WriteOp::Audit { .. }))
                     .collect();
                 Ok(self.store.write(WriteOp::Atomic(audits)).await?)
             }
@@ -600,18 +624,27 @@ impl Vault {
     /// Detokenizes `token` (its `tokenuuid` or `tokenbase`; root only; audited).
     pub async fn get_token(&self, who: &Principal, token: &str) -> Result<TokenView> {
         who.require_root()?;
-        let row = self.find_token(token).await?.ok_or_else(not_found)?;
-        let now = self.now();
-        if !is_live(&row, now) {
-            self.store
-                .write(WriteOp::Atomic(self.plan_expired(who, &row)))
+        for _ in 0..3 {
+            let row = self.find_token(token).await?.ok_or_else(not_found)?;
+            let now = self.now();
+            if !is_live(&row, now) {
+                match self
+                    .store
+                    .write(WriteOp::Atomic(self.plan_expired(who, &row)))
+                    .await
+                {
+                    Ok(()) => return Err(not_found()),
+                    // Renewed by a `unique` create meanwhile: read it again.
+                    Err(StoreError::Stale) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let view = self.open_token(&row)?;
+            self.commit_reads(self.plan_read(who, &row, &view, now))
                 .await?;
-            return Err(not_found());
+            return Ok(view);
         }
-        let view = self.open_token(&row)?;
-        self.commit_reads(self.plan_read(who, &row, &view, now))
-            .await?;
-        Ok(view)
+        Err(not_found())
     }
 
     /// Detokenizes many tokens (root only; each read audited): the live ones, in
@@ -717,8 +750,17 @@ impl Vault {
             if due.is_empty() {
                 return Ok(());
             }
-            let ops: Vec<WriteOp> = due.iter().flat_map(|r| self.token_deletion(r)).collect();
-            self.store.write(WriteOp::Atomic(ops)).await?;
+            // Each on its own: one renewed since it was read stays (Stale).
+            let ops: Vec<WriteOp> = due
+                .iter()
+                .map(|r| WriteOp::Atomic(self.expiry_deletion(&Principal::System, r)))
+                .collect();
+            for r in self.store.write_batch(ops).await? {
+                match r {
+                    Ok(()) | Err(StoreError::Stale) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
             if due.len() < PURGE_BATCH {
                 return Ok(());
             }

@@ -36,10 +36,14 @@ async fn expire(state: &AppState, who: &Principal, token: &str, end: &Value) -> 
 pub async fn create(Tenant(state): Tenant, Creator(who): Creator, mut args: Args) -> Reply {
     let profile = args.take_object("profile")?;
     let end = final_time(&args)?;
-    let membership = super::access::membership(&state, &args).await?;
-    if end.is_some() || membership.is_some() {
+    // Only root sets a retention or a group, and is told whether the group exists.
+    let wants_group = ["groupid", "groupname", "roleid", "rolename"]
+        .iter()
+        .any(|k| args.get(k).is_some());
+    if end.is_some() || wants_group {
         who.require_root()?;
     }
+    let membership = super::access::membership(&state, &args).await?;
     let token = state.vault.create_user(&who, profile).await?;
     if let Some(end) = &end {
         expire(&state, &who, &token, end).await?;

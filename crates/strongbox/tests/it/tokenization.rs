@@ -294,6 +294,12 @@ fn unique_tokens_and_bad_input(b: &Backend) {
             "keeplast",
         ),
         (
+            // 13 digits keeping 10 would leave 3 to draw: too few.
+            json!({"tokentype": "creditcard", "record": "4222222222222", "keepfirst": 6, "keeplast": 4}),
+            400,
+            "keep fewer",
+        ),
+        (
             json!({"tokentype": "text", "record": "x", "keepfirst": 2}),
             400,
             "creditcard tokens only",
