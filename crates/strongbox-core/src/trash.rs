@@ -25,7 +25,7 @@ use crate::subjects::Mode;
 use crate::tenants::TenantRef;
 use crate::vault::Vault;
 
-/// A profile hidden by a cross-tenant soft delete.
+/// A person found (or hidden) by a cross-tenant call, with their tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hidden {
     pub token: String,
@@ -186,6 +186,44 @@ impl Vault {
             .unwrap_or(self)
             .restore_user(who, &token)
             .await
+    }
+
+    /// The live profiles `{mode}/{identity}` names in every tenant, or in the one
+    /// `tenant` names (the main vault's root): each with its tenant, each read
+    /// audited in its tenant's log.
+    pub async fn system_get_profiles(
+        &self,
+        who: &Principal,
+        mode: Mode,
+        identity: &str,
+        tenant: Option<&TenantRef>,
+    ) -> Result<Vec<(Hidden, Value)>> {
+        if mode == Mode::Token && tenant.is_none() {
+            return Err(Error::bad_request(
+                "mode token needs a tenantid or tenantname",
+            ));
+        }
+        let mut out = Vec::new();
+        for (info, vault) in self.tenants_for(who, tenant).await? {
+            let v: &Vault = vault.as_deref().unwrap_or(self);
+            if v.resolve(mode, identity).await?.is_none() {
+                continue;
+            }
+            let user = v.get_user(who, mode, identity, None).await?;
+            let profile = match user.profile {
+                Some(p) => serde_json::from_slice(&p).map_err(Error::internal)?,
+                None => continue,
+            };
+            out.push((
+                Hidden {
+                    token: user.token,
+                    tenant_id: info.id,
+                    tenant_name: info.name,
+                },
+                profile,
+            ));
+        }
+        Ok(out)
     }
 
     /// Erases the people whose grace period after a soft delete is over.

@@ -51,8 +51,9 @@ pub fn api() -> Api<AppState> {
         .op(
             method!("UserCreate", "Create a person's record (v2)")
                 .fields(&args(&[("profile", object(), true), ("finaltime", time(), false), ("slidingtime", time(), false), ("groupid", id(), false), ("groupname", string(), false), ("roleid", id(), false), ("rolename", string(), false)]))
-                .describe("`profile` (object, required): the person's data, indexed by `login`, `email`, `phone` and `custom`. `finaltime` (root): the person's retention, as `POST /v1/exp/start`; `slidingtime` is accepted and not acted on. `groupid`/`groupname` with `roleid`/`rolename` (root): the person joins that group with that role (both must exist).")
+                .describe("`profile` (object, required): the person's data, indexed by `login`, `email`, `phone` and `custom`. `finaltime` (root): the person's retention, as `POST /v1/exp/start`; `slidingtime` is accepted and not acted on. `groupid`/`groupname` with `roleid`/`rolename` (root): the person joins that group with that role (both must exist, else 404).")
                 .conflict()
+                .can_miss()
                 .ok(ok(&[("token", string())])),
             users::create,
         )
@@ -712,9 +713,18 @@ pub fn api() -> Api<AppState> {
             system::stats,
         )
         .op(
+            method!("SystemGetUserProfiles", "A person's profiles across tenants (v2, main root, unlocked)")
+                .fields(&who(&[("unlockuuid", string(), true), ("tenantid", id(), false), ("tenantname", string(), false)]))
+                .describe("`mode` (`token` only with a tenant), `identity`, `unlockuuid`, `tenantid` or `tenantname` (default: every tenant): `rows` [{`tenantid`, `tenantname`, `token`, `profile`}], each read audited in its tenant.")
+                .can_miss()
+                .ok(ok(&[("total", json!({"type": "integer"})), ("rows", json!({"type": "array", "items": object()}))])),
+            system::get_profiles,
+        )
+        .op(
             method!("SystemDeleteUserProfiles", "Soft-delete a person's profiles, across tenants (v2, main root, unlocked)")
                 .fields(&who(&[("unlockuuid", string(), true), ("tenantid", id(), false), ("tenantname", string(), false)]))
                 .describe("`mode` (`token` only with a tenant), `identity`, `unlockuuid`, `tenantid` or `tenantname` (default: every tenant). Each profile found leaves every lookup at once and stays restorable, under the person's key, for `--soft-delete-grace` (30 days); then it is erased with a signed receipt. `rows` [{`token`, `tenantid`, `tenantname`}].")
+                .can_miss()
                 .ok(ok(&[("total", json!({"type": "integer"})), ("rows", json!({"type": "array", "items": object()}))])),
             system::delete_profiles,
         )

@@ -170,3 +170,31 @@ pub async fn restore_profile(
         ("profile", profile),
     ]))
 }
+
+/// `SystemGetUserProfiles {mode, identity, unlockuuid, tenantid | tenantname}` →
+/// `{total, rows: [{tenantid, tenantname, token, profile}]}`: one person's
+/// profiles across tenants (the main tenant's root).
+pub async fn get_profiles(
+    Tenant(state): Tenant,
+    CallerToken(who, token): CallerToken,
+    args: Args,
+) -> Reply {
+    unlocked(&state, &who, &token, &args).await?;
+    let (mode, identity) = args.person()?;
+    let found = state
+        .vault
+        .system_get_profiles(&who, mode, &identity, tenant_ref(&args)?.as_ref())
+        .await?;
+    let rows: Vec<serde_json::Value> = found
+        .into_iter()
+        .map(|(h, profile)| {
+            let mut row = strongbox_core::trash::hidden_json(&h);
+            row["profile"] = profile;
+            row
+        })
+        .collect();
+    Ok(ok_fields(&[
+        ("total", json!(rows.len())),
+        ("rows", json!(rows)),
+    ]))
+}

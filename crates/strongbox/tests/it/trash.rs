@@ -104,7 +104,24 @@ fn soft_deleted_profiles_leave_and_come_back(b: &Backend) {
         with_unlock(json!({"mode": "token", "identity": ann})),
     );
     assert_eq!(r.status, 400, "{}", r.json);
-    // Across tenants: both profiles hidden.
+    // Across tenants: both profiles found, then both hidden.
+    let found = call(
+        &s,
+        None,
+        &root,
+        "SystemGetUserProfiles",
+        with_unlock(email.clone()),
+    )
+    .expect(200);
+    assert_eq!(found["total"], 2, "{found}");
+    let names: Vec<&str> = found["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["profile"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Ann", "Ann at Acme"], "main tenant first");
+    assert_eq!(found["rows"][1]["tenantname"], "acme");
     let r = call(
         &s,
         None,

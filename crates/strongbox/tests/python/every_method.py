@@ -333,6 +333,8 @@ def versions_and_soft_delete(api, main, token):
     assert len(versions) == 1 and versions[0]["current"] is True and len(versions[0]["md5"]) == 32, versions
     soft = ok(api.create_user({"email": "soft@example.com", "name": "Soft"}), "UserCreate")["token"]
     unlock = ok(main.bulk_list_unlock(), "BulkListUnlock")["unlockuuid"]
+    found = ok(main.get_user_profiles("email", "soft@example.com", unlock), "SystemGetUserProfiles")
+    assert found["total"] == 1 and found["rows"][0]["profile"]["name"] == "Soft", found
     error(api.delete_user_profiles("email", "soft@example.com", unlock), "SystemDeleteUserProfiles by a tenant")
     gone = ok(main.delete_user_profiles("email", "soft@example.com", unlock), "SystemDeleteUserProfiles")
     assert gone["total"] == 1 and gone["rows"][0]["token"] == soft, gone
