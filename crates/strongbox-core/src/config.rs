@@ -21,6 +21,10 @@ pub struct VaultConfig {
     pub versioning: Versioning,
     /// Seconds a soft-deleted profile stays restorable before it is erased.
     pub soft_delete_grace: i64,
+    /// Fuzzy search (`UserSearch`, `SystemSearchUserProfiles`) over keyed trigram
+    /// digests of the indexed fields. Off by default: the digests reveal which
+    /// people's values share trigrams (`docs/security-model.md`).
+    pub search: bool,
     /// Largest document (profile, app document) a change may produce, as JSON.
     /// The binary sets it to the request body limit.
     pub max_document_bytes: usize,
@@ -65,6 +69,7 @@ impl Default for VaultConfig {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             versioning: Versioning::default(),
             soft_delete_grace: 30 * 24 * 3600,
+            search: false,
             max_document_bytes: 1024 * 1024,
             normalizer: Normalizer::default(),
             create_user_without_access_token: false,

@@ -104,7 +104,7 @@ impl IndexSet {
             .collect())
     }
 
-    fn usable(&self) -> Result<()> {
+    pub(crate) fn usable(&self) -> Result<()> {
         if self.stale {
             return Err(Error::new(
                 ErrorKind::Unavailable,

@@ -67,6 +67,9 @@ pub enum RecordKind {
     /// A soft-deleted profile (by token): its ciphertext and key until restored or
     /// erased.
     Trash,
+    /// The search index's marker (`index`): its label says whether every person's
+    /// trigram entries are written (`built`) or being written (`building`).
+    SearchIndex,
 }
 
 impl RecordKind {
@@ -104,6 +107,7 @@ impl RecordKind {
             RecordKind::FileChunk => "filechunk",
             RecordKind::Version => "version",
             RecordKind::Trash => "trash",
+            RecordKind::SearchIndex => "search",
         }
     }
 }
@@ -279,6 +283,9 @@ pub enum Action {
     UserVersions,
     UserHide,
     UserRestore,
+    UserSearch,
+    SearchBuild,
+    SearchDrop,
 }
 
 impl Action {
@@ -373,6 +380,9 @@ impl Action {
         Action::UserVersions,
         Action::UserHide,
         Action::UserRestore,
+        Action::UserSearch,
+        Action::SearchBuild,
+        Action::SearchDrop,
     ];
 
     /// The stable wire name and the title, whose `{}` the arguments fill in order.
@@ -493,6 +503,9 @@ impl Action {
             Action::UserVersions => ("user.versions", "list user versions by {}"),
             Action::UserHide => ("user.hide", "soft-delete user record"),
             Action::UserRestore => ("user.restore", "restore soft-deleted user record"),
+            Action::UserSearch => ("user.search", "search user record"),
+            Action::SearchBuild => ("search.build", "write search index entries"),
+            Action::SearchDrop => ("search.drop", "drop the search index"),
         }
     }
 
@@ -586,7 +599,7 @@ mod tests {
             assert_eq!(*a as usize, i, "{a:?} is out of place in Action::ALL");
             assert!(!a.name().contains(':'), "{a:?}");
         }
-        assert_eq!(Action::ALL.len(), Action::UserRestore as usize + 1);
+        assert_eq!(Action::ALL.len(), Action::SearchDrop as usize + 1);
         let mut names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         let count = names.len();

@@ -31,6 +31,7 @@ pub mod requests;
 pub mod retention;
 pub mod rotate;
 pub mod schema;
+pub mod search;
 pub mod secret;
 pub mod sessions;
 pub mod shares;

@@ -218,11 +218,14 @@ impl Vault {
                 skipped += 1;
                 continue;
             };
-            let entries: Vec<IndexEntry> = self
-                .indexes_of(&profile)
+            let indexes = self.indexes_of(&profile);
+            let mut entries: Vec<IndexEntry> = indexes
                 .iter()
                 .map(|(name, v)| entry(&secret, name, v))
                 .collect();
+            if !entries.is_empty() {
+                entries.extend(self.gram_entries_under(&secret, &user.token, &indexes));
+            }
             // Nothing to write (the entry's field is gone from the profile: it can
             // only be left, and the old version with it).
             if entries.is_empty() {

@@ -100,9 +100,10 @@ impl Vault {
         let plain = dek.open(&self.profile_aad(token), &data)?;
         let profile: Map<String, Value> =
             serde_json::from_slice(&plain).map_err(Error::internal)?;
-        let mut add_indexes = Vec::new();
-        for (name, value) in self.indexes_of(&profile) {
-            add_indexes.extend(self.index_entries(name, &value)?);
+        let indexes = self.indexes_of(&profile);
+        let mut add_indexes = self.gram_entries(token, &indexes)?;
+        for (name, value) in &indexes {
+            add_indexes.extend(self.index_entries(name, value)?);
         }
         let kek = self.keys.current_kek()?;
         let ops = vec![

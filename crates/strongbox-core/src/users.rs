@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::kinds::{Action, AuditAction, RecordKind, RequestKind};
 use crate::normalize::USER_INDEXES;
 use crate::principal::Principal;
+use crate::search::{GRAM_INDEXES, gram_index};
 use crate::subjects::Mode;
 use crate::vault::Vault;
 
@@ -188,6 +189,7 @@ impl Vault {
             indexes: indexes
                 .iter()
                 .map(|(name, v)| self.index_entries(name, v))
+                .chain(std::iter::once(self.gram_entries(&token, &indexes)))
                 .collect::<Result<Vec<_>>>()?
                 .concat(),
             guard: None,
@@ -538,9 +540,11 @@ impl Vault {
                 if before != after {
                     if before.is_some() {
                         drop_indexes.push(name);
+                        drop_indexes.extend(gram_index(name));
                     }
                     if let Some(v) = after {
                         add_indexes.extend(self.index_entries(name, v)?);
+                        add_indexes.extend(self.gram_entries(&row.token, &[(name, v.clone())])?);
                     }
                 }
             }
@@ -646,10 +650,13 @@ impl Vault {
             data: dek.seal(&self.profile_aad(token), &plain)?,
             kek_version: kek.version,
             wrapped_dek: kek.wrap_dek(&self.tenant, token, &dek)?,
+            // Kept fields keep their exact lookups, not their trigrams: an erased
+            // person is not found by search.
             drop_indexes: USER_INDEXES
                 .iter()
                 .copied()
                 .filter(|n| !kept_indexes.iter().any(|(k, _)| k == n))
+                .chain(GRAM_INDEXES)
                 .collect(),
         })
     }

@@ -579,6 +579,15 @@ pub fn ok(fields: &[(&str, Value)]) -> Value {
     json!({"type": "object", "required": required, "properties": properties})
 }
 
+/// [`ok`] with fields that are there only sometimes (`optional`).
+pub fn ok_some(fields: &[(&str, Value)], optional: &[(&str, Value)]) -> Value {
+    let mut schema = ok(fields);
+    for (name, field) in optional {
+        schema["properties"][*name] = field.clone();
+    }
+    schema
+}
+
 /// `{"status":"ok","total":N,"rows":[…]}`.
 pub fn listing(row: Value) -> Value {
     ok(&[("total", integer()), ("rows", array(row))])

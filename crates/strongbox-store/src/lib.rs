@@ -391,6 +391,11 @@ pub enum WriteOp {
         successor: i64,
         audit: AuditEvent,
     },
+    /// Deletes every entry of the indexes `names` (whoever holds them).
+    DropIndexes {
+        tenant: String,
+        names: Vec<&'static str>,
+    },
     /// Deletes the index entries under versions below `below` of the users with
     /// tokens in `from..=to` (after a cut-over: nobody looks them up any more).
     PurgeIndex {
@@ -1118,6 +1123,42 @@ impl Store {
             )
             .await?;
         Ok((users, (tokens.len() == limit).then(|| upto.clone())))
+    }
+
+    /// The holders of index `name`'s entries with digests in `lo..=hi`, at most
+    /// `limit` of them.
+    pub async fn index_range_tokens(
+        &self,
+        tenant: &str,
+        name: &str,
+        (lo, hi): (&[u8], &[u8]),
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let started = Instant::now();
+        let r = self
+            .all(
+                sql::INDEX_RANGE_TOKENS,
+                &args![tenant, name, lo, hi, limit as i64],
+                rows::text,
+            )
+            .await;
+        metrics::STORE_READS.observe(started.elapsed());
+        r
+    }
+
+    /// The next `limit` users by token after `after` (erased and hidden ones too).
+    pub async fn users_after(
+        &self,
+        tenant: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<UserRow>> {
+        self.all(
+            sql::USERS_AFTER,
+            &args![tenant, after, limit as i64],
+            rows::user,
+        )
+        .await
     }
 
     /// Index entries under `old`: how many have no counterpart under `new` yet, and

@@ -485,6 +485,13 @@ pub(crate) async fn apply(ex: &mut impl Exec, op: &WriteOp) -> Result<()> {
             changed(ex, sql::INDEX_KEY_RETIRE, &values).await?;
             audit(ex, tenant, a).await
         }
+        WriteOp::DropIndexes { tenant, names } => {
+            for name in names {
+                ex.execute(sql::INDEX_DROP_NAME.into(), &args![tenant, name])
+                    .await?;
+            }
+            Ok(())
+        }
         WriteOp::PurgeIndex {
             tenant,
             below,

@@ -49,6 +49,15 @@ pub const INDEX_INSERT: &str =
 pub const INDEX_DROP_ONE: &str =
     "DELETE FROM user_index WHERE tenant = ? AND token = ? AND name = ?";
 pub const INDEX_DROP_ALL: &str = "DELETE FROM user_index WHERE tenant = ? AND token = ?";
+/// Every entry of one index (the search grams, when search is turned off).
+pub const INDEX_DROP_NAME: &str = "DELETE FROM user_index WHERE tenant = ? AND name = ?";
+/// The holders of the entries of index `name` whose digests lie in `[lo, hi]`: the
+/// people holding one search gram (a digest prefix, then their token).
+pub const INDEX_RANGE_TOKENS: &str = "SELECT token FROM user_index \
+     WHERE tenant = ? AND name = ? AND digest >= ? AND digest <= ? LIMIT ?";
+/// The next users by token, after a token (erased ones too: the caller skips them).
+pub const USERS_AFTER: &str = "SELECT token, kek_version, wrapped_dek, data, version, created, updated, erased \
+     FROM users WHERE tenant = ? AND token > ? ORDER BY token LIMIT ?";
 
 /// Columns of an audit insert, in `bind_audit` order.
 pub const AUDIT_INSERT_HEAD: &str = "INSERT INTO audit (atoken, tenant, at, actor, action, record, status, app, detail, classes, name) VALUES ";

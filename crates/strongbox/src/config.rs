@@ -457,6 +457,11 @@ pub struct VaultArgs {
     /// `versioning_max_age`.
     #[arg(long, env = "STRONGBOX_VERSIONING_MAX_AGE", value_name = "DURATION")]
     pub versioning_max_age: Option<String>,
+    /// Fuzzy search (UserSearch, SystemSearchUserProfiles) over keyed trigram
+    /// digests of login, email, phone and custom; turning it on builds the index in
+    /// the background, turning it off drops it [default: false]. File key: `search`.
+    #[arg(long, env = "STRONGBOX_SEARCH", value_name = "BOOL")]
+    pub search: Option<bool>,
     /// How long a profile soft-deleted by SystemDeleteUserProfiles stays
     /// restorable before it is erased [default: 30d]. File key: `soft_delete_grace`.
     #[arg(long, env = "STRONGBOX_SOFT_DELETE_GRACE", value_name = "DURATION")]

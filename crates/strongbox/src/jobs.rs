@@ -1,6 +1,6 @@
 //! The vault's background jobs, each a loop on a timer run by one driver
 //! ([`every`]): the sweeper, the audit sealer, the key-ring reload, the key-rotation
-//! passes and the scheduled KEK rotation. A failing job logs once and again when it
+//! passes, the search index's build and the scheduled KEK rotation. A failing job logs once and again when it
 //! works again, not on every tick. (Webhook delivery has its own loop, in
 //! `webhooks`.)
 
@@ -161,5 +161,28 @@ pub async fn sealer(vault: Arc<Vault>, checkpoint_every: Option<Duration>) {
             });
         }
         health.note(r);
+    }
+}
+
+/// Keeps the search index as the configuration says, in every tenant: with search
+/// on, writes the trigram entries of the people stored before it was on (`batch`
+/// per 100 ms while there is work); with it off, drops them. Settled tenants cost
+/// nothing.
+pub async fn search_indexer(vault: Arc<Vault>, batch: usize) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut health = Health::new("building the search index");
+    let mut cursors: std::collections::HashMap<String, strongbox_core::search::Cursor> =
+        std::collections::HashMap::new();
+    loop {
+        tick.tick().await;
+        let mut busy = false;
+        for v in with_tenants(&vault).await {
+            let cursor = cursors.entry(v.tenant().to_string()).or_default();
+            busy |= health.note(v.search_pass(cursor, batch).await).unwrap_or(0) > 0;
+        }
+        if !busy {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+        }
     }
 }

@@ -496,6 +496,7 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
             .unwrap_or(strongbox_core::config::DEFAULT_MAX_FILE_BYTES),
         versioning,
         soft_delete_grace,
+        search: args.search.unwrap_or(false),
         schema,
         notification_url,
         notification_outbox_max: args
@@ -1041,6 +1042,8 @@ impl Unsealer for Opener {
             tokio::spawn(jobs::sweeper(vault.clone(), self.jobs.sweep_every)).abort_handle(),
             tokio::spawn(jobs::sealer(vault.clone(), self.jobs.checkpoint_every)).abort_handle(),
             tokio::spawn(jobs::key_reloader(vault.clone())).abort_handle(),
+            tokio::spawn(jobs::search_indexer(vault.clone(), self.jobs.rewrap_batch))
+                .abort_handle(),
             tokio::spawn(jobs::rewrapper(
                 vault.clone(),
                 self.jobs.rewrap_batch,

@@ -51,7 +51,7 @@ fn people_listing_allowed(state: &AppState, method: &str) -> Result<()> {
 }
 
 /// A person as listed: their token and profile.
-fn user_row(token: String, profile: &[u8]) -> Result<Value> {
+pub(super) fn user_row(token: String, profile: &[u8]) -> Result<Value> {
     let profile: Value = serde_json::from_slice(profile).map_err(Error::internal)?;
     Ok(json!({"token": token, "profile": profile}))
 }
@@ -171,4 +171,50 @@ pub async fn list_all_audit(
         ("total", Value::from(total)),
         ("rows", Value::from(rows)),
     ]))
+}
+
+/// `UserSearch {identity, unlockuuid, limit}` → `{total, rows: [{token, profile,
+/// version, score}]}`: the people whose login, phone or custom value (email, when
+/// `identity` holds an `@`) is close to `identity`, best first (`--search true`).
+pub async fn search_users(
+    Tenant(state): Tenant,
+    CallerToken(who, token): CallerToken,
+    args: Args,
+) -> Reply {
+    unlocked(&state, &who, &token, &args).await?;
+    let identity = args.text("identity")?;
+    let found = state
+        .vault
+        .search_users(&who, &identity, search_limit(&args)?)
+        .await?;
+    let rows = found
+        .into_iter()
+        .map(|f| {
+            let mut row = user_row(f.token, &f.profile)?;
+            row["version"] = Value::from(f.version);
+            row["score"] = json!((f.score * 1000.0).round() / 1000.0);
+            Ok(row)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ok_fields(&[
+        ("total", Value::from(rows.len())),
+        ("rows", Value::from(rows)),
+    ]))
+}
+
+/// A search's `limit` (1–100, default 100).
+pub(super) fn search_limit(args: &Args) -> Result<usize> {
+    let max = strongbox_core::search::MAX_RESULTS;
+    match args.get("limit") {
+        None | Some(Value::Null) => Ok(max),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(l) if l >= 1 => Ok((l as usize).min(max)),
+            _ => Err(Error::bad_request(
+                "The limit parameter has an incorrect format",
+            )),
+        },
+        Some(_) => Err(Error::bad_request(
+            "The limit parameter has an incorrect format",
+        )),
+    }
 }

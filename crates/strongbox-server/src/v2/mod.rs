@@ -31,7 +31,7 @@ use strongbox_core::{Error, Mode, Outcome, Result};
 
 use crate::AppState;
 use crate::error::{ApiError, error_response};
-use crate::openapi::{Api, Auth, Body, Op, object, ok, string};
+use crate::openapi::{Api, Auth, Body, Op, object, ok, ok_some, string};
 use crate::reply::ok_fields;
 
 /// What every handler returns.
@@ -71,6 +71,13 @@ pub fn api() -> Api<AppState> {
                 .can_miss()
                 .ok(ok(&[("token", string()), ("profile", object()), ("version", json!({"type": "integer"}))])),
             users::get,
+        )
+        .op(
+            method!("UserSearch", "Fuzzy search of people by login, email, phone or custom (v2, root, unlocked)")
+                .fields(&args(&[("identity", string(), true), ("unlockuuid", string(), true), ("limit", json!({"type": "integer", "minimum": 1}), false)]))
+                .describe("`identity` (3 characters or more), `unlockuuid`, `limit` (1–100, default 100). Needs `--search true`: 403 without it, 503 while the index is still being built. An `identity` with `@` is compared with emails, any other with logins, phones and custom values, on keyed trigram digests (`docs/security-model.md` says what they reveal); candidates are then checked on the plaintext the caller may see. `rows` [{`token`, `profile`, `version`, `score`}], best first; `score` is the share of the query's trigrams the closest field holds (0.5 or more). Each person returned is an audited read.")
+                .ok(rows_schema()),
+            bulk::search_users,
         )
         .op(
             method!("UserListVersions", "The versions of a person's profile (v2)")
@@ -412,7 +419,7 @@ pub fn api() -> Api<AppState> {
                 .fields(&args(&token_options(&[("tokentype", token_type(), true), ("record", string(), true)])))
                 .describe("`tokentype` (`creditcard`, `email`, `text`), `record` (the value, at most 4096 bytes), `unique` (the same value gets the same token, its expiry restarted), `slidingtime` (expires after this long without a read), `finaltime`, and for cards `keepfirst` (0–6) and `keeplast` (0–4) digits kept. A card's `tokenbase` has its length and separators and passes Luhn; an address's is a random one at `token.invalid`; text gets a `tokenuuid` only. The value is kept sealed; the token is random.")
                 .conflict()
-                .ok(ok(&[("tokenuuid", string()), ("tokenbase", string()), ("tokentype", string()), ("duplicate", json!({"type": "boolean"}))])),
+                .ok(ok_some(&[("tokenuuid", string()), ("tokentype", string())], &[("tokenbase", string()), ("duplicate", json!({"type": "boolean"}))])),
             tokens::create,
         )
         .op(
@@ -719,6 +726,13 @@ pub fn api() -> Api<AppState> {
                 .can_miss()
                 .ok(ok(&[("total", json!({"type": "integer"})), ("rows", json!({"type": "array", "items": object()}))])),
             system::get_profiles,
+        )
+        .op(
+            method!("SystemSearchUserProfiles", "Fuzzy search of people across tenants (v2, main root, unlocked)")
+                .fields(&args(&[("identity", string(), true), ("unlockuuid", string(), true), ("limit", json!({"type": "integer", "minimum": 1}), false)]))
+                .describe("`identity`, `unlockuuid`, `limit` (per tenant, 1–100): `UserSearch` in every tenant. `rows` [{`tenantid`, `tenantname`, `token`, `profile`, `score`}], each tenant's best first, the main tenant first.")
+                .ok(ok(&[("total", json!({"type": "integer"})), ("rows", json!({"type": "array", "items": object()}))])),
+            system::search_profiles,
         )
         .op(
             method!("SystemDeleteUserProfiles", "Soft-delete a person's profiles, across tenants (v2, main root, unlocked)")

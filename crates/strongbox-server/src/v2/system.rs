@@ -198,3 +198,33 @@ pub async fn get_profiles(
         ("rows", json!(rows)),
     ]))
 }
+
+/// `SystemSearchUserProfiles {identity, unlockuuid, limit}` → `{total, rows:
+/// [{tenantid, tenantname, token, profile, score}]}`: `UserSearch` in every tenant
+/// (the main tenant's root), best first.
+pub async fn search_profiles(
+    Tenant(state): Tenant,
+    CallerToken(who, token): CallerToken,
+    args: Args,
+) -> Reply {
+    unlocked(&state, &who, &token, &args).await?;
+    let identity = args.text("identity")?;
+    let found = state
+        .vault
+        .system_search_profiles(&who, &identity, super::bulk::search_limit(&args)?)
+        .await?;
+    let rows = found
+        .into_iter()
+        .map(|(h, f)| {
+            let mut row = strongbox_core::trash::hidden_json(&h);
+            row["profile"] =
+                serde_json::from_slice(&f.profile).map_err(strongbox_core::Error::internal)?;
+            row["score"] = json!((f.score * 1000.0).round() / 1000.0);
+            Ok(row)
+        })
+        .collect::<strongbox_core::Result<Vec<_>>>()?;
+    Ok(ok_fields(&[
+        ("total", json!(rows.len())),
+        ("rows", json!(rows)),
+    ]))
+}

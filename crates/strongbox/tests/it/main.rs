@@ -30,6 +30,7 @@ mod requests;
 mod retention;
 mod rotate;
 mod schema;
+mod search;
 mod security;
 mod sessions;
 mod setup;

@@ -425,7 +425,7 @@ fn groups_roles_and_policies_over_v2(b: &Backend) {
 }
 
 fn a_role_token_sees_what_its_policies_allow(b: &Backend) {
-    let s = Server::start_with(b, &["--list-users", "true"]);
+    let s = Server::start_with(b, &["--list-users", "true", "--search", "true"]);
     let ann = s.create_user(
         json!({"login": "ann", "name": "Ann", "email": "ann@example.com", "age": 40, "ssn": "123"}),
     );
@@ -462,7 +462,7 @@ fn a_role_token_sees_what_its_policies_allow(b: &Backend) {
     };
     let names = policy(
         "names",
-        json!({"Effect": "Allow", "Action": ["UserGet", "BulkListAllUsers"], "Resource": "users.profile.name"}),
+        json!({"Effect": "Allow", "Action": ["UserGet", "BulkListAllUsers", "UserSearch"], "Resource": "users.profile.name"}),
     );
     let unlock = policy(
         "unlock",
@@ -571,6 +571,31 @@ fn a_role_token_sees_what_its_policies_allow(b: &Backend) {
         assert!(p["name"] == "Ann" || p["name"] == "Bo", "{row}");
         assert!(!p.contains_key("age"));
     }
+    // A search is checked on what the role sees: the login it may not read finds
+    // nobody (no oracle for hidden values), the name it may read is not searched.
+    let searched = |token: &str, unlock: &str, identity: &str| -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let r = as_token(
+                &s,
+                token,
+                "UserSearch",
+                json!({"identity": identity, "unlockuuid": unlock}),
+            );
+            if r.status != 503 || std::time::Instant::now() > deadline {
+                return r.expect(200);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let unlock_root = text(
+        &v2(&s, "BulkListUnlock", json!({})).expect(200),
+        "unlockuuid",
+    );
+    let by_root = searched(&s.token, &unlock_root, "ann");
+    assert_eq!(by_root["rows"][0]["token"], ann.as_str(), "{by_root}");
+    let by_role = searched(&x, &unlock_id, "ann");
+    assert_eq!(by_role["total"], 0, "{by_role}");
     // Deny wins over allow: with the whole profile allowed, the ssn stays hidden.
     v2(
         &s,

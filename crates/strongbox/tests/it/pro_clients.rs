@@ -148,7 +148,10 @@ fn the_python_client_suite_passes_unchanged(b: &Backend) {
 /// because the client reads it without a token, as Databunker Pro serves it.
 fn every_method_through_the_python_client(b: &Backend) {
     let dir = client_dir();
-    let s = Server::start_with(b, &["--list-users", "true", "--metrics-public", "true"]);
+    let s = Server::start_with(
+        b,
+        &["--list-users", "true", "--metrics-public", "true", "--search", "true"],
+    );
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/every_method.py");
     let run = Command::new("python3")
         .arg(&script)

@@ -9,6 +9,7 @@ raises and exits non-zero.
 
 import os
 import sys
+import time
 import uuid
 
 from databunkerpro import DatabunkerproAPI
@@ -346,6 +347,24 @@ def versions_and_soft_delete(api, main, token):
     error(main.restore_user_profile(soft, unlock, "pyacme"), "SystemRestoreUserProfile twice")
 
 
+def search(api, main):
+    """UserSearch (fuzzy, in one tenant) and SystemSearchUserProfiles (every tenant):
+    a typo still finds the person. The index may still be building at first (503)."""
+    unlock = ok(api.bulk_list_unlock(), "BulkListUnlock")["unlockuuid"]
+    for _ in range(100):
+        found = api.search_user("sof@example.com", unlock)
+        if found.get("status") == "ok":
+            break
+        time.sleep(0.1)
+    ok(found, "UserSearch")
+    assert found["rows"][0]["profile"]["name"] == "Soft", found
+    error(api.search_user("so", unlock), "UserSearch with 2 characters")
+    main_unlock = ok(main.bulk_list_unlock(), "BulkListUnlock")["unlockuuid"]
+    across = ok(main.search_user_profiles("sof@example.com", main_unlock), "SystemSearchUserProfiles")
+    assert any(r["tenantname"] == "pyacme" and r["profile"]["name"] == "Soft" for r in across["rows"]), across
+    error(api.search_user_profiles("sof@example.com", unlock), "SystemSearchUserProfiles by a tenant")
+
+
 def main():
     main_api = DatabunkerproAPI(URL, ROOT, "")
     a, b = tenants(main_api)
@@ -360,6 +379,7 @@ def main():
     access_control(a, main_api, token)
     system(a, main_api, token)
     versions_and_soft_delete(a, main_api, token)
+    search(a, main_api)
     # A wrong token is refused with JSON the client returns as is.
     error(DatabunkerproAPI(URL, str(uuid.uuid4()), "pyacme").get_user("token", token), "a wrong token")
     print(f"{CHECKS} checks; all checks passed")
