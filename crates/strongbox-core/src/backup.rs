@@ -25,7 +25,7 @@ use strongbox_crypto::new_event_token;
 use strongbox_store::backup::{
     Cell, ExportedRow, Kind, OLDEST_RESTORED_SCHEMA, SCHEMA_VERSION, TABLES, Table, table,
 };
-use strongbox_store::{AuditEvent, Preserved, Store, WriteOp};
+use strongbox_store::{AuditEvent, ChunkDir, Preserved, Store, WriteOp};
 
 use crate::clock::{Clock, SystemClock};
 use crate::kinds::{Action, AuditAction, KeyKind, RecordKind};
@@ -138,7 +138,11 @@ impl Sink<'_> {
 }
 
 /// Writes a backup of `store` to `out` while the store keeps serving.
-pub async fn write_backup(store: &Store, mut out: Sink<'_>) -> BackupResult<Manifest> {
+pub async fn write_backup(
+    store: &Store,
+    chunks: Option<&ChunkDir>,
+    mut out: Sink<'_>,
+) -> BackupResult<Manifest> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExportedRow>(1024);
     let reading = store.export(tx);
     let writing = async move {
@@ -160,8 +164,11 @@ pub async fn write_backup(store: &Store, mut out: Sink<'_>) -> BackupResult<Mani
         }))?;
         hash.update(&header);
         out.write(&header).await?;
-        while let Some((table, cells)) = rx.recv().await {
+        while let Some((table, mut cells)) = rx.recv().await {
             *rows.entry(table.name.to_string()).or_default() += 1;
+            if table.name == "records" {
+                inline_chunk(chunks, table, &mut cells).await?;
+            }
             let r: Vec<Value> = cells.iter().map(cell_json).collect();
             let bytes = line(&json!({"t": table.name, "r": r}))?;
             hash.update(&bytes);
@@ -185,6 +192,49 @@ pub async fn write_backup(store: &Store, mut out: Sink<'_>) -> BackupResult<Mani
     out.write(&manifest).await?;
     out.finish().await?;
     Ok(done)
+}
+
+/// A file chunk whose sealed bytes are in the file store goes into the backup
+/// with them, as if it had been stored in the database: a backup is whole on its
+/// own, and restores into a vault with or without a file store.
+async fn inline_chunk(
+    chunks: Option<&ChunkDir>,
+    table: &Table,
+    cells: &mut [Cell],
+) -> BackupResult<()> {
+    let col = |name: &str| table.columns.iter().position(|(n, _)| *n == name);
+    let (Some(tenant), Some(kind), Some(id), Some(meta), Some(body)) = (
+        col("tenant"),
+        col("kind"),
+        col("id"),
+        col("meta"),
+        col("body"),
+    ) else {
+        return Ok(());
+    };
+    let in_store = matches!(&cells[kind], Cell::Text(k) if k == RecordKind::FileChunk.name())
+        && matches!(&cells[meta], Cell::Bytes(m) if m == crate::files::IN_FILE_STORE)
+        && cells[body] == Cell::Null;
+    if !in_store {
+        return Ok(());
+    }
+    let (Cell::Text(tenant), Cell::Text(id)) = (cells[tenant].clone(), cells[id].clone()) else {
+        return Ok(());
+    };
+    let missing = || BackupError::Store(format!("file chunk {id} is not in the file store"));
+    let (uuid, seq) = id.split_once('/').ok_or_else(missing)?;
+    let seq: u64 = seq.parse().map_err(|_| missing())?;
+    let dir = chunks.ok_or_else(|| {
+        BackupError::Store("file content is in a file store: give --file-store".into())
+    })?;
+    let bytes = dir
+        .get(&tenant, uuid, seq)
+        .await
+        .map_err(|e| BackupError::Store(e.to_string()))?
+        .ok_or_else(missing)?;
+    cells[meta] = Cell::Null;
+    cells[body] = Cell::Bytes(bytes);
+    Ok(())
 }
 
 /// A backup read back and checked: its rows per table, in restore order.
@@ -777,13 +827,14 @@ impl crate::vault::Vault {
             .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let store = self.store.clone();
+        let chunks = self.config.file_store.clone();
         let watcher = tx.clone();
         let writer = tokio::spawn(async move {
             let sink = Sink::Channel {
                 tx,
                 buf: Vec::with_capacity(CHUNK + 4096),
             };
-            if let Err(e) = write_backup(&store, sink).await {
+            if let Err(e) = write_backup(&store, chunks.as_deref(), sink).await {
                 tracing::warn!(error = %e, "a backup download failed");
             }
         });

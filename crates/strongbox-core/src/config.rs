@@ -17,6 +17,8 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 128 * 1024 * 1024;
 pub struct VaultConfig {
     /// Largest file the file vault stores, in bytes.
     pub max_file_bytes: u64,
+    /// Where file content goes (`--file-store DIR`); `None`: in the database.
+    pub file_store: Option<Arc<strongbox_store::ChunkDir>>,
     /// Whether earlier profiles are kept, and for how long.
     pub versioning: Versioning,
     /// Seconds a soft-deleted profile stays restorable before it is erased.
@@ -67,6 +69,7 @@ impl Default for VaultConfig {
     fn default() -> Self {
         VaultConfig {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            file_store: None,
             versioning: Versioning::default(),
             soft_delete_grace: 30 * 24 * 3600,
             search: false,

@@ -205,6 +205,9 @@ fn check_mimetype(m: &str) -> Result<()> {
     }
 }
 
+/// The `meta` of a chunk record whose sealed bytes are in the file store.
+pub const IN_FILE_STORE: &[u8] = b"file-store";
+
 fn chunk_id(uuid: &str, seq: u64) -> String {
     format!("{uuid}/{seq:08}")
 }
@@ -309,6 +312,15 @@ impl Vault {
             .dek
             .seal(&self.chunk_aad(&up.uuid, up.seq, last), plain)?;
         crate::vault::CRYPTO_TIMINGS.observe(started.elapsed());
+        // With a file store the sealed bytes go there first, durably; the record
+        // (committed after) says where they are.
+        let (body, meta) = match &self.config.file_store {
+            Some(dir) => {
+                dir.put(&self.tenant, &up.uuid, up.seq, sealed).await?;
+                (None, Some(IN_FILE_STORE.to_vec()))
+            }
+            None => (Some(sealed), None),
+        };
         let now = self.now();
         self.store
             .write(WriteOp::PutRecord {
@@ -321,7 +333,8 @@ impl Vault {
                     created: now,
                     updated: now,
                     version: 1,
-                    body: Some(sealed),
+                    body,
+                    meta,
                     ..RecordRow::default()
                 },
                 expected_version: None,
@@ -389,6 +402,30 @@ impl Vault {
             });
         }
         self.store.write(WriteOp::Atomic(ops)).await?;
+        if let Some(dir) = &self.config.file_store
+            && let Err(e) = dir.remove(&self.tenant, uuid).await
+        {
+            tracing::warn!(error = %e, "a deleted file's chunks are left for the sweeper");
+        }
+        Ok(())
+    }
+
+    /// Deletes chunks in the file store whose file record is gone: a file erased
+    /// with its owner, or one whose deletion could not remove them at once. (Sealed
+    /// under a key that is gone or going, they could not be read anyway.)
+    pub(crate) async fn purge_stray_chunks(&self) -> Result<()> {
+        let Some(dir) = &self.config.file_store else {
+            return Ok(());
+        };
+        for uuid in dir.files(&self.tenant).await? {
+            let record = self
+                .store
+                .record(&self.tenant, RecordKind::File.name(), &uuid)
+                .await?;
+            if record.is_none() {
+                dir.remove(&self.tenant, &uuid).await?;
+            }
+        }
         Ok(())
     }
 
@@ -800,9 +837,20 @@ impl FileReader {
             )
             .await?
             .ok_or_else(|| Error::not_found("file not found (deleted while read)"))?;
-        let body = row
-            .body
-            .ok_or_else(|| Error::internal("a file chunk has no content"))?;
+        let body = match (row.body, &vault.config.file_store) {
+            (Some(body), _) => body,
+            (None, Some(dir)) if row.meta.as_deref() == Some(IN_FILE_STORE) => dir
+                .get(&vault.tenant, &self.uuid, seq)
+                .await?
+                .ok_or_else(|| Error::internal("a file chunk is missing from the file store"))?,
+            (None, None) if row.meta.as_deref() == Some(IN_FILE_STORE) => {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "the file's content is in a file store: start the vault with --file-store",
+                ));
+            }
+            (None, _) => return Err(Error::internal("a file chunk has no content")),
+        };
         let last = seq + 1 == self.chunks;
         let started = std::time::Instant::now();
         let plain = self

@@ -782,6 +782,12 @@ impl Vault {
             v.set_root_token_hash(Vec::new());
         }
         self.tenants.forget(&entry.key);
+        // Its file content went with its key ring; the sealed chunks are removed.
+        if let Some(dir) = &self.config.file_store
+            && let Err(e) = dir.remove_tenant(&entry.key).await
+        {
+            tracing::warn!(error = %e, "a deleted tenant's file chunks were left in the file store");
+        }
         Ok(())
     }
 

@@ -277,6 +277,7 @@ impl Vault {
         self.purge_expired_shares().await?;
         self.purge_expired_fpt().await?;
         self.purge_expired_files().await?;
+        self.purge_stray_chunks().await?;
         self.purge_expired_versions().await?;
         self.purge_hidden_users().await?;
         self.apply_retention().await

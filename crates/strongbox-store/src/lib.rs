@@ -15,6 +15,7 @@
 //! inserts).
 
 pub mod backup;
+mod chunkdir;
 mod exec;
 pub mod metrics;
 mod ops;
@@ -27,6 +28,7 @@ mod sqlx_store;
 use std::path::PathBuf;
 use std::time::Instant;
 
+pub use chunkdir::ChunkDir;
 use exec::{Arg, Map, Sql, args};
 pub use sqlite::Durability;
 use sqlite::SqliteStore;

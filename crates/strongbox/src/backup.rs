@@ -12,8 +12,8 @@ use strongbox_store::{Durability, Location, OpenOptions, Store};
 pub enum Source {
     /// A running vault: GET {addr}/v1/sys/backup with the root token.
     Remote { addr: String, token: String },
-    /// The store itself.
-    Store(Location),
+    /// The store itself, and the directory of file content if it has one.
+    Store(Location, Option<std::path::PathBuf>),
 }
 
 /// `--out -`: the backup goes to stdout, once it is complete and checked.
@@ -95,7 +95,14 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
             pending.finish(out)?;
             manifest
         }
-        Source::Store(location) => {
+        Source::Store(location, file_store) => {
+            let chunks = match file_store {
+                Some(dir) => Some(
+                    strongbox_store::ChunkDir::open(dir)
+                        .map_err(|e| format!("cannot open {}: {e}", dir.display()))?,
+                ),
+                None => None,
+            };
             let store = Store::open(
                 location,
                 &OpenOptions {
@@ -109,7 +116,7 @@ pub async fn backup(source: &Source, out: &Path) -> Result<(), String> {
             // Streamed to the file as it is read, not held in memory.
             let mut pending = Pending::create(out)?;
             let mut counting = crate::progress::Counting::new(&mut pending.file, "backup written");
-            let manifest = write_backup(&store, Sink::Writer(&mut counting))
+            let manifest = write_backup(&store, chunks.as_ref(), Sink::Writer(&mut counting))
                 .await
                 .map_err(|e| e.to_string())?;
             counting.finish();

@@ -143,6 +143,10 @@ pub enum Command {
         token: TokenArgs,
         #[command(flatten)]
         store: StoreArgs,
+        /// The vault's `--file-store DIR`, when it keeps file content there: the
+        /// backup then holds that content too. File key: `file_store`.
+        #[arg(long, env = "STRONGBOX_FILE_STORE", value_name = "DIR")]
+        file_store: Option<PathBuf>,
     },
     /// Restore a backup into an empty store of any backend (SQLite to PostgreSQL is a
     /// migration), after checking its checksum. With --force it replaces an existing
@@ -466,6 +470,12 @@ pub struct VaultArgs {
     /// restorable before it is erased [default: 30d]. File key: `soft_delete_grace`.
     #[arg(long, env = "STRONGBOX_SOFT_DELETE_GRACE", value_name = "DURATION")]
     pub soft_delete_grace: Option<String>,
+    /// Keep the file vault's content (sealed chunks) in this directory, created
+    /// with mode 0700, instead of the database; the metadata stays in the database.
+    /// `strongbox backup` from the store needs the same flag [default: in the
+    /// database]. File key: `file_store`.
+    #[arg(long, env = "STRONGBOX_FILE_STORE", value_name = "DIR")]
+    pub file_store: Option<PathBuf>,
     /// Largest file the file vault stores, in bytes; larger uploads get 413
     /// [default: 134217728]. File key: `max_file_bytes`.
     #[arg(long, env = "STRONGBOX_MAX_FILE_BYTES", value_name = "BYTES")]

@@ -228,13 +228,14 @@ async fn run(command: Command) -> Result<(), Failure> {
             addr,
             token,
             store,
+            file_store,
         } => {
             let source = match addr {
                 Some(addr) => backup::Source::Remote {
                     addr,
                     token: token.required()?.to_string(),
                 },
-                None => backup::Source::Store(store.location()?),
+                None => backup::Source::Store(store.location()?, file_store),
             };
             backup::backup(&source, &out).await.map_err(Failure::Error)
         }
@@ -494,6 +495,13 @@ fn vault_config(args: &VaultArgs) -> Result<VaultConfig, String> {
         max_file_bytes: args
             .max_file_bytes
             .unwrap_or(strongbox_core::config::DEFAULT_MAX_FILE_BYTES),
+        file_store: match &args.file_store {
+            None => None,
+            Some(dir) => Some(std::sync::Arc::new(
+                strongbox_store::ChunkDir::open(dir)
+                    .map_err(|e| format!("bad file_store {}: {e}", dir.display()))?,
+            )),
+        },
         versioning,
         soft_delete_grace,
         search: args.search.unwrap_or(false),

@@ -14,6 +14,7 @@ backend_tests!(
     files_over_v2,
     files_are_erased_with_the_person_and_expire,
     a_100_mb_file_streams_through_flat_memory,
+    files_in_a_file_store,
 );
 
 fn v2(s: &Server, method: &str, body: Value) -> Reply {
@@ -60,7 +61,7 @@ fn raw_call(s: &Server, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> 
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let mut resp = crate::harness::agent()
+    let mut resp = slow_agent()
         .run(req.body(body).unwrap())
         .unwrap();
     let status = resp.status().as_u16();
@@ -384,6 +385,140 @@ fn files_are_erased_with_the_person_and_expire(b: &Backend) {
     assert_eq!(v2(&s, "FileListUserFiles", person.clone()).status, 404);
 }
 
+/// `--file-store DIR`: the sealed chunks are files there (no plaintext, no body in
+/// the database), read back, deleted with the file, swept after an erasure, and a
+/// backup carries them into a store without a file store.
+fn files_in_a_file_store(b: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    let files_s = files.display().to_string();
+    let s = Server::start_with(b, &["--file-store", &files_s, "--sweep-interval", "1"]);
+    let ann = s.create_user(json!({"login": "ann"}));
+    let person = json!({"mode": "token", "identity": ann});
+    let marker = b"KYC-SCAN-OF-ANN-";
+    let content: Vec<u8> = marker
+        .iter()
+        .copied()
+        .cycle()
+        .take(2 * 1024 * 1024 + 5)
+        .collect();
+    let uuid = v2(
+        &s,
+        "FileCreate",
+        with(
+            &person,
+            json!({"filename": "scan.bin", "filedata": b64(&content)}),
+        ),
+    )
+    .expect(200)["fileuuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let on_disk: Vec<std::path::PathBuf> = walk(&files);
+    assert_eq!(on_disk.len(), 3, "three chunks: {on_disk:?}");
+    for f in &on_disk {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker),
+            "plaintext in {}",
+            f.display()
+        );
+    }
+    let in_db = s
+        .store
+        .sql("SELECT COUNT(*) FROM records WHERE kind = 'filechunk' AND body IS NOT NULL");
+    assert_eq!(in_db.trim(), "0", "no chunk body in the database");
+    let got = v2(&s, "FileGet", with(&person, json!({"fileuuid": uuid}))).expect(200);
+    assert_eq!(got["filedata"], b64(&content));
+    // Another file, deleted: its chunks go at once.
+    let gone = v2(
+        &s,
+        "FileCreate",
+        with(
+            &person,
+            json!({"filename": "gone.txt", "filedata": b64(b"to be deleted")}),
+        ),
+    )
+    .expect(200)["fileuuid"]
+        .clone();
+    assert_eq!(walk(&files).len(), 4);
+    v2(&s, "FileDelete", with(&person, json!({"fileuuid": gone}))).expect(200);
+    assert_eq!(walk(&files).len(), 3);
+    // A backup holds the content; restored without a file store, it reads the same.
+    let backup = dir.path().join("files.backup");
+    let backup_s = backup.display().to_string();
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args([
+            "backup", "--out", &backup_s, "--addr", &s.base, "--token", &s.token,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Erasing the person: the records go in the erasure's commit, the chunk files
+    // at the next sweep.
+    s.call("DELETE", &format!("/v1/user/token/{ann}"), Body::None)
+        .expect(200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !walk(&files).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an erased person's chunks were not swept"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Into an empty store of the same backend, served with the same root key.
+    let store = crate::harness::StoreLoc::new(b);
+    let mut args: Vec<String> = vec!["restore".into(), "--in".into(), backup_s];
+    args.extend(store.args.iter().cloned());
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copy = Server::serve(store, s.root_key.clone(), s.token.clone(), Vec::new());
+    let got = copy.call(
+        "POST",
+        "/v2/FileGet",
+        Body::Json(with(&person, json!({"fileuuid": uuid}))),
+    );
+    assert_eq!(got.status, 200, "{}", got.json);
+    assert_eq!(got.json["filedata"], b64(&content));
+}
+
+/// The regular files under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// An agent for 100 MB each way: the harness's 30 s for a whole exchange is short
+/// on a loaded two-core machine.
+fn slow_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(300)))
+        .build()
+        .new_agent()
+}
+
 /// Deterministic content of any length, made as it is read.
 struct Pattern {
     left: u64,
@@ -442,7 +577,7 @@ fn a_100_mb_file_streams_through_flat_memory(b: &Backend) {
     }
     let expected = expected.finalize();
     let header = json!({"mode": "token", "identity": ann, "filename": "big.bin"}).to_string();
-    let mut resp = crate::harness::agent()
+    let mut resp = slow_agent()
         .post(format!("{}/v2/FileCreate", s.base))
         .header("X-Bunker-Token", &s.token)
         .header("Content-Type", "application/octet-stream")
@@ -455,7 +590,7 @@ fn a_100_mb_file_streams_through_flat_memory(b: &Backend) {
     assert_eq!(resp.status().as_u16(), 200);
     let made: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
     let id = made["fileuuid"].as_str().unwrap().to_string();
-    let mut resp = crate::harness::agent()
+    let mut resp = slow_agent()
         .post(format!("{}/v2/FileGet", s.base))
         .header("X-Bunker-Token", &s.token)
         .send_json(json!({"mode": "token", "identity": ann, "fileuuid": id, "raw": true}))

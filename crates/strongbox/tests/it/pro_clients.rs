@@ -150,7 +150,14 @@ fn every_method_through_the_python_client(b: &Backend) {
     let dir = client_dir();
     let s = Server::start_with(
         b,
-        &["--list-users", "true", "--metrics-public", "true", "--search", "true"],
+        &[
+            "--list-users",
+            "true",
+            "--metrics-public",
+            "true",
+            "--search",
+            "true",
+        ],
     );
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/every_method.py");
     let run = Command::new("python3")
