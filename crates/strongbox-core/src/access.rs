@@ -10,7 +10,7 @@
 //! plaintext: they describe the organisation, never a person. A membership is a
 //! record owned by the person, so erasing them removes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -616,26 +616,69 @@ impl Vault {
     /// as read at most [`crate::tenants::RESOLVED_FOR`] ago (at once after a change
     /// on this node).
     pub(crate) async fn role_grant(&self, role_id: i64, label: String) -> Result<Principal> {
-        let rules = match self.tenants.role_rules(role_id) {
-            Some(r) => r,
-            None => {
-                let r = Arc::new(self.read_role_rules(role_id).await?);
-                self.tenants.remember_role_rules(role_id, &r);
-                r
-            }
-        };
         Ok(Principal::Role(Arc::new(RoleGrant {
-            role_id,
-            rules,
+            rules: self.role_rules(role_id).await?,
             label: format!("{label} role:{role_id}"),
+            principal_groups: BTreeSet::new(),
         })))
+    }
+
+    /// Role `role_id`'s rules, from the cache when fresh.
+    async fn role_rules(&self, role_id: i64) -> Result<Arc<RoleRules>> {
+        if let Some(r) = self.tenants.role_rules(role_id) {
+            return Ok(r);
+        }
+        let r = Arc::new(self.read_role_rules(role_id).await?);
+        self.tenants.remember_role_rules(role_id, &r);
+        Ok(r)
+    }
+
+    /// What a person's access token may do to others in a v2 call: the policies of
+    /// every role they hold in a group, with their groups as the principal's
+    /// (`${principal_group_id}`). `None` for anyone else, in v1 (a person's token
+    /// reaches their own record only there), and for a person without a role.
+    pub(crate) async fn group_grant(&self, who: &Principal) -> Result<Option<RoleGrant>> {
+        let Principal::User { token, label } = who else {
+            return Ok(None);
+        };
+        if crate::context::method().is_none() {
+            return Ok(None);
+        }
+        let mut groups = BTreeSet::new();
+        let mut role_ids = BTreeSet::new();
+        for (group, role) in self.memberships(token).await? {
+            groups.insert(group.to_string());
+            role_ids.extend(role);
+        }
+        if role_ids.is_empty() {
+            return Ok(None);
+        }
+        let mut rules = RoleRules {
+            roles: Vec::new(),
+            ids: Vec::new(),
+            policies: Vec::new(),
+        };
+        for id in role_ids {
+            // A role deleted since grants nothing.
+            let Ok(one) = self.role_rules(id).await else {
+                continue;
+            };
+            rules.roles.extend(one.roles.iter().cloned());
+            rules.ids.extend(one.ids.iter().copied());
+            rules.policies.extend(one.policies.iter().cloned());
+        }
+        Ok(Some(RoleGrant {
+            rules: Arc::new(rules),
+            label: format!("{label} groups"),
+            principal_groups: groups,
+        }))
     }
 
     /// Role `role_id`'s name and its policies, as stored now.
     async fn read_role_rules(&self, role_id: i64) -> Result<RoleRules> {
         let role = self.existing(Catalog::Role, &EntryRef::Id(role_id)).await?;
         let mut rules = RoleRules {
-            role: role.name,
+            roles: vec![role.name],
             ids: Vec::new(),
             policies: Vec::new(),
         };
@@ -673,6 +716,7 @@ impl Vault {
     ) -> Result<Facts> {
         let mut facts = RoleGrant::call_facts();
         facts.person = true;
+        facts.principal_groups = grant.principal_groups.clone();
         if grant.rules.reads_groups() {
             for (group, role) in self.memberships(token).await? {
                 let role_name = match role {

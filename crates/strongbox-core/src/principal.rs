@@ -27,19 +27,24 @@ pub enum Principal {
     Role(Arc<RoleGrant>),
 }
 
-/// What a role token holds: its role and that role's rules.
+/// What a role token holds: its role and that role's rules. A person's access
+/// token holds one too when they have a role in a group (`groups`): the rules of
+/// every such role, decided with their groups as the principal's.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RoleGrant {
-    pub role_id: i64,
     pub rules: Arc<RoleRules>,
-    /// `xtoken:<prefix of its keyed hash> role:<id>`.
+    /// `xtoken:<prefix of its keyed hash> role:<id>`, or `… groups` for a person's.
     pub label: String,
+    /// The groups of the person holding the token (`${principal_group_id}`); none
+    /// for a role token.
+    pub principal_groups: std::collections::BTreeSet<String>,
 }
 
 /// A role as its token's decisions read it: its name and linked policies.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RoleRules {
-    pub role: String,
+    /// The role's name; every role's, for the rules a person holds through groups.
+    pub roles: Vec<String>,
     /// The linked policies' ids, one per entry of `policies`.
     pub ids: Vec<i64>,
     pub policies: Vec<Policy>,
@@ -56,8 +61,8 @@ impl RoleRules {
         self.policies.iter().any(Policy::reads_groups)
     }
 
-    fn caller(&self) -> [String; 1] {
-        [self.role.clone()]
+    fn caller(&self) -> &[String] {
+        &self.roles
     }
 }
 
@@ -83,7 +88,7 @@ impl RoleGrant {
         let roles = self.rules.caller();
         let d = policy::decide(
             &self.rules.policies,
-            Caller { roles: &roles },
+            Caller { roles },
             &method,
             asked,
             facts,
@@ -111,7 +116,7 @@ impl RoleGrant {
             return refuse("deny:reserved");
         }
         let roles = self.rules.caller();
-        if policy::may_allow(&self.rules.policies, Caller { roles: &roles }, &method) {
+        if policy::may_allow(&self.rules.policies, Caller { roles }, &method) {
             Ok(())
         } else {
             refuse("deny:no-policy")
@@ -132,7 +137,7 @@ impl RoleGrant {
         let roles = self.rules.caller();
         let (seen, decisions) = policy::mask_profile(
             &self.rules.policies,
-            Caller { roles: &roles },
+            Caller { roles },
             &method,
             profile,
             facts,

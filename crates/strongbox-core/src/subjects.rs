@@ -168,6 +168,9 @@ impl Vault {
             // A read of the profile is decided field by field when it is answered;
             // a share, once the body says what it shares.
             (Principal::Role(_), Action::UserGet | Action::ShareCreate) => {}
+            // So is a person's read of someone else through their group roles.
+            (Principal::User { token, .. }, Action::UserGet)
+                if *token != row.token && self.group_grant(who).await?.is_some() => {}
             _ => {
                 self.authorize(who, action, &row.token, &part_of(action.action()))
                     .await?
@@ -187,6 +190,12 @@ impl Vault {
     ) -> Result<()> {
         let allowed = match who {
             Principal::Role(grant) => self.role_may_reach(grant, token, part).await,
+            Principal::User { token: own, .. } if own != token => {
+                match self.group_grant(who).await? {
+                    Some(grant) => self.role_may_reach(&grant, token, part).await,
+                    None => who.may_access(token),
+                }
+            }
             _ => who.may_access(token),
         };
         if let Err(e) = allowed {

@@ -17,6 +17,7 @@
 
 use serde_json::{Map, Value, json};
 use strongbox_store::{RecordRow, StoreError, WriteOp};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kinds::{Action, RecordKind};
@@ -83,6 +84,23 @@ impl Vault {
             ErrorKind::Unavailable,
             "the profile is changing too fast: try again",
         ))
+    }
+
+    /// The profile of soft-deleted person `token`, opened from its trash record
+    /// (`None` if they are not soft-deleted): what an erasure before the end of
+    /// the grace period needs for the schema's `preserve` fields and `forgetme`.
+    pub(crate) async fn hidden_profile(&self, token: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let Some(kept) = self
+            .store
+            .record(&self.tenant, RecordKind::Trash.name(), token)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (Some(dek), Some(data)) = (self.own_dek(&kept)?, kept.body.as_ref()) else {
+            return Ok(None);
+        };
+        Ok(Some(dek.open(&self.profile_aad(token), data)?))
     }
 
     /// Brings hidden profile `token` back (audited): the profile.

@@ -358,6 +358,16 @@ impl Vault {
                 .role_view(grant, token, &profile)
                 .await?
                 .map(Zeroizing::new)),
+            // Someone else's, through the person's group roles (or nothing).
+            Principal::User { token: own, .. } if own != token => {
+                match self.group_grant(who).await? {
+                    Some(grant) => Ok(self
+                        .role_view(&grant, token, &profile)
+                        .await?
+                        .map(Zeroizing::new)),
+                    None => Ok(None),
+                }
+            }
             _ => Ok(Some(profile)),
         }
     }
@@ -678,10 +688,13 @@ impl Vault {
                 .is_some_and(|s| s.preserves_anything());
         if needs_profile
             && let Some(row) = self.store.user(&self.tenant, token).await?
-            && row.erased.is_none()
-            && let Some(dek) = self.dek_of(&row)?
+            && let Some(plain) = match (row.erased, self.dek_of(&row)?) {
+                (None, Some(dek)) => Some(self.decrypt_profile(&row, &dek)?),
+                // Soft-deleted (the row reads as erased): the profile waits in its
+                // trash record. Erased already: there is none.
+                _ => self.hidden_profile(token).await?,
+            }
         {
-            let plain = self.decrypt_profile(&row, &dek)?;
             let profile: Value = serde_json::from_slice(&plain).map_err(Error::internal)?;
             extra.extend(self.profile_notification("forgetme", token, None, &profile)?);
             if let Some(schema) = &self.config.schema

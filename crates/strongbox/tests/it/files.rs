@@ -61,9 +61,7 @@ fn raw_call(s: &Server, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> 
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let mut resp = slow_agent()
-        .run(req.body(body).unwrap())
-        .unwrap();
+    let mut resp = slow_agent().run(req.body(body).unwrap()).unwrap();
     let status = resp.status().as_u16();
     let mut out = Vec::new();
     resp.body_mut().as_reader().read_to_end(&mut out).unwrap();

@@ -12,6 +12,7 @@ backend_tests!(
     groups_roles_and_policies_over_v2,
     a_role_token_sees_what_its_policies_allow,
     a_deny_reaches_every_method_that_holds_the_field,
+    a_person_s_token_carries_their_group_roles,
 );
 
 fn v2(s: &Server, method: &str, body: Value) -> Reply {
@@ -786,4 +787,108 @@ fn a_deny_reaches_every_method_that_holds_the_field(b: &Backend) {
             .status,
         403
     );
+}
+
+/// A person's access token carries the roles they hold in groups (Databunker Pro's
+/// teacher/parent examples): a teacher reads the names of the children of their own
+/// class, masked field by field, and nobody else's; in v1 it reaches only their own
+/// record, and without a role nothing changes.
+fn a_person_s_token_carries_their_group_roles(b: &Backend) {
+    let s = Server::start(b);
+    let teacher = s.create_user(json!({"login": "teacher", "name": "Ms T"}));
+    let kid1 = s.create_user(
+        json!({"login": "kid1", "name": "Kid One", "email": "k1@example.com", "age": 9}),
+    );
+    let kid2 = s.create_user(json!({"login": "kid2", "name": "Kid Two"}));
+    let loner = s.create_user(json!({"login": "loner", "name": "Lone"}));
+    for g in ["class-a", "class-b"] {
+        v2(&s, "GroupCreate", json!({"groupname": g})).expect(200);
+    }
+    for r in ["teacher", "child"] {
+        v2(&s, "RoleCreate", json!({"rolename": r})).expect(200);
+    }
+    let policy = v2(
+        &s,
+        "PolicyCreate",
+        json!({"policyname": "class-names", "policy": {
+            "Effect": "Allow", "Principal": {"Role": "teacher"}, "Action": "UserGet",
+            "Resource": "${target_group_members:role/child}.profile.name",
+            "Condition": {"ForAnyValue:ListIntersect": {"${principal_group_id}": "${target_group_id}"}}}}),
+    )
+    .expect(200)["policyid"]
+        .clone();
+    v2(
+        &s,
+        "RoleLinkPolicy",
+        json!({"rolename": "teacher", "policyid": policy}),
+    )
+    .expect(200);
+    for (who, group, role) in [
+        ("teacher", "class-a", "teacher"),
+        ("kid1", "class-a", "child"),
+        ("kid2", "class-b", "child"),
+    ] {
+        v2(
+            &s,
+            "GroupAddUser",
+            json!({"mode": "login", "identity": who, "groupname": group, "rolename": role}),
+        )
+        .expect(200);
+    }
+    let token_of = |login: &str| {
+        text(
+            &v2(
+                &s,
+                "XTokenCreateForUser",
+                json!({"mode": "login", "identity": login, "finaltime": "1h"}),
+            )
+            .expect(200),
+            "xtoken",
+        )
+    };
+    let x = token_of("teacher");
+    let get = |token: &str, who: &str| {
+        as_token(
+            &s,
+            token,
+            "UserGet",
+            json!({"mode": "token", "identity": who}),
+        )
+    };
+    // A child of the teacher's class: the name, the other strings starred, the
+    // number dropped.
+    let r = get(&x, &kid1).expect(200);
+    assert_eq!(
+        r["profile"],
+        json!({"login": "***", "name": "Kid One", "email": "***"})
+    );
+    // A child of another class, and someone in no group: refused.
+    assert_eq!(get(&x, &kid2).status, 403);
+    assert_eq!(get(&x, &loner).status, 403);
+    // Nothing but reads: no change, no erasure.
+    assert_eq!(
+        as_token(
+            &s,
+            &x,
+            "UserDelete",
+            json!({"mode": "token", "identity": kid1})
+        )
+        .status,
+        403
+    );
+    s.get_user("token", &kid1).expect(200);
+    // The teacher's own record, whole.
+    assert_eq!(get(&x, &teacher).expect(200)["profile"]["name"], "Ms T");
+    // v1 knows no policies: the person's own record only.
+    let r = s.call_as(
+        Some(&x),
+        "GET",
+        &format!("/v1/user/token/{kid1}"),
+        Body::None,
+    );
+    assert_eq!(r.status, 403, "{}", r.json);
+    // A child holds no role with a policy: their token reaches only themselves.
+    let k = token_of("kid1");
+    assert_eq!(get(&k, &kid2).status, 403);
+    assert_eq!(get(&k, &kid1).expect(200)["profile"]["age"], 9);
 }

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 use crate::backend_tests;
 use crate::harness::{Backend, Body, Reply, Server};
 
-backend_tests!(soft_deleted_profiles_leave_and_come_back,);
+backend_tests!(
+    soft_deleted_profiles_leave_and_come_back,
+    a_soft_deleted_person_is_erased_at_once_on_request,
+);
 
 fn call(s: &Server, tenant: Option<&str>, token: &str, method: &str, body: Value) -> Reply {
     let headers: Vec<(&str, &str)> = tenant.map(|t| ("X-Bunker-Tenant", t)).into_iter().collect();
@@ -256,4 +259,69 @@ fn soft_deleted_profiles_leave_and_come_back(b: &Backend) {
     assert_eq!(keys.trim(), "1");
     // The restored person was not touched by the sweep.
     call(&s, None, &root, "UserGet", email).expect(200);
+}
+
+/// `UserDelete` does not wait for the grace period: a soft-deleted person is erased
+/// at once, with a receipt, and a schema's `preserve` fields are kept from the
+/// profile waiting in the trash record.
+fn a_soft_deleted_person_is_erased_at_once_on_request(b: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("user.json");
+    std::fs::write(
+        &schema,
+        json!({"type": "object", "properties": {
+            "login": {"type": "string", "preserve": true},
+            "email": {"type": "string"}}})
+        .to_string(),
+    )
+    .unwrap();
+    let schema = schema.display().to_string();
+    let s = Server::start_with(b, &["--user-record-schema", &schema]);
+    let root = s.token.clone();
+    let carol = s.create_user(json!({"login": "carol", "email": "carol@example.com"}));
+    let unlock =
+        call(&s, None, &root, "BulkListUnlock", json!({})).expect(200)["unlockuuid"].clone();
+    call(
+        &s,
+        None,
+        &root,
+        "SystemDeleteUserProfiles",
+        json!({"mode": "login", "identity": "carol", "unlockuuid": unlock}),
+    )
+    .expect(200);
+    assert_eq!(count(&s, "trash"), 1);
+    call(
+        &s,
+        None,
+        &root,
+        "UserDelete",
+        json!({"mode": "token", "identity": carol}),
+    )
+    .expect(200);
+    assert_eq!(
+        count(&s, "trash"),
+        0,
+        "the trash record and its key are gone"
+    );
+    let receipts = s.store.sql(&format!(
+        "SELECT COUNT(*) FROM records WHERE kind = 'receipt' AND id = '{carol}'"
+    ));
+    assert_eq!(receipts.trim(), "1", "the erasure left its receipt");
+    assert_eq!(
+        s.get_user("token", &carol).expect(200)["data"],
+        json!({"login": "carol"}),
+        "the preserved field is kept"
+    );
+    s.get_user("email", "carol@example.com").expect(404);
+    assert_eq!(
+        call(
+            &s,
+            None,
+            &root,
+            "SystemRestoreUserProfile",
+            json!({"token": carol, "unlockuuid": unlock}),
+        )
+        .status,
+        404
+    );
 }
