@@ -36,7 +36,8 @@ WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk.lua")
 SCENARIOS = ["status", "probe", "get_token", "get_email", "post", "put",
              "v2_get_token", "v2_get_email", "v2_post", "v2_put", "t_get_token",
              "v2_token_create", "v2_token_get", "x_get_token", "r_get_token"]
-# Not run by default: the four vault operations in turn (`--scenarios mixed`, and what
+# Not run by default: `v2_search` (serve with --serve-arg=--search=true), and the
+# four vault operations in turn (`--scenarios mixed`, and what
 # `--rotate-root-key`, `--rotate-kek` and `--rotate-index` run while they rotate).
 LABELS = {
     "status": "ceiling: GET /v1/status",
@@ -56,6 +57,7 @@ LABELS = {
     "v2_token_get": "v2 TokenGet (card)",
     "r_get_token": "v2 UserGet by token, role token",
     "x_get_token": "v2 UserGet by token, own token",
+    "v2_search": "v2 UserSearch, email with a typo",
 }
 # People given an access token of their own for `x_get_token` (XTokenCreateForUser).
 OWN_TOKENS = 2_000
@@ -214,6 +216,8 @@ def run_backend(binary, backend, admin_url, args):
                 reset_peak_rss(server.pid)
                 cpu0, _, _ = proc_stat(server.pid)
                 t0 = time.monotonic()
+                if scenario == "v2_search":
+                    wrk_env = {**wrk_env, **search_unlock(base, token)}
                 env_for = {**wrk_env, **(tenant_env if scenario.startswith("t_") else {}),
                            **(fpt_env if scenario == "v2_token_get" else {}), **role_env,
                            **(own_env if scenario == "x_get_token" else {})}
@@ -283,6 +287,20 @@ def own_tokens(base, root_token, tokens_file, workdir):
         f.write("\n".join(lines) + "\n")
     log(f"issued {len(lines)} access tokens of people")
     return {"BENCH_TOKENS": path}
+
+
+def search_unlock(base, root_token):
+    """Waits until the search index is built (the vault serves with --search true),
+    then a fresh unlock uuid (it lives 60 s) for `v2_search`."""
+    deadline = time.monotonic() + 600
+    while True:
+        unlock = v2_call(base, "BulkListUnlock", {}, root_token)["unlockuuid"]
+        r = v2_call(base, "UserSearch", {"identity": "bench0@bench.example", "unlockuuid": unlock}, root_token)
+        if r.get("status") == "ok":
+            return {"BENCH_UNLOCK": unlock}
+        if time.monotonic() > deadline or "--search" in r.get("message", ""):
+            raise RuntimeError(f"UserSearch does not answer: {r}")
+        time.sleep(1)
 
 
 def role_token(base, root_token):

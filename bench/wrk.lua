@@ -18,12 +18,15 @@
 --               policies deciding field by field
 --   x_get_token POST /v2/UserGet by token with that person's own access token
 --               (BENCH_TOKENS: `<record token> <access token>` lines)
+--   v2_search   POST /v2/UserSearch of a person's email with a typo (`exmple`),
+--               BENCH_UNLOCK the unlock uuid
 -- BENCH_TOKENS names a file with one user token per line (user i on line i+1);
 -- users were created as bench{i}@bench.example. BENCH_RUN makes new logins unique.
 
 local scenario = os.getenv("BENCH_SCENARIO")
 local root = os.getenv("BENCH_ROOT_TOKEN")
 local run = os.getenv("BENCH_RUN") or "0"
+local unlock = os.getenv("BENCH_UNLOCK") or ""
 local tokens = {}
 local own = {}
 local n = 0
@@ -136,6 +139,10 @@ request = function()
         '"name":"Bulk User ' .. id .. '"}}'
     end
     return wrk.format("POST", "/v2/UserCreateBulk", nil, '{"records":[' .. table.concat(parts, ",") .. ']}')
+  elseif scenario == "v2_search" then
+    return wrk.format("POST", "/v2/UserSearch", nil,
+      '{"identity":"bench' .. (pick() - 1) .. '@bench.exmple","unlockuuid":"' .. unlock ..
+      '","limit":10}')
   elseif scenario == "v2_put" then
     counter = counter + 1
     return wrk.format("POST", "/v2/UserUpdate", nil,

@@ -7,9 +7,10 @@
 //! under a key derived from the index secret for that field, followed by the 16
 //! bytes of the person's token (so that many people can hold one trigram). A search
 //! cuts the query the same way, looks each trigram's digest prefix up (a range of
-//! the primary key), counts per person how many of the query's trigrams they hold,
-//! and then opens the best candidates and checks them on the plaintext the caller
-//! may see, so what comes back never depends on the digests alone.
+//! the primary key), counts per person how many of the query's rarer trigrams they
+//! hold (one held by more than [`COMMON_GRAM`] people finds no candidates), and then
+//! opens the best candidates and checks them on the plaintext the caller may see,
+//! with every trigram, so what comes back never depends on the digests alone.
 //!
 //! The entries ride on the blind-index machinery: written with the profile's own
 //! entries in the same statement (create, update, restore), under every index-key
@@ -47,9 +48,11 @@ pub const MATCH_THRESHOLD: f64 = 0.5;
 /// Most people a search returns.
 pub const MAX_RESULTS: usize = 100;
 
-/// Most holders read per trigram: a trigram most people hold (`"  a"`) adds
-/// little, and a search's memory stays bounded.
-const MAX_HOLDERS_PER_GRAM: usize = 20_000;
+/// Holders past which a trigram is too common to find candidates by (`"  a"`,
+/// `"com"`, a shared domain's): it is not read further, and counts only when the
+/// candidates found by the rarer ones are checked. This bounds a search's reads
+/// and memory whatever the vault's size.
+pub const COMMON_GRAM: usize = 2_000;
 
 /// Most candidates opened and checked on their plaintext.
 const MAX_CANDIDATES: usize = 400;
@@ -355,13 +358,15 @@ impl Vault {
             ring.usable()?;
             ring.all.values().cloned().collect()
         };
-        // Per person, the best share of one field's query trigrams they hold.
+        // Per person, the best share of one field's rarer query trigrams they hold.
         let mut best: HashMap<String, f64> = HashMap::new();
+        let (mut any_rare, mut any_common) = (false, false);
         for (field, grams) in &queries {
             let Some(name) = gram_index(field) else {
                 continue;
             };
             let mut held: HashMap<String, usize> = HashMap::new();
+            let mut rare = 0usize;
             for gram in grams {
                 let mut holders = BTreeSet::new();
                 for secret in &secrets {
@@ -371,24 +376,37 @@ impl Vault {
                     hi.extend_from_slice(&[0xffu8; 16]);
                     holders.extend(
                         self.store
-                            .index_range_tokens(
-                                &self.tenant,
-                                name,
-                                (&lo, &hi),
-                                MAX_HOLDERS_PER_GRAM,
-                            )
+                            .index_range_tokens(&self.tenant, name, (&lo, &hi), COMMON_GRAM + 1)
                             .await?,
                     );
                 }
+                // Held by nobody: it finds no one (and a typo's trigrams are such).
+                if holders.is_empty() {
+                    continue;
+                }
+                if holders.len() > COMMON_GRAM {
+                    any_common = true;
+                    continue;
+                }
+                rare += 1;
                 for token in holders {
                     *held.entry(token).or_default() += 1;
                 }
             }
+            if rare == 0 {
+                continue;
+            }
+            any_rare = true;
             for (token, n) in held {
-                let s = n as f64 / grams.len() as f64;
+                let s = n as f64 / rare as f64;
                 let b = best.entry(token).or_default();
                 *b = b.max(s);
             }
+        }
+        if !any_rare && any_common {
+            return Err(Error::bad_request(
+                "The identity is too common to search: give more of it",
+            ));
         }
         let mut candidates: Vec<(String, f64)> = best
             .into_iter()

@@ -56,6 +56,15 @@ pub struct IndexEntry {
     pub key_version: i64,
 }
 
+impl IndexEntry {
+    /// An entry of a search index (named `g:<field>`): one of the many trigram
+    /// entries a subject holds, its digest ending in the subject's token, so it
+    /// never collides with another subject's and is written in batches.
+    pub fn is_gram(&self) -> bool {
+        self.name.starts_with("g:")
+    }
+}
+
 /// One audit event. Holds no plaintext personal data: who (principal label), what
 /// (action), which record (random token), when, and the result. Personal data the
 /// event carries (a profile before and after a change) is in `detail`, sealed under

@@ -64,7 +64,8 @@ async fn insert_indexes(
     token: &str,
     entries: &[IndexEntry],
 ) -> Result<()> {
-    for e in entries {
+    // Lookups one by one, to name the one another subject holds.
+    for e in entries.iter().filter(|e| !e.is_gram()) {
         let r = ex
             .execute(
                 sql::INDEX_INSERT.into(),
@@ -76,6 +77,16 @@ async fn insert_indexes(
             Err(err) if err.is_unique() => return Err(StoreError::Duplicate(e.name)),
             Err(err) => return Err(err.into()),
         }
+    }
+    // Search trigrams (dozens per person, never another's) in a few statements.
+    let grams: Vec<&IndexEntry> = entries.iter().filter(|e| e.is_gram()).collect();
+    for chunk in grams.chunks(IMPORT_ROWS_PER_STATEMENT) {
+        let values: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|e| args![tenant, e.name, e.digest, token, e.key_version])
+            .collect();
+        ex.execute(sql::index_insert_rows(chunk.len()).into(), &values)
+            .await?;
     }
     Ok(())
 }

@@ -46,6 +46,13 @@ pub const USER_BY_INDEX2: &str = "SELECT u.token, u.kek_version, u.wrapped_dek, 
      WHERE i.tenant = ? AND i.name = ? AND i.digest IN (?, ?) ORDER BY i.key_version DESC LIMIT 1";
 pub const INDEX_INSERT: &str =
     "INSERT INTO user_index (tenant, name, digest, token, key_version) VALUES (?, ?, ?, ?, ?)";
+/// [`INDEX_INSERT`] of `n` rows in one statement.
+pub fn index_insert_rows(n: usize) -> String {
+    let mut sql =
+        String::from("INSERT INTO user_index (tenant, name, digest, token, key_version) VALUES ");
+    sql.push_str(&vec!["(?, ?, ?, ?, ?)"; n].join(", "));
+    sql
+}
 pub const INDEX_DROP_ONE: &str =
     "DELETE FROM user_index WHERE tenant = ? AND token = ? AND name = ?";
 pub const INDEX_DROP_ALL: &str = "DELETE FROM user_index WHERE tenant = ? AND token = ?";

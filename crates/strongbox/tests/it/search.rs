@@ -13,6 +13,7 @@ use crate::harness::{Backend, Body, Reply, Server, StoreLoc};
 backend_tests!(
     search_finds_people_by_keyed_trigrams,
     search_follows_an_index_key_rotation,
+    a_common_query_is_refused_and_a_rare_one_answered,
 );
 
 fn call(s: &Server, tenant: Option<&str>, token: &str, method: &str, body: Value) -> Reply {
@@ -324,4 +325,62 @@ fn search_follows_an_index_key_rotation(b: &Backend) {
     assert_eq!(grams, 30 * 9, "every member's trigrams under the new key");
     // A typo: the closest first (weaker matches, sharing "mem…", follow it).
     assert_eq!(search(&s, &unlock, "membr29")[0], tokens[29]);
+}
+
+/// A trigram held by more than 2,000 people finds no candidates (it counts only
+/// when they are checked): a query made only of such trigrams is refused, one with
+/// a rarer part finds its person first.
+fn a_common_query_is_refused_and_a_rare_one_answered(b: &Backend) {
+    let s = Server::start_with(b, &["--search", "true"]);
+    let mut tokens = Vec::new();
+    for start in (0..2100).step_by(700) {
+        let records: Vec<Value> = (start..start + 700)
+            .map(|i| json!({"profile": {"login": format!("crowd{i:04}")}}))
+            .collect();
+        let r = call(
+            &s,
+            None,
+            &s.token,
+            "UserCreateBulk",
+            json!({ "records": records }),
+        )
+        .expect(200);
+        tokens.extend(
+            r["created"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["token"].as_str().unwrap().to_string()),
+        );
+    }
+    assert_eq!(tokens.len(), 2100);
+    let unlock =
+        call(&s, None, &s.token, "BulkListUnlock", json!({})).expect(200)["unlockuuid"].clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = call(
+            &s,
+            None,
+            &s.token,
+            "UserSearch",
+            json!({"identity": "crowd", "unlockuuid": unlock}),
+        );
+        if r.status != 503 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the search index was not built");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(r.status, 400, "{}", r.json);
+    assert!(
+        r.json["message"].as_str().unwrap().contains("too common"),
+        "{}",
+        r.json
+    );
+    let found = search(&s, &unlock, "crowd1234");
+    assert_eq!(found[0], tokens[1234]);
+    assert!(
+        search(&s, &unlock, "zzqqxxvv").is_empty(),
+        "no holder: nobody"
+    );
 }
