@@ -633,45 +633,41 @@ impl Vault {
         Ok(r)
     }
 
-    /// What a person's access token may do to others in a v2 call: the policies of
-    /// every role they hold in a group, with their groups as the principal's
-    /// (`${principal_group_id}`). `None` for anyone else, in v1 (a person's token
-    /// reaches their own record only there), and for a person without a role.
-    pub(crate) async fn group_grant(&self, who: &Principal) -> Result<Option<RoleGrant>> {
+    /// What a person's access token may do to others in a v2 call: one grant per
+    /// role they hold in a group, each with only the groups where they hold that
+    /// role as the principal's (`${principal_group_id}`), so a teacher of one class
+    /// is not a teacher of another they merely belong to. Each role is decided on
+    /// its own; a call one of them allows is allowed. None for anyone else, in v1
+    /// (a person's token reaches their own record only there), and for a person
+    /// without a role.
+    pub(crate) async fn group_grants(&self, who: &Principal) -> Result<Vec<RoleGrant>> {
         let Principal::User { token, label } = who else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         if crate::context::method().is_none() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        let mut groups = BTreeSet::new();
-        let mut role_ids = BTreeSet::new();
+        let mut held: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
         for (group, role) in self.memberships(token).await? {
-            groups.insert(group.to_string());
-            role_ids.extend(role);
+            if let Some(role) = role {
+                held.entry(role).or_default().insert(group.to_string());
+            }
         }
-        if role_ids.is_empty() {
-            return Ok(None);
-        }
-        let mut rules = RoleRules {
-            roles: Vec::new(),
-            ids: Vec::new(),
-            policies: Vec::new(),
-        };
-        for id in role_ids {
-            // A role deleted since grants nothing.
-            let Ok(one) = self.role_rules(id).await else {
-                continue;
+        let mut grants = Vec::new();
+        for (id, groups) in held {
+            let rules = match self.role_rules(id).await {
+                Ok(r) => r,
+                // A role deleted since grants nothing; any other failure refuses.
+                Err(e) if e.kind == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
             };
-            rules.roles.extend(one.roles.iter().cloned());
-            rules.ids.extend(one.ids.iter().copied());
-            rules.policies.extend(one.policies.iter().cloned());
+            grants.push(RoleGrant {
+                rules,
+                label: format!("{label} role:{id}"),
+                principal_groups: groups,
+            });
         }
-        Ok(Some(RoleGrant {
-            rules: Arc::new(rules),
-            label: format!("{label} groups"),
-            principal_groups: groups,
-        }))
+        Ok(grants)
     }
 
     /// Role `role_id`'s name and its policies, as stored now.

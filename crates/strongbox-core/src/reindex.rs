@@ -223,7 +223,9 @@ impl Vault {
                 .iter()
                 .map(|(name, v)| entry(&secret, name, v))
                 .collect();
-            if !entries.is_empty() {
+            // Trigrams for the living only: an erased person's kept lookups are not
+            // searchable.
+            if !entries.is_empty() && user.erased.is_none() {
                 entries.extend(self.gram_entries_under(&secret, &user.token, &indexes));
             }
             // Nothing to write (the entry's field is gone from the profile: it can

@@ -428,13 +428,19 @@ impl Vault {
                 continue;
             };
             let plain = self.decrypt_profile(&row, &dek)?;
+            let whole: Map<String, Value> =
+                serde_json::from_slice(&plain).map_err(Error::internal)?;
             let Some(seen) = self.as_seen(who, &row.token, plain).await? else {
                 continue;
             };
             let profile: Map<String, Value> =
                 serde_json::from_slice(&seen).map_err(Error::internal)?;
+            // Only fields the caller sees as they are count: a starred or dropped
+            // one must not match (a query holding the stars would, and tell what
+            // is behind them).
             let score = queries
                 .iter()
+                .filter(|(field, _)| profile.get(*field) == whole.get(*field))
                 .filter_map(|(field, grams)| {
                     self.config
                         .normalizer

@@ -170,7 +170,7 @@ impl Vault {
             (Principal::Role(_), Action::UserGet | Action::ShareCreate) => {}
             // So is a person's read of someone else through their group roles.
             (Principal::User { token, .. }, Action::UserGet)
-                if *token != row.token && self.group_grant(who).await?.is_some() => {}
+                if *token != row.token && !self.group_grants(who).await?.is_empty() => {}
             _ => {
                 self.authorize(who, action, &row.token, &part_of(action.action()))
                     .await?
@@ -191,10 +191,14 @@ impl Vault {
         let allowed = match who {
             Principal::Role(grant) => self.role_may_reach(grant, token, part).await,
             Principal::User { token: own, .. } if own != token => {
-                match self.group_grant(who).await? {
-                    Some(grant) => self.role_may_reach(&grant, token, part).await,
-                    None => who.may_access(token),
+                let mut allowed = who.may_access(token);
+                for grant in self.group_grants(who).await? {
+                    allowed = self.role_may_reach(&grant, token, part).await;
+                    if allowed.is_ok() {
+                        break;
+                    }
                 }
+                allowed
             }
             _ => who.may_access(token),
         };

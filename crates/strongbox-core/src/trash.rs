@@ -134,10 +134,13 @@ impl Vault {
                 add_indexes,
                 audit: self.new_event(who, Action::UserRestore, Some(token), "ok"),
             },
-            WriteOp::DeleteRecord {
+            // Still the record read: an erasure meanwhile deleted it, and then the
+            // whole restore is refused (the person stays erased).
+            WriteOp::DeleteRecordAt {
                 tenant: self.tenant.clone(),
                 kind: kind.into(),
                 id: token.to_string(),
+                version: kept.version,
             },
         ];
         match self.store.write(WriteOp::Atomic(ops)).await {

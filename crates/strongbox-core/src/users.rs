@@ -359,14 +359,14 @@ impl Vault {
                 .await?
                 .map(Zeroizing::new)),
             // Someone else's, through the person's group roles (or nothing).
+            // (the first of their roles that shows anything).
             Principal::User { token: own, .. } if own != token => {
-                match self.group_grant(who).await? {
-                    Some(grant) => Ok(self
-                        .role_view(&grant, token, &profile)
-                        .await?
-                        .map(Zeroizing::new)),
-                    None => Ok(None),
+                for grant in self.group_grants(who).await? {
+                    if let Some(seen) = self.role_view(&grant, token, &profile).await? {
+                        return Ok(Some(Zeroizing::new(seen)));
+                    }
                 }
+                Ok(None)
             }
             _ => Ok(Some(profile)),
         }

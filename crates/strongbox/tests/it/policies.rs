@@ -597,6 +597,9 @@ fn a_role_token_sees_what_its_policies_allow(b: &Backend) {
     assert_eq!(by_root["rows"][0]["token"], ann.as_str(), "{by_root}");
     let by_role = searched(&x, &unlock_id, "ann");
     assert_eq!(by_role["total"], 0, "{by_role}");
+    // Stars do not match stars: the masked login cannot be probed.
+    let by_role = searched(&x, &unlock_id, "*** ann");
+    assert_eq!(by_role["total"], 0, "{by_role}");
     // Deny wins over allow: with the whole profile allowed, the ssn stays hidden.
     v2(
         &s,
@@ -804,7 +807,7 @@ fn a_person_s_token_carries_their_group_roles(b: &Backend) {
     for g in ["class-a", "class-b"] {
         v2(&s, "GroupCreate", json!({"groupname": g})).expect(200);
     }
-    for r in ["teacher", "child"] {
+    for r in ["teacher", "child", "parent"] {
         v2(&s, "RoleCreate", json!({"rolename": r})).expect(200);
     }
     let policy = v2(
@@ -827,6 +830,8 @@ fn a_person_s_token_carries_their_group_roles(b: &Backend) {
         ("teacher", "class-a", "teacher"),
         ("kid1", "class-a", "child"),
         ("kid2", "class-b", "child"),
+        // A parent in class-b is not a teacher there.
+        ("teacher", "class-b", "parent"),
     ] {
         v2(
             &s,
