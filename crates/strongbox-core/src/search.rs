@@ -102,11 +102,6 @@ fn token_bytes(token: &str) -> Vec<u8> {
     }
 }
 
-/// The digest prefix of one trigram of field `field` under `secret`.
-fn gram_prefix(secret: &IndexSecret, field: &str, gram: &str) -> Vec<u8> {
-    secret.index_key(&format!("gram/{field}")).digest(gram)[..GRAM_DIGEST_BYTES].to_vec()
-}
-
 /// One person's trigram entries under `secret` for their indexed values.
 fn entries_under(
     secret: &IndexSecret,
@@ -367,10 +362,14 @@ impl Vault {
             };
             let mut held: HashMap<String, usize> = HashMap::new();
             let mut rare = 0usize;
+            let keys: Vec<_> = secrets
+                .iter()
+                .map(|s| s.index_key(&format!("gram/{field}")))
+                .collect();
             for gram in grams {
                 let mut holders = BTreeSet::new();
-                for secret in &secrets {
-                    let prefix = gram_prefix(secret, field, gram);
+                for key in &keys {
+                    let prefix = key.digest(gram)[..GRAM_DIGEST_BYTES].to_vec();
                     let (mut lo, mut hi) = (prefix.clone(), prefix);
                     lo.extend_from_slice(&[0u8; 16]);
                     hi.extend_from_slice(&[0xffu8; 16]);

@@ -16,6 +16,7 @@
 //! trash record with everything else the person owns.
 
 use serde_json::{Map, Value, json};
+use strongbox_crypto::Dek;
 use strongbox_store::{RecordRow, StoreError, WriteOp};
 use zeroize::Zeroizing;
 
@@ -90,6 +91,15 @@ impl Vault {
     /// (`None` if they are not soft-deleted): what an erasure before the end of
     /// the grace period needs for the schema's `preserve` fields and `forgetme`.
     pub(crate) async fn hidden_profile(&self, token: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        Ok(self.opened_trash(token).await?.map(|(_, _, plain)| plain))
+    }
+
+    /// The trash record of `token` (expired or not), its key, and the profile it
+    /// holds, opened.
+    async fn opened_trash(
+        &self,
+        token: &str,
+    ) -> Result<Option<(RecordRow, Dek, Zeroizing<Vec<u8>>)>> {
         let Some(kept) = self
             .store
             .record(&self.tenant, RecordKind::Trash.name(), token)
@@ -100,22 +110,20 @@ impl Vault {
         let (Some(dek), Some(data)) = (self.own_dek(&kept)?, kept.body.as_ref()) else {
             return Ok(None);
         };
-        Ok(Some(dek.open(&self.profile_aad(token), data)?))
+        let plain = dek.open(&self.profile_aad(token), data)?;
+        Ok(Some((kept, dek, plain)))
     }
 
     /// Brings hidden profile `token` back (audited): the profile.
     async fn restore_user(&self, who: &Principal, token: &str) -> Result<Value> {
         let kind = RecordKind::Trash.name();
         let gone = || Error::not_found("The deleted user profile was not found");
-        let kept = self
-            .store
-            .record(&self.tenant, kind, token)
+        let (kept, dek, plain) = self
+            .opened_trash(token)
             .await?
-            .filter(|r| r.expires.is_none_or(|e| e > self.now()))
+            .filter(|(r, _, _)| r.expires.is_none_or(|e| e > self.now()))
             .ok_or_else(gone)?;
-        let dek = self.own_dek(&kept)?.ok_or_else(gone)?;
         let data = kept.body.clone().ok_or_else(gone)?;
-        let plain = dek.open(&self.profile_aad(token), &data)?;
         let profile: Map<String, Value> =
             serde_json::from_slice(&plain).map_err(Error::internal)?;
         let indexes = self.indexes_of(&profile);

@@ -550,7 +550,9 @@ impl Vault {
                 if before != after {
                     if before.is_some() {
                         drop_indexes.push(name);
-                        drop_indexes.extend(gram_index(name));
+                        if self.config.search {
+                            drop_indexes.extend(gram_index(name));
+                        }
                     }
                     if let Some(v) = after {
                         add_indexes.extend(self.index_entries(name, v)?);

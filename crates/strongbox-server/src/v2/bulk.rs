@@ -192,7 +192,7 @@ pub async fn search_users(
         .map(|f| {
             let mut row = user_row(f.token, &f.profile)?;
             row["version"] = Value::from(f.version);
-            row["score"] = json!((f.score * 1000.0).round() / 1000.0);
+            row["score"] = score(f.score);
             Ok(row)
         })
         .collect::<Result<Vec<_>>>()?;
@@ -200,6 +200,11 @@ pub async fn search_users(
         ("total", Value::from(rows.len())),
         ("rows", Value::from(rows)),
     ]))
+}
+
+/// A search's score as answered: three decimals.
+pub(super) fn score(s: f64) -> Value {
+    json!((s * 1000.0).round() / 1000.0)
 }
 
 /// A search's `limit` (1–100, default 100).

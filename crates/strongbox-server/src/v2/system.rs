@@ -219,7 +219,7 @@ pub async fn search_profiles(
             let mut row = strongbox_core::trash::hidden_json(&h);
             row["profile"] =
                 serde_json::from_slice(&f.profile).map_err(strongbox_core::Error::internal)?;
-            row["score"] = json!((f.score * 1000.0).round() / 1000.0);
+            row["score"] = super::bulk::score(f.score);
             Ok(row)
         })
         .collect::<strongbox_core::Result<Vec<_>>>()?;
